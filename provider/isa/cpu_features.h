@@ -1,0 +1,54 @@
+// CPU feature detection shared by the provider's kernel dispatch and the Python `ortsparse isa`
+// report, so that what the report says is what the kernels do.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ortsparse::isa {
+
+struct CpuFeatures {
+  std::string vendor;  // "GenuineIntel", "AuthenticAMD", ...
+  std::string model;   // brand string
+  int logical_cores = 0;
+
+  // Each flag is true only when both the CPU and the OS (XSAVE state enabled) support it.
+  bool avx2 = false;
+  bool fma = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512dq = false;
+  bool avx512_vnni = false;
+  bool avx512_bf16 = false;
+  bool avx_vnni = false;
+  bool amx_tile = false;
+  bool amx_int8 = false;
+  bool amx_bf16 = false;
+
+  // Per-core data cache sizes and the shared last-level size, in bytes (0 when unknown).
+  uint64_t l1d_bytes = 0;
+  uint64_t l2_bytes = 0;
+  uint64_t l3_bytes = 0;
+};
+
+// Detected once, on first use.
+const CpuFeatures& DetectCpuFeatures();
+
+// Ordered from least to most capable: a family implies all lower ones.
+enum class KernelFamily { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+
+KernelFamily BestSupportedKernelFamily(const CpuFeatures& features);
+
+// The family the kernels use: the best the CPU supports, lowered (never raised) by the environment
+// variable ORTSPARSE_ISA=scalar|avx2|avx512|avx512vnni, which lets tests exercise every microkernel
+// on one machine. Read on every call, so a new session sees a changed variable. Throws
+// std::invalid_argument for a name it does not know, rather than silently ignoring it.
+KernelFamily SelectKernelFamily();
+
+const char* KernelFamilyName(KernelFamily family);
+
+// Parses a name accepted by ORTSPARSE_ISA; returns false for an unknown name.
+bool ParseKernelFamily(const std::string& name, KernelFamily* family);
+
+}  // namespace ortsparse::isa

@@ -1,0 +1,5 @@
+import sys
+
+from ortsparse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""The `ortsparse` command line, and `rewrite-model`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _run_isa(args: argparse.Namespace) -> int:
+    from ortsparse.isa import cpu_report, format_cpu_report
+
+    try:
+        report = cpu_report()
+    except ValueError as error:
+        print(f"ortsparse isa: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else format_cpu_report(report))
+    return 0
+
+
+def _run_rewrite(args: argparse.Namespace) -> int:
+    from ortsparse.rewriter.command import run_rewrite
+
+    return run_rewrite(args)
+
+
+def _add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
+    from ortsparse.rewriter.command import add_rewrite_arguments
+
+    add_rewrite_arguments(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ortsparse",
+        description="Sparsity-aware CPU kernels for ONNX Runtime.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    isa = commands.add_parser(
+        "isa",
+        help="show the CPU's ISA extensions and the kernel family ortsparse will use",
+        description="Show the CPU's ISA extensions, cache sizes and the kernel family the "
+        "provider will pick (the ORTSPARSE_ISA environment variable can lower it).",
+    )
+    isa.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    isa.set_defaults(run=_run_isa)
+
+    rewrite = commands.add_parser(
+        "rewrite",
+        help="replace eligible nodes of a sparse ONNX model with ortsparse ops",
+        description="Replace eligible nodes of a sparse ONNX model with ortsparse ops "
+        "(same as the rewrite-model command).",
+    )
+    _add_rewrite_arguments(rewrite)
+    rewrite.set_defaults(run=_run_rewrite)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+def rewrite_model_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rewrite-model",
+        description="Replace eligible nodes of a sparse ONNX model with ortsparse ops.",
+    )
+    _add_rewrite_arguments(parser)
+    return _run_rewrite(parser.parse_args(argv))

@@ -1,0 +1,63 @@
+"""CPU features as the provider's kernel dispatch sees them (`ortsparse isa`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def cpu_report() -> dict[str, Any]:
+    """Detected CPU features plus ``kernel_family``, the family the provider will pick now.
+
+    Raises ValueError when ORTSPARSE_ISA names no known family.
+    """
+    from ortsparse import _isa  # compiled; imported late so the pure-Python parts work without it
+
+    report = dict(_isa.cpu_features())
+    report["kernel_family"] = _isa.selected_kernel_family()
+    return report
+
+
+_FLAG_LABELS = [
+    ("avx2", "AVX2"),
+    ("fma", "FMA"),
+    ("avx512f", "AVX-512 F"),
+    ("avx512bw", "AVX-512 BW"),
+    ("avx512vl", "AVX-512 VL"),
+    ("avx512dq", "AVX-512 DQ"),
+    ("avx512_vnni", "AVX-512 VNNI"),
+    ("avx512_bf16", "AVX-512 BF16"),
+    ("avx_vnni", "AVX-VNNI"),
+    ("amx_tile", "AMX tile"),
+    ("amx_int8", "AMX int8"),
+    ("amx_bf16", "AMX bf16"),
+]
+
+
+def _format_bytes(size: int) -> str:
+    if size == 0:
+        return "unknown"
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def format_cpu_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"vendor          {report['vendor']}",
+        f"model           {report['model']}",
+        f"logical cores   {report['logical_cores']}",
+    ]
+    lines += [f"{label:<16}{'yes' if report[key] else 'no'}" for key, label in _FLAG_LABELS]
+    lines += [
+        f"L1d cache       {_format_bytes(report['l1d_bytes'])}",
+        f"L2 cache        {_format_bytes(report['l2_bytes'])}",
+        f"L3 cache        {_format_bytes(report['l3_bytes'])}",
+        f"kernel family   {report['kernel_family']}"
+        + (
+            f" (lowered by ORTSPARSE_ISA from {report['best_kernel_family']})"
+            if report["kernel_family"] != report["best_kernel_family"]
+            else ""
+        ),
+    ]
+    return "\n".join(lines)
