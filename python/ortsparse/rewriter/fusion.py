@@ -1,0 +1,138 @@
+"""What epilogue fusion rules share: the rule interface and the checks every fusion must pass.
+
+A fusion folds nodes that consume a SparseGemm's output into the SparseGemm's epilogue (bias,
+activation, residual). It is only sound when nothing else reads the tensors that disappear, so a
+rule matches only chains whose intermediate tensors have no other reader and are not graph outputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import onnx
+
+from ortsparse.rewriter.graph import Graph, is_default_domain
+from ortsparse.rewriter.pattern import Op, match_node
+from ortsparse.rewriter.sparse_gemm import NO_ACTIVATION, Activation, SparseGemm
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Fold ``absorbed`` into the SparseGemm, which becomes ``fused`` and takes over the output
+    of the last absorbed node."""
+
+    absorbed: tuple[onnx.NodeProto, ...]
+    fused: SparseGemm
+
+
+class EpilogueRule(ABC):
+    label: str  # what Decision.fused records for this rule
+
+    @abstractmethod
+    def match(self, graph: Graph, gemm: SparseGemm) -> Fusion | None:
+        """The fusion of what follows ``gemm`` into it, or None when this rule does not apply."""
+
+
+def apply_fusion(graph: Graph, gemm_node: onnx.NodeProto, fusion: Fusion) -> None:
+    graph.replace([gemm_node, *fusion.absorbed], [fusion.fused.to_node()])
+
+
+def sole_consumer_of_type(graph: Graph, gemm: SparseGemm, op_type: str) -> onnx.NodeProto | None:
+    """The default-domain node that alone reads the SparseGemm's output, if of ``op_type``."""
+    consumer = graph.sole_consumer(gemm.output)
+    if consumer is None or consumer.op_type != op_type or not is_default_domain(consumer):
+        return None
+    return consumer
+
+
+def other_operand(node: onnx.NodeProto, tensor: str) -> str | None:
+    """The input of binary ``node`` other than ``tensor``; None unless ``tensor`` is exactly one."""
+    if len(node.input) != 2 or list(node.input).count(tensor) != 1:
+        return None
+    return node.input[1] if node.input[0] == tensor else node.input[0]
+
+
+class ActivationRule(EpilogueRule):
+    """Fuses an activation; any residual already fused was added before it."""
+
+    def match(self, graph: Graph, gemm: SparseGemm) -> Fusion | None:
+        if gemm.activation.name != NO_ACTIVATION:
+            return None
+        found = self.find_activation(graph, gemm)
+        if found is None:
+            return None
+        absorbed, activation = found
+        fused = gemm.replace(
+            activation=activation,
+            output=absorbed[-1].output[0],
+            residual_before_activation=bool(gemm.residual),
+        )
+        return Fusion(tuple(absorbed), fused)
+
+    @abstractmethod
+    def find_activation(
+        self, graph: Graph, gemm: SparseGemm
+    ) -> tuple[Sequence[onnx.NodeProto], Activation] | None:
+        """The nodes computing the activation of the SparseGemm's output (root last), and which."""
+
+
+class SingleOpActivationRule(ActivationRule):
+    """An activation computed by one node reading only the SparseGemm's output."""
+
+    op_type: str
+    activation: str
+
+    def find_activation(self, graph, gemm):
+        node = sole_consumer_of_type(graph, gemm, self.op_type)
+        if node is None or list(node.input) != [gemm.output]:
+            return None
+        return [node], Activation(self.activation)
+
+
+class PatternActivationRule(ActivationRule):
+    """An activation computed by a small subgraph of the SparseGemm's output, variable ``x``."""
+
+    patterns: Sequence[Op]
+    activation: str
+
+    def find_activation(self, graph, gemm):
+        shape = graph.shape(gemm.output)
+        if shape is None:  # constants could not be checked to broadcast without growing the rank
+            return None
+        for root in _nodes_downstream(graph, gemm.output, depth=_MAX_PATTERN_DEPTH):
+            for pattern in self.patterns:
+                if root.op_type != pattern.op_type:
+                    continue
+                match = match_node(graph, pattern, root, {"x": gemm.output}, max_rank=len(shape))
+                if match is not None and _only_pattern_reads_inside(
+                    graph, gemm.output, match.nodes
+                ):
+                    return match.nodes, Activation(self.activation)
+        return None
+
+
+_MAX_PATTERN_DEPTH = 8
+
+
+def _nodes_downstream(graph: Graph, tensor: str, depth: int) -> list[onnx.NodeProto]:
+    """Nodes reachable from ``tensor`` in at most ``depth`` steps, nearest first."""
+    found, seen, frontier = [], set(), [tensor]
+    for _ in range(depth):
+        next_frontier = []
+        for name in frontier:
+            for node in graph.consumers(name):
+                if id(node) not in seen:
+                    seen.add(id(node))
+                    found.append(node)
+                    next_frontier.extend(node.output)
+        frontier = next_frontier
+    return found
+
+
+def _only_pattern_reads_inside(graph: Graph, x: str, nodes: Sequence[onnx.NodeProto]) -> bool:
+    """True when ``x`` and every intermediate result of ``nodes`` (all but the root's output) are
+    read by ``nodes`` alone, so replacing them by one node loses nothing."""
+    intermediates = [x, *(output for node in nodes[:-1] for output in node.output)]
+    return all(graph.used_only_by(name, nodes) for name in intermediates)

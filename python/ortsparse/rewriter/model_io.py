@@ -1,0 +1,88 @@
+"""rewrite_file: load (with external data), rewrite, save (as external data when large)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from ortsparse.rewriter.decisions import RewriteResult
+from ortsparse.rewriter.errors import RewriteError
+from ortsparse.rewriter.pipeline import Progress, estimated_size_bytes, rewrite_owned_model
+from ortsparse.rewriter.report import format_report
+
+# Past this the tensors go to a data file beside the model: a protobuf message cannot exceed 2 GB,
+# and the margin covers what estimated_size_bytes leaves out.
+EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
+
+
+def rewrite_file(
+    in_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    min_sparsity: float | None = None,
+    report: bool = False,
+    progress: Progress | None = None,
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD_BYTES,
+) -> RewriteResult:
+    """Rewrites the model at ``in_path`` into ``out_path``; prints the report when ``report``.
+
+    A result larger than ``external_data_threshold`` bytes is saved with its tensors in
+    ``<out file name>.data`` beside it; the returned model then refers to that file for them.
+    Raises RewriteError when the input is missing, unreadable, not ONNX or malformed.
+    """
+    tell = progress or (lambda message: None)
+    in_path, out_path = Path(in_path), Path(out_path)
+    tell(f"checking {in_path}")
+    _check_file(in_path)
+    tell(f"loading {in_path}")
+    model = _load(in_path)
+    result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress, checked=True)
+    tell(f"saving {out_path}")
+    _save(result.model, out_path, external_data_threshold)
+    if report:
+        print(format_report(result.decisions))
+    return result
+
+
+def _save(
+    model: onnx.ModelProto, path: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD_BYTES
+) -> None:
+    if estimated_size_bytes(model) <= external_data_threshold:
+        onnx.save_model(model, path)
+        return
+    data_file = path.with_name(f"{path.name}.data")
+    data_file.unlink(missing_ok=True)  # onnx appends to an existing data file
+    onnx.save_model(
+        model,
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data_file.name,
+        size_threshold=1024,
+    )
+
+
+def _check_file(path: Path) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise RewriteError(f"cannot read {path}: {error.strerror or error}") from error
+    try:
+        onnx.checker.check_model(str(path))  # the path form also handles models over 2 GB
+    except onnx.checker.ValidationError as error:
+        raise RewriteError(f"{path} is not a valid ONNX model: {_first_line(error)}") from error
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(path, load_external_data=True)
+    except (OSError, DecodeError, ValueError) as error:
+        raise RewriteError(f"cannot load {path}: {_first_line(error)}") from error
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,76 @@
+"""Packs a dense weight W [K, N] into SparseGemm's csr or block4 arrays (docs/ops.md).
+
+Both formats group output channels (one channel per csr group, four per block4 group) and store,
+per group, the input indices k whose weights are not all zero, in increasing order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_SIZE = {"csr": 1, "block4": 4}
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+@dataclass(frozen=True)
+class PackedWeight:
+    format: str
+    k: int
+    n: int
+    values: np.ndarray  # float32 [stored_blocks * block_size]
+    group_offsets: np.ndarray  # int32 [num_groups + 1]
+    input_indices: np.ndarray  # int32 [stored_blocks]
+
+    @property
+    def stored_blocks(self) -> int:
+        return len(self.input_indices)
+
+
+def pack(weight: np.ndarray, format: str) -> PackedWeight:
+    """Packs float32 ``weight`` [K, N]; a block is stored when any of its weights is nonzero."""
+    block_size = BLOCK_SIZE[format]
+    blocks, stored = _blocks(weight, block_size)
+    group_of_block, input_indices = np.nonzero(stored)  # row-major: by group, then increasing k
+    if len(input_indices) > _INT32_MAX:
+        raise ValueError(
+            f"{len(input_indices)} stored blocks do not fit SparseGemm's int32 indices"
+        )
+    counts = np.bincount(group_of_block, minlength=stored.shape[0])
+    return PackedWeight(
+        format=format,
+        k=weight.shape[0],
+        n=weight.shape[1],
+        values=np.ascontiguousarray(blocks[stored].reshape(-1), dtype=np.float32),
+        group_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
+        input_indices=input_indices.astype(np.int32),
+    )
+
+
+def count_stored_blocks(weight: np.ndarray, format: str) -> int:
+    """How many blocks ``pack(weight, format)`` would store, without building the arrays."""
+    return int(np.count_nonzero(_blocks(weight, BLOCK_SIZE[format])[1]))
+
+
+def unpack(packed: PackedWeight) -> np.ndarray:
+    """The dense W [K, N] that ``packed`` stands for."""
+    block_size = BLOCK_SIZE[packed.format]
+    num_groups = len(packed.group_offsets) - 1
+    counts = np.diff(packed.group_offsets)
+    blocks = np.zeros((num_groups, packed.k, block_size), dtype=np.float32)
+    blocks[np.repeat(np.arange(num_groups), counts), packed.input_indices] = packed.values.reshape(
+        -1, block_size
+    )
+    return blocks.transpose(1, 0, 2).reshape(packed.k, num_groups * block_size)[:, : packed.n]
+
+
+def _blocks(weight: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """W as blocks [num_groups, K, block_size] (zero-padded past N), and which are stored."""
+    k, n = weight.shape
+    num_groups = -(-n // block_size)
+    padded = np.zeros((k, num_groups * block_size), dtype=np.float32)
+    padded[:, :n] = weight
+    blocks = padded.reshape(k, num_groups, block_size).transpose(1, 0, 2)
+    return blocks, np.any(blocks != 0, axis=2)

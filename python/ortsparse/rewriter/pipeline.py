@@ -1,0 +1,143 @@
+"""The rewrite pipeline: validate, convert MatMul/Gemm nodes, fuse epilogues, clean up.
+
+1. The model is checked (onnx.checker, strict shape inference); a malformed one is a RewriteError.
+2. Conversion rules visit every MatMul and Gemm of the top-level graph, in graph order, and each
+   gets a Decision, rewritten or not; nodes inside control-flow subgraphs are reported as kept.
+3. Epilogue rules fold the nodes after each new SparseGemm into it until none applies.
+4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+from ortsparse.rewriter.conversion import Conversion, kept
+from ortsparse.rewriter.cost_model import CostModel
+from ortsparse.rewriter.decisions import RewriteResult
+from ortsparse.rewriter.errors import RewriteError
+from ortsparse.rewriter.fusion import apply_fusion
+from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
+from ortsparse.rewriter.policy import SparsityPolicy
+from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES
+from ortsparse.rewriter.sparse_gemm import DOMAIN, OPSET_VERSION, SparseGemm
+
+Progress = Callable[[str], None]
+
+_PROTOBUF_LIMIT_BYTES = 2**31
+
+
+def rewrite_model(
+    model: onnx.ModelProto,
+    *,
+    min_sparsity: float | None = None,
+    progress: Progress | None = None,
+) -> RewriteResult:
+    """Rewrites eligible MatMul/Gemm nodes of ``model`` (left unchanged) into SparseGemm nodes.
+
+    ``min_sparsity`` replaces the cost model's verdict by a threshold on each weight's fraction
+    of zeros. Raises RewriteError for a malformed model.
+    """
+    owned = onnx.ModelProto()
+    owned.CopyFrom(model)
+    return rewrite_owned_model(owned, min_sparsity=min_sparsity, progress=progress)
+
+
+def rewrite_owned_model(
+    model: onnx.ModelProto,
+    *,
+    min_sparsity: float | None = None,
+    progress: Progress | None = None,
+    checked: bool = False,
+) -> RewriteResult:
+    """rewrite_model, editing ``model`` in place; ``checked`` when the checker already passed it."""
+    report = progress or (lambda message: None)
+    if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
+        raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
+    if not checked:
+        _check(model)
+    report("inferring shapes")
+    graph = Graph(model)
+    policy = SparsityPolicy(CostModel.load(), min_sparsity)
+
+    conversions = _convert(graph, policy, report)
+    rewritten = [conversion for conversion in conversions if conversion.sparse_gemm]
+    report(f"fusing epilogues of {len(rewritten)} SparseGemm node(s)")
+    for conversion in rewritten:
+        _fuse_epilogue(graph, conversion)
+    graph.commit()
+    if rewritten:
+        _import_ortsparse_opset(model)
+    return RewriteResult(model, [conversion.decision for conversion in conversions])
+
+
+def _check(model: onnx.ModelProto) -> None:
+    """onnx.checker on ``model``; a model over protobuf's limit only exists loaded from a file,
+    which rewrite_file checks through its path instead."""
+    if estimated_size_bytes(model) >= _PROTOBUF_LIMIT_BYTES:
+        return
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as error:
+        raise RewriteError(f"the model is malformed: {error}") from error
+
+
+def estimated_size_bytes(model: onnx.ModelProto) -> int:
+    """About the serialized size of ``model``: its initializers and nodes, which hold all weights.
+    (ByteSize() itself fails past protobuf's 2 GB limit.)"""
+    graph = model.graph
+    return sum(tensor.ByteSize() for tensor in graph.initializer) + sum(
+        node.ByteSize() for node in graph.node
+    )
+
+
+def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Conversion]:
+    rule_for_op = {rule.op_type: rule for rule in CONVERSION_RULES}
+    candidates = [
+        node for node in graph.nodes if node.op_type in rule_for_op and is_default_domain(node)
+    ]
+    report(f"analysing {len(candidates)} MatMul/Gemm node(s)")
+    conversions = []
+    for index, node in enumerate(candidates, 1):
+        conversion = rule_for_op[node.op_type].convert(graph, node, policy)
+        decision = conversion.decision
+        outcome = (
+            f"rewritten ({decision.format})" if decision.rewritten else f"kept: {decision.reason}"
+        )
+        report(f"[{index}/{len(candidates)}] {decision.node_name}: {outcome}")
+        conversions.append(conversion)
+    conversions += [
+        kept(node, "inside a control-flow subgraph, which the rewriter leaves as it is")
+        for node in _subgraph_nodes(graph.nodes)
+        if node.op_type in rule_for_op and is_default_domain(node)
+    ]
+    return conversions
+
+
+def _subgraph_nodes(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    found = []
+    for node in nodes:
+        for subgraph in subgraphs(node):
+            found += [*subgraph.node, *_subgraph_nodes(subgraph.node)]
+    return found
+
+
+def _fuse_epilogue(graph: Graph, conversion: Conversion) -> None:
+    """Applies the first epilogue rule that matches the new SparseGemm, again and again."""
+    while True:
+        node = graph.node_named(conversion.sparse_gemm)
+        gemm = SparseGemm.from_node(node)
+        for rule in EPILOGUE_RULES:
+            fusion = rule.match(graph, gemm)
+            if fusion is not None:
+                apply_fusion(graph, node, fusion)
+                conversion.decision.fused.append(rule.label)
+                break
+        else:
+            return
+
+
+def _import_ortsparse_opset(model: onnx.ModelProto) -> None:
+    if all(opset.domain != DOMAIN for opset in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, OPSET_VERSION))

@@ -1,0 +1,48 @@
+"""Decides, per constant weight, whether SparseGemm pays off and in which format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ortsparse.rewriter.cost_model import FORMATS, CostModel
+from ortsparse.rewriter.packing import count_stored_blocks
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rewrite: bool
+    format: str  # the format to pack in (the cost model's choice even when not rewriting)
+    sparsity: float
+    reason: str
+
+
+class SparsityPolicy:
+    """The cost model's verdict, or with ``min_sparsity`` a plain threshold on the zero fraction
+    (the format is still the one the cost model predicts faster)."""
+
+    def __init__(self, cost_model: CostModel, min_sparsity: float | None = None):
+        self.cost_model = cost_model
+        self.min_sparsity = min_sparsity
+
+    def judge(self, weight: np.ndarray, m: int) -> Verdict:
+        k, n = weight.shape
+        sparsity = 1.0 - np.count_nonzero(weight) / weight.size
+        stored_blocks = {format: count_stored_blocks(weight, format) for format in FORMATS}
+        prediction = self.cost_model.predict(m, k, n, stored_blocks)
+        if self.min_sparsity is not None:
+            rewrite = sparsity >= self.min_sparsity
+            comparison = ">=" if rewrite else "<"
+            reason = f"sparsity {sparsity:.1%} {comparison} min-sparsity {self.min_sparsity:.1%}"
+        elif prediction.sparse_wins:
+            rewrite = True
+            reason = f"predicted {prediction.speedup:.2f}x faster than dense at M={m}"
+        else:
+            rewrite = False
+            break_even = self.cost_model.break_even_sparsity(m, k, n, prediction.format)
+            reason = (
+                f"predicted {1 / prediction.speedup:.2f}x slower than dense at M={m} "
+                f"({prediction.format} breaks even near {break_even:.0%} sparsity)"
+            )
+        return Verdict(rewrite, prediction.format, sparsity, reason)

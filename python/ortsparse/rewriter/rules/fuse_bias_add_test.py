@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+from onnx import helper
+
+from ortsparse.rewriter import rewrite_model
+from ortsparse.rewriter.testing import (
+    FORCE_REWRITE,
+    assert_same_outputs,
+    fused_gemm,
+    make_model,
+    matmul_then,
+    op_types,
+    rewrite,
+    sparse_weight,
+)
+
+N = 8
+RNG = np.random.default_rng(3)
+
+
+@pytest.mark.parametrize(
+    "bias_shape", [[N], [1, N], [], [1]], ids=["vector", "row", "scalar", "one"]
+)
+@pytest.mark.parametrize("bias_first", [False, True])
+def test_constant_bias_add_is_fused(bias_shape, bias_first):
+    bias = RNG.standard_normal(bias_shape).astype(np.float32)
+    add_inputs = ["bias", "x"] if bias_first else ["x", "bias"]
+    model = matmul_then([helper.make_node("Add", add_inputs, ["Y"])], constants={"bias": bias})
+    rewritten = rewrite(model)
+    gemm, attrs = fused_gemm(rewritten)
+    assert len(gemm.input) == 5 and list(gemm.output) == ["Y"] and attrs["activation"] == "none"
+    assert "bias" not in {tensor.name for tensor in rewritten.graph.initializer}
+    assert_same_outputs(model, rewritten)
+
+
+def test_bias_then_relu_fuse_in_order():
+    model = matmul_then(
+        [helper.make_node("Add", ["x", "bias"], ["z"]), helper.make_node("Relu", ["z"], ["Y"])],
+        constants={"bias": RNG.standard_normal([N]).astype(np.float32)},
+    )
+    assert rewrite_model(model, min_sparsity=FORCE_REWRITE).decisions[0].fused == ["Add", "Relu"]
+    rewritten = rewrite(model)
+    _, attrs = fused_gemm(rewritten)
+    assert attrs["activation"] == "relu"
+    assert_same_outputs(model, rewritten)
+
+
+def test_bias_after_gemm_c_is_summed_into_one_bias():
+    gemm = helper.make_node("Gemm", ["A", "W", "c"], ["x"], name="fc")
+    add = helper.make_node("Add", ["x", "bias"], ["Y"])
+    constants = {
+        "W": sparse_weight(16, N),
+        "c": RNG.standard_normal([N]).astype(np.float32),
+        "bias": RNG.standard_normal([N]).astype(np.float32),
+    }
+    model = make_model([gemm, add], {"A": [4, 16]}, {"Y": [4, N]}, constants)
+    rewritten = rewrite(model)
+    fused_gemm(rewritten)
+    assert_same_outputs(model, rewritten)
+
+
+def test_bias_after_an_activation_is_not_fused():
+    model = matmul_then(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "bias"], ["Y"])],
+        constants={"bias": RNG.standard_normal([N]).astype(np.float32)},
+    )
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseGemm", "Add"]
+    assert_same_outputs(model, rewritten)
+
+
+@pytest.mark.parametrize(
+    "shape", [[3, N], [N, 1], [1, 1, N]], ids=["rows", "column", "higher rank"]
+)
+def test_constant_that_does_not_broadcast_as_a_bias_is_not_fused(shape):
+    model = matmul_then(
+        [helper.make_node("Add", ["x", "c"], ["Y"])],
+        constants={"c": RNG.standard_normal(shape).astype(np.float32)},
+        outputs={"Y": [f"d{axis}" for axis in range(len(shape))]},
+    )
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseGemm", "Add"]
+
+
+def test_bias_add_is_not_fused_when_the_product_has_another_consumer():
+    model = matmul_then(
+        [helper.make_node("Add", ["x", "bias"], ["Y"]), helper.make_node("Relu", ["x"], ["Z"])],
+        constants={"bias": RNG.standard_normal([N]).astype(np.float32)},
+        outputs={"Y": ["b", N], "Z": ["b", N]},
+    )
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseGemm", "Add", "Relu"]
+    assert_same_outputs(model, rewritten)

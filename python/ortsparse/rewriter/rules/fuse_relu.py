@@ -1,0 +1,8 @@
+"""SparseGemm -> Relu  ->  SparseGemm(activation=relu)."""
+
+from ortsparse.rewriter.fusion import SingleOpActivationRule
+
+
+class FuseRelu(SingleOpActivationRule):
+    label = op_type = "Relu"
+    activation = "relu"

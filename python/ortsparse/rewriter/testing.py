@@ -1,0 +1,155 @@
+"""What the rewriter's tests share: tiny models, sparse weights, and ORT runs to compare.
+
+Rewritten models must compute what the original computes: ``assert_same_outputs`` runs both in
+ONNX Runtime (the rewritten one with the ortsparse library registered) and requires
+max |Y_rewritten - Y_original| <= OUTPUT_RTOL * max |Y_original| for every output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+import ortsparse
+from ortsparse.rewriter import rewrite_model
+from ortsparse.rewriter.sparse_gemm import DOMAIN, OP_TYPE
+
+OUTPUT_RTOL = 1e-4
+OPSET = 17
+FLOAT = onnx.TensorProto.FLOAT
+
+# Tests force rewriting with a low threshold so they do not depend on the measured cost model.
+FORCE_REWRITE = 0.5
+
+
+def sparse_weight(
+    k: int, n: int, sparsity: float = 0.9, seed: int = 0, block: int = 1
+) -> np.ndarray:
+    """A float32 [k, n] weight with about ``sparsity`` of its entries zero, in runs of ``block``
+    output channels (block 4: whole block4 blocks)."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((k, n)).astype(np.float32)
+    zero_blocks = rng.random((k, -(-n // block))) < sparsity
+    weight[np.repeat(zero_blocks, block, axis=1)[:, :n]] = 0.0
+    return weight
+
+
+def make_model(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: dict[str, Sequence],
+    outputs: dict[str, Sequence | None],
+    initializers: dict[str, np.ndarray] | None = None,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """A float32 model; ``inputs`` and ``outputs`` map names to shapes (ints or symbols)."""
+    graph = helper.make_graph(
+        list(nodes),
+        "test",
+        [helper.make_tensor_value_info(name, FLOAT, shape) for name, shape in inputs.items()],
+        [helper.make_tensor_value_info(name, FLOAT, shape) for name, shape in outputs.items()],
+        [numpy_helper.from_array(value, name) for name, value in (initializers or {}).items()],
+    )
+    # IR 8 keeps the models loadable by every ONNX Runtime ortsparse supports.
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+CHAIN_K, CHAIN_N = 16, 8
+
+
+def matmul_then(
+    epilogue: Sequence[onnx.NodeProto],
+    extra_inputs: dict[str, Sequence] | None = None,
+    constants: dict[str, np.ndarray] | None = None,
+    outputs: dict[str, Sequence] | None = None,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """Y = epilogue(x), x = MatMul(A ["b", CHAIN_K], sparse W) ["b", CHAIN_N]: a model to fuse."""
+    matmul = helper.make_node("MatMul", ["A", "W"], ["x"], name="mm")
+    return make_model(
+        [matmul, *epilogue],
+        {"A": ["b", CHAIN_K], **(extra_inputs or {})},
+        outputs or {"Y": ["b", CHAIN_N]},
+        {"W": sparse_weight(CHAIN_K, CHAIN_N, sparsity=0.7), **(constants or {})},
+        opset,
+    )
+
+
+def fused_gemm(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict]:
+    """The model's only SparseGemm and its attributes; fails unless the model has nothing else
+    but Constant nodes."""
+    assert [op for op in op_types(model) if op != "Constant"] == ["SparseGemm"], op_types(model)
+    (gemm,) = sparse_gemms(model)
+    return gemm, attributes(gemm)
+
+
+def rewrite(model: onnx.ModelProto, min_sparsity: float | None = FORCE_REWRITE) -> onnx.ModelProto:
+    """The rewritten model, checked with onnx.checker."""
+    rewritten = rewrite_model(model, min_sparsity=min_sparsity).model
+    onnx.checker.check_model(rewritten)
+    return rewritten
+
+
+def sparse_gemms(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [node for node in model.graph.node if node.op_type == OP_TYPE and node.domain == DOMAIN]
+
+
+def op_types(model: onnx.ModelProto) -> list[str]:
+    return [node.op_type for node in model.graph.node]
+
+
+def attributes(node: onnx.NodeProto) -> dict:
+    """The node's attributes, strings decoded."""
+    values = {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+    return {name: v.decode() if isinstance(v, bytes) else v for name, v in values.items()}
+
+
+def random_inputs(
+    model: onnx.ModelProto, symbols: dict[str, int] | None = None, seed: int = 1
+) -> dict[str, np.ndarray]:
+    """Random float32 feeds for every graph input; symbolic dims take their size from ``symbols``
+    (default 3)."""
+    rng = np.random.default_rng(seed)
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    feeds = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = [
+            dim.dim_value if dim.HasField("dim_value") else (symbols or {}).get(dim.dim_param, 3)
+            for dim in value.type.tensor_type.shape.dim
+        ]
+        feeds[value.name] = rng.standard_normal(dims).astype(np.float32)
+    return feeds
+
+
+def run(
+    model: onnx.ModelProto, inputs: dict[str, np.ndarray], library: str | None = None
+) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    if library is not None:
+        options.register_custom_ops_library(library)
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, inputs)
+
+
+def assert_same_outputs(
+    original: onnx.ModelProto, rewritten: onnx.ModelProto, symbols: dict[str, int] | None = None
+) -> None:
+    """ORT on ``rewritten`` (library registered) equals ORT on ``original``, within OUTPUT_RTOL."""
+    inputs = random_inputs(original, symbols)
+    expected = run(original, inputs)
+    actual = run(rewritten, inputs, ortsparse.library_path())
+    for name, want, got in zip([value.name for value in original.graph.output], expected, actual):
+        assert got.shape == want.shape, f"output {name}: shape {got.shape} != {want.shape}"
+        scale = float(np.max(np.abs(want)))
+        error = float(np.max(np.abs(got - want)))
+        assert (
+            error <= OUTPUT_RTOL * scale
+        ), f"output {name}: max |diff| {error:g} vs max |Y| {scale:g}"
