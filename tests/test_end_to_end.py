@@ -1,0 +1,156 @@
+"""Pruned models from tools/model_builders, rewritten by ortsparse, vs stock ORT on the originals.
+
+Agreement criterion throughout: max |Y_ortsparse - Y_ort| <= 1e-4 * max |Y_ort|, i.e. rtol 1e-4
+relative to the largest output magnitude (float32 sums in a different order differ by a few ulps of
+the large outputs, which an elementwise rtol would misjudge near zero).
+"""
+
+from functools import cache
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import ortsparse
+import pytest
+from onnx import numpy_helper
+from ortsparse.rewriter import RewriteResult, rewrite_model
+
+from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp
+from tools.model_builders.pruning import prune_unstructured, rescale_to_norm
+
+RTOL_OF_MAX = 1e-4
+THREADS = [1, 2]
+# (sparsity, block): unstructured across the range, and 4-block pruning.
+PRUNINGS = [(0.0, 1), (0.5, 1), (0.9, 1), (0.99, 1), (1.0, 1), (0.9, 4)]
+MLP_BATCHES = [1, 7, 64]
+SMALL_MLP = {"layers": 3, "hidden": 256}
+SMALL_BERT = {"layers": 2, "hidden": 128, "heads": 4, "intermediate": 512}
+BERT_INPUT_SHAPES = [(2, 16, 128), (1, 5, 128)]  # seq 16, and a short sequence
+
+
+def _session(model: onnx.ModelProto, threads: int, with_ortsparse: bool) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    if with_ortsparse:
+        options.register_custom_ops_library(ortsparse.library_path())
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _assert_same_outputs(
+    original: onnx.ModelProto, rewritten: onnx.ModelProto, threads: int, inputs
+) -> None:
+    reference = _session(original, threads, with_ortsparse=False)
+    candidate = _session(rewritten, threads, with_ortsparse=True)
+    name = reference.get_inputs()[0].name
+    for x in inputs:
+        expected = reference.run(None, {name: x})[0]
+        actual = candidate.run(None, {name: x})[0]
+        assert actual.shape == expected.shape
+        error, scale = np.max(np.abs(actual - expected)), np.max(np.abs(expected))
+        assert error <= RTOL_OF_MAX * scale, f"input {x.shape}: max |diff| {error}, max |Y| {scale}"
+
+
+def _random_inputs(*shapes):
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
+
+
+def _mlp_inputs():
+    return _random_inputs(*[(batch, SMALL_MLP["hidden"]) for batch in MLP_BATCHES])
+
+
+def _sparse_gemm_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [
+        n for n in model.graph.node if n.op_type == "SparseGemm" and n.domain == ortsparse.OP_DOMAIN
+    ]
+
+
+def _string_attribute(node: onnx.NodeProto, name: str) -> str:
+    return next(a.s.decode() for a in node.attribute if a.name == name)
+
+
+def _force_rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, RewriteResult]:
+    # min_sparsity 0 forces the rewrite even of dense layers, so every pruning level is exercised.
+    return model, rewrite_model(model, min_sparsity=0.0)
+
+
+@cache
+def _mlp(sparsity: float, block: int, gemm: bool = False) -> tuple[onnx.ModelProto, RewriteResult]:
+    return _force_rewrite(
+        build_mlp(MlpConfig(**SMALL_MLP, sparsity=sparsity, block=block, gemm=gemm))
+    )
+
+
+@cache
+def _bert(sparsity: float, block: int) -> tuple[onnx.ModelProto, RewriteResult]:
+    return _force_rewrite(build_bert(BertConfig(**SMALL_BERT, sparsity=sparsity, block=block)))
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize(("sparsity", "block"), PRUNINGS)
+def test_mlp_rewritten_matches_ort(sparsity, block, threads):
+    model, result = _mlp(sparsity, block)
+    assert result.rewritten_count == SMALL_MLP["layers"]
+    if block == 4:  # so the block4 kernels are what this case checks
+        assert {d.format for d in result.decisions} == {"block4"}
+    assert len(_sparse_gemm_nodes(result.model)) == SMALL_MLP["layers"]
+    _assert_same_outputs(model, result.model, threads, _mlp_inputs())
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_gemm_form_mlp_rewritten_matches_ort(threads):
+    model, result = _mlp(0.9, 1, gemm=True)
+    assert result.rewritten_count == SMALL_MLP["layers"]
+    _assert_same_outputs(model, result.model, threads, _mlp_inputs())
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize(("sparsity", "block"), PRUNINGS)
+def test_bert_rewritten_matches_ort(sparsity, block, threads):
+    model, result = _bert(sparsity, block)
+    assert result.rewritten_count == 6 * SMALL_BERT["layers"]
+    if block == 4:
+        assert {d.format for d in result.decisions if d.rewritten} == {"block4"}
+    _assert_same_outputs(model, result.model, threads, _random_inputs(*BERT_INPUT_SHAPES))
+
+
+def test_rewritten_bert_fuses_bias_gelu_and_residuals():
+    layers = SMALL_BERT["layers"]
+    _, result = _bert(0.9, 1)
+    nodes = _sparse_gemm_nodes(result.model)
+    assert len(nodes) == 6 * layers
+    assert sum(_string_attribute(n, "activation") == "gelu" for n in nodes) == layers
+    with_residual = [n for n in nodes if len(n.input) == 6 and n.input[5]]
+    assert len(with_residual) == 2 * layers  # attention output dense and FFN output dense
+    assert all(len(n.input) >= 5 and n.input[4] for n in nodes)  # every Linear's bias is fused
+    # The graph keeps no Erf: every GELU went into a SparseGemm epilogue.
+    assert not any(n.op_type == "Erf" for n in result.model.graph.node)
+    fused = [d.fused for d in result.decisions if d.rewritten]
+    assert sum("Gelu(erf)" in f for f in fused) == layers
+
+
+def _mlp_with_one_pruned_layer() -> onnx.ModelProto:
+    """The dense small MLP with only its middle layer's weight pruned to 99%."""
+    model = build_mlp(MlpConfig(**SMALL_MLP, sparsity=0.0))
+    middle = next(init for init in model.graph.initializer if init.name == "layers.1.weight")
+    dense = numpy_helper.to_array(middle)
+    pruned = rescale_to_norm(prune_unstructured(dense, 0.99), dense)
+    middle.CopyFrom(numpy_helper.from_array(pruned, middle.name))
+    return model
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_default_threshold_keeps_dense_layers(threads):
+    model = _mlp_with_one_pruned_layer()
+    result = rewrite_model(model)
+    rewritten = {d.node_name: d.rewritten for d in result.decisions}
+    assert rewritten == {
+        "/layers.0/MatMul": False,
+        "/layers.1/MatMul": True,
+        "/layers.2/MatMul": False,
+    }
+    assert [n.op_type for n in result.model.graph.node].count("MatMul") == 2
+    _assert_same_outputs(model, result.model, threads, _mlp_inputs())

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""ONNX Runtime vs ortsparse throughput on pruned MLP and BERT models, side by side.
+
+For every workload (model x batch x sparsity x pruning pattern) one original model file is built
+(or reused from --model-dir) and rewritten with ortsparse. Stock ORT runs the original, ortsparse
+runs the rewritten one; both sessions use ORT_ENABLE_ALL graph optimizations and --threads intra-op
+threads, and are timed in alternating 0.25 s slices (--time seconds each in all) so that load from
+other processes hits both alike. The first run of each pair checks that the outputs agree
+(max |diff| <= 1e-3 * max |Y_ort|); if not, a loud warning is printed and the exit status is 1.
+Items are rows for the MLP and sequences for BERT. The rewriter's cost model decides which nodes to
+rewrite unless --min-sparsity overrides it; the "rewritten" column says how many MatMul/Gemm nodes
+became SparseGemm.
+
+    python tools/bench_gemm.py        # MLP batch 1 and 64, BERT seq 128 batch 1, 90% unstructured
+    python tools/bench_gemm.py --sparsity 0.8 0.95 --block 1 4 --threads 2 --time 3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Run as a file, Python puts only tools/ on sys.path; the builders import as tools.model_builders.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import ortsparse  # noqa: E402
+from ortsparse.rewriter import rewrite_model  # noqa: E402
+
+from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp  # noqa: E402
+
+OUTPUT_RTOL = 1e-3
+SLICE_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: str  # "mlp" or "bert"
+    batch: int
+    seq: int | None  # BERT only
+    sparsity: float
+    block: int  # 1: unstructured, 4: 4-block pruning
+    layers: int
+
+    @property
+    def label(self) -> str:
+        shape = f"batch {self.batch}" + (f" seq {self.seq}" if self.seq else "")
+        pruning = "4-block" if self.block == 4 else "unstructured"
+        return f"{self.model} {self.layers}L {shape}, {self.sparsity:.0%} {pruning}"
+
+    def model_file_name(self, seed: int) -> str:
+        # Batch and sequence length are symbolic in the model, so workloads differing only in
+        # them share one file.
+        return f"{self.model}_{self.layers}l_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
+
+
+@dataclass(frozen=True)
+class Timing:
+    threads: int
+    seconds: float  # per measurement
+    warmup: int  # untimed runs before each measurement
+    seed: int  # of the input
+
+
+@dataclass
+class Result:
+    workload: str
+    model: str
+    batch: int
+    seq: int | None
+    sparsity: float
+    block: int
+    threads: int
+    ort_items_per_s: float
+    ortsparse_items_per_s: float
+    ratio: float
+    outputs_match: bool
+    max_rel_error: float
+    rewritten_nodes: int
+    candidate_nodes: int
+
+
+def progress(message: str) -> None:
+    print(f"[progress] {message}", file=sys.stderr, flush=True)
+
+
+def build_model(workload: Workload, seed: int) -> onnx.ModelProto:
+    pruning = {"sparsity": workload.sparsity, "block": workload.block, "seed": seed}
+    if workload.model == "mlp":
+        return build_mlp(MlpConfig(layers=workload.layers, **pruning))
+    return build_bert(BertConfig(layers=workload.layers, **pruning))
+
+
+def original_model_path(workload: Workload, model_dir: Path, seed: int) -> Path:
+    """The workload's pruned model in model_dir, built only if it is not there yet."""
+    path = model_dir / workload.model_file_name(seed)
+    if path.exists():
+        progress(f"reusing {path}")
+        return path
+    progress(
+        f"building {workload.model} ({workload.layers} layers, {workload.sparsity:.0%}) -> {path}"
+    )
+    onnx.save(build_model(workload, seed), str(path))
+    return path
+
+
+@dataclass(frozen=True)
+class RewrittenModel:
+    path: Path
+    rewritten_nodes: int  # MatMul/Gemm nodes that became SparseGemm
+    candidate_nodes: int  # MatMul/Gemm nodes the rewriter looked at
+
+
+def rewrite(original: Path, min_sparsity: float | None) -> RewrittenModel:
+    """Rewrites `original` next to it, always afresh so that a changed rewriter is measured."""
+    path = original.with_name(original.stem + ".ortsparse.onnx")
+    progress(f"rewriting {original.name}")
+    result = rewrite_model(
+        onnx.load(str(original)),
+        min_sparsity=min_sparsity,
+        progress=lambda message: progress(f"  {message}"),
+    )
+    onnx.save(result.model, str(path))
+    return RewrittenModel(path, result.rewritten_count, len(result.decisions))
+
+
+def make_session(path: Path, threads: int, with_ortsparse: bool) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    if with_ortsparse:
+        options.register_custom_ops_library(ortsparse.library_path())
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def make_feed(
+    session: ort.InferenceSession, workload: Workload, seed: int
+) -> dict[str, np.ndarray]:
+    model_input = session.get_inputs()[0]
+    hidden = model_input.shape[-1]
+    shape = (
+        (workload.batch, workload.seq, hidden)
+        if workload.model == "bert"
+        else (workload.batch, hidden)
+    )
+    return {model_input.name: np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)}
+
+
+def max_relative_error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """max |candidate - reference| relative to max |reference|."""
+    scale = max(float(np.max(np.abs(reference))), np.finfo(np.float32).tiny)
+    return float(np.max(np.abs(candidate - reference))) / scale
+
+
+def _timed_runs(
+    session: ort.InferenceSession, feed: dict[str, np.ndarray], seconds: float
+) -> tuple[int, float]:
+    """Runs `session` for at least `seconds` (and at least once); returns (runs, elapsed)."""
+    runs, start = 0, time.perf_counter()
+    while True:
+        session.run(None, feed)
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return runs, elapsed
+
+
+def interleaved_items_per_second(
+    sessions: list[ort.InferenceSession],
+    feed: dict[str, np.ndarray],
+    items_per_run: int,
+    timing: Timing,
+) -> list[float]:
+    """Throughput of each session, measured in alternating slices of SLICE_SECONDS so that load
+    from other processes on a shared machine falls on all of them alike."""
+    for session in sessions:
+        for _ in range(timing.warmup):
+            session.run(None, feed)
+    runs, elapsed = [0] * len(sessions), [0.0] * len(sessions)
+    for _ in range(max(1, round(timing.seconds / SLICE_SECONDS))):
+        for index, session in enumerate(sessions):
+            slice_runs, slice_elapsed = _timed_runs(session, feed, SLICE_SECONDS)
+            runs[index] += slice_runs
+            elapsed[index] += slice_elapsed
+    return [count * items_per_run / total for count, total in zip(runs, elapsed)]
+
+
+def compare_first_outputs(
+    ort_session: ort.InferenceSession,
+    sparse_session: ort.InferenceSession,
+    feed: dict[str, np.ndarray],
+    label: str,
+) -> tuple[bool, float]:
+    error = max_relative_error(ort_session.run(None, feed)[0], sparse_session.run(None, feed)[0])
+    matches = error <= OUTPUT_RTOL
+    if not matches:
+        print(
+            f"!!!!! WARNING: OUTPUTS DIFFER for {label}: max |diff| = {error:.3g} x max |Y_ort| "
+            f"(tolerance {OUTPUT_RTOL:g}) !!!!!",
+            file=sys.stderr,
+            flush=True,
+        )
+    return matches, error
+
+
+def benchmark_workload(
+    workload: Workload, original: Path, rewritten: RewrittenModel, timing: Timing
+) -> Result:
+    ort_session = make_session(original, timing.threads, with_ortsparse=False)
+    sparse_session = make_session(rewritten.path, timing.threads, with_ortsparse=True)
+    feed = make_feed(ort_session, workload, timing.seed)
+    matches, error = compare_first_outputs(ort_session, sparse_session, feed, workload.label)
+    progress(f"timing {workload.label}: ORT and ortsparse, {timing.seconds:g} s each")
+    ort_rate, sparse_rate = interleaved_items_per_second(
+        [ort_session, sparse_session], feed, workload.batch, timing
+    )
+    return Result(
+        workload=workload.label,
+        model=workload.model,
+        batch=workload.batch,
+        seq=workload.seq,
+        sparsity=workload.sparsity,
+        block=workload.block,
+        threads=timing.threads,
+        ort_items_per_s=ort_rate,
+        ortsparse_items_per_s=sparse_rate,
+        ratio=sparse_rate / ort_rate,
+        outputs_match=matches,
+        max_rel_error=error,
+        rewritten_nodes=rewritten.rewritten_nodes,
+        candidate_nodes=rewritten.candidate_nodes,
+    )
+
+
+def workloads_from(args: argparse.Namespace) -> list[Workload]:
+    workloads = []
+    for sparsity in args.sparsity:
+        for block in args.block:
+            if "mlp" in args.models:
+                workloads += [
+                    Workload("mlp", batch, None, sparsity, block, args.mlp_layers)
+                    for batch in args.mlp_batch
+                ]
+            if "bert" in args.models:
+                workloads.append(
+                    Workload(
+                        "bert", args.bert_batch, args.bert_seq, sparsity, block, args.bert_layers
+                    )
+                )
+    return workloads
+
+
+def run_benchmarks(args: argparse.Namespace, model_dir: Path) -> list[Result]:
+    """Benchmarks every workload, building each model file and its rewrite once."""
+    timing = Timing(args.threads, args.time, args.warmup, args.seed)
+    rewrites: dict[Path, RewrittenModel] = {}
+    results = []
+    for workload in workloads_from(args):
+        original = original_model_path(workload, model_dir, args.seed)
+        if original not in rewrites:
+            rewrites[original] = rewrite(original, args.min_sparsity)
+        results.append(benchmark_workload(workload, original, rewrites[original], timing))
+    return results
+
+
+def format_table(results: list[Result]) -> str:
+    header = (
+        f"{'workload':<44} {'ORT items/s':>12} {'ortsparse items/s':>18} {'ratio':>7}"
+        f"  {'rewritten':>9}  outputs"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        rates = f"{r.ort_items_per_s:>12.1f} {r.ortsparse_items_per_s:>18.1f} {r.ratio:>6.2f}x"
+        rewritten = f"{r.rewritten_nodes}/{r.candidate_nodes}"
+        check = "match" if r.outputs_match else f"DIFFER ({r.max_rel_error:.2g})"
+        lines.append(f"{r.workload:<44} {rates}  {rewritten:>9}  {check}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=("mlp", "bert"),
+        default=["mlp", "bert"],
+        help="models to run (default: mlp bert)",
+    )
+    parser.add_argument(
+        "--sparsity", nargs="+", type=float, default=[0.9], help="weight sparsities (default 0.9)"
+    )
+    parser.add_argument(
+        "--block",
+        nargs="+",
+        type=int,
+        choices=(1, 4),
+        default=[1],
+        help="pruning patterns: 1 unstructured, 4 4-block (default 1)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="intra-op threads for both (default 2)"
+    )
+    parser.add_argument(
+        "--time", type=float, default=3.0, help="seconds per measurement (default 3)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed runs before each measurement (default 3)"
+    )
+    parser.add_argument(
+        "--mlp-batch", nargs="+", type=int, default=[1, 64], help="MLP batch sizes (default 1 64)"
+    )
+    parser.add_argument(
+        "--mlp-layers",
+        type=int,
+        default=MlpConfig.layers,
+        help="MLP layers of 1024x1024 (default 4)",
+    )
+    parser.add_argument("--bert-batch", type=int, default=1, help="BERT batch size (default 1)")
+    parser.add_argument(
+        "--bert-seq", type=int, default=128, help="BERT sequence length (default 128)"
+    )
+    parser.add_argument(
+        "--bert-layers", type=int, default=BertConfig.layers, help="BERT-base layers (default 12)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights and inputs (default 0)"
+    )
+    parser.add_argument(
+        "--min-sparsity",
+        type=float,
+        help="rewrite every MatMul/Gemm at least this sparse (default: the rewriter's cost model)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="keep models here and reuse the originals on later runs (default: a temporary dir)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as JSON instead of a table"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ortsparse-bench-") as scratch:
+        model_dir = args.model_dir or Path(scratch)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        results = run_benchmarks(args, model_dir)
+    print(
+        json.dumps([asdict(r) for r in results], indent=2) if args.json else format_table(results)
+    )
+    return 0 if all(r.outputs_match for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Build a pruned MLP or BERT-style ONNX model; see `python tools/build_model.py --help`."""
+
+import sys
+from pathlib import Path
+
+# Run as a file, Python puts only tools/ on sys.path; the builders import as tools.model_builders.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.model_builders.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

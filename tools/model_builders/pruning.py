@@ -1,0 +1,112 @@
+"""One-shot magnitude pruning of a MatMul weight stored [K, N] (input features x output features).
+
+Two patterns, matching the two packed formats of `SparseGemm` (docs/ops.md):
+
+* unstructured: the smallest-magnitude individual weights are zeroed;
+* 4-block: weights are grouped in blocks of 4 consecutive output channels at one input index
+  (W[k, 4g:4g+4]) and the blocks with the smallest norm are zeroed whole.
+
+Pruning is deterministic: the same weight and target always give the same mask (selection, not
+sampling), so no seed is needed here; the builders seed the random weights that are pruned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_SIZE = 4
+
+
+def _count_to_prune(total: int, sparsity: float) -> int:
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    return int(round(sparsity * total))
+
+
+def _mask_dropping_smallest(scores: np.ndarray, sparsity: float) -> np.ndarray:
+    """Boolean keep-mask that drops the round(sparsity * size) lowest scores."""
+    flat = scores.ravel()
+    drop = _count_to_prune(flat.size, sparsity)
+    keep = np.ones(flat.size, dtype=bool)
+    if drop:
+        # A partial selection, not a full sort: BERT-base has 72 weights of up to 2.4M entries.
+        keep[np.argpartition(flat, drop - 1)[:drop]] = False
+    return keep.reshape(scores.shape)
+
+
+def prune_unstructured(weight: np.ndarray, sparsity: float) -> np.ndarray:
+    """Copy of `weight` with the round(sparsity * size) smallest-|w| entries set to zero."""
+    keep = _mask_dropping_smallest(np.abs(weight), sparsity)
+    return np.where(keep, weight, 0).astype(weight.dtype)
+
+
+def _blocked_view(weight: np.ndarray) -> np.ndarray:
+    """[K, N] -> [K, ceil(N/4), 4], zero-padding the last block like the block4 format does."""
+    k, n = weight.shape
+    padded_n = -(-n // BLOCK_SIZE) * BLOCK_SIZE
+    padded = np.zeros((k, padded_n), dtype=weight.dtype)
+    padded[:, :n] = weight
+    return padded.reshape(k, padded_n // BLOCK_SIZE, BLOCK_SIZE)
+
+
+def _block_norms(weight: np.ndarray, norm: str) -> np.ndarray:
+    blocks = _blocked_view(weight).astype(np.float64)
+    if norm == "l2":
+        return np.sqrt(np.sum(blocks * blocks, axis=-1))
+    if norm == "l1":
+        return np.sum(np.abs(blocks), axis=-1)
+    raise ValueError(f"norm must be 'l2' or 'l1', got {norm!r}")
+
+
+def prune_block4(weight: np.ndarray, sparsity: float, norm: str = "l2") -> np.ndarray:
+    """Copy of a [K, N] `weight` with the round(sparsity * blocks) lowest-norm 4-blocks zeroed.
+
+    A block is W[k, 4g:4g+4]; when N is not a multiple of 4 the last block of each row is shorter
+    and is ranked by the norm of the weights it has.
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"block pruning needs a 2-D [K, N] weight, got shape {weight.shape}")
+    keep_blocks = _mask_dropping_smallest(_block_norms(weight, norm), sparsity)
+    keep = np.repeat(keep_blocks, BLOCK_SIZE, axis=1)[:, : weight.shape[1]]
+    return np.where(keep, weight, 0).astype(weight.dtype)
+
+
+def prune(weight: np.ndarray, sparsity: float, block: int = 1) -> np.ndarray:
+    """Prune a [K, N] weight: `block` 1 is unstructured, 4 is 4-block pruning."""
+    if block == 1:
+        return prune_unstructured(weight, sparsity)
+    if block == BLOCK_SIZE:
+        return prune_block4(weight, sparsity)
+    raise ValueError(f"block must be 1 or {BLOCK_SIZE}, got {block}")
+
+
+def sparsity_of(weight: np.ndarray) -> float:
+    """Fraction of exactly-zero entries."""
+    return float(np.count_nonzero(weight == 0)) / weight.size
+
+
+def block4_sparsity_of(weight: np.ndarray) -> float:
+    """Fraction of all-zero 4-blocks of a [K, N] weight."""
+    blocks = _blocked_view(weight)
+    return float(np.count_nonzero(~blocks.any(axis=-1))) / (blocks.shape[0] * blocks.shape[1])
+
+
+def rescale_to_norm(pruned: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """Scale `pruned` so its Frobenius norm equals the dense weight's.
+
+    Magnitude pruning removes a sparsity-dependent share of each layer's energy (most of it at 99%),
+    so without this a deep pruned stack shrinks activations towards zero and relative comparisons of
+    outputs stop meaning anything. An all-zero weight is returned unchanged.
+    """
+    pruned_norm = float(np.linalg.norm(pruned))
+    if pruned_norm == 0.0:
+        return pruned
+    return (pruned * (float(np.linalg.norm(dense)) / pruned_norm)).astype(pruned.dtype)
+
+
+def sample_pruned_weight(
+    rng: np.random.Generator, k: int, n: int, sparsity: float, block: int = 1, gain: float = 2.0
+) -> np.ndarray:
+    """Random [K, N] float32 weight of variance gain/K (Kaiming), magnitude-pruned and rescaled."""
+    dense = rng.standard_normal((k, n), dtype=np.float32) * np.float32(np.sqrt(gain / k))
+    return rescale_to_norm(prune(dense, sparsity, block), dense)
