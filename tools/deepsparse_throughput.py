@@ -1,0 +1,48 @@
+"""Measures DeepSparse's synchronous throughput on an ONNX model; prints one JSON object.
+
+Runs inside the DeepSparse virtual environment (tools/setup_deepsparse.sh), never in the project's:
+the benchmarks call it as a subprocess so that the two engines never share a process.
+
+    .venv-deepsparse/bin/python tools/deepsparse_throughput.py MODEL --batch 64 --threads 2 --time 5
+"""
+
+import argparse
+import json
+import time
+
+from deepsparse import compile_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="DeepSparse num_cores")
+    parser.add_argument("--time", type=float, default=5.0, help="seconds to measure")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up")
+    args = parser.parse_args()
+
+    engine = compile_model(args.model, batch_size=args.batch, num_cores=args.threads)
+    inputs = engine.generate_random_inputs()
+
+    def run_for(seconds: float) -> tuple[int, float]:
+        start = time.perf_counter()
+        iterations = 0
+        while time.perf_counter() - start < seconds:
+            engine.run(inputs)
+            iterations += 1
+        return iterations, time.perf_counter() - start
+
+    run_for(args.warmup)
+    iterations, elapsed = run_for(args.time)
+    print(json.dumps({
+        "engine": "deepsparse",
+        "items_per_second": iterations * args.batch / elapsed,
+        "iterations": iterations,
+        "batch": args.batch,
+        "threads": args.threads,
+    }))
+
+
+if __name__ == "__main__":
+    main()
