@@ -1,0 +1,102 @@
+// AVX-512 output stage: transposes 16x16 blocks of channel-major accumulators into rows of Y and
+// finishes them (bias, residual, activation) on the way.
+#include "kernels/f32-spmm/simd-avx512.h"
+
+#include <algorithm>
+
+#include "kernels/activations/epilogue.h"
+#include "kernels/activations/math-avx512.h"
+
+namespace ortsparse::kernels {
+namespace {
+
+__mmask16 FirstLanes(size_t count) { return static_cast<__mmask16>((1u << count) - 1); }
+
+// One vector of 16 channels of one row, from accumulator to Y. Everything the loops below keep
+// constant is hoisted here, out of their way.
+template <Activation kActivation, ResidualMode kResidual>
+struct RowFinisher {
+  __m512 bias;
+  __mmask16 lanes;
+  avx512::ClipBounds clip;
+
+  void operator()(__m512 acc, const float* residual, float* y) const {
+    __m512 v = _mm512_add_ps(acc, bias);
+    if (kResidual == ResidualMode::kBeforeActivation) {
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, residual));
+    }
+    v = avx512::Activate<kActivation>(v, clip);
+    if (kResidual == ResidualMode::kAfterActivation) {
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, residual));
+    }
+    _mm512_mask_storeu_ps(y, lanes, v);
+  }
+};
+
+template <Activation kActivation, ResidualMode kResidual>
+RowFinisher<kActivation, kResidual> MakeFinisher(const OutputBlock& out, const Epilogue& epilogue,
+                                                 size_t c0, size_t channels) {
+  const __mmask16 lanes = FirstLanes(std::min<size_t>(16, channels - c0));
+  return {out.bias != nullptr ? _mm512_maskz_loadu_ps(lanes, out.bias + c0) : _mm512_setzero_ps(),
+          lanes, {_mm512_set1_ps(epilogue.clip_min), _mm512_set1_ps(epilogue.clip_max)}};
+}
+
+struct StoreTransposedBody {
+  template <Activation kActivation, ResidualMode kResidual>
+  static void Run(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                  const OutputBlock& out, const Epilogue& epilogue) {
+    const size_t stride = out.row_stride;
+    for (size_t c0 = 0; c0 < channels; c0 += 16) {
+      const auto finish = MakeFinisher<kActivation, kResidual>(out, epilogue, c0, channels);
+      float* y = out.y + c0;
+      const float* residual = kResidual == ResidualMode::kNone ? nullptr : out.residual + c0;
+      for (size_t r0 = 0; r0 < rows; r0 += 16) {
+        // Channels past `channels` hold whatever the caller left there; their lanes are never
+        // stored.
+        __m512 block[16];
+        for (size_t c = 0; c < 16; ++c) {
+          block[c] = _mm512_loadu_ps(acc + (c0 + c) * acc_stride + r0);
+        }
+        Transpose16x16(block);
+        // A full block's rows stay in registers only if the loop over them is unrolled.
+        auto finish_row = [&](size_t r) {
+          const size_t offset = (r0 + r) * stride;
+          finish(block[r], residual != nullptr ? residual + offset : nullptr, y + offset);
+        };
+        if (rows - r0 >= 16) {
+#pragma GCC unroll 16
+          for (size_t r = 0; r < 16; ++r) finish_row(r);
+        } else {
+          for (size_t r = 0; r < rows - r0; ++r) finish_row(r);
+        }
+      }
+    }
+  }
+};
+
+struct StoreRowBody {
+  template <Activation kActivation, ResidualMode kResidual>
+  static void Run(const float* acc, size_t channels, const OutputBlock& out,
+                  const Epilogue& epilogue) {
+    for (size_t c0 = 0; c0 < channels; c0 += 16) {
+      const auto finish = MakeFinisher<kActivation, kResidual>(out, epilogue, c0, channels);
+      finish(_mm512_maskz_loadu_ps(finish.lanes, acc + c0),
+             kResidual == ResidualMode::kNone ? nullptr : out.residual + c0, out.y + c0);
+    }
+  }
+};
+
+}  // namespace
+
+void StoreTransposedAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                           const OutputBlock& out, const Epilogue& epilogue) {
+  WithEpilogue<StoreTransposedBody>(out, epilogue, acc, acc_stride, rows, channels, out,
+                                    epilogue);
+}
+
+void StoreRowAvx512(const float* acc, size_t channels, const OutputBlock& out,
+                    const Epilogue& epilogue) {
+  WithEpilogue<StoreRowBody>(out, epilogue, acc, channels, out, epilogue);
+}
+
+}  // namespace ortsparse::kernels

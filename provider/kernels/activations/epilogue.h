@@ -1,0 +1,91 @@
+// Output stage of SparseGemm: bias, activation and residual, applied while the accumulators are
+// still in cache, and written to row-major Y.
+//
+//   y = act(acc + bias) + residual          (residual_before_activation == false)
+//   y = act(acc + bias + residual)          (residual_before_activation == true)
+#pragma once
+
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+namespace ortsparse::kernels {
+
+enum class Activation { kNone, kRelu, kClip, kGelu, kGeluTanh, kSigmoid, kSilu };
+
+struct Epilogue {
+  Activation activation = Activation::kNone;
+  float clip_min = -std::numeric_limits<float>::infinity();
+  float clip_max = std::numeric_limits<float>::infinity();
+  bool residual_before_activation = false;
+};
+
+// Where a block of outputs goes; every pointer is already at the block's first row and channel.
+struct OutputBlock {
+  float* y;                // row-major, row_stride floats between rows
+  const float* residual;   // same layout as y, or null
+  const float* bias;       // one value per channel, or null
+  size_t row_stride;
+};
+
+enum class ResidualMode { kNone, kBeforeActivation, kAfterActivation };
+
+// Calls Body::Run<activation, residual mode>(args...) with both as compile-time constants, so
+// that the per-element loops carry no switch.
+template <typename Body, typename... Args>
+void WithEpilogue(const OutputBlock& out, const Epilogue& epilogue, const Args&... args) {
+  auto with_residual = [&](auto activation) {
+    constexpr Activation kActivation = decltype(activation)::value;
+    if (out.residual == nullptr) {
+      Body::template Run<kActivation, ResidualMode::kNone>(args...);
+    } else if (epilogue.residual_before_activation) {
+      Body::template Run<kActivation, ResidualMode::kBeforeActivation>(args...);
+    } else {
+      Body::template Run<kActivation, ResidualMode::kAfterActivation>(args...);
+    }
+  };
+  switch (epilogue.activation) {
+    case Activation::kNone:
+      return with_residual(std::integral_constant<Activation, Activation::kNone>{});
+    case Activation::kRelu:
+      return with_residual(std::integral_constant<Activation, Activation::kRelu>{});
+    case Activation::kClip:
+      return with_residual(std::integral_constant<Activation, Activation::kClip>{});
+    case Activation::kGelu:
+      return with_residual(std::integral_constant<Activation, Activation::kGelu>{});
+    case Activation::kGeluTanh:
+      return with_residual(std::integral_constant<Activation, Activation::kGeluTanh>{});
+    case Activation::kSigmoid:
+      return with_residual(std::integral_constant<Activation, Activation::kSigmoid>{});
+    case Activation::kSilu:
+      return with_residual(std::integral_constant<Activation, Activation::kSilu>{});
+  }
+}
+
+// y[r][c] = epilogue(acc[c * acc_stride + r]) for r < rows, c < channels. acc is channel-major
+// (the tile kernels' output) and readable, though not necessarily initialized, up to a multiple
+// of the vector width in both rows and channels.
+using StoreTransposedFn = void (*)(const float* acc, size_t acc_stride, size_t rows,
+                                   size_t channels, const OutputBlock& out,
+                                   const Epilogue& epilogue);
+
+// y[c] = epilogue(acc[c]) for c < channels: one row (the row kernels' output).
+using StoreRowFn = void (*)(const float* acc, size_t channels, const OutputBlock& out,
+                            const Epilogue& epilogue);
+
+void StoreTransposedAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                           const OutputBlock& out, const Epilogue& epilogue);
+void StoreRowAvx512(const float* acc, size_t channels, const OutputBlock& out,
+                    const Epilogue& epilogue);
+
+void StoreTransposedAvx2(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                         const OutputBlock& out, const Epilogue& epilogue);
+void StoreRowAvx2(const float* acc, size_t channels, const OutputBlock& out,
+                  const Epilogue& epilogue);
+
+void StoreTransposedScalar(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                           const OutputBlock& out, const Epilogue& epilogue);
+void StoreRowScalar(const float* acc, size_t channels, const OutputBlock& out,
+                    const Epilogue& epilogue);
+
+}  // namespace ortsparse::kernels

@@ -1,0 +1,95 @@
+// Vectorized activations for AVX2 files; same algorithms and accuracy as math-avx512.h.
+#pragma once
+
+#include <immintrin.h>
+
+#include "kernels/activations/coefficients.h"
+#include "kernels/activations/epilogue.h"
+
+namespace ortsparse::kernels::avx2 {
+
+template <size_t kCount>
+inline __m256 Polynomial(__m256 x, const float (&c)[kCount]) {
+  __m256 p = _mm256_set1_ps(c[kCount - 1]);
+  for (size_t i = kCount - 1; i-- > 0;) p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(c[i]));
+  return p;
+}
+
+inline __m256 Exp(__m256 x) {
+  namespace k = coefficients;
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(k::kExpMinInput)),
+                    _mm256_set1_ps(k::kExpMaxInput));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(k::kLog2E)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(k::kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(k::kLn2Lo), r);
+  // 2^n from its exponent bits; the clamp keeps n in the normal range.
+  const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
+  return _mm256_mul_ps(Polynomial(r, k::kExp), scale);
+}
+
+// 1 / d from the 12-bit estimate and one Newton step.
+inline __m256 Reciprocal(__m256 d) {
+  const __m256 r = _mm256_rcp_ps(d);
+  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+
+inline __m256 DivideByOnePlusExp(__m256 numerator, __m256 exponent) {
+  return _mm256_mul_ps(numerator,
+                       Reciprocal(_mm256_add_ps(_mm256_set1_ps(1.0f), Exp(exponent))));
+}
+
+inline __m256 Gelu(__m256 x) {
+  namespace k = coefficients;
+  const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(k::kSqrtHalf));
+  const __m256 a = _mm256_min_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), z),
+                                 _mm256_set1_ps(k::kErfcMaxInput));
+  const __m256 t =
+      Reciprocal(_mm256_fmadd_ps(a, _mm256_set1_ps(k::kErfcScale), _mm256_set1_ps(1.0f)));
+  const __m256 half_erfc =
+      _mm256_mul_ps(_mm256_mul_ps(Exp(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a)),
+                                  Polynomial(t, k::kErfc)),
+                    _mm256_set1_ps(0.5f));
+  const __m256 positive = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
+  const __m256 half_one_plus_erf =
+      _mm256_blendv_ps(half_erfc, _mm256_sub_ps(_mm256_set1_ps(1.0f), half_erfc), positive);
+  return _mm256_mul_ps(x, half_one_plus_erf);
+}
+
+inline __m256 GeluTanh(__m256 x) {
+  namespace k = coefficients;
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  const __m256 u = _mm256_mul_ps(
+      _mm256_mul_ps(x, _mm256_set1_ps(k::kSqrtTwoOverPi)),
+      _mm256_fmadd_ps(x2, _mm256_set1_ps(k::kGeluTanhCubic), _mm256_set1_ps(1.0f)));
+  return DivideByOnePlusExp(x, _mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
+}
+
+struct ClipBounds {
+  __m256 min, max;
+};
+
+template <Activation kActivation>
+inline __m256 Activate(__m256 x, const ClipBounds& clip) {
+  const __m256 zero = _mm256_setzero_ps();
+  switch (kActivation) {
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      return _mm256_max_ps(x, zero);
+    case Activation::kClip:
+      return _mm256_min_ps(_mm256_max_ps(x, clip.min), clip.max);
+    case Activation::kGelu:
+      return Gelu(x);
+    case Activation::kGeluTanh:
+      return GeluTanh(x);
+    case Activation::kSigmoid:
+      return DivideByOnePlusExp(_mm256_set1_ps(1.0f), _mm256_sub_ps(zero, x));
+    case Activation::kSilu:
+      return DivideByOnePlusExp(x, _mm256_sub_ps(zero, x));
+  }
+  return x;
+}
+
+}  // namespace ortsparse::kernels::avx2

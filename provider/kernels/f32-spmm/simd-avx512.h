@@ -1,0 +1,47 @@
+// In-register helpers shared by the panel packer and the output stage (AVX-512 files only).
+#pragma once
+
+// GCC 12 flags the intrinsics' deliberately undefined temporaries as maybe-uninitialized wherever
+// they are inlined (GCC bug 105593); the diagnostic state that counts is the one where the header
+// is first read, so every AVX-512 file includes the intrinsics through this header, first.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+namespace ortsparse::kernels {
+
+// Transposes the 16x16 matrix whose rows are v[0..15], in place: afterwards v[j][i] is the former
+// v[i][j]. 64 shuffles: interleave floats, then pairs, then 128-bit lanes twice.
+inline void Transpose16x16(__m512 v[16]) {
+  __m512 t[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]);
+  }
+  // u[4k + j], 128-bit lane L, holds column 4L + j of rows 4k..4k+3.
+  __m512 u[16];
+  for (int k = 0; k < 4; ++k) {
+    const __m512d a = _mm512_castps_pd(t[4 * k]);
+    const __m512d b = _mm512_castps_pd(t[4 * k + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * k + 2]);
+    const __m512d d = _mm512_castps_pd(t[4 * k + 3]);
+    u[4 * k + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Column 4L + j gathers lane L of u[j], u[4 + j], u[8 + j], u[12 + j]: a 4x4 transpose of lanes.
+  for (int j = 0; j < 4; ++j) {
+    const __m512 p0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+    const __m512 p1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 q0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512 q1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+    v[j] = _mm512_shuffle_f32x4(p0, q0, 0x88);
+    v[4 + j] = _mm512_shuffle_f32x4(p1, q1, 0x88);
+    v[8 + j] = _mm512_shuffle_f32x4(p0, q0, 0xDD);
+    v[12 + j] = _mm512_shuffle_f32x4(p1, q1, 0xDD);
+  }
+}
+
+}  // namespace ortsparse::kernels

@@ -1,0 +1,110 @@
+// FP32 sparse-times-dense microkernels: Y = X · W with W sparse and constant.
+//
+// W is stored as the SparseGemm contract's groups (docs/ops.md): group g owns one output channel
+// (csr) or four consecutive ones (block4) and lists the input indices k of its stored blocks.
+//
+// Two kinds of microkernel:
+//  * tile kernels work on a panel, a slice of X transposed so that panel[k * panel_rows + r] holds
+//    X[row0 + r, k]. For each stored weight they broadcast it and multiply it by a contiguous run
+//    of rows, which is what makes unstructured sparsity vectorizable (XNNPACK's NCHW SpMM idea).
+//    They read the weights as segments (below) and accumulate channel-major:
+//    acc[c * panel_rows + r] for output channel c.
+//  * row kernels handle one row of X at a time by gathering its inputs, from the contract's groups;
+//    they win when there are too few rows to fill a vector of the tile kernels.
+//
+// Microkernels are pure arithmetic: no bias, no activation, no bounds checks (the operator
+// validates the weights once, at session creation).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ortsparse::kernels {
+
+// The contract's layout, read by the row kernels, with indices narrowed to 16 bits (the operator
+// uses row kernels only for K <= 65536): weight bytes bound the row kernels.
+struct SparseWeights {
+  const float* values;            // block_size floats per stored block
+  const int32_t* group_offsets;   // num_groups + 1 offsets into input_indices
+  const uint16_t* input_indices;  // k of each stored block, strictly increasing within a group
+};
+
+// The tile kernels' layout: a segment is the part of one group that falls in one block of input
+// features, small enough for its panel rows to stay in L1 while every channel's segment for that
+// block runs. The operator orders segments so that consecutive ones have equal lengths, which keeps
+// the loop exits predictable. Indices count from the block's first input feature, in 16 bits:
+// memory traffic, not arithmetic, bounds the CSR kernels.
+struct WeightSegments {
+  const float* values;              // block_size floats per stored block
+  const uint16_t* input_indices;    // k - (first k of the block) of each stored block
+  const int32_t* segment_offsets;   // first stored block of each segment, then the end
+  const int32_t* segment_channels;  // first output channel of each segment's group, relative to acc
+};
+
+// Transposes rows [0, rows) and columns [k_begin, k_end) of row-major x (row stride x_stride)
+// into panel, zero-filling panel rows from `rows` up to the next multiple of the vector width.
+using PackPanelFn = void (*)(const float* x, size_t x_stride, size_t rows, size_t k_begin,
+                             size_t k_end, float* panel);
+
+// For each segment in [segment_begin, segment_end), writes (or, accumulating, adds) its products
+// to acc[c * panel_rows + r] for every channel c of its group (block4's padding channels included).
+// `panel` points at the panel row of the segments' block's first input feature.
+using SpmmTileFn = void (*)(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                            size_t segment_end, float* acc);
+
+// Same contract for one row x (length K): writes out[c] for every channel of the groups.
+using SpmvRowFn = void (*)(const float* x, const SparseWeights& weights, size_t group_begin,
+                           size_t group_end, float* out);
+
+// Tile kernels are instantiated for panels of 1 to 4 vectors of rows: a tile of `rows` rows uses
+// the variant with ceil(rows / vector width) vectors, so a short last tile costs no full-width
+// work. Each also comes in an accumulating flavour, for the second and later blocks of input
+// features.
+inline constexpr size_t kMaxTileVectors = 4;
+
+// AVX-512: 16 floats per vector, panels of 64 rows.
+inline constexpr size_t kAvx512PanelRows = 64;
+void PackPanelAvx512(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
+                     float* panel);
+template <size_t kRows, bool kAccumulate>
+void SpmmCsrAvx512(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                   size_t segment_end, float* acc);
+template <size_t kRows, bool kAccumulate>
+void SpmmBlock4Avx512(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                      size_t segment_end, float* acc);
+void SpmvCsrAvx512(const float* x, const SparseWeights& weights, size_t group_begin,
+                   size_t group_end, float* out);
+void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group_begin,
+                      size_t group_end, float* out);
+
+// AVX2: 8 floats per vector, panels of 32 rows.
+inline constexpr size_t kAvx2PanelRows = 32;
+void PackPanelAvx2(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
+                   float* panel);
+template <size_t kRows, bool kAccumulate>
+void SpmmCsrAvx2(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                 size_t segment_end, float* acc);
+template <size_t kRows, bool kAccumulate>
+void SpmmBlock4Avx2(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                    size_t segment_end, float* acc);
+void SpmvCsrAvx2(const float* x, const SparseWeights& weights, size_t group_begin,
+                 size_t group_end, float* out);
+void SpmvBlock4Avx2(const float* x, const SparseWeights& weights, size_t group_begin,
+                    size_t group_end, float* out);
+
+// Portable fallback: panels of 8 rows, one tile variant.
+inline constexpr size_t kScalarPanelRows = 8;
+void PackPanelScalar(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
+                     float* panel);
+template <bool kAccumulate>
+void SpmmCsrScalar(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                   size_t segment_end, float* acc);
+template <bool kAccumulate>
+void SpmmBlock4Scalar(const float* panel, const WeightSegments& weights, size_t segment_begin,
+                      size_t segment_end, float* acc);
+void SpmvCsrScalar(const float* x, const SparseWeights& weights, size_t group_begin,
+                   size_t group_end, float* out);
+void SpmvBlock4Scalar(const float* x, const SparseWeights& weights, size_t group_begin,
+                      size_t group_end, float* out);
+
+}  // namespace ortsparse::kernels

@@ -1,0 +1,47 @@
+// Entry point ORT calls when the library is registered with SessionOptions: adds the ortsparse
+// domain and its operators.
+#include <mutex>
+#include <vector>
+
+#include "operators/sparse_gemm.h"
+
+namespace {
+
+constexpr const char* kDomain = "ortsparse";
+
+// ORT keeps pointers to the op objects and to each domain for as long as sessions created from the
+// options live, so both live until the library is unloaded.
+std::vector<OrtCustomOp*>& Operators() {
+  static ortsparse::SparseGemmOp sparse_gemm;
+  static std::vector<OrtCustomOp*> operators = {&sparse_gemm};
+  return operators;
+}
+
+void KeepAlive(Ort::CustomOpDomain&& domain) {
+  static std::mutex mutex;
+  static std::vector<Ort::CustomOpDomain> domains;
+  std::lock_guard<std::mutex> lock(mutex);
+  domains.push_back(std::move(domain));
+}
+
+}  // namespace
+
+extern "C" OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
+                                                     const OrtApiBase* api_base) {
+  const OrtApi* api = api_base->GetApi(ORT_API_VERSION);
+  // A runtime older than the headers offers no API to report the problem with; registering
+  // nothing makes session creation fail on the unknown ortsparse ops instead.
+  if (api == nullptr) return nullptr;
+  Ort::InitApi(api);
+  try {
+    Ort::CustomOpDomain domain{kDomain};
+    for (OrtCustomOp* op : Operators()) domain.Add(op);
+    Ort::UnownedSessionOptions{options}.Add(domain);
+    KeepAlive(std::move(domain));
+    return nullptr;
+  } catch (const Ort::Exception& e) {
+    return api->CreateStatus(e.GetOrtErrorCode(), e.what());
+  } catch (const std::exception& e) {
+    return api->CreateStatus(ORT_FAIL, e.what());
+  }
+}

@@ -1,0 +1,536 @@
+"""Op-level tests of SparseGemm (docs/ops.md) against ORT's own dense operators.
+
+Every case builds one graph with a SparseGemm node and the equivalent standard graph
+(MatMul, Add, activation ops, Add) and runs both in ONNX Runtime: ORT is the oracle.
+
+FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (1e-6 absolute when Y_ref is all
+zero). Summation order differs from MLAS's and the vectorized activations are accurate to about
+1e-6 relative, so real errors sit far below this while any indexing or epilogue mistake is far
+above it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import zlib
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ortsparse
+from ortsparse import isa
+
+FAMILIES = ["scalar", "avx2", "avx512"]
+FAMILY_RANK = {"scalar": 0, "avx2": 1, "avx512": 2, "avx512vnni": 3}
+ACTIVATIONS = ["none", "relu", "clip", "gelu", "gelu_tanh", "sigmoid", "silu"]
+CLIP_RANGE = (-0.5, 0.75)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights and packing (the contract's formats, written independently of the rewriter's packer)
+
+
+def sparse_weight(rng, k, n, sparsity, zero_channels=()):
+    """Random W [K, N] with about `sparsity` of its entries zero and the given columns all zero."""
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    w[rng.random((k, n)) < sparsity] = 0.0
+    w[:, list(zero_channels)] = 0.0
+    return w
+
+
+def pack_csr(w):
+    values, offsets, indices = [], [0], []
+    for n in range(w.shape[1]):
+        ks = np.flatnonzero(w[:, n])
+        indices.extend(ks)
+        values.extend(w[ks, n])
+        offsets.append(len(indices))
+    return as_packed(values, offsets, indices)
+
+
+def pack_block4(w):
+    k, n = w.shape
+    padded = np.zeros((k, -(-n // 4) * 4), dtype=np.float32)
+    padded[:, :n] = w
+    values, offsets, indices = [], [0], []
+    for g in range(padded.shape[1] // 4):
+        block = padded[:, 4 * g : 4 * g + 4]
+        ks = np.flatnonzero(np.any(block != 0, axis=1))
+        indices.extend(ks)
+        values.extend(block[ks].reshape(-1))
+        offsets.append(len(indices))
+    return as_packed(values, offsets, indices)
+
+
+def as_packed(values, offsets, indices):
+    return {
+        "values": np.asarray(values, dtype=np.float32),
+        "offsets": np.asarray(offsets, dtype=np.int32),
+        "indices": np.asarray(indices, dtype=np.int32),
+    }
+
+
+PACKERS = {"csr": pack_csr, "block4": pack_block4}
+
+
+# ---------------------------------------------------------------------------------------------
+# Graphs
+
+
+def sparse_gemm_model(
+    x_shape,
+    packed,
+    k,
+    n,
+    fmt,
+    *,
+    bias=None,
+    residual_shape=None,
+    activation="none",
+    residual_before=0,
+    weights_as_inputs=False,
+    bias_as_input=False,
+    attributes=None,
+):
+    """A model computing SparseGemm(X, packed W [, bias] [, residual]) -> Y."""
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    initializers = []
+    weight_inputs = [
+        ("weight_values", packed["values"]),
+        ("weight_group_offsets", packed["offsets"]),
+        ("weight_input_indices", packed["indices"]),
+    ]
+    for name, array in weight_inputs:
+        if weights_as_inputs:
+            elem = TensorProto.FLOAT if array.dtype == np.float32 else TensorProto.INT32
+            inputs.append(helper.make_tensor_value_info(name, elem, list(array.shape)))
+        else:
+            initializers.append(numpy_helper.from_array(array, name))
+    node_inputs = ["X"] + [name for name, _ in weight_inputs]
+    node_inputs.append("" if bias is None else "bias")
+    if bias is not None:
+        if bias_as_input:
+            inputs.append(helper.make_tensor_value_info("bias", TensorProto.FLOAT, [None]))
+        else:
+            initializers.append(numpy_helper.from_array(bias, "bias"))
+    if residual_shape is not None:
+        node_inputs.append("residual")
+        inputs.append(helper.make_tensor_value_info("residual", TensorProto.FLOAT, residual_shape))
+    while node_inputs[-1] == "":
+        node_inputs.pop()
+
+    attrs = dict(K=k, N=n, format=fmt, activation=activation, residual_before_activation=residual_before)
+    if activation == "clip":
+        attrs.update(clip_min=CLIP_RANGE[0], clip_max=CLIP_RANGE[1])
+    attrs.update(attributes or {})
+    attrs = {key: value for key, value in attrs.items() if value is not None}
+    node = helper.make_node("SparseGemm", node_inputs, ["Y"], domain="ortsparse", name="sg", **attrs)
+    graph = helper.make_graph(
+        [node], "sparse_gemm", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
+    )
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="none", residual_before=0):
+    """The same computation with standard ONNX operators."""
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["acc"])]
+    initializers = [numpy_helper.from_array(w, "W")]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    current = "acc"
+
+    def add(name, other):
+        nonlocal current
+        nodes.append(helper.make_node("Add", [current, other], [name]))
+        current = name
+
+    if bias is not None:
+        initializers.append(numpy_helper.from_array(bias, "bias"))
+        add("biased", "bias")
+    if residual_shape is not None:
+        inputs.append(helper.make_tensor_value_info("residual", TensorProto.FLOAT, residual_shape))
+        if residual_before:
+            add("with_residual", "residual")
+    if activation != "none":
+        nodes += activation_nodes(activation, current, "activated", initializers)
+        current = "activated"
+    if residual_shape is not None and not residual_before:
+        add("with_residual", "residual")
+    nodes.append(helper.make_node("Identity", [current], ["Y"]))
+    graph = helper.make_graph(
+        nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+
+
+def activation_nodes(activation, x, y, initializers):
+    if activation == "relu":
+        return [helper.make_node("Relu", [x], [y])]
+    if activation == "clip":
+        initializers += [
+            numpy_helper.from_array(np.float32(CLIP_RANGE[0]), "clip_min"),
+            numpy_helper.from_array(np.float32(CLIP_RANGE[1]), "clip_max"),
+        ]
+        return [helper.make_node("Clip", [x, "clip_min", "clip_max"], [y])]
+    if activation == "gelu":
+        return [helper.make_node("Gelu", [x], [y], approximate="none")]
+    if activation == "gelu_tanh":
+        return [helper.make_node("Gelu", [x], [y], approximate="tanh")]
+    if activation == "sigmoid":
+        return [helper.make_node("Sigmoid", [x], [y])]
+    if activation == "silu":
+        return [helper.make_node("Sigmoid", [x], ["sigmoid"]), helper.make_node("Mul", [x, "sigmoid"], [y])]
+    raise ValueError(activation)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions
+
+
+@pytest.fixture(scope="module")
+def library():
+    return ortsparse.library_path()
+
+
+def session(model, library=None, threads=1):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    if library is not None:
+        options.register_custom_ops_library(library)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def best_family():
+    return isa.cpu_report()["best_kernel_family"]
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request, monkeypatch):
+    """Forces the kernel family that sessions created in the test will use."""
+    if FAMILY_RANK[request.param] > FAMILY_RANK[best_family()]:
+        pytest.skip(f"CPU lacks {request.param}")
+    monkeypatch.setenv("ORTSPARSE_ISA", request.param)
+    return request.param
+
+
+def assert_close(actual, expected):
+    assert actual.shape == expected.shape
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    tolerance = 1e-4 * scale if scale > 0 else 1e-6
+    error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    assert error <= tolerance, f"max |error| {error:.3g} > {tolerance:.3g} (max |Y_ref| {scale:.3g})"
+
+
+def check(
+    library,
+    rng,
+    x_shape,
+    n,
+    *,
+    fmt="csr",
+    sparsity=0.9,
+    zero_channels=(),
+    with_bias=True,
+    with_residual=False,
+    activation="none",
+    residual_before=0,
+    threads=1,
+):
+    """Runs SparseGemm and its reference on random data and compares them."""
+    k = x_shape[-1]
+    w = sparse_weight(rng, k, n, sparsity, zero_channels)
+    bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
+    y_shape = list(x_shape[:-1]) + [n]
+    residual_shape = y_shape if with_residual else None
+    feeds = {"X": rng.standard_normal(x_shape).astype(np.float32)}
+    if with_residual:
+        feeds["residual"] = rng.standard_normal(y_shape).astype(np.float32)
+
+    common = dict(bias=bias, residual_shape=residual_shape, activation=activation, residual_before=residual_before)
+    model = sparse_gemm_model(list(x_shape), PACKERS[fmt](w), k, n, fmt, **common)
+    actual = session(model, library, threads).run(None, feeds)[0]
+    expected = session(reference_model(list(x_shape), w, **common), threads=threads).run(None, feeds)[0]
+    assert_close(actual, expected)
+
+
+@pytest.fixture
+def rng(request):
+    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerics
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize(
+    "x_shape, n",
+    [
+        ((1, 1), 1),
+        ((1, 17), 3),
+        ((3, 63), 17),
+        ((17, 3), 63),
+        ((63, 100), 33),
+        ((64, 128), 64),
+        ((65, 70), 18),
+        ((2, 5, 48), 31),
+        ((2, 3, 4, 40), 21),
+        ((1000, 63), 17),
+        ((130, 1000), 61),
+    ],
+)
+def test_shapes(library, rng, x_shape, n, fmt):
+    check(library, rng, x_shape, n, fmt=fmt, with_residual=True)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99, 1.0])
+@pytest.mark.parametrize("rows", [1, 40])
+def test_sparsity(library, rng, sparsity, fmt, rows):
+    check(library, rng, (rows, 96), 70, fmt=fmt, sparsity=sparsity)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("rows", [1, 50])
+def test_all_zero_output_channels(library, rng, fmt, rows):
+    # Channels 4..7 form a whole empty block4 group; 0, 13 and 29 leave partial groups.
+    check(library, rng, (rows, 64), 30, fmt=fmt, zero_channels=[0, 4, 5, 6, 7, 13, 29], activation="gelu")
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("residual_before", [0, 1])
+def test_activations(library, rng, activation, residual_before, fmt):
+    check(
+        library,
+        rng,
+        (37, 80),
+        45,
+        fmt=fmt,
+        with_residual=True,
+        activation=activation,
+        residual_before=residual_before,
+    )
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activations_on_row_kernels(library, rng, activation):
+    check(library, rng, (1, 80), 45, with_residual=True, activation=activation)
+
+
+def exact_activation(activation, x):
+    """Float64 references, in forms that do not cancel in the negative tails."""
+    x = x.astype(np.float64)
+    if activation == "gelu":
+        return 0.5 * x * np.vectorize(math.erfc)(-x / math.sqrt(2))
+    if activation == "gelu_tanh":
+        u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+        return x / (1 + np.exp(-2 * u))
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if activation == "silu":
+        return x / (1 + np.exp(-x))
+    raise ValueError(activation)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "sigmoid", "silu"])
+@pytest.mark.parametrize("path", ["row", "tile"])
+def test_activation_accuracy(library, family, activation, path):
+    # act(v) over the activations' whole useful range, against float64: relative error within 4e-6,
+    # plus 1e-12 absolute for the Gelus' far negative tails (below 1e-8 in magnitude), where float
+    # rounding of v, amplified by e^(-v^2/2), alone exceeds that. The row path gets v as weights of
+    # one row, the tile path as rows of X.
+    v = np.linspace(-16, 16, 4001, dtype=np.float32)
+    if path == "row":
+        x, w = np.ones((1, 1), np.float32), v.reshape(1, -1)
+    else:
+        x, w = v.reshape(-1, 1), np.ones((1, 1), np.float32)
+    model = sparse_gemm_model(list(x.shape), pack_csr(w), 1, w.shape[1], "csr", activation=activation)
+    y = session(model, library).run(None, {"X": x})[0].astype(np.float64).reshape(-1)
+    expected = exact_activation(activation, v)
+    assert np.all(np.abs(y - expected) <= 4e-6 * np.abs(expected) + 1e-12)
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_without_bias(library, rng, with_residual):
+    check(library, rng, (20, 50), 40, with_bias=False, with_residual=with_residual, activation="relu")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [1, 3, 64, 200])
+def test_threads(library, rng, threads, rows):
+    check(library, rng, (rows, 300), 260, threads=threads, with_residual=True, activation="silu")
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize(
+    "rows, k, n, sparsity",
+    [
+        (1, 75, 38, 0.9),
+        (2, 75, 38, 0.9),
+        (3, 75, 38, 0.9),
+        (8, 75, 38, 0.9),
+        (9, 75, 38, 0.9),
+        (17, 75, 38, 0.9),
+        (33, 75, 38, 0.9),
+        (50, 75, 38, 0.9),
+        (64, 75, 38, 0.9),
+        (100, 75, 38, 0.9),
+        # Long enough groups for CSR to split its input features into blocks in every family.
+        (40, 1100, 40, 0.5),
+    ],
+)
+def test_kernel_families(library, rng, family, fmt, rows, k, n, sparsity):
+    check(library, rng, (rows, k), n, fmt=fmt, sparsity=sparsity, with_residual=True, activation="gelu", threads=2)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("rows", [1, 20])
+def test_more_input_features_than_16_bit_indices(library, rng, fmt, rows):
+    # Weight indices are 16 bits: K > 65536 needs several blocks on the tile path, and sends even
+    # single rows there.
+    check(library, rng, (rows, 70001), 6, fmt=fmt, sparsity=0.99)
+
+
+def test_concurrent_runs_share_one_kernel(library, rng):
+    # ORT may run one session from several threads at once: the kernel keeps no per-call state.
+    w = sparse_weight(rng, 200, 150, 0.9)
+    model = sparse_gemm_model([None, 200], pack_csr(w), 200, 150, "csr", activation="relu")
+    sess = session(model, library, threads=2)
+    inputs = [rng.standard_normal((rows, 200)).astype(np.float32) for rows in (1, 2, 70, 130) * 4]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        outputs = list(pool.map(lambda x: sess.run(None, {"X": x})[0], inputs))
+    for x, y in zip(inputs, outputs):
+        assert_close(y, np.maximum(x @ w, 0))
+
+
+def test_bias_given_at_run_time(library, rng):
+    w = sparse_weight(rng, 16, 8, 0.5)
+    bias = rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((5, 16)).astype(np.float32)
+    model = sparse_gemm_model([5, 16], pack_csr(w), 16, 8, "csr", bias=bias, bias_as_input=True)
+    y = session(model, library).run(None, {"X": x, "bias": bias})[0]
+    assert_close(y, x @ w + bias)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def run_error(model, library, feeds):
+    with pytest.raises(Exception) as raised:
+        session(model, library).run(None, feeds)
+    return str(raised.value)
+
+
+def creation_error(model, library):
+    with pytest.raises(Exception) as raised:
+        session(model, library)
+    return str(raised.value)
+
+
+@pytest.fixture
+def packed_8x4(rng):
+    return pack_csr(sparse_weight(rng, 8, 4, 0.5))
+
+
+def test_wrong_input_width_at_run_time(library, packed_8x4):
+    model = sparse_gemm_model([None, None], packed_8x4, 8, 4, "csr")
+    message = run_error(model, library, {"X": np.zeros((2, 7), np.float32)})
+    assert "SparseGemm" in message and "last dimension is 7" in message and "K is 8" in message
+
+
+def test_rank_one_input_at_run_time(library, packed_8x4):
+    model = sparse_gemm_model([None], packed_8x4, 8, 4, "csr")
+    message = run_error(model, library, {"X": np.zeros(8, np.float32)})
+    assert "SparseGemm" in message and "rank >= 2" in message
+
+
+def test_residual_shape_mismatch_at_run_time(library, packed_8x4):
+    model = sparse_gemm_model([2, 8], packed_8x4, 8, 4, "csr", residual_shape=[None, None])
+    feeds = {"X": np.zeros((2, 8), np.float32), "residual": np.zeros((2, 5), np.float32)}
+    message = run_error(model, library, feeds)
+    assert "residual has shape [2, 5]" in message and "Y has shape [2, 4]" in message
+
+
+def test_bias_length_mismatch_at_run_time(library, packed_8x4):
+    model = sparse_gemm_model([2, 8], packed_8x4, 8, 4, "csr", bias=np.zeros(4, np.float32), bias_as_input=True)
+    message = run_error(model, library, {"X": np.zeros((2, 8), np.float32), "bias": np.zeros(3, np.float32)})
+    assert "bias has shape [3]" in message
+
+
+def test_non_constant_weights(library, packed_8x4):
+    model = sparse_gemm_model([2, 8], packed_8x4, 8, 4, "csr", weights_as_inputs=True)
+    assert "must be a constant initializer" in creation_error(model, library)
+
+
+def corrupt(packed, **changes):
+    return {**packed, **{key: np.asarray(value, dtype=packed[key].dtype) for key, value in changes.items()}}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda p: corrupt(p, indices=np.minimum(p["indices"] + 1, 8)), "outside [0, K=8)"),
+        (lambda p: corrupt(p, indices=-1 - p["indices"]), "outside [0, K=8)"),
+        (lambda p: corrupt(p, offsets=[0, 3, 1, 4, len(p["indices"])]), "decreases at group 1"),
+        (lambda p: corrupt(p, offsets=[0, 1000, 2, 3, len(p["indices"])]), "decreases at group 1"),
+        (lambda p: corrupt(p, offsets=p["offsets"][:-1]), "weight_group_offsets has 4 entries, expected 5"),
+        (lambda p: corrupt(p, offsets=np.append(p["offsets"][:-1], 0)), "must start at 0 and end at"),
+        (lambda p: corrupt(p, values=p["values"][:-1]), "weight_values has"),
+        (lambda p: corrupt(p, indices=p["indices"][::-1].copy()), "not strictly increasing"),
+    ],
+    ids=[
+        "index-too-large",
+        "index-negative",
+        "offsets-decrease",
+        "offset-past-end",
+        "offsets-short",
+        "offsets-end",
+        "values-short",
+        "unsorted",
+    ],
+)
+def test_malformed_packed_weights(library, change, expected):
+    # A fixed weight with 4 nonzeros per channel, so that every corruption above applies.
+    w = np.zeros((8, 4), np.float32)
+    for n in range(4):
+        w[[0, 2 + n % 2, 5, 7], n] = n + 1.0
+    model = sparse_gemm_model([2, 8], change(pack_csr(w)), 8, 4, "csr")
+    message = creation_error(model, library)
+    assert "SparseGemm node 'sg'" in message and expected in message
+
+
+@pytest.mark.parametrize(
+    "attributes, expected",
+    [
+        ({"format": "coo"}, "format must be 'csr' or 'block4'"),
+        ({"activation": "tanh"}, "unknown activation 'tanh'"),
+        ({"K": None}, "K and N are required"),
+        ({"residual_before_activation": 2}, "must be 0 or 1"),
+    ],
+)
+def test_bad_attributes(library, packed_8x4, attributes, expected):
+    model = sparse_gemm_model([2, 8], packed_8x4, 8, 4, "csr", attributes=attributes)
+    assert expected in creation_error(model, library)
+
+
+def test_wrong_constant_bias_length(library, packed_8x4):
+    model = sparse_gemm_model([2, 8], packed_8x4, 8, 4, "csr", bias=np.zeros(5, np.float32))
+    assert "bias has shape [5], expected [4]" in creation_error(model, library)
+
+
+def test_block4_group_count(library, rng):
+    packed = pack_block4(sparse_weight(rng, 8, 6, 0.5))  # 2 groups for N = 6
+    model = sparse_gemm_model([2, 8], packed, 8, 9, "block4")  # N = 9 needs 3
+    assert "weight_group_offsets has 3 entries, expected 4" in creation_error(model, library)
+
+
+def test_unknown_isa_override(library, packed_8x4, monkeypatch):
+    monkeypatch.setenv("ORTSPARSE_ISA", "sse9")
+    model = sparse_gemm_model([2, 8], packed_8x4, 8, 4, "csr")
+    assert "ORTSPARSE_ISA='sse9'" in creation_error(model, library)
