@@ -7,7 +7,9 @@ runs the rewritten one; both sessions use ORT_ENABLE_ALL graph optimizations and
 threads, and are timed in alternating 0.25 s slices (--time seconds each in all) so that load from
 other processes hits both alike. The first run of each pair checks that the outputs agree
 (max |diff| <= 1e-3 * max |Y_ort|); if not, a loud warning is printed and the exit status is 1.
-Items are rows for the MLP and sequences for BERT. The rewriter's cost model decides which nodes to
+Items are rows for the MLP and sequences for BERT. With --deepsparse, DeepSparse 1.8 (its own
+virtual environment, tools/setup_deepsparse.sh) also runs the original model, in a subprocess
+right after the pair, for --time seconds. The rewriter's cost model decides which nodes to
 rewrite unless --min-sparsity overrides it; the "rewritten" column says how many MatMul/Gemm nodes
 became SparseGemm.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +39,9 @@ from ortsparse.rewriter import rewrite_model  # noqa: E402
 
 from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp  # noqa: E402
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEEPSPARSE_RUNNER = REPO_ROOT / "tools" / "deepsparse_throughput.py"
+DEFAULT_DEEPSPARSE_PYTHON = REPO_ROOT / ".venv-deepsparse" / "bin" / "python"
 OUTPUT_RTOL = 1e-3
 SLICE_SECONDS = 0.25
 
@@ -85,6 +91,7 @@ class Result:
     max_rel_error: float
     rewritten_nodes: int
     candidate_nodes: int
+    deepsparse_items_per_s: float | None = None
 
 
 def progress(message: str) -> None:
@@ -210,8 +217,33 @@ def compare_first_outputs(
     return matches, error
 
 
+def deepsparse_items_per_second(
+    deepsparse_python: Path, original: Path, feed: dict[str, np.ndarray], timing: Timing
+) -> float:
+    """DeepSparse's throughput on `original`, measured by tools/deepsparse_throughput.py."""
+    batch = next(iter(feed.values())).shape[0]
+    shapes = [list(array.shape) for array in feed.values()]
+    command = [
+        str(deepsparse_python),
+        str(DEEPSPARSE_RUNNER),
+        str(original),
+        f"--batch={batch}",
+        f"--threads={timing.threads}",
+        f"--time={timing.seconds}",
+        f"--input-shapes={json.dumps(shapes)}",
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"DeepSparse failed on {original}:\n{completed.stderr}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])["items_per_second"]
+
+
 def benchmark_workload(
-    workload: Workload, original: Path, rewritten: RewrittenModel, timing: Timing
+    workload: Workload,
+    original: Path,
+    rewritten: RewrittenModel,
+    timing: Timing,
+    deepsparse_python: Path | None = None,
 ) -> Result:
     ort_session = make_session(original, timing.threads, with_ortsparse=False)
     sparse_session = make_session(rewritten.path, timing.threads, with_ortsparse=True)
@@ -221,6 +253,10 @@ def benchmark_workload(
     ort_rate, sparse_rate = interleaved_items_per_second(
         [ort_session, sparse_session], feed, workload.batch, timing
     )
+    deepsparse_rate = None
+    if deepsparse_python is not None:
+        progress(f"timing {workload.label}: DeepSparse, {timing.seconds:g} s")
+        deepsparse_rate = deepsparse_items_per_second(deepsparse_python, original, feed, timing)
     return Result(
         workload=workload.label,
         model=workload.model,
@@ -236,6 +272,7 @@ def benchmark_workload(
         max_rel_error=error,
         rewritten_nodes=rewritten.rewritten_nodes,
         candidate_nodes=rewritten.candidate_nodes,
+        deepsparse_items_per_s=deepsparse_rate,
     )
 
 
@@ -266,18 +303,25 @@ def run_benchmarks(args: argparse.Namespace, model_dir: Path) -> list[Result]:
         original = original_model_path(workload, model_dir, args.seed)
         if original not in rewrites:
             rewrites[original] = rewrite(original, args.min_sparsity)
-        results.append(benchmark_workload(workload, original, rewrites[original], timing))
+        results.append(
+            benchmark_workload(workload, original, rewrites[original], timing, args.deepsparse)
+        )
     return results
 
 
 def format_table(results: list[Result]) -> str:
+    with_deepsparse = any(r.deepsparse_items_per_s is not None for r in results)
+    deepsparse_header = f" {'DeepSparse items/s':>18} {'DS/ORT':>7}" if with_deepsparse else ""
     header = (
         f"{'workload':<44} {'ORT items/s':>12} {'ortsparse items/s':>18} {'ratio':>7}"
-        f"  {'rewritten':>9}  outputs"
+        f"{deepsparse_header}  {'rewritten':>9}  outputs"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         rates = f"{r.ort_items_per_s:>12.1f} {r.ortsparse_items_per_s:>18.1f} {r.ratio:>6.2f}x"
+        if with_deepsparse:
+            deepsparse_rate = r.deepsparse_items_per_s or float("nan")
+            rates += f" {deepsparse_rate:>18.1f} {deepsparse_rate / r.ort_items_per_s:>6.2f}x"
         rewritten = f"{r.rewritten_nodes}/{r.candidate_nodes}"
         check = "match" if r.outputs_match else f"DIFFER ({r.max_rel_error:.2g})"
         lines.append(f"{r.workload:<44} {rates}  {rewritten:>9}  {check}")
@@ -343,6 +387,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model-dir",
         type=Path,
         help="keep models here and reuse the originals on later runs (default: a temporary dir)",
+    )
+    parser.add_argument(
+        "--deepsparse",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_DEEPSPARSE_PYTHON,
+        metavar="PYTHON",
+        help="also time DeepSparse 1.8 on the original model, with this Python interpreter "
+        "(default: .venv-deepsparse/bin/python, made by tools/setup_deepsparse.sh)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the results as JSON instead of a table"

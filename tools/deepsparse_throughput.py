@@ -4,6 +4,7 @@ Runs inside the DeepSparse virtual environment (tools/setup_deepsparse.sh), neve
 the benchmarks call it as a subprocess so that the two engines never share a process.
 
     .venv-deepsparse/bin/python tools/deepsparse_throughput.py MODEL --batch 64 --threads 2 --time 5
+    .venv-deepsparse/bin/python tools/deepsparse_throughput.py BERT --input-shapes '[[1,128,768]]'
 """
 
 import argparse
@@ -20,9 +21,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="DeepSparse num_cores")
     parser.add_argument("--time", type=float, default=5.0, help="seconds to measure")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up")
+    parser.add_argument(
+        "--input-shapes",
+        type=json.loads,
+        help="JSON list of input shapes, batch included, e.g. [[1,128,768]], for symbolic dims",
+    )
     args = parser.parse_args()
 
-    engine = compile_model(args.model, batch_size=args.batch, num_cores=args.threads)
+    engine = compile_model(
+        args.model, batch_size=args.batch, num_cores=args.threads, input_shapes=args.input_shapes
+    )
     inputs = engine.generate_random_inputs()
 
     def run_for(seconds: float) -> tuple[int, float]:
