@@ -9,6 +9,8 @@ the benchmarks call it as a subprocess so that the two engines never share a pro
 
 import argparse
 import json
+import shutil
+import tempfile
 import time
 
 from deepsparse import compile_model
@@ -28,10 +30,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    engine = compile_model(
-        args.model, batch_size=args.batch, num_cores=args.threads, input_shapes=args.input_shapes
-    )
-    inputs = engine.generate_random_inputs()
+    with tempfile.TemporaryDirectory(prefix="deepsparse-") as scratch:
+        # DeepSparse rewrites the file it is given to fix the batch size; the caller's stays as is.
+        model = shutil.copy(args.model, scratch)
+        engine = compile_model(
+            model, batch_size=args.batch, num_cores=args.threads, input_shapes=args.input_shapes
+        )
+        inputs = engine.generate_random_inputs()
 
     def run_for(seconds: float) -> tuple[int, float]:
         start = time.perf_counter()
