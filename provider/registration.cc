@@ -3,6 +3,7 @@
 #include <mutex>
 #include <vector>
 
+#include "operators/sparse_conv.h"
 #include "operators/sparse_gemm.h"
 
 namespace {
@@ -13,7 +14,8 @@ constexpr const char* kDomain = "ortsparse";
 // options live, so both live until the library is unloaded.
 std::vector<OrtCustomOp*>& Operators() {
   static ortsparse::SparseGemmOp sparse_gemm;
-  static std::vector<OrtCustomOp*> operators = {&sparse_gemm};
+  static ortsparse::SparseConvOp sparse_conv;
+  static std::vector<OrtCustomOp*> operators = {&sparse_gemm, &sparse_conv};
   return operators;
 }
 

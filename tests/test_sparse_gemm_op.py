@@ -3,34 +3,33 @@
 Every case builds one graph with a SparseGemm node and the equivalent standard graph
 (MatMul, Add, activation ops, Add) and runs both in ONNX Runtime: ORT is the oracle.
 
-FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (1e-6 absolute when Y_ref is all
-zero). Summation order differs from MLAS's and the vectorized activations are accurate to about
-1e-6 relative, so real errors sit far below this while any indexing or epilogue mistake is far
-above it.
+FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (tests/op_testing.py says why).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import math
-import zlib
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import ortsparse
-from ortsparse import isa
+from tests.op_testing import (
+    CLIP_RANGE,
+    activation_nodes,
+    assert_close,
+    creation_error,
+    pack,
+    run_error,
+    session,
+)
 
-FAMILIES = ["scalar", "avx2", "avx512"]
-FAMILY_RANK = {"scalar": 0, "avx2": 1, "avx512": 2, "avx512vnni": 3}
 ACTIVATIONS = ["none", "relu", "clip", "gelu", "gelu_tanh", "sigmoid", "silu"]
-CLIP_RANGE = (-0.5, 0.75)
 
 
 # ---------------------------------------------------------------------------------------------
-# Weights and packing (the contract's formats, written independently of the rewriter's packer)
+# Weights
 
 
 def sparse_weight(rng, k, n, sparsity, zero_channels=()):
@@ -39,41 +38,6 @@ def sparse_weight(rng, k, n, sparsity, zero_channels=()):
     w[rng.random((k, n)) < sparsity] = 0.0
     w[:, list(zero_channels)] = 0.0
     return w
-
-
-def pack_csr(w):
-    values, offsets, indices = [], [0], []
-    for n in range(w.shape[1]):
-        ks = np.flatnonzero(w[:, n])
-        indices.extend(ks)
-        values.extend(w[ks, n])
-        offsets.append(len(indices))
-    return as_packed(values, offsets, indices)
-
-
-def pack_block4(w):
-    k, n = w.shape
-    padded = np.zeros((k, -(-n // 4) * 4), dtype=np.float32)
-    padded[:, :n] = w
-    values, offsets, indices = [], [0], []
-    for g in range(padded.shape[1] // 4):
-        block = padded[:, 4 * g : 4 * g + 4]
-        ks = np.flatnonzero(np.any(block != 0, axis=1))
-        indices.extend(ks)
-        values.extend(block[ks].reshape(-1))
-        offsets.append(len(indices))
-    return as_packed(values, offsets, indices)
-
-
-def as_packed(values, offsets, indices):
-    return {
-        "values": np.asarray(values, dtype=np.float32),
-        "offsets": np.asarray(offsets, dtype=np.int32),
-        "indices": np.asarray(indices, dtype=np.int32),
-    }
-
-
-PACKERS = {"csr": pack_csr, "block4": pack_block4}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,63 +130,8 @@ def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="n
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
 
 
-def activation_nodes(activation, x, y, initializers):
-    if activation == "relu":
-        return [helper.make_node("Relu", [x], [y])]
-    if activation == "clip":
-        initializers += [
-            numpy_helper.from_array(np.float32(CLIP_RANGE[0]), "clip_min"),
-            numpy_helper.from_array(np.float32(CLIP_RANGE[1]), "clip_max"),
-        ]
-        return [helper.make_node("Clip", [x, "clip_min", "clip_max"], [y])]
-    if activation == "gelu":
-        return [helper.make_node("Gelu", [x], [y], approximate="none")]
-    if activation == "gelu_tanh":
-        return [helper.make_node("Gelu", [x], [y], approximate="tanh")]
-    if activation == "sigmoid":
-        return [helper.make_node("Sigmoid", [x], [y])]
-    if activation == "silu":
-        return [helper.make_node("Sigmoid", [x], ["sigmoid"]), helper.make_node("Mul", [x, "sigmoid"], [y])]
-    raise ValueError(activation)
-
-
 # ---------------------------------------------------------------------------------------------
-# Sessions
-
-
-@pytest.fixture(scope="module")
-def library():
-    return ortsparse.library_path()
-
-
-def session(model, library=None, threads=1):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    if library is not None:
-        options.register_custom_ops_library(library)
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-def best_family():
-    return isa.cpu_report()["best_kernel_family"]
-
-
-@pytest.fixture(params=FAMILIES)
-def family(request, monkeypatch):
-    """Forces the kernel family that sessions created in the test will use."""
-    if FAMILY_RANK[request.param] > FAMILY_RANK[best_family()]:
-        pytest.skip(f"CPU lacks {request.param}")
-    monkeypatch.setenv("ORTSPARSE_ISA", request.param)
-    return request.param
-
-
-def assert_close(actual, expected):
-    assert actual.shape == expected.shape
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    tolerance = 1e-4 * scale if scale > 0 else 1e-6
-    error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-    assert error <= tolerance, f"max |error| {error:.3g} > {tolerance:.3g} (max |Y_ref| {scale:.3g})"
+# Comparison
 
 
 def check(
@@ -251,15 +160,10 @@ def check(
         feeds["residual"] = rng.standard_normal(y_shape).astype(np.float32)
 
     common = dict(bias=bias, residual_shape=residual_shape, activation=activation, residual_before=residual_before)
-    model = sparse_gemm_model(list(x_shape), PACKERS[fmt](w), k, n, fmt, **common)
+    model = sparse_gemm_model(list(x_shape), pack(w, fmt), k, n, fmt, **common)
     actual = session(model, library, threads).run(None, feeds)[0]
     expected = session(reference_model(list(x_shape), w, **common), threads=threads).run(None, feeds)[0]
     assert_close(actual, expected)
-
-
-@pytest.fixture
-def rng(request):
-    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +253,7 @@ def test_activation_accuracy(library, family, activation, path):
         x, w = np.ones((1, 1), np.float32), v.reshape(1, -1)
     else:
         x, w = v.reshape(-1, 1), np.ones((1, 1), np.float32)
-    model = sparse_gemm_model(list(x.shape), pack_csr(w), 1, w.shape[1], "csr", activation=activation)
+    model = sparse_gemm_model(list(x.shape), pack(w, "csr"), 1, w.shape[1], "csr", activation=activation)
     y = session(model, library).run(None, {"X": x})[0].astype(np.float64).reshape(-1)
     expected = exact_activation(activation, v)
     assert np.all(np.abs(y - expected) <= 4e-6 * np.abs(expected) + 1e-12)
@@ -399,7 +303,7 @@ def test_more_input_features_than_16_bit_indices(library, rng, fmt, rows):
 def test_concurrent_runs_share_one_kernel(library, rng):
     # ORT may run one session from several threads at once: the kernel keeps no per-call state.
     w = sparse_weight(rng, 200, 150, 0.9)
-    model = sparse_gemm_model([None, 200], pack_csr(w), 200, 150, "csr", activation="relu")
+    model = sparse_gemm_model([None, 200], pack(w, "csr"), 200, 150, "csr", activation="relu")
     sess = session(model, library, threads=2)
     inputs = [rng.standard_normal((rows, 200)).astype(np.float32) for rows in (1, 2, 70, 130) * 4]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -412,7 +316,7 @@ def test_bias_given_at_run_time(library, rng):
     w = sparse_weight(rng, 16, 8, 0.5)
     bias = rng.standard_normal(8).astype(np.float32)
     x = rng.standard_normal((5, 16)).astype(np.float32)
-    model = sparse_gemm_model([5, 16], pack_csr(w), 16, 8, "csr", bias=bias, bias_as_input=True)
+    model = sparse_gemm_model([5, 16], pack(w, "csr"), 16, 8, "csr", bias=bias, bias_as_input=True)
     y = session(model, library).run(None, {"X": x, "bias": bias})[0]
     assert_close(y, x @ w + bias)
 
@@ -421,21 +325,9 @@ def test_bias_given_at_run_time(library, rng):
 # Errors
 
 
-def run_error(model, library, feeds):
-    with pytest.raises(Exception) as raised:
-        session(model, library).run(None, feeds)
-    return str(raised.value)
-
-
-def creation_error(model, library):
-    with pytest.raises(Exception) as raised:
-        session(model, library)
-    return str(raised.value)
-
-
 @pytest.fixture
 def packed_8x4(rng):
-    return pack_csr(sparse_weight(rng, 8, 4, 0.5))
+    return pack(sparse_weight(rng, 8, 4, 0.5), "csr")
 
 
 def test_wrong_input_width_at_run_time(library, packed_8x4):
@@ -500,7 +392,7 @@ def test_malformed_packed_weights(library, change, expected):
     w = np.zeros((8, 4), np.float32)
     for n in range(4):
         w[[0, 2 + n % 2, 5, 7], n] = n + 1.0
-    model = sparse_gemm_model([2, 8], change(pack_csr(w)), 8, 4, "csr")
+    model = sparse_gemm_model([2, 8], change(pack(w, "csr")), 8, 4, "csr")
     message = creation_error(model, library)
     assert "SparseGemm node 'sg'" in message and expected in message
 
@@ -525,7 +417,7 @@ def test_wrong_constant_bias_length(library, packed_8x4):
 
 
 def test_block4_group_count(library, rng):
-    packed = pack_block4(sparse_weight(rng, 8, 6, 0.5))  # 2 groups for N = 6
+    packed = pack(sparse_weight(rng, 8, 6, 0.5), "block4")  # 2 groups for N = 6
     model = sparse_gemm_model([2, 8], packed, 8, 9, "block4")  # N = 9 needs 3
     assert "weight_group_offsets has 3 entries, expected 4" in creation_error(model, library)
 

@@ -37,4 +37,8 @@ inline constexpr float kSqrtHalf = 0.70710678118654752f;
 inline constexpr float kSqrtTwoOverPi = 0.79788456080286536f;
 inline constexpr float kGeluTanhCubic = 0.044715f;
 
+// HardSwish's gate, clip(x * kHardSwishSlope + kHardSwishOffset, 0, 1): ONNX's alpha and beta.
+inline constexpr float kHardSwishSlope = 1.0f / 6.0f;
+inline constexpr float kHardSwishOffset = 0.5f;
+
 }  // namespace ortsparse::kernels::coefficients

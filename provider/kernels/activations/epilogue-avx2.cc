@@ -1,5 +1,6 @@
-// AVX2 output stage: transposes 8x8 blocks of channel-major accumulators into rows of Y and
-// finishes them (bias, residual, activation) on the way.
+// AVX2 output stage: transposes 8x8 blocks of channel-major accumulators into rows of Y, or for
+// NCHW outputs stores each channel's run as it is, and finishes them (bias, residual, activation)
+// on the way.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -11,19 +12,19 @@
 namespace ortsparse::kernels {
 namespace {
 
-// One vector of 8 channels of one row, from accumulator to Y.
+// One vector of outputs (8 channels of one row, or 8 rows of one channel) on its way to Y.
 template <Activation kActivation, ResidualMode kResidual>
-struct RowFinisher {
+struct VectorFinisher {
   __m256 bias;
   __m256i lanes;
-  avx2::ClipBounds clip;
+  avx2::ActivationParams params;
 
   void operator()(__m256 acc, const float* residual, float* y) const {
     __m256 v = _mm256_add_ps(acc, bias);
     if (kResidual == ResidualMode::kBeforeActivation) {
       v = _mm256_add_ps(v, _mm256_maskload_ps(residual, lanes));
     }
-    v = avx2::Activate<kActivation>(v, clip);
+    v = avx2::Activate<kActivation>(v, params);
     if (kResidual == ResidualMode::kAfterActivation) {
       v = _mm256_add_ps(v, _mm256_maskload_ps(residual, lanes));
     }
@@ -32,11 +33,12 @@ struct RowFinisher {
 };
 
 template <Activation kActivation, ResidualMode kResidual>
-RowFinisher<kActivation, kResidual> MakeFinisher(const OutputBlock& out, const Epilogue& epilogue,
-                                                 size_t c0, size_t channels) {
+VectorFinisher<kActivation, kResidual> MakeFinisher(const OutputBlock& out,
+                                                    const Epilogue& epilogue, size_t c0,
+                                                    size_t channels) {
   const __m256i lanes = FirstLanesMask(std::min<size_t>(8, channels - c0));
   return {out.bias != nullptr ? _mm256_maskload_ps(out.bias + c0, lanes) : _mm256_setzero_ps(),
-          lanes, {_mm256_set1_ps(epilogue.clip_min), _mm256_set1_ps(epilogue.clip_max)}};
+          lanes, avx2::BroadcastParams(epilogue)};
 }
 
 struct StoreTransposedBody {
@@ -70,6 +72,26 @@ struct StoreTransposedBody {
   }
 };
 
+struct StoreChannelRowsBody {
+  template <Activation kActivation, ResidualMode kResidual>
+  static void Run(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                  const OutputBlock& out, const Epilogue& epilogue) {
+    const avx2::ActivationParams params = avx2::BroadcastParams(epilogue);
+    for (size_t c = 0; c < channels; ++c) {
+      const __m256 bias = out.bias != nullptr ? _mm256_set1_ps(out.bias[c]) : _mm256_setzero_ps();
+      const float* channel_acc = acc + c * acc_stride;
+      const size_t offset = c * out.row_stride;
+      for (size_t r0 = 0; r0 < rows; r0 += 8) {
+        const VectorFinisher<kActivation, kResidual> finish{
+            bias, FirstLanesMask(std::min<size_t>(8, rows - r0)), params};
+        finish(_mm256_loadu_ps(channel_acc + r0),
+               kResidual == ResidualMode::kNone ? nullptr : out.residual + offset + r0,
+               out.y + offset + r0);
+      }
+    }
+  }
+};
+
 struct StoreRowBody {
   template <Activation kActivation, ResidualMode kResidual>
   static void Run(const float* acc, size_t channels, const OutputBlock& out,
@@ -93,6 +115,12 @@ void StoreTransposedAvx2(const float* acc, size_t acc_stride, size_t rows, size_
 void StoreRowAvx2(const float* acc, size_t channels, const OutputBlock& out,
                   const Epilogue& epilogue) {
   WithEpilogue<StoreRowBody>(out, epilogue, acc, channels, out, epilogue);
+}
+
+void StoreChannelRowsAvx2(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                          const OutputBlock& out, const Epilogue& epilogue) {
+  WithEpilogue<StoreChannelRowsBody>(out, epilogue, acc, acc_stride, rows, channels, out,
+                                     epilogue);
 }
 
 }  // namespace ortsparse::kernels

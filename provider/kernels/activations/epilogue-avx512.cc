@@ -1,5 +1,6 @@
-// AVX-512 output stage: transposes 16x16 blocks of channel-major accumulators into rows of Y and
-// finishes them (bias, residual, activation) on the way.
+// AVX-512 output stage: transposes 16x16 blocks of channel-major accumulators into rows of Y, or
+// for NCHW outputs stores each channel's run as it is, and finishes them (bias, residual,
+// activation) on the way.
 #include "kernels/f32-spmm/simd-avx512.h"
 
 #include <algorithm>
@@ -12,20 +13,20 @@ namespace {
 
 __mmask16 FirstLanes(size_t count) { return static_cast<__mmask16>((1u << count) - 1); }
 
-// One vector of 16 channels of one row, from accumulator to Y. Everything the loops below keep
-// constant is hoisted here, out of their way.
+// One vector of outputs, 16 channels of one row or 16 rows of one channel, from accumulator to Y.
+// Everything the loops below keep constant is hoisted here, out of their way.
 template <Activation kActivation, ResidualMode kResidual>
-struct RowFinisher {
+struct VectorFinisher {
   __m512 bias;
   __mmask16 lanes;
-  avx512::ClipBounds clip;
+  avx512::ActivationParams params;
 
   void operator()(__m512 acc, const float* residual, float* y) const {
     __m512 v = _mm512_add_ps(acc, bias);
     if (kResidual == ResidualMode::kBeforeActivation) {
       v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, residual));
     }
-    v = avx512::Activate<kActivation>(v, clip);
+    v = avx512::Activate<kActivation>(v, params);
     if (kResidual == ResidualMode::kAfterActivation) {
       v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, residual));
     }
@@ -34,11 +35,12 @@ struct RowFinisher {
 };
 
 template <Activation kActivation, ResidualMode kResidual>
-RowFinisher<kActivation, kResidual> MakeFinisher(const OutputBlock& out, const Epilogue& epilogue,
-                                                 size_t c0, size_t channels) {
+VectorFinisher<kActivation, kResidual> MakeFinisher(const OutputBlock& out,
+                                                    const Epilogue& epilogue, size_t c0,
+                                                    size_t channels) {
   const __mmask16 lanes = FirstLanes(std::min<size_t>(16, channels - c0));
   return {out.bias != nullptr ? _mm512_maskz_loadu_ps(lanes, out.bias + c0) : _mm512_setzero_ps(),
-          lanes, {_mm512_set1_ps(epilogue.clip_min), _mm512_set1_ps(epilogue.clip_max)}};
+          lanes, avx512::BroadcastParams(epilogue)};
 }
 
 struct StoreTransposedBody {
@@ -74,6 +76,26 @@ struct StoreTransposedBody {
   }
 };
 
+struct StoreChannelRowsBody {
+  template <Activation kActivation, ResidualMode kResidual>
+  static void Run(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                  const OutputBlock& out, const Epilogue& epilogue) {
+    const avx512::ActivationParams params = avx512::BroadcastParams(epilogue);
+    for (size_t c = 0; c < channels; ++c) {
+      const __m512 bias = out.bias != nullptr ? _mm512_set1_ps(out.bias[c]) : _mm512_setzero_ps();
+      const float* channel_acc = acc + c * acc_stride;
+      const size_t offset = c * out.row_stride;
+      for (size_t r0 = 0; r0 < rows; r0 += 16) {
+        const VectorFinisher<kActivation, kResidual> finish{
+            bias, FirstLanes(std::min<size_t>(16, rows - r0)), params};
+        finish(_mm512_loadu_ps(channel_acc + r0),
+               kResidual == ResidualMode::kNone ? nullptr : out.residual + offset + r0,
+               out.y + offset + r0);
+      }
+    }
+  }
+};
+
 struct StoreRowBody {
   template <Activation kActivation, ResidualMode kResidual>
   static void Run(const float* acc, size_t channels, const OutputBlock& out,
@@ -97,6 +119,12 @@ void StoreTransposedAvx512(const float* acc, size_t acc_stride, size_t rows, siz
 void StoreRowAvx512(const float* acc, size_t channels, const OutputBlock& out,
                     const Epilogue& epilogue) {
   WithEpilogue<StoreRowBody>(out, epilogue, acc, channels, out, epilogue);
+}
+
+void StoreChannelRowsAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                            const OutputBlock& out, const Epilogue& epilogue) {
+  WithEpilogue<StoreChannelRowsBody>(out, epilogue, acc, acc_stride, rows, channels, out,
+                                     epilogue);
 }
 
 }  // namespace ortsparse::kernels

@@ -27,6 +27,10 @@ float Activate(float x, const Epilogue& epilogue) {
       return 1.0f / (1.0f + std::exp(-x));
     case Activation::kSilu:
       return x / (1.0f + std::exp(-x));
+    case Activation::kLeakyRelu:
+      return x >= 0.0f ? x : epilogue.alpha * x;
+    case Activation::kHardSwish:
+      return x * std::min(std::max(x * k::kHardSwishSlope + k::kHardSwishOffset, 0.0f), 1.0f);
   }
   return x;
 }
@@ -54,6 +58,19 @@ struct StoreTransposedBody {
   }
 };
 
+struct StoreChannelRowsBody {
+  template <Activation kActivation, ResidualMode kResidual>
+  static void Run(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                  const OutputBlock& out, const Epilogue& epilogue) {
+    for (size_t c = 0; c < channels; ++c) {
+      for (size_t r = 0; r < rows; ++r) {
+        Finish<kActivation, kResidual>(acc[c * acc_stride + r], c, c * out.row_stride + r, out,
+                                       epilogue);
+      }
+    }
+  }
+};
+
 struct StoreRowBody {
   template <Activation kActivation, ResidualMode kResidual>
   static void Run(const float* acc, size_t channels, const OutputBlock& out,
@@ -75,6 +92,12 @@ void StoreTransposedScalar(const float* acc, size_t acc_stride, size_t rows, siz
 void StoreRowScalar(const float* acc, size_t channels, const OutputBlock& out,
                     const Epilogue& epilogue) {
   WithEpilogue<StoreRowBody>(out, epilogue, acc, channels, out, epilogue);
+}
+
+void StoreChannelRowsScalar(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                            const OutputBlock& out, const Epilogue& epilogue) {
+  WithEpilogue<StoreChannelRowsBody>(out, epilogue, acc, acc_stride, rows, channels, out,
+                                     epilogue);
 }
 
 }  // namespace ortsparse::kernels

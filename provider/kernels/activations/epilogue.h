@@ -1,5 +1,5 @@
-// Output stage of SparseGemm: bias, activation and residual, applied while the accumulators are
-// still in cache, and written to row-major Y.
+// Output stage of SparseGemm and SparseConv: bias, activation and residual, applied while the
+// accumulators are still in cache, and written to Y.
 //
 //   y = act(acc + bias) + residual          (residual_before_activation == false)
 //   y = act(acc + bias + residual)          (residual_before_activation == true)
@@ -11,12 +11,23 @@
 
 namespace ortsparse::kernels {
 
-enum class Activation { kNone, kRelu, kClip, kGelu, kGeluTanh, kSigmoid, kSilu };
+enum class Activation {
+  kNone,
+  kRelu,
+  kClip,
+  kGelu,
+  kGeluTanh,
+  kSigmoid,
+  kSilu,
+  kLeakyRelu,  // x >= 0 ? x : alpha * x
+  kHardSwish,  // x * clip(x / 6 + 1/2, 0, 1), as ONNX HardSwish
+};
 
 struct Epilogue {
   Activation activation = Activation::kNone;
   float clip_min = -std::numeric_limits<float>::infinity();
   float clip_max = std::numeric_limits<float>::infinity();
+  float alpha = 0.01f;  // leaky_relu's slope for negative inputs
   bool residual_before_activation = false;
 };
 
@@ -59,6 +70,10 @@ void WithEpilogue(const OutputBlock& out, const Epilogue& epilogue, const Args&.
       return with_residual(std::integral_constant<Activation, Activation::kSigmoid>{});
     case Activation::kSilu:
       return with_residual(std::integral_constant<Activation, Activation::kSilu>{});
+    case Activation::kLeakyRelu:
+      return with_residual(std::integral_constant<Activation, Activation::kLeakyRelu>{});
+    case Activation::kHardSwish:
+      return with_residual(std::integral_constant<Activation, Activation::kHardSwish>{});
   }
 }
 
@@ -73,19 +88,32 @@ using StoreTransposedFn = void (*)(const float* acc, size_t acc_stride, size_t r
 using StoreRowFn = void (*)(const float* acc, size_t channels, const OutputBlock& out,
                             const Epilogue& epilogue);
 
+// y[c * out.row_stride + r] = epilogue(acc[c * acc_stride + r]) for r < rows, c < channels: acc's
+// channel-major layout is already Y's when Y is NCHW (SparseConv), so each channel's run of pixels
+// is finished in place of a transpose; out.row_stride is then the distance between channels.
+using StoreChannelRowsFn = void (*)(const float* acc, size_t acc_stride, size_t rows,
+                                    size_t channels, const OutputBlock& out,
+                                    const Epilogue& epilogue);
+
 void StoreTransposedAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
                            const OutputBlock& out, const Epilogue& epilogue);
 void StoreRowAvx512(const float* acc, size_t channels, const OutputBlock& out,
                     const Epilogue& epilogue);
+void StoreChannelRowsAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                            const OutputBlock& out, const Epilogue& epilogue);
 
 void StoreTransposedAvx2(const float* acc, size_t acc_stride, size_t rows, size_t channels,
                          const OutputBlock& out, const Epilogue& epilogue);
 void StoreRowAvx2(const float* acc, size_t channels, const OutputBlock& out,
                   const Epilogue& epilogue);
+void StoreChannelRowsAvx2(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                          const OutputBlock& out, const Epilogue& epilogue);
 
 void StoreTransposedScalar(const float* acc, size_t acc_stride, size_t rows, size_t channels,
                            const OutputBlock& out, const Epilogue& epilogue);
 void StoreRowScalar(const float* acc, size_t channels, const OutputBlock& out,
                     const Epilogue& epilogue);
+void StoreChannelRowsScalar(const float* acc, size_t acc_stride, size_t rows, size_t channels,
+                            const OutputBlock& out, const Epilogue& epilogue);
 
 }  // namespace ortsparse::kernels

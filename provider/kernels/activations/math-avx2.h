@@ -66,12 +66,29 @@ inline __m256 GeluTanh(__m256 x) {
   return DivideByOnePlusExp(x, _mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
 }
 
-struct ClipBounds {
-  __m256 min, max;
+// The activations' parameters, broadcast once per output block.
+struct ActivationParams {
+  __m256 clip_min, clip_max;
+  __m256 alpha;  // leaky_relu's slope
 };
 
+inline ActivationParams BroadcastParams(const Epilogue& epilogue) {
+  return {_mm256_set1_ps(epilogue.clip_min), _mm256_set1_ps(epilogue.clip_max),
+          _mm256_set1_ps(epilogue.alpha)};
+}
+
+// x * clip(x / 6 + 1/2, 0, 1).
+inline __m256 HardSwish(__m256 x) {
+  namespace k = coefficients;
+  const __m256 gate =
+      _mm256_fmadd_ps(x, _mm256_set1_ps(k::kHardSwishSlope), _mm256_set1_ps(k::kHardSwishOffset));
+  const __m256 unit_gate =
+      _mm256_min_ps(_mm256_max_ps(gate, _mm256_setzero_ps()), _mm256_set1_ps(1.0f));
+  return _mm256_mul_ps(x, unit_gate);
+}
+
 template <Activation kActivation>
-inline __m256 Activate(__m256 x, const ClipBounds& clip) {
+inline __m256 Activate(__m256 x, const ActivationParams& params) {
   const __m256 zero = _mm256_setzero_ps();
   switch (kActivation) {
     case Activation::kNone:
@@ -79,7 +96,7 @@ inline __m256 Activate(__m256 x, const ClipBounds& clip) {
     case Activation::kRelu:
       return _mm256_max_ps(x, zero);
     case Activation::kClip:
-      return _mm256_min_ps(_mm256_max_ps(x, clip.min), clip.max);
+      return _mm256_min_ps(_mm256_max_ps(x, params.clip_min), params.clip_max);
     case Activation::kGelu:
       return Gelu(x);
     case Activation::kGeluTanh:
@@ -88,6 +105,11 @@ inline __m256 Activate(__m256 x, const ClipBounds& clip) {
       return DivideByOnePlusExp(_mm256_set1_ps(1.0f), _mm256_sub_ps(zero, x));
     case Activation::kSilu:
       return DivideByOnePlusExp(x, _mm256_sub_ps(zero, x));
+    case Activation::kLeakyRelu:
+      return _mm256_blendv_ps(x, _mm256_mul_ps(x, params.alpha),
+                              _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+    case Activation::kHardSwish:
+      return HardSwish(x);
   }
   return x;
 }

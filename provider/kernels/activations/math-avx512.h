@@ -69,12 +69,29 @@ inline __m512 GeluTanh(__m512 x) {
   return DivideByOnePlusExp(x, _mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
 }
 
-struct ClipBounds {
-  __m512 min, max;
+// The activations' parameters, broadcast once per output block.
+struct ActivationParams {
+  __m512 clip_min, clip_max;
+  __m512 alpha;  // leaky_relu's slope
 };
 
+inline ActivationParams BroadcastParams(const Epilogue& epilogue) {
+  return {_mm512_set1_ps(epilogue.clip_min), _mm512_set1_ps(epilogue.clip_max),
+          _mm512_set1_ps(epilogue.alpha)};
+}
+
+// x * clip(x / 6 + 1/2, 0, 1).
+inline __m512 HardSwish(__m512 x) {
+  namespace k = coefficients;
+  const __m512 gate =
+      _mm512_fmadd_ps(x, _mm512_set1_ps(k::kHardSwishSlope), _mm512_set1_ps(k::kHardSwishOffset));
+  const __m512 unit_gate =
+      _mm512_min_ps(_mm512_max_ps(gate, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
+  return _mm512_mul_ps(x, unit_gate);
+}
+
 template <Activation kActivation>
-inline __m512 Activate(__m512 x, const ClipBounds& clip) {
+inline __m512 Activate(__m512 x, const ActivationParams& params) {
   const __m512 zero = _mm512_setzero_ps();
   switch (kActivation) {
     case Activation::kNone:
@@ -82,7 +99,7 @@ inline __m512 Activate(__m512 x, const ClipBounds& clip) {
     case Activation::kRelu:
       return _mm512_max_ps(x, zero);
     case Activation::kClip:
-      return _mm512_min_ps(_mm512_max_ps(x, clip.min), clip.max);
+      return _mm512_min_ps(_mm512_max_ps(x, params.clip_min), params.clip_max);
     case Activation::kGelu:
       return Gelu(x);
     case Activation::kGeluTanh:
@@ -91,6 +108,10 @@ inline __m512 Activate(__m512 x, const ClipBounds& clip) {
       return DivideByOnePlusExp(_mm512_set1_ps(1.0f), _mm512_sub_ps(zero, x));
     case Activation::kSilu:
       return DivideByOnePlusExp(x, _mm512_sub_ps(zero, x));
+    case Activation::kLeakyRelu:
+      return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ), x, params.alpha);
+    case Activation::kHardSwish:
+      return HardSwish(x);
   }
   return x;
 }

@@ -1,0 +1,51 @@
+// AVX2 panel packer: runs of input columns move 8 at a time through masked loads, whose
+// masked-off lanes (the padding) read nothing and come back zero.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/f32-conv-pack/conv-pack-impl.h"
+
+namespace ortsparse::kernels {
+namespace {
+
+// All-ones in lanes l of [0, 8) with begin <= l < end.
+__m256i LaneRange(int64_t begin, int64_t end) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i below_end =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(end, 0, 8))),
+                         lanes);
+  const __m256i below_begin =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(begin, 0, 8))),
+                         lanes);
+  return _mm256_andnot_si256(below_begin, below_end);
+}
+
+struct MaskedRuns {
+  static void Copy(const float* row, int64_t width, int64_t first, size_t count, float* out) {
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 8) {
+      const int64_t column = first + t0;
+      // Addresses of masked-off lanes are never accessed, even outside the image.
+      const __m256 v = _mm256_maskload_ps(row + column, LaneRange(-column, width - column));
+      _mm256_maskstore_ps(out + t0, LaneRange(0, count_signed - t0), v);
+    }
+  }
+  static void Zero(float* out, size_t count) {
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 8) {
+      _mm256_maskstore_ps(out + t0, LaneRange(0, count_signed - t0), _mm256_setzero_ps());
+    }
+  }
+};
+
+}  // namespace
+
+void PackConvPanelAvx2(const float* image, const ConvGeometry& geometry, size_t pixel_begin,
+                       size_t rows, size_t k_begin, size_t k_end, size_t panel_rows,
+                       float* panel) {
+  PackConvPanelWith<MaskedRuns>(image, geometry, pixel_begin, rows, k_begin, k_end, panel_rows,
+                                panel);
+}
+
+}  // namespace ortsparse::kernels

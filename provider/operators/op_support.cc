@@ -1,0 +1,93 @@
+#include "operators/op_support.h"
+
+#include <exception>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+
+namespace ortsparse {
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::ostringstream s;
+  s << '[';
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << ']';
+  return s.str();
+}
+
+std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name) {
+  int64_t value = 0;
+  Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &value)};
+  if (!status.IsOK()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::vector<int64_t>> IntsAttribute(const OrtKernelInfo* info, const char* name) {
+  size_t size = 0;
+  Ort::Status status{
+      Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, nullptr, &size)};
+  if (!status.IsOK()) return std::nullopt;
+  std::vector<int64_t> values(size);
+  status = Ort::Status{
+      Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, values.data(), &size)};
+  if (!status.IsOK()) return std::nullopt;
+  return values;
+}
+
+std::optional<float> FloatAttribute(const OrtKernelInfo* info, const char* name) {
+  float value = 0;
+  Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_float(info, name, &value)};
+  if (!status.IsOK()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::string> StringAttribute(const OrtKernelInfo* info, const char* name) {
+  size_t size = 0;
+  Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_string(info, name, nullptr, &size)};
+  if (!status.IsOK()) return std::nullopt;
+  std::string value(size, '\0');
+  status =
+      Ort::Status{Ort::GetApi().KernelInfoGetAttribute_string(info, name, value.data(), &size)};
+  if (!status.IsOK()) return std::nullopt;
+  value.resize(size > 0 ? size - 1 : 0);  // drop the terminating '\0'
+  return value;
+}
+
+Ort::ConstValue OptionalInput(const Ort::KernelContext& context, size_t index) {
+  if (index >= context.GetInputCount()) return Ort::ConstValue{nullptr};
+  return context.GetInput(index);
+}
+
+OrtStatusPtr CurrentExceptionStatus(const std::string& node_label) {
+  const OrtApi& api = Ort::GetApi();
+  try {
+    throw;
+  } catch (const Ort::Exception& e) {
+    return api.CreateStatus(e.GetOrtErrorCode(), (node_label + ": " + e.what()).c_str());
+  } catch (const std::invalid_argument& e) {
+    return api.CreateStatus(ORT_INVALID_ARGUMENT, (node_label + ": " + e.what()).c_str());
+  } catch (const std::exception& e) {
+    return api.CreateStatus(ORT_FAIL, (node_label + ": " + e.what()).c_str());
+  } catch (...) {
+    return api.CreateStatus(ORT_FAIL, (node_label + ": unknown error").c_str());
+  }
+}
+
+ScratchBuffer::ScratchBuffer(const Ort::KernelContext& context, size_t floats) {
+  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  allocator_ = context.GetAllocator(*cpu);
+  raw_ = allocator_->Alloc(allocator_, floats * sizeof(float) + kAlignment);
+  if (raw_ == nullptr) {
+    Ort::GetApi().ReleaseAllocator(allocator_);
+    throw std::bad_alloc();
+  }
+  const uintptr_t address = reinterpret_cast<uintptr_t>(raw_);
+  data_ = reinterpret_cast<float*>((address + kAlignment - 1) & ~(kAlignment - 1));
+}
+
+ScratchBuffer::~ScratchBuffer() {
+  allocator_->Free(allocator_, raw_);
+  Ort::GetApi().ReleaseAllocator(allocator_);
+}
+
+}  // namespace ortsparse

@@ -1,0 +1,193 @@
+#include "operators/packed_weights.h"
+
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+namespace ortsparse {
+namespace {
+
+using kernels::Activation;
+
+std::optional<Activation> ParseActivation(const std::string& name) {
+  static const std::pair<const char*, Activation> kNames[] = {
+      {"none", Activation::kNone},           {"relu", Activation::kRelu},
+      {"clip", Activation::kClip},           {"gelu", Activation::kGelu},
+      {"gelu_tanh", Activation::kGeluTanh},  {"sigmoid", Activation::kSigmoid},
+      {"silu", Activation::kSilu},           {"leaky_relu", Activation::kLeakyRelu},
+      {"hard_swish", Activation::kHardSwish},
+  };
+  for (const auto& [candidate, activation] : kNames) {
+    if (name == candidate) return activation;
+  }
+  return std::nullopt;
+}
+
+kernels::Epilogue ReadEpilogue(const Ort::ConstKernelInfo& info) {
+  kernels::Epilogue epilogue;
+  const std::string activation_name = StringAttribute(info, "activation").value_or("none");
+  const std::optional<Activation> activation = ParseActivation(activation_name);
+  if (!activation) {
+    throw std::invalid_argument("unknown activation '" + activation_name +
+                                "' (expected none, relu, clip, gelu, gelu_tanh, sigmoid, silu, "
+                                "leaky_relu, hard_swish)");
+  }
+  epilogue.activation = *activation;
+  epilogue.clip_min = FloatAttribute(info, "clip_min").value_or(epilogue.clip_min);
+  epilogue.clip_max = FloatAttribute(info, "clip_max").value_or(epilogue.clip_max);
+  epilogue.alpha = FloatAttribute(info, "alpha").value_or(epilogue.alpha);
+
+  const int64_t residual_before = IntAttribute(info, "residual_before_activation").value_or(0);
+  if (residual_before != 0 && residual_before != 1) {
+    throw std::invalid_argument("attribute residual_before_activation must be 0 or 1, got " +
+                                std::to_string(residual_before));
+  }
+  epilogue.residual_before_activation = residual_before == 1;
+  return epilogue;
+}
+
+// A constant 1-D input of the expected element type, copied out of ORT's initializer.
+template <typename T>
+std::vector<T> ReadConstantVector(const Ort::ConstKernelInfo& info, size_t index,
+                                  const char* name) {
+  int is_constant = 0;
+  Ort::ConstValue value{nullptr};
+  if (index < info.GetInputCount()) value = info.GetTensorConstantInput(index, &is_constant);
+  if (!is_constant || value == nullptr) {
+    throw std::invalid_argument(std::string(name) + " (input " + std::to_string(index) +
+                                ") must be a constant initializer");
+  }
+  const std::vector<int64_t> shape = value.GetTensorTypeAndShapeInfo().GetShape();
+  if (shape.size() != 1) {
+    throw std::invalid_argument(std::string(name) + " must be 1-D, got shape " +
+                                ShapeString(shape));
+  }
+  const T* data = value.GetTensorData<T>();
+  return std::vector<T>(data, data + shape[0]);
+}
+
+void CheckBiasShape(const std::vector<int64_t>& shape, int64_t n) {
+  if (shape.size() != 1 || shape[0] != n) {
+    throw std::invalid_argument("bias has shape " + ShapeString(shape) + ", expected [" +
+                                std::to_string(n) + "]");
+  }
+}
+
+}  // namespace
+
+SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info) {
+  SparseMatrixAttributes matrix;
+  const std::optional<int64_t> k = IntAttribute(info, "K");
+  const std::optional<int64_t> n = IntAttribute(info, "N");
+  if (!k || !n) throw std::invalid_argument("integer attributes K and N are required");
+  // Both bound int32 indices and offsets, and their products stay far from size_t overflow.
+  constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
+  if (*k < 1 || *n < 1 || *k > kMaxDim || *n > kMaxDim) {
+    throw std::invalid_argument("K and N must be in [1, 2^31), got K=" + std::to_string(*k) +
+                                ", N=" + std::to_string(*n));
+  }
+  matrix.k = *k;
+  matrix.n = *n;
+
+  const std::optional<std::string> format = StringAttribute(info, "format");
+  if (format == "csr") {
+    matrix.block_size = 1;
+  } else if (format == "block4") {
+    matrix.block_size = 4;
+  } else {
+    throw std::invalid_argument("attribute format must be 'csr' or 'block4', got '" +
+                                format.value_or("(missing)") + "'");
+  }
+  matrix.epilogue = ReadEpilogue(info);
+  return matrix;
+}
+
+PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
+                                const SparseMatrixAttributes& matrix) {
+  PackedWeights packed{
+      ReadConstantVector<float>(info, kInputWeightValues, "weight_values"),
+      ReadConstantVector<int32_t>(info, kInputWeightGroupOffsets, "weight_group_offsets"),
+      ReadConstantVector<int32_t>(info, kInputWeightInputIndices, "weight_input_indices")};
+  const std::vector<int32_t>& group_offsets = packed.group_offsets;
+  const std::vector<int32_t>& input_indices = packed.input_indices;
+  const size_t block_size = matrix.block_size;
+
+  const size_t num_groups = CeilDiv(static_cast<size_t>(matrix.n), block_size);
+  const size_t nnz_blocks = input_indices.size();
+  if (group_offsets.size() != num_groups + 1) {
+    throw std::invalid_argument("weight_group_offsets has " +
+                                std::to_string(group_offsets.size()) + " entries, expected " +
+                                std::to_string(num_groups + 1) + " (one per group, plus one)");
+  }
+  if (packed.values.size() != nnz_blocks * block_size) {
+    throw std::invalid_argument("weight_values has " + std::to_string(packed.values.size()) +
+                                " entries, expected " + std::to_string(nnz_blocks * block_size) +
+                                " (block size " + std::to_string(block_size) + " times " +
+                                std::to_string(nnz_blocks) + " input indices)");
+  }
+  if (group_offsets.front() != 0 ||
+      static_cast<size_t>(group_offsets.back()) != nnz_blocks) {
+    throw std::invalid_argument("weight_group_offsets must start at 0 and end at " +
+                                std::to_string(nnz_blocks) + " (the number of input indices)");
+  }
+  // Offsets first: with them monotonic from 0 to nnz_blocks, every group's range is in bounds.
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (group_offsets[g + 1] < group_offsets[g]) {
+      throw std::invalid_argument("weight_group_offsets decreases at group " + std::to_string(g));
+    }
+  }
+  for (size_t g = 0; g < num_groups; ++g) {
+    for (int32_t i = group_offsets[g]; i < group_offsets[g + 1]; ++i) {
+      const int32_t k = input_indices[i];
+      if (k < 0 || k >= matrix.k) {
+        throw std::invalid_argument("weight_input_indices[" + std::to_string(i) + "] = " +
+                                    std::to_string(k) + " is outside [0, K=" +
+                                    std::to_string(matrix.k) + ")");
+      }
+      if (i > group_offsets[g] && k <= input_indices[i - 1]) {
+        throw std::invalid_argument("weight_input_indices are not strictly increasing in group " +
+                                    std::to_string(g) + " (position " + std::to_string(i) + ")");
+      }
+    }
+  }
+  return packed;
+}
+
+std::optional<std::vector<float>> ReadConstantBias(const Ort::ConstKernelInfo& info, int64_t n) {
+  if (info.GetInputCount() <= kInputBias || info.GetInputName(kInputBias).empty()) {
+    return std::nullopt;
+  }
+  int is_constant = 0;
+  const Ort::ConstValue bias = info.GetTensorConstantInput(kInputBias, &is_constant);
+  if (!is_constant || bias == nullptr) return std::nullopt;
+  CheckBiasShape(bias.GetTensorTypeAndShapeInfo().GetShape(), n);
+  const float* data = bias.GetTensorData<float>();
+  return std::vector<float>(data, data + n);
+}
+
+const float* BiasForRun(const Ort::KernelContext& context,
+                        const std::optional<std::vector<float>>& constant_bias, int64_t n) {
+  if (constant_bias) return constant_bias->data();
+  const Ort::ConstValue bias = OptionalInput(context, kInputBias);
+  if (bias == nullptr) return nullptr;
+  CheckBiasShape(bias.GetTensorTypeAndShapeInfo().GetShape(), n);
+  return bias.GetTensorData<float>();
+}
+
+const float* ResidualForRun(const Ort::KernelContext& context,
+                            const std::vector<int64_t>& y_shape) {
+  const Ort::ConstValue residual = OptionalInput(context, kInputResidual);
+  if (residual == nullptr) return nullptr;
+  const std::vector<int64_t> shape = residual.GetTensorTypeAndShapeInfo().GetShape();
+  if (shape != y_shape) {
+    throw std::invalid_argument("residual has shape " + ShapeString(shape) + " but Y has shape " +
+                                ShapeString(y_shape));
+  }
+  return residual.GetTensorData<float>();
+}
+
+std::string NodeLabel(const char* op_name, const Ort::ConstKernelInfo& info) {
+  return std::string(op_name) + " node '" + info.GetNodeName() + "'";
+}
+
+}  // namespace ortsparse

@@ -1,0 +1,95 @@
+// What SparseGemm and SparseConv share at the ORT boundary (docs/ops.md): the weight matrix's
+// attributes, the packed weight inputs and their validation, and the optional bias and residual.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/activations/epilogue.h"
+#include "operators/op_support.h"
+
+namespace ortsparse {
+
+// Inputs in the order both operators take them.
+enum PackedOpInput : size_t {
+  kInputX = 0,
+  kInputWeightValues = 1,
+  kInputWeightGroupOffsets = 2,
+  kInputWeightInputIndices = 3,
+  kInputBias = 4,
+  kInputResidual = 5,
+  kPackedOpInputCount = 6,
+};
+
+// The weight matrix W [K, N] and what the output stage does with X · W.
+struct SparseMatrixAttributes {
+  int64_t k = 0;
+  int64_t n = 0;
+  size_t block_size = 1;  // output channels per group: 1 for csr, 4 for block4
+  kernels::Epilogue epilogue;
+};
+
+// Reads K, N, format and the epilogue attributes; throws std::invalid_argument when one is
+// missing or out of range.
+SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info);
+
+// The packed weight inputs, validated against the contract.
+struct PackedWeights {
+  std::vector<float> values;
+  std::vector<int32_t> group_offsets;
+  std::vector<int32_t> input_indices;
+};
+
+PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
+                                const SparseMatrixAttributes& matrix);
+
+// The bias when it is a constant initializer (validated once, here), else nothing: it then comes
+// with each run.
+std::optional<std::vector<float>> ReadConstantBias(const Ort::ConstKernelInfo& info, int64_t n);
+
+// The bias of this run (null when the node has none), checked unless it was constant.
+const float* BiasForRun(const Ort::KernelContext& context,
+                        const std::optional<std::vector<float>>& constant_bias, int64_t n);
+
+// The residual of this run (null when the node has none), checked to have Y's shape.
+const float* ResidualForRun(const Ort::KernelContext& context,
+                            const std::vector<int64_t>& y_shape);
+
+// "SparseConv node 'name'": how error messages name the node.
+std::string NodeLabel(const char* op_name, const Ort::ConstKernelInfo& info);
+
+// The ORT op definition both operators share; Op supplies GetName, Kernel is constructed from
+// (api, info) and has ComputeV2.
+template <typename Op, typename Kernel>
+struct PackedWeightOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
+    const char* name = static_cast<const Op*>(this)->GetName();
+    try {
+      *kernel = new Kernel(api, info);
+      return nullptr;
+    } catch (...) {
+      return CurrentExceptionStatus(NodeLabel(name, Ort::ConstKernelInfo{info}));
+    }
+  }
+
+  size_t GetInputTypeCount() const { return kPackedOpInputCount; }
+  ONNXTensorElementDataType GetInputType(size_t index) const {
+    const bool is_index = index == kInputWeightGroupOffsets || index == kInputWeightInputIndices;
+    return is_index ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
+    return index >= kInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+                               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+  }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
+    return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+};
+
+}  // namespace ortsparse

@@ -1,0 +1,194 @@
+#include "operators/spmm_tiles.h"
+
+#include "isa/cpu_features.h"
+
+namespace ortsparse {
+namespace {
+
+static_assert(kernels::kAvx2PanelRows <= kMaxPanelRows &&
+              kernels::kScalarPanelRows <= kMaxPanelRows);
+
+// Tile-path chunks: about 8 per weight matrix, so that ORT's dynamic scheduling evens out the
+// threads even with one tile, no narrower than this so that segment ordering stays effective.
+constexpr size_t kChunksPerMatrix = 8;
+constexpr size_t kMinChunkChannels = 64;
+// Weight indices are 16 bits, counted from their block of input features.
+constexpr size_t kMaxBlockRows = size_t{1} << 16;
+// Blocks of input features trade L2 traffic for per-segment overhead (accumulator reload, loop
+// setup); below this many stored weights per segment, on average, the overhead wins.
+constexpr size_t kMinMeanSegmentLength = 8;
+// A block's panel rows take two thirds of L1, the rest holding accumulators and weights; this much
+// when the CPU does not report its L1 size.
+constexpr size_t kDefaultL1PanelBytes = 32 * 1024;
+
+// Row-kernel limits: the rows below which gathering each row beats one narrow tile, measured on
+// 1024x1024 weights at 90% sparsity (a narrow tile costs about as much as that many rows).
+const SpmmMicrokernels kAvx512Microkernels = {
+    kernels::kAvx512PanelRows,
+    16,
+    2,
+    kernels::PackPanelAvx512,
+    {kernels::SpmmCsrAvx512<16, false>, kernels::SpmmCsrAvx512<32, false>,
+     kernels::SpmmCsrAvx512<48, false>, kernels::SpmmCsrAvx512<64, false>},
+    {kernels::SpmmCsrAvx512<16, true>, kernels::SpmmCsrAvx512<32, true>,
+     kernels::SpmmCsrAvx512<48, true>, kernels::SpmmCsrAvx512<64, true>},
+    {kernels::SpmmBlock4Avx512<16, false>, kernels::SpmmBlock4Avx512<32, false>,
+     kernels::SpmmBlock4Avx512<48, false>, kernels::SpmmBlock4Avx512<64, false>},
+    {kernels::SpmmBlock4Avx512<16, true>, kernels::SpmmBlock4Avx512<32, true>,
+     kernels::SpmmBlock4Avx512<48, true>, kernels::SpmmBlock4Avx512<64, true>},
+    kernels::SpmvCsrAvx512,
+    kernels::SpmvBlock4Avx512,
+    kernels::StoreTransposedAvx512,
+    kernels::StoreRowAvx512,
+    kernels::StoreChannelRowsAvx512,
+    kernels::PackConvPanelAvx512,
+};
+
+const SpmmMicrokernels kAvx2Microkernels = {
+    kernels::kAvx2PanelRows,
+    8,
+    2,
+    kernels::PackPanelAvx2,
+    {kernels::SpmmCsrAvx2<8, false>, kernels::SpmmCsrAvx2<16, false>,
+     kernels::SpmmCsrAvx2<24, false>, kernels::SpmmCsrAvx2<32, false>},
+    {kernels::SpmmCsrAvx2<8, true>, kernels::SpmmCsrAvx2<16, true>, kernels::SpmmCsrAvx2<24, true>,
+     kernels::SpmmCsrAvx2<32, true>},
+    {kernels::SpmmBlock4Avx2<8, false>, kernels::SpmmBlock4Avx2<16, false>,
+     kernels::SpmmBlock4Avx2<24, false>, kernels::SpmmBlock4Avx2<32, false>},
+    {kernels::SpmmBlock4Avx2<8, true>, kernels::SpmmBlock4Avx2<16, true>,
+     kernels::SpmmBlock4Avx2<24, true>, kernels::SpmmBlock4Avx2<32, true>},
+    kernels::SpmvCsrAvx2,
+    kernels::SpmvBlock4Avx2,
+    kernels::StoreTransposedAvx2,
+    kernels::StoreRowAvx2,
+    kernels::StoreChannelRowsAvx2,
+    kernels::PackConvPanelAvx2,
+};
+
+const SpmmMicrokernels kScalarMicrokernels = {
+    kernels::kScalarPanelRows,
+    kernels::kScalarPanelRows,
+    7,
+    kernels::PackPanelScalar,
+    {kernels::SpmmCsrScalar<false>},
+    {kernels::SpmmCsrScalar<true>},
+    {kernels::SpmmBlock4Scalar<false>},
+    {kernels::SpmmBlock4Scalar<true>},
+    kernels::SpmvCsrScalar,
+    kernels::SpmvBlock4Scalar,
+    kernels::StoreTransposedScalar,
+    kernels::StoreRowScalar,
+    kernels::StoreChannelRowsScalar,
+    kernels::PackConvPanelScalar,
+};
+
+// How many blocks of input features the tile kernels take K in.
+size_t CountKBlocks(const PackedWeights& packed, const SparseMatrixAttributes& matrix,
+                    const SpmmMicrokernels& microkernels) {
+  const size_t k = static_cast<size_t>(matrix.k);
+  const size_t index_blocks = CeilDiv(k, kMaxBlockRows);
+  // block4 shares each panel load among four channels and is bound by arithmetic, not L2, so it
+  // keeps as few blocks as its indices allow.
+  if (matrix.block_size != 1) return index_blocks;
+  const uint64_t l1_bytes = isa::DetectCpuFeatures().l1d_bytes;
+  const size_t panel_budget = l1_bytes > 0 ? l1_bytes * 2 / 3 : kDefaultL1PanelBytes;
+  const size_t l1_block_rows =
+      std::max<size_t>(1, panel_budget / (microkernels.panel_rows * sizeof(float)));
+  const size_t mean_group_length = packed.input_indices.size() / static_cast<size_t>(matrix.n);
+  return std::clamp<size_t>(mean_group_length / kMinMeanSegmentLength, index_blocks,
+                            std::max(index_blocks, CeilDiv(k, l1_block_rows)));
+}
+
+}  // namespace
+
+const SpmmMicrokernels& SelectMicrokernels() {
+  switch (isa::SelectKernelFamily()) {
+    case isa::KernelFamily::kAvx512:
+    case isa::KernelFamily::kAvx512Vnni:  // nothing in FP32 gains from VNNI
+      return kAvx512Microkernels;
+    case isa::KernelFamily::kAvx2:
+      return kAvx2Microkernels;
+    case isa::KernelFamily::kScalar:
+      break;
+  }
+  return kScalarMicrokernels;
+}
+
+TileKernels TileKernelsFor(const SpmmMicrokernels& microkernels, size_t block_size) {
+  if (block_size == 4) {
+    return {microkernels.block4_tiles, microkernels.block4_tiles_accumulating};
+  }
+  return {microkernels.csr_tiles, microkernels.csr_tiles_accumulating};
+}
+
+TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix,
+                             const SpmmMicrokernels& microkernels) {
+  TileWeights tw;
+  const size_t k = static_cast<size_t>(matrix.k);
+  const size_t n = static_cast<size_t>(matrix.n);
+  const size_t block_size = matrix.block_size;
+
+  tw.chunk_channels = std::clamp(RoundUp(CeilDiv(n, kChunksPerMatrix), kStoreChannels),
+                                 kMinChunkChannels, kMaxChunkChannels);
+  tw.chunks = CeilDiv(n, tw.chunk_channels);
+  tw.k_blocks = CountKBlocks(packed, matrix, microkernels);
+  tw.k_block_rows = CeilDiv(k, tw.k_blocks);
+
+  struct Segment {
+    size_t group, begin, end;
+  };
+  std::vector<size_t> cursor(packed.group_offsets.begin(), packed.group_offsets.end() - 1);
+  std::vector<Segment> pass;
+  tw.pass_offsets.push_back(0);
+  for (size_t chunk = 0; chunk < tw.chunks; ++chunk) {
+    const size_t first_group = tw.ChunkBegin(chunk) / block_size;
+    const size_t end_group = CeilDiv(std::min(n, tw.ChunkBegin(chunk + 1)), block_size);
+    for (size_t block = 0; block < tw.k_blocks; ++block) {
+      const int32_t block_begin = static_cast<int32_t>(block * tw.k_block_rows);
+      const int64_t block_end = static_cast<int64_t>((block + 1) * tw.k_block_rows);
+      pass.clear();
+      for (size_t g = first_group; g < end_group; ++g) {
+        const size_t begin = cursor[g];
+        size_t end = begin;
+        while (end < static_cast<size_t>(packed.group_offsets[g + 1]) &&
+               packed.input_indices[end] < block_end) {
+          ++end;
+        }
+        cursor[g] = end;
+        if (end > begin || block == 0) pass.push_back({g, begin, end});
+      }
+      std::stable_sort(pass.begin(), pass.end(), [](const Segment& a, const Segment& b) {
+        return a.end - a.begin < b.end - b.begin;
+      });
+      for (const Segment& segment : pass) {
+        tw.segment_offsets.push_back(static_cast<int32_t>(tw.input_indices.size()));
+        tw.segment_channels.push_back(
+            static_cast<int32_t>(segment.group * block_size - tw.ChunkBegin(chunk)));
+        for (size_t i = segment.begin; i < segment.end; ++i) {
+          tw.input_indices.push_back(static_cast<uint16_t>(packed.input_indices[i] - block_begin));
+        }
+        tw.values.insert(tw.values.end(), packed.values.begin() + segment.begin * block_size,
+                         packed.values.begin() + segment.end * block_size);
+      }
+      tw.pass_offsets.push_back(tw.segment_channels.size());
+    }
+  }
+  tw.segment_offsets.push_back(static_cast<int32_t>(tw.input_indices.size()));
+  return tw;
+}
+
+void MultiplyPanel(const SpmmMicrokernels& microkernels, const TileKernels& tile_kernels,
+                   const TileWeights& tile_weights, const kernels::WeightSegments& segments,
+                   const float* panel, size_t rows, size_t chunk, float* acc) {
+  const size_t variant = CeilDiv(rows, microkernels.vector_rows) - 1;
+  const size_t block_panel_floats = tile_weights.k_block_rows * microkernels.panel_rows;
+  for (size_t block = 0; block < tile_weights.k_blocks; ++block) {
+    const size_t pass = chunk * tile_weights.k_blocks + block;
+    const kernels::SpmmTileFn kernel =
+        block == 0 ? tile_kernels.first_block[variant] : tile_kernels.later_blocks[variant];
+    kernel(panel + block * block_panel_floats, segments, tile_weights.pass_offsets[pass],
+           tile_weights.pass_offsets[pass + 1], acc);
+  }
+}
+
+}  // namespace ortsparse

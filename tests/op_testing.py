@@ -1,0 +1,87 @@
+"""What the op-level tests share: packing in the contract's formats (written independently of the
+rewriter's packer), reference activation nodes, sessions, the FP32 comparison and error capture.
+
+FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (1e-6 absolute when Y_ref is all
+zero). Summation order differs from MLAS's and the vectorized activations are accurate to about
+1e-6 relative, so real errors sit far below this while any indexing or epilogue mistake is far
+above it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+CLIP_RANGE = (-0.5, 0.75)
+
+
+def pack(matrix, fmt):
+    """W [K, N] in the contract's `csr` or `block4` format (docs/ops.md)."""
+    block = 1 if fmt == "csr" else 4
+    k, n = matrix.shape
+    padded = np.zeros((k, -(-n // block) * block), np.float32)
+    padded[:, :n] = matrix
+    groups = padded.reshape(k, -1, block).transpose(1, 0, 2)  # [group, K, block]
+    stored = np.any(groups != 0, axis=2)  # [group, K]
+    group_of_block, indices = np.nonzero(stored)  # row-major: by group, then increasing k
+    return {
+        "values": groups[group_of_block, indices].reshape(-1).astype(np.float32),
+        "offsets": np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(np.int32),
+        "indices": indices.astype(np.int32),
+    }
+
+
+def activation_nodes(activation, x, y, initializers, alpha=None):
+    """Standard ONNX nodes computing `activation` of x into y (initializers appended to)."""
+    if activation == "relu":
+        return [helper.make_node("Relu", [x], [y])]
+    if activation == "clip":
+        initializers += [
+            numpy_helper.from_array(np.float32(CLIP_RANGE[0]), "clip_min"),
+            numpy_helper.from_array(np.float32(CLIP_RANGE[1]), "clip_max"),
+        ]
+        return [helper.make_node("Clip", [x, "clip_min", "clip_max"], [y])]
+    if activation == "gelu":
+        return [helper.make_node("Gelu", [x], [y], approximate="none")]
+    if activation == "gelu_tanh":
+        return [helper.make_node("Gelu", [x], [y], approximate="tanh")]
+    if activation == "sigmoid":
+        return [helper.make_node("Sigmoid", [x], [y])]
+    if activation == "silu":
+        return [helper.make_node("Sigmoid", [x], ["sigmoid"]), helper.make_node("Mul", [x, "sigmoid"], [y])]
+    if activation == "leaky_relu":  # both default to 0.01 when alpha is absent
+        return [helper.make_node("LeakyRelu", [x], [y], **({} if alpha is None else {"alpha": alpha}))]
+    if activation == "hard_swish":
+        return [helper.make_node("HardSwish", [x], [y])]
+    raise ValueError(activation)
+
+
+def session(model, library=None, threads=1):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    if library is not None:
+        options.register_custom_ops_library(library)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def assert_close(actual, expected):
+    assert actual.shape == expected.shape
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    tolerance = 1e-4 * scale if scale > 0 else 1e-6
+    error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    assert error <= tolerance, f"max |error| {error:.3g} > {tolerance:.3g} (max |Y_ref| {scale:.3g})"
+
+
+def run_error(model, library, feeds):
+    with pytest.raises(Exception) as raised:
+        session(model, library).run(None, feeds)
+    return str(raised.value)
+
+
+def creation_error(model, library):
+    with pytest.raises(Exception) as raised:
+        session(model, library)
+    return str(raised.value)

@@ -1,0 +1,413 @@
+"""Op-level tests of SparseConv (docs/ops.md) against ORT's own dense operators.
+
+Every case builds one graph with a SparseConv node and the equivalent standard graph (Conv with
+the same weights and bias, then Add / activation ops) and runs both in ONNX Runtime: ORT is the
+oracle.
+
+FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (tests/op_testing.py says why).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.op_testing import (
+    CLIP_RANGE,
+    activation_nodes,
+    assert_close,
+    creation_error,
+    pack,
+    run_error,
+    session,
+)
+
+ACTIVATIONS = ["none", "relu", "clip", "gelu", "gelu_tanh", "sigmoid", "silu", "leaky_relu", "hard_swish"]
+LEAKY_ALPHA = 0.2
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights: W [Cout, C, kH, kW] is packed as the matrix Wm [K, N], Wm[(c*kH + i)*kW + j, n] =
+# W[n, c, i, j].
+
+
+def sparse_conv_weight(rng, n, c, kernel, sparsity):
+    w = rng.standard_normal((n, c, *kernel)).astype(np.float32)
+    w[rng.random(w.shape) < sparsity] = 0.0
+    return w
+
+
+# ---------------------------------------------------------------------------------------------
+# Graphs
+
+
+def conv_attributes(kernel, strides, dilations, pads):
+    return dict(kernel_shape=list(kernel), strides=list(strides), dilations=list(dilations), pads=list(pads))
+
+
+def epilogue_attributes(activation, alpha):
+    attrs = {}
+    if activation == "clip":
+        attrs.update(clip_min=CLIP_RANGE[0], clip_max=CLIP_RANGE[1])
+    if activation == "leaky_relu" and alpha is not None:
+        attrs.update(alpha=alpha)
+    return attrs
+
+
+def sparse_conv_model(
+    x_shape,
+    w,
+    fmt,
+    window,
+    *,
+    bias=None,
+    bias_as_input=False,
+    residual_shape=None,
+    activation="none",
+    alpha=None,
+    residual_before=0,
+    attributes=None,
+):
+    """A model computing SparseConv(X, packed W [, bias] [, residual]) -> Y."""
+    n, c, kh, kw = w.shape
+    packed = pack(w.reshape(w.shape[0], -1).T, fmt)  # as the matrix Wm [K, N]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    initializers = [
+        numpy_helper.from_array(packed["values"], "weight_values"),
+        numpy_helper.from_array(packed["offsets"], "weight_group_offsets"),
+        numpy_helper.from_array(packed["indices"], "weight_input_indices"),
+    ]
+    node_inputs = ["X", "weight_values", "weight_group_offsets", "weight_input_indices"]
+    node_inputs.append("" if bias is None else "bias")
+    if bias is not None:
+        if bias_as_input:
+            inputs.append(helper.make_tensor_value_info("bias", TensorProto.FLOAT, [None]))
+        else:
+            initializers.append(numpy_helper.from_array(bias, "bias"))
+    if residual_shape is not None:
+        node_inputs.append("residual")
+        inputs.append(helper.make_tensor_value_info("residual", TensorProto.FLOAT, residual_shape))
+    while node_inputs[-1] == "":
+        node_inputs.pop()
+
+    attrs = dict(
+        C=c,
+        N=n,
+        K=c * kh * kw,
+        format=fmt,
+        activation=activation,
+        residual_before_activation=residual_before,
+        **window,
+        **epilogue_attributes(activation, alpha),
+    )
+    attrs.update(attributes or {})
+    attrs = {key: value for key, value in attrs.items() if value is not None}
+    node = helper.make_node("SparseConv", node_inputs, ["Y"], domain="ortsparse", name="sc", **attrs)
+    graph = helper.make_graph(
+        [node], "sparse_conv", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
+    )
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def reference_model(
+    x_shape, w, window, *, bias=None, residual_shape=None, activation="none", alpha=None, residual_before=0
+):
+    """The same computation with standard ONNX operators."""
+    initializers = [numpy_helper.from_array(w, "W")]
+    conv_inputs = ["X", "W"]
+    if bias is not None:
+        initializers.append(numpy_helper.from_array(bias, "B"))
+        conv_inputs.append("B")
+    nodes = [helper.make_node("Conv", conv_inputs, ["conv"], **window)]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    current = "conv"
+    if residual_shape is not None:
+        inputs.append(helper.make_tensor_value_info("residual", TensorProto.FLOAT, residual_shape))
+        if residual_before:
+            nodes.append(helper.make_node("Add", [current, "residual"], ["with_residual"]))
+            current = "with_residual"
+    if activation != "none":
+        nodes += activation_nodes(activation, current, "activated", initializers, alpha=alpha)
+        current = "activated"
+    if residual_shape is not None and not residual_before:
+        nodes.append(helper.make_node("Add", [current, "residual"], ["with_residual"]))
+        current = "with_residual"
+    nodes.append(helper.make_node("Identity", [current], ["Y"]))
+    graph = helper.make_graph(
+        nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+
+
+def output_shape(x_shape, n, kernel, strides, dilations, pads):
+    spatial = [
+        (x_shape[2 + a] + pads[a] + pads[2 + a] - dilations[a] * (kernel[a] - 1) - 1) // strides[a] + 1
+        for a in range(2)
+    ]
+    return [x_shape[0], n, *spatial]
+
+
+def check(
+    library,
+    rng,
+    x_shape,
+    n,
+    kernel,
+    *,
+    strides=(1, 1),
+    dilations=(1, 1),
+    pads=(0, 0, 0, 0),
+    fmt="csr",
+    sparsity=0.7,
+    with_bias=True,
+    with_residual=False,
+    activation="none",
+    alpha=None,
+    residual_before=0,
+    threads=1,
+):
+    """Runs SparseConv and its reference on random data and compares them."""
+    w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity)
+    bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
+    y_shape = output_shape(x_shape, n, kernel, strides, dilations, pads)
+    residual_shape = y_shape if with_residual else None
+    feeds = {"X": rng.standard_normal(x_shape).astype(np.float32)}
+    if with_residual:
+        feeds["residual"] = rng.standard_normal(y_shape).astype(np.float32)
+
+    window = conv_attributes(kernel, strides, dilations, pads)
+    common = dict(
+        bias=bias, residual_shape=residual_shape, activation=activation, alpha=alpha, residual_before=residual_before
+    )
+    model = sparse_conv_model(list(x_shape), w, fmt, window, **common)
+    actual = session(model, library, threads).run(None, feeds)[0]
+    expected = session(reference_model(list(x_shape), w, window, **common), threads=threads).run(None, feeds)[0]
+    assert list(expected.shape) == y_shape
+    assert_close(actual, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerics
+
+GEOMETRIES = {
+    # name: (x_shape, n, kernel, strides, dilations, pads)
+    "1x1": ((1, 17, 7, 9), 33, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "1x1-stride2": ((1, 16, 9, 9), 20, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0)),
+    "1x1-padded": ((1, 8, 5, 5), 12, (1, 1), (1, 1), (1, 1), (1, 0, 1, 2)),
+    "3x3": ((3, 17, 7, 9), 33, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    "3x3-unpadded": ((1, 3, 9, 7), 17, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "3x3-stride2": ((1, 33, 14, 14), 40, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    "3x3-dilation2": ((1, 16, 11, 13), 24, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2)),
+    "3x3-asymmetric-pads": ((1, 8, 7, 9), 17, (3, 3), (1, 1), (1, 1), (0, 1, 2, 0)),
+    "3x3-pads-beyond-kernel": ((1, 4, 5, 6), 9, (3, 3), (1, 1), (1, 1), (3, 3, 3, 3)),
+    "3x3-many-tiles": ((1, 8, 20, 21), 70, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    "3x3-single-pixel": ((1, 5, 3, 3), 6, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "5x5": ((1, 3, 16, 16), 17, (5, 5), (1, 1), (1, 1), (2, 2, 2, 2)),
+    "7x7-stride2": ((1, 3, 23, 21), 16, (7, 7), (2, 2), (1, 1), (3, 3, 3, 3)),
+    "2x3-mixed-axes": ((3, 6, 10, 11), 13, (2, 3), (1, 2), (2, 1), (1, 0, 0, 2)),
+}
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("geometry", GEOMETRIES.values(), ids=GEOMETRIES.keys())
+def test_geometries(library, rng, geometry, fmt):
+    x_shape, n, kernel, strides, dilations, pads = geometry
+    check(
+        library,
+        rng,
+        x_shape,
+        n,
+        kernel,
+        strides=strides,
+        dilations=dilations,
+        pads=pads,
+        fmt=fmt,
+        with_residual=True,
+        activation="relu",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 1.0])
+def test_sparsity(library, rng, sparsity, fmt):
+    check(library, rng, (1, 16, 9, 7), 36, (3, 3), pads=(1, 1, 1, 1), fmt=fmt, sparsity=sparsity)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("residual_before", [0, 1])
+def test_activations(library, rng, activation, residual_before, fmt):
+    alpha = LEAKY_ALPHA if activation == "leaky_relu" else None
+    check(
+        library,
+        rng,
+        (1, 9, 8, 11),
+        21,
+        (3, 3),
+        pads=(1, 1, 1, 1),
+        fmt=fmt,
+        with_residual=True,
+        activation=activation,
+        alpha=alpha,
+        residual_before=residual_before,
+    )
+
+
+def test_leaky_relu_default_alpha(library, rng):
+    check(library, rng, (1, 9, 8, 11), 21, (3, 3), activation="leaky_relu")
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_without_bias(library, rng, with_residual):
+    check(library, rng, (2, 7, 6, 5), 10, (3, 3), pads=(1, 1, 1, 1), with_bias=False, with_residual=with_residual)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("x_shape, kernel", [((1, 40, 14, 14), (3, 3)), ((3, 64, 9, 10), (1, 1))])
+def test_threads(library, rng, threads, x_shape, kernel):
+    pads = (1, 1, 1, 1) if kernel == (3, 3) else (0, 0, 0, 0)
+    check(library, rng, x_shape, 150, kernel, pads=pads, threads=threads, with_residual=True, activation="silu")
+
+
+def test_batch_larger_than_one_wave(library, rng):
+    # Each image's panels (K = 1152 by 3600 pixels) exceed the scratch budget of one parallel
+    # wave, so the images run one wave each.
+    check(library, rng, (3, 128, 60, 60), 16, (3, 3), pads=(1, 1, 1, 1), sparsity=0.95, threads=2, with_residual=True)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize(
+    "x_shape, kernel, strides, pads",
+    [
+        ((1, 17, 7, 9), (1, 1), (1, 1), (0, 0, 0, 0)),
+        ((3, 17, 7, 9), (3, 3), (1, 1), (1, 1, 1, 1)),
+        ((1, 33, 15, 13), (3, 3), (2, 2), (1, 0, 1, 2)),
+        # Output rows wider than two AVX2 vectors, padded on the left only.
+        ((1, 5, 6, 21), (3, 3), (1, 1), (1, 2, 1, 0)),
+        # Long enough groups for CSR to split its input features into blocks in every family.
+        ((1, 300, 6, 7), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ],
+    ids=["1x1", "3x3", "3x3-stride2", "3x3-wide-rows", "3x3-k-blocks"],
+)
+def test_kernel_families(library, rng, family, fmt, x_shape, kernel, strides, pads):
+    sparsity = 0.5 if x_shape[1] == 300 else 0.9
+    check(
+        library,
+        rng,
+        x_shape,
+        38,
+        kernel,
+        strides=strides,
+        pads=pads,
+        fmt=fmt,
+        sparsity=sparsity,
+        with_residual=True,
+        activation="gelu",
+        threads=2,
+    )
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "hard_swish"])
+def test_new_activations_in_each_family(library, rng, family, activation):
+    alpha = LEAKY_ALPHA if activation == "leaky_relu" else None
+    x_shape, n, kernel, pads = (1, 9, 8, 11), 21, (3, 3), (1, 1, 1, 1)
+    check(library, rng, x_shape, n, kernel, pads=pads, with_residual=True, activation=activation, alpha=alpha)
+
+
+def test_empty_batch(library, rng):
+    check(library, rng, (0, 5, 6, 7), 8, (3, 3), pads=(1, 1, 1, 1), with_residual=True)
+
+
+def test_concurrent_runs_share_one_kernel(library, rng):
+    # ORT may run one session from several threads at once: the kernel keeps no per-call state.
+    w = sparse_conv_weight(rng, 24, 10, (3, 3), 0.8)
+    window = conv_attributes((3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
+    sess = session(sparse_conv_model([None, 10, None, None], w, "csr", window), library, threads=2)
+    reference = session(reference_model([None, 10, None, None], w, window))
+    inputs = [rng.standard_normal((b, 10, h, 9)).astype(np.float32) for b, h in [(1, 5), (2, 12), (3, 7)] * 4]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        outputs = list(pool.map(lambda x: sess.run(None, {"X": x})[0], inputs))
+    for x, y in zip(inputs, outputs):
+        assert_close(y, reference.run(None, {"X": x})[0])
+
+
+def test_bias_given_at_run_time(library, rng):
+    w = sparse_conv_weight(rng, 8, 4, (3, 3), 0.5)
+    bias = rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    window = conv_attributes((3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
+    model = sparse_conv_model([1, 4, 6, 6], w, "csr", window, bias=bias, bias_as_input=True)
+    y = session(model, library).run(None, {"X": x, "bias": bias})[0]
+    expected = session(reference_model([1, 4, 6, 6], w, window, bias=bias)).run(None, {"X": x})[0]
+    assert_close(y, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+WINDOW_3X3 = conv_attributes((3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
+
+
+@pytest.fixture
+def weight_4x3x3x3(rng):
+    return sparse_conv_weight(rng, 4, 3, (3, 3), 0.5)
+
+
+def test_wrong_channel_count_at_run_time(library, weight_4x3x3x3):
+    model = sparse_conv_model([1, None, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3)
+    message = run_error(model, library, {"X": np.zeros((1, 5, 5, 5), np.float32)})
+    assert "SparseConv node 'sc'" in message and "X has 5 channels" in message and "C is 3" in message
+
+
+def test_wrong_rank_at_run_time(library, weight_4x3x3x3):
+    model = sparse_conv_model([None, None, None], weight_4x3x3x3, "csr", WINDOW_3X3)
+    message = run_error(model, library, {"X": np.zeros((3, 5, 5), np.float32)})
+    assert "rank 4" in message and "[3, 5, 5]" in message
+
+
+def test_image_smaller_than_kernel_at_run_time(library, weight_4x3x3x3):
+    window = conv_attributes((3, 3), (1, 1), (1, 1), (0, 0, 0, 0))
+    model = sparse_conv_model([1, 3, None, None], weight_4x3x3x3, "csr", window)
+    message = run_error(model, library, {"X": np.zeros((1, 3, 2, 5), np.float32)})
+    assert "output size 0x3 < 1" in message
+
+
+def test_residual_shape_mismatch_at_run_time(library, weight_4x3x3x3):
+    model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3, residual_shape=[None] * 4)
+    feeds = {"X": np.zeros((1, 3, 5, 5), np.float32), "residual": np.zeros((1, 4, 5, 4), np.float32)}
+    message = run_error(model, library, feeds)
+    assert "residual has shape [1, 4, 5, 4]" in message and "Y has shape [1, 4, 5, 5]" in message
+
+
+@pytest.mark.parametrize(
+    "attributes, expected",
+    [
+        ({"group": 3}, "group must be 1"),
+        ({"K": 26}, "K = 26 must equal C * kH * kW = 3 * 3 * 3"),
+        ({"C": 2}, "K = 27 must equal C * kH * kW = 2 * 3 * 3"),
+        ({"kernel_shape": None}, "attribute kernel_shape is required"),
+        ({"kernel_shape": [3, 3, 1]}, "kernel_shape must have 2 values"),
+        ({"strides": [0, 1]}, "strides = [0, 1] must hold values in [1, 2^31)"),
+        ({"pads": [1, 1]}, "pads must have 4 values"),
+        ({"activation": "tanh"}, "unknown activation 'tanh'"),
+    ],
+    ids=["group", "K", "C", "no-kernel-shape", "kernel-rank", "zero-stride", "pads-length", "activation"],
+)
+def test_bad_attributes(library, weight_4x3x3x3, attributes, expected):
+    model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3, attributes=attributes)
+    message = creation_error(model, library)
+    assert "SparseConv node 'sc'" in message and expected in message
+
+
+def test_malformed_packed_weights(library, weight_4x3x3x3):
+    # Validation is SparseGemm's (tested in full there); one case shows SparseConv runs it.
+    model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "block4", WINDOW_3X3, attributes={"N": 5})
+    assert "weight_group_offsets has 2 entries, expected 3" in creation_error(model, library)
