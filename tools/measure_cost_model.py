@@ -37,7 +37,8 @@ from onnx import helper, numpy_helper
 import ortsparse
 from ortsparse.rewriter.cost_model import REPRESENTATIVE_M, CostModel, KernelCosts
 from ortsparse.rewriter.packing import count_stored_blocks, pack
-from ortsparse.rewriter.sparse_gemm import DOMAIN, OPSET_VERSION, SparseGemm
+from ortsparse.rewriter.sparse_gemm import SparseGemm
+from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
 
 # The source tree's copy, not the one of whichever ortsparse is imported (maybe an installed one).
 DATA_PATH = Path(__file__).resolve().parents[1] / "python/ortsparse/rewriter/cost_model_data.json"

@@ -1,11 +1,13 @@
-"""The graph rewriter: turns eligible MatMul/Gemm nodes of a sparse ONNX model into SparseGemm.
+"""The graph rewriter: turns eligible MatMul/Gemm/Conv nodes of a sparse ONNX model into
+SparseGemm/SparseConv.
 
     result = rewrite_model(model)            # or rewrite_file("in.onnx", "out.onnx")
     print(format_report(result.decisions))
 
 A measured cost model decides which weights are sparse enough to win and in which packed format
 (cost_model.py); ``min_sparsity`` overrides it with a plain threshold. Bias, activation and
-residual Adds after the product are fused into the op (rules/).
+residual Adds after the product (and a BatchNormalization after a Conv) are fused into the op
+(rules/).
 """
 
 from ortsparse.rewriter.decisions import Decision, RewriteResult

@@ -18,7 +18,7 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report",
         action="store_true",
-        help="print, for every MatMul/Gemm, its shape, sparsity, format, and whether it was "
+        help="print, for every MatMul/Gemm/Conv, its shape, sparsity, format, and whether it was "
         "rewritten and why",
     )
     parser.add_argument(
@@ -47,7 +47,7 @@ def run_rewrite(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_WRITE
     _progress(
         f"wrote {args.output}: {result.rewritten_count} of {len(result.decisions)} "
-        "MatMul/Gemm node(s) rewritten"
+        "MatMul/Gemm/Conv node(s) rewritten"
     )
     return 0
 

@@ -1,5 +1,5 @@
-"""What the MatMul and Gemm conversion rules share: the rule interface, weight checks, packing a
-weight into initializers, and the Decision for a node that stays as it is."""
+"""What the MatMul, Gemm and Conv conversion rules share: the rule interface, weight checks,
+packing a weight into initializers, and the Decision for a node that stays as it is."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from ortsparse.rewriter.decisions import NO_FORMAT, Decision
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.packing import pack
 from ortsparse.rewriter.policy import SparsityPolicy, Verdict
-from ortsparse.rewriter.sparse_gemm import SparseGemm
+from ortsparse.rewriter.sparse_op import SparseOp
 
 
 @dataclass(frozen=True)
 class Conversion:
     decision: Decision
-    sparse_gemm: str = ""  # name of the SparseGemm node that replaced the node, if any
+    sparse_node: str = ""  # name of the SparseGemm/SparseConv node that replaced the node, if any
 
 
 class ConversionRule(ABC):
@@ -27,7 +27,7 @@ class ConversionRule(ABC):
 
     @abstractmethod
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
-        """Replaces ``node`` by a SparseGemm when eligible and worth it; says what and why."""
+        """Replaces ``node`` by a sparse op when eligible and worth it; says what and why."""
 
 
 def display_name(node: onnx.NodeProto) -> str:
@@ -37,18 +37,22 @@ def display_name(node: onnx.NodeProto) -> str:
 
 @dataclass(frozen=True)
 class ConstantWeight:
-    value: np.ndarray | None  # float32 [rows, cols], None when unusable
+    value: np.ndarray | None  # float32 of the rank asked for, None when unusable
     problem: str  # why it is unusable ("" when usable)
 
 
-def constant_weight(graph: Graph, name: str) -> ConstantWeight:
+def constant_weight(
+    graph: Graph, name: str, rank: int = 2, op_type: str = "SparseGemm"
+) -> ConstantWeight:
+    """The weight ``name`` when it is a non-empty float32 constant of ``rank`` dims, as
+    ``op_type`` takes it."""
     value = graph.constant(name)
     if value is None:
         return ConstantWeight(None, "weight is not a constant")
-    if value.ndim != 2:
-        return ConstantWeight(None, f"weight is {value.ndim}-D, SparseGemm takes a 2-D weight")
+    if value.ndim != rank:
+        return ConstantWeight(None, f"weight is {value.ndim}-D, {op_type} takes a {rank}-D weight")
     if value.dtype != np.float32:
-        return ConstantWeight(None, f"weight is {value.dtype}, SparseGemm takes float32")
+        return ConstantWeight(None, f"weight is {value.dtype}, {op_type} takes float32")
     if value.size == 0:
         return ConstantWeight(None, "weight is empty")
     return ConstantWeight(value, "")
@@ -70,23 +74,37 @@ def kept(node: onnx.NodeProto, reason: str, weight_shape=None, sparsity=None) ->
     )
 
 
-def rewritten(node: onnx.NodeProto, gemm: SparseGemm, verdict: Verdict) -> Conversion:
-    shape = (gemm.k, gemm.n)
+def rewritten(node: onnx.NodeProto, sparse_op: SparseOp, verdict: Verdict) -> Conversion:
+    shape = (sparse_op.k, sparse_op.n)
     decision = Decision(
-        display_name(node), node.op_type, shape, verdict.sparsity, gemm.format, True, verdict.reason
+        display_name(node),
+        node.op_type,
+        shape,
+        verdict.sparsity,
+        sparse_op.format,
+        True,
+        verdict.reason,
     )
-    return Conversion(decision, gemm.name)
+    return Conversion(decision, sparse_op.name)
 
 
-def packed_sparse_gemm(
-    graph: Graph, node: onnx.NodeProto, x: str, weight: np.ndarray, format: str, output: str
-) -> SparseGemm:
-    """A SparseGemm computing ``x`` · ``weight`` into ``output``, its weight packed into new
-    initializers; named after ``node``."""
+def packed_sparse_op(
+    op_class: type[SparseOp],
+    graph: Graph,
+    node: onnx.NodeProto,
+    x: str,
+    weight: np.ndarray,
+    format: str,
+    output: str,
+    **op_fields,
+) -> SparseOp:
+    """An ``op_class`` node reading ``x`` with the [K, N] ``weight`` packed into new initializers,
+    writing ``output``; named after ``node``. ``op_fields`` are the op's own fields (e.g. the
+    convolution's geometry)."""
     base = display_name(node)
     packed = pack(weight, format)
-    return SparseGemm(
-        name=graph.unique_name(f"{base}_SparseGemm"),
+    return op_class(
+        name=graph.unique_name(f"{base}_{op_class.OP_TYPE}"),
         x=x,
         weight_values=graph.add_initializer(f"{base}.weight_values", packed.values),
         weight_group_offsets=graph.add_initializer(
@@ -99,4 +117,5 @@ def packed_sparse_gemm(
         n=packed.n,
         format=format,
         output=output,
+        **op_fields,
     )

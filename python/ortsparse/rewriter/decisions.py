@@ -1,4 +1,4 @@
-"""What the rewriter decided for each MatMul/Gemm, and what it returns."""
+"""What the rewriter decided for each MatMul/Gemm/Conv, and what it returns."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ NO_FORMAT = "-"
 
 @dataclass
 class Decision:
-    """One MatMul or Gemm of the input model and what became of it.
+    """One MatMul, Gemm or Conv of the input model and what became of it.
 
-    ``fused`` names, in graph order, what was folded into the SparseGemm epilogue: op types for
-    single ops ("Add", "Relu", "Clip", "Sigmoid", "Gelu") and the function computed for
-    multi-node patterns ("SiLU", "Gelu(erf)", "Gelu(tanh)").
+    ``fused`` names, in graph order, what was folded into the SparseGemm/SparseConv epilogue: op
+    types for single ops ("BatchNormalization", "Add", "Relu", "Clip", "Sigmoid", "Gelu",
+    "LeakyRelu", "HardSwish") and the function computed for multi-node patterns ("SiLU",
+    "Gelu(erf)", "Gelu(tanh)", "HardSwish" for x * HardSigmoid(x)).
     """
 
     node_name: str
     op_type: str
-    weight_shape: tuple[int, int] | None  # (K, N); None when the weight's shape is unknown
+    weight_shape: tuple[int, int] | None  # (K, N) (Conv: C*kH*kW, Cout); None when unknown
     sparsity: float | None  # fraction of zero weights; None when the weight is not a constant
     format: str  # "csr", "block4", or NO_FORMAT
     rewritten: bool

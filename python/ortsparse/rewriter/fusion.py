@@ -1,8 +1,9 @@
 """What epilogue fusion rules share: the rule interface and the checks every fusion must pass.
 
-A fusion folds nodes that consume a SparseGemm's output into the SparseGemm's epilogue (bias,
-activation, residual). It is only sound when nothing else reads the tensors that disappear, so a
-rule matches only chains whose intermediate tensors have no other reader and are not graph outputs.
+A fusion folds nodes that consume a SparseGemm's or SparseConv's output into the op's epilogue
+(bias, activation, residual). It is only sound when nothing else reads the tensors that disappear,
+so a rule matches only chains whose intermediate tensors have no other reader and are not graph
+outputs.
 """
 
 from __future__ import annotations
@@ -15,33 +16,33 @@ import onnx
 
 from ortsparse.rewriter.graph import Graph, is_default_domain
 from ortsparse.rewriter.pattern import Op, match_node
-from ortsparse.rewriter.sparse_gemm import NO_ACTIVATION, Activation, SparseGemm
+from ortsparse.rewriter.sparse_op import NO_ACTIVATION, Activation, SparseOp
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """Fold ``absorbed`` into the SparseGemm, which becomes ``fused`` and takes over the output
+    """Fold ``absorbed`` into the sparse op, which becomes ``fused`` and takes over the output
     of the last absorbed node."""
 
     absorbed: tuple[onnx.NodeProto, ...]
-    fused: SparseGemm
+    fused: SparseOp
 
 
 class EpilogueRule(ABC):
     label: str  # what Decision.fused records for this rule
 
     @abstractmethod
-    def match(self, graph: Graph, gemm: SparseGemm) -> Fusion | None:
-        """The fusion of what follows ``gemm`` into it, or None when this rule does not apply."""
+    def match(self, graph: Graph, op: SparseOp) -> Fusion | None:
+        """The fusion of what follows ``op`` into it, or None when this rule does not apply."""
 
 
-def apply_fusion(graph: Graph, gemm_node: onnx.NodeProto, fusion: Fusion) -> None:
-    graph.replace([gemm_node, *fusion.absorbed], [fusion.fused.to_node()])
+def apply_fusion(graph: Graph, op_node: onnx.NodeProto, fusion: Fusion) -> None:
+    graph.replace([op_node, *fusion.absorbed], [fusion.fused.to_node()])
 
 
-def sole_consumer_of_type(graph: Graph, gemm: SparseGemm, op_type: str) -> onnx.NodeProto | None:
-    """The default-domain node that alone reads the SparseGemm's output, if of ``op_type``."""
-    consumer = graph.sole_consumer(gemm.output)
+def sole_consumer_of_type(graph: Graph, op: SparseOp, op_type: str) -> onnx.NodeProto | None:
+    """The default-domain node that alone reads the sparse op's output, if of ``op_type``."""
+    consumer = graph.sole_consumer(op.output)
     if consumer is None or consumer.op_type != op_type or not is_default_domain(consumer):
         return None
     return consumer
@@ -55,60 +56,64 @@ def other_operand(node: onnx.NodeProto, tensor: str) -> str | None:
 
 
 class ActivationRule(EpilogueRule):
-    """Fuses an activation; any residual already fused was added before it."""
+    """Fuses an activation the op's kernel has; any residual already fused was added before it."""
 
-    def match(self, graph: Graph, gemm: SparseGemm) -> Fusion | None:
-        if gemm.activation.name != NO_ACTIVATION:
+    def match(self, graph: Graph, op: SparseOp) -> Fusion | None:
+        if op.activation.name != NO_ACTIVATION:
             return None
-        found = self.find_activation(graph, gemm)
+        found = self.find_activation(graph, op)
         if found is None:
             return None
         absorbed, activation = found
-        fused = gemm.replace(
+        if activation.name not in op.ACTIVATIONS:
+            return None
+        fused = op.replace(
             activation=activation,
             output=absorbed[-1].output[0],
-            residual_before_activation=bool(gemm.residual),
+            residual_before_activation=bool(op.residual),
         )
         return Fusion(tuple(absorbed), fused)
 
     @abstractmethod
     def find_activation(
-        self, graph: Graph, gemm: SparseGemm
+        self, graph: Graph, op: SparseOp
     ) -> tuple[Sequence[onnx.NodeProto], Activation] | None:
-        """The nodes computing the activation of the SparseGemm's output (root last), and which."""
+        """The nodes computing the activation of the op's output (root last), and which."""
 
 
 class SingleOpActivationRule(ActivationRule):
-    """An activation computed by one node reading only the SparseGemm's output."""
+    """An activation computed by one node reading only the sparse op's output."""
 
     op_type: str
     activation: str
 
-    def find_activation(self, graph, gemm):
-        node = sole_consumer_of_type(graph, gemm, self.op_type)
-        if node is None or list(node.input) != [gemm.output]:
+    def find_activation(self, graph, op):
+        node = sole_consumer_of_type(graph, op, self.op_type)
+        if node is None or list(node.input) != [op.output]:
             return None
-        return [node], Activation(self.activation)
+        return [node], self.activation_of(node)
+
+    def activation_of(self, node: onnx.NodeProto) -> Activation:
+        """The activation ``node`` computes (subclasses read its parameters from attributes)."""
+        return Activation(self.activation)
 
 
 class PatternActivationRule(ActivationRule):
-    """An activation computed by a small subgraph of the SparseGemm's output, variable ``x``."""
+    """An activation computed by a small subgraph of the sparse op's output, variable ``x``."""
 
     patterns: Sequence[Op]
     activation: str
 
-    def find_activation(self, graph, gemm):
-        shape = graph.shape(gemm.output)
+    def find_activation(self, graph, op):
+        shape = graph.shape(op.output)
         if shape is None:  # constants could not be checked to broadcast without growing the rank
             return None
-        for root in _nodes_downstream(graph, gemm.output, depth=_MAX_PATTERN_DEPTH):
+        for root in _nodes_downstream(graph, op.output, depth=_MAX_PATTERN_DEPTH):
             for pattern in self.patterns:
                 if root.op_type != pattern.op_type:
                     continue
-                match = match_node(graph, pattern, root, {"x": gemm.output}, max_rank=len(shape))
-                if match is not None and _only_pattern_reads_inside(
-                    graph, gemm.output, match.nodes
-                ):
+                match = match_node(graph, pattern, root, {"x": op.output}, max_rank=len(shape))
+                if match is not None and _only_pattern_reads_inside(graph, op.output, match.nodes):
                     return match.nodes, Activation(self.activation)
         return None
 

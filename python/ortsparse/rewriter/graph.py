@@ -184,6 +184,11 @@ def _dim(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
     return dim.dim_param if dim.HasField("dim_param") else None
 
 
+def attribute_values(node: onnx.NodeProto) -> dict:
+    """The node's attributes by name (strings as bytes, as onnx.helper reads them)."""
+    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+
 def is_default_domain(node: onnx.NodeProto) -> bool:
     return node.domain in ("", "ai.onnx")
 

@@ -73,7 +73,7 @@ def test_report_is_printed(tmp_path, capsys):
     in_path = tmp_path / "in.onnx"
     onnx.save_model(two_layer_model(), in_path)
     rewrite_file(in_path, tmp_path / "out.onnx", min_sparsity=FORCE_REWRITE, report=True)
-    assert "2 of 2 MatMul/Gemm node(s) rewritten" in capsys.readouterr().out
+    assert "2 of 2 MatMul/Gemm/Conv node(s) rewritten" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

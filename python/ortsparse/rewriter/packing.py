@@ -6,6 +6,7 @@ per group, the input indices k whose weights are not all zero, in increasing ord
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,19 @@ def unpack(packed: PackedWeight) -> np.ndarray:
         -1, block_size
     )
     return blocks.transpose(1, 0, 2).reshape(packed.k, num_groups * block_size)[:, : packed.n]
+
+
+def scale_output_channels(packed: PackedWeight, factors: np.ndarray) -> PackedWeight:
+    """``packed`` with column n of W multiplied by ``factors[n]``, storing the same blocks (a
+    factor of zero leaves stored zeros, which cost time but change no result)."""
+    block_size = BLOCK_SIZE[packed.format]
+    num_groups = len(packed.group_offsets) - 1
+    padded_factors = np.ones(num_groups * block_size, dtype=np.float64)
+    padded_factors[: packed.n] = factors
+    group_of_block = np.repeat(np.arange(num_groups), np.diff(packed.group_offsets))
+    factors_per_block = padded_factors.reshape(num_groups, block_size)[group_of_block]
+    values = packed.values.reshape(-1, block_size) * factors_per_block
+    return dataclasses.replace(packed, values=values.reshape(-1).astype(np.float32))
 
 
 def _blocks(weight: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ortsparse.rewriter.packing import count_stored_blocks, pack, unpack
+from ortsparse.rewriter.packing import count_stored_blocks, pack, scale_output_channels, unpack
 
 W = np.array(
     [
@@ -50,3 +50,14 @@ def test_all_zero_weight_stores_nothing():
     packed = pack(np.zeros((4, 6), np.float32), "block4")
     assert packed.stored_blocks == 0 and len(packed.values) == 0
     np.testing.assert_array_equal(packed.group_offsets, [0, 0, 0])
+
+
+@pytest.mark.parametrize("format", ["csr", "block4"])
+def test_scaling_output_channels_scales_columns_and_keeps_the_stored_blocks(format):
+    factors = np.array([2.0, -1.0, 0.0, 0.5, 3.0])
+    packed = pack(W, format)
+    scaled = scale_output_channels(packed, factors)
+    np.testing.assert_array_equal(unpack(scaled), W * factors.astype(np.float32))
+    np.testing.assert_array_equal(scaled.group_offsets, packed.group_offsets)
+    np.testing.assert_array_equal(scaled.input_indices, packed.input_indices)
+    assert scaled.values.dtype == np.float32

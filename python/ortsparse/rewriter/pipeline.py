@@ -1,9 +1,9 @@
-"""The rewrite pipeline: validate, convert MatMul/Gemm nodes, fuse epilogues, clean up.
+"""The rewrite pipeline: validate, convert MatMul/Gemm/Conv nodes, fuse epilogues, clean up.
 
 1. The model is checked (onnx.checker, strict shape inference); a malformed one is a RewriteError.
-2. Conversion rules visit every MatMul and Gemm of the top-level graph, in graph order, and each
-   gets a Decision, rewritten or not; nodes inside control-flow subgraphs are reported as kept.
-3. Epilogue rules fold the nodes after each new SparseGemm into it until none applies.
+2. Conversion rules visit every MatMul, Gemm and Conv of the top-level graph, in graph order, and
+   each gets a Decision, rewritten or not; nodes inside control-flow subgraphs are reported as kept.
+3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
 
@@ -21,11 +21,15 @@ from ortsparse.rewriter.fusion import apply_fusion
 from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES
-from ortsparse.rewriter.sparse_gemm import DOMAIN, OPSET_VERSION, SparseGemm
+from ortsparse.rewriter.sparse_conv import SparseConv
+from ortsparse.rewriter.sparse_gemm import SparseGemm
+from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
 
 Progress = Callable[[str], None]
 
 _PROTOBUF_LIMIT_BYTES = 2**31
+
+_SPARSE_OP_CLASSES = {op_class.OP_TYPE: op_class for op_class in (SparseGemm, SparseConv)}
 
 
 def rewrite_model(
@@ -34,7 +38,8 @@ def rewrite_model(
     min_sparsity: float | None = None,
     progress: Progress | None = None,
 ) -> RewriteResult:
-    """Rewrites eligible MatMul/Gemm nodes of ``model`` (left unchanged) into SparseGemm nodes.
+    """Rewrites eligible MatMul/Gemm/Conv nodes of ``model`` (left unchanged) into SparseGemm and
+    SparseConv nodes.
 
     ``min_sparsity`` replaces the cost model's verdict by a threshold on each weight's fraction
     of zeros. Raises RewriteError for a malformed model.
@@ -62,8 +67,8 @@ def rewrite_owned_model(
     policy = SparsityPolicy(CostModel.load(), min_sparsity)
 
     conversions = _convert(graph, policy, report)
-    rewritten = [conversion for conversion in conversions if conversion.sparse_gemm]
-    report(f"fusing epilogues of {len(rewritten)} SparseGemm node(s)")
+    rewritten = [conversion for conversion in conversions if conversion.sparse_node]
+    report(f"fusing epilogues of {len(rewritten)} SparseGemm/SparseConv node(s)")
     for conversion in rewritten:
         _fuse_epilogue(graph, conversion)
     graph.commit()
@@ -97,7 +102,7 @@ def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Con
     candidates = [
         node for node in graph.nodes if node.op_type in rule_for_op and is_default_domain(node)
     ]
-    report(f"analysing {len(candidates)} MatMul/Gemm node(s)")
+    report(f"analysing {len(candidates)} MatMul/Gemm/Conv node(s)")
     conversions = []
     for index, node in enumerate(candidates, 1):
         conversion = rule_for_op[node.op_type].convert(graph, node, policy)
@@ -124,12 +129,12 @@ def _subgraph_nodes(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
 
 
 def _fuse_epilogue(graph: Graph, conversion: Conversion) -> None:
-    """Applies the first epilogue rule that matches the new SparseGemm, again and again."""
+    """Applies the first epilogue rule that matches the new sparse op, again and again."""
     while True:
-        node = graph.node_named(conversion.sparse_gemm)
-        gemm = SparseGemm.from_node(node)
+        node = graph.node_named(conversion.sparse_node)
+        sparse_op = _SPARSE_OP_CLASSES[node.op_type].from_node(node)
         for rule in EPILOGUE_RULES:
-            fusion = rule.match(graph, gemm)
+            fusion = rule.match(graph, sparse_op)
             if fusion is not None:
                 apply_fusion(graph, node, fusion)
                 conversion.decision.fused.append(rule.label)

@@ -6,6 +6,7 @@ from ortsparse.rewriter import RewriteError, rewrite_model
 from ortsparse.rewriter.testing import (
     FORCE_REWRITE,
     assert_same_outputs,
+    conv_weight,
     make_model,
     matmul_then,
     op_types,
@@ -178,3 +179,69 @@ def test_rewritten_model_keeps_its_interface():
         rewritten.graph.input == model.graph.input and rewritten.graph.output == model.graph.output
     )
     assert len(sparse_gemms(rewritten)) == 3
+
+
+def small_cnn(width=8):
+    """Exporter-style CNN: a stem Conv -> BatchNormalization -> SiLU (YOLO), a ResNet basic block
+    (Conv -> BN -> Relu -> Conv -> BN -> + stem -> Relu), a strided Conv -> LeakyRelu, then
+    GlobalAveragePool -> Flatten -> Gemm."""
+    rng = np.random.default_rng(2)
+    nodes, constants = [], {}
+
+    def conv_bn(name, x, c_in, y, **attributes):
+        nodes.extend(
+            [
+                helper.make_node("Conv", [x, f"{name}.w"], [f"{name}.c"], name=name, **attributes),
+                helper.make_node(
+                    "BatchNormalization",
+                    [f"{name}.c", *(f"{name}.{p}" for p in ("g", "b", "m", "v"))],
+                    [y],
+                ),
+            ]
+        )
+        constants[f"{name}.w"] = conv_weight(width, c_in, (3, 3), seed=len(constants))
+        for p in ("g", "b", "m", "v"):
+            constants[f"{name}.{p}"] = rng.uniform(0.5, 1.5, width).astype(np.float32)
+
+    conv_bn("stem", "X", 3, "s0", pads=[1, 1, 1, 1])
+    nodes += [
+        helper.make_node("Sigmoid", ["s0"], ["s1"]),
+        helper.make_node("Mul", ["s0", "s1"], ["stem_out"]),
+    ]
+    conv_bn("block.conv1", "stem_out", width, "b0", pads=[1, 1, 1, 1])
+    nodes.append(helper.make_node("Relu", ["b0"], ["b1"]))
+    conv_bn("block.conv2", "b1", width, "b2", auto_pad="SAME_UPPER")
+    nodes += [
+        helper.make_node("Add", ["b2", "stem_out"], ["b3"]),
+        helper.make_node("Relu", ["b3"], ["block_out"]),
+    ]
+    nodes.append(
+        helper.make_node("Conv", ["block_out", "down.w"], ["d0"], name="down", strides=[2, 2])
+    )
+    constants["down.w"] = conv_weight(width, width, (3, 3), seed=9)
+    nodes += [
+        helper.make_node("LeakyRelu", ["d0"], ["d1"], alpha=0.1),
+        helper.make_node("GlobalAveragePool", ["d1"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"]),
+        helper.make_node("Gemm", ["features", "head.w"], ["Y"], name="head", transB=1),
+    ]
+    constants["head.w"] = sparse_weight(4, width)
+    return make_model(nodes, {"X": ["batch", 3, 12, 12]}, {"Y": ["batch", 4]}, constants)
+
+
+def test_cnn_convolutions_become_sparse_convs_with_their_epilogues():
+    model = small_cnn()
+    result = rewrite_model(model, min_sparsity=FORCE_REWRITE)
+    assert [(decision.op_type, decision.fused) for decision in result.decisions] == [
+        ("Conv", ["BatchNormalization", "SiLU"]),
+        ("Conv", ["BatchNormalization", "Relu"]),
+        ("Conv", ["BatchNormalization", "Add", "Relu"]),
+        ("Conv", ["LeakyRelu"]),
+        ("Gemm", []),
+    ]
+    assert op_types(result.model) == ["SparseConv"] * 4 + [
+        "GlobalAveragePool",
+        "Flatten",
+        "SparseGemm",
+    ]
+    assert_same_outputs(model, result.model, {"batch": 2})

@@ -10,7 +10,8 @@ _COLUMNS = ("node", "op", "shape", "sparsity", "format", "decision", "fused")
 
 
 def format_report(decisions: Sequence[Decision]) -> str:
-    """One row per MatMul/Gemm: shape K x N, sparsity, format, rewritten or kept and why, fused."""
+    """One row per MatMul/Gemm/Conv: weight shape K x N, sparsity, format, rewritten or kept and
+    why, fused."""
     rows = [_COLUMNS, *(_row(decision) for decision in decisions)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS) - 1)]
     lines = [
@@ -18,7 +19,7 @@ def format_report(decisions: Sequence[Decision]) -> str:
         for row in rows
     ]
     rewritten = sum(decision.rewritten for decision in decisions)
-    lines.append(f"{rewritten} of {len(decisions)} MatMul/Gemm node(s) rewritten")
+    lines.append(f"{rewritten} of {len(decisions)} MatMul/Gemm/Conv node(s) rewritten")
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -29,4 +29,4 @@ def test_report_has_one_aligned_row_per_node_and_a_summary():
     assert "kept: weight is not a constant" in lines[2]
     op_column = lines[0].index("op")
     assert lines[1][op_column:].startswith("MatMul ") and lines[2][op_column:].startswith("Gemm ")
-    assert lines[-1] == "1 of 2 MatMul/Gemm node(s) rewritten"
+    assert lines[-1] == "1 of 2 MatMul/Gemm/Conv node(s) rewritten"

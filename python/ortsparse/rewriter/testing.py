@@ -16,7 +16,9 @@ from onnx import helper, numpy_helper
 
 import ortsparse
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.sparse_gemm import DOMAIN, OP_TYPE
+from ortsparse.rewriter.sparse_conv import SparseConv
+from ortsparse.rewriter.sparse_gemm import SparseGemm
+from ortsparse.rewriter.sparse_op import DOMAIN, SparseOp
 
 OUTPUT_RTOL = 1e-4
 OPSET = 17
@@ -36,6 +38,19 @@ def sparse_weight(
     zero_blocks = rng.random((k, -(-n // block))) < sparsity
     weight[np.repeat(zero_blocks, block, axis=1)[:, :n]] = 0.0
     return weight
+
+
+def conv_weight(
+    c_out: int,
+    c: int,
+    kernel: tuple[int, int],
+    sparsity: float = 0.9,
+    seed: int = 0,
+    block: int = 1,
+) -> np.ndarray:
+    """A float32 [c_out, c, kH, kW] conv weight whose [K, N] matrix view is ``sparse_weight``."""
+    k = c * kernel[0] * kernel[1]
+    return sparse_weight(k, c_out, sparsity, seed, block).T.reshape(c_out, c, *kernel).copy()
 
 
 def make_model(
@@ -78,12 +93,45 @@ def matmul_then(
     )
 
 
+CONV_C, CONV_N, CONV_HW = 3, 8, 6
+
+
+def conv_then(
+    epilogue: Sequence[onnx.NodeProto],
+    extra_inputs: dict[str, Sequence] | None = None,
+    constants: dict[str, np.ndarray] | None = None,
+    outputs: dict[str, Sequence] | None = None,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """Y = epilogue(x), x = Conv(X ["b", CONV_C, CONV_HW, CONV_HW], sparse 3x3 W, pads 1)
+    ["b", CONV_N, CONV_HW, CONV_HW]: a model to fuse."""
+    conv = helper.make_node("Conv", ["X", "W"], ["x"], name="conv", pads=[1, 1, 1, 1])
+    return make_model(
+        [conv, *epilogue],
+        {"X": ["b", CONV_C, CONV_HW, CONV_HW], **(extra_inputs or {})},
+        outputs or {"Y": ["b", CONV_N, CONV_HW, CONV_HW]},
+        {"W": conv_weight(CONV_N, CONV_C, (3, 3), sparsity=0.7), **(constants or {})},
+        opset,
+    )
+
+
 def fused_gemm(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict]:
     """The model's only SparseGemm and its attributes; fails unless the model has nothing else
     but Constant nodes."""
-    assert [op for op in op_types(model) if op != "Constant"] == ["SparseGemm"], op_types(model)
-    (gemm,) = sparse_gemms(model)
-    return gemm, attributes(gemm)
+    return _only_sparse_node(model, SparseGemm)
+
+
+def fused_conv(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict]:
+    """The model's only SparseConv and its attributes, as fused_gemm."""
+    return _only_sparse_node(model, SparseConv)
+
+
+def _only_sparse_node(model: onnx.ModelProto, op_class: type[SparseOp]) -> tuple:
+    assert [op for op in op_types(model) if op != "Constant"] == [op_class.OP_TYPE], op_types(
+        model
+    )
+    (node,) = sparse_nodes(model, op_class)
+    return node, attributes(node)
 
 
 def rewrite(model: onnx.ModelProto, min_sparsity: float | None = FORCE_REWRITE) -> onnx.ModelProto:
@@ -94,7 +142,15 @@ def rewrite(model: onnx.ModelProto, min_sparsity: float | None = FORCE_REWRITE) 
 
 
 def sparse_gemms(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [node for node in model.graph.node if node.op_type == OP_TYPE and node.domain == DOMAIN]
+    return sparse_nodes(model, SparseGemm)
+
+
+def sparse_nodes(model: onnx.ModelProto, op_class: type[SparseOp]) -> list[onnx.NodeProto]:
+    return [
+        node
+        for node in model.graph.node
+        if node.op_type == op_class.OP_TYPE and node.domain == DOMAIN
+    ]
 
 
 def op_types(model: onnx.ModelProto) -> list[str]:

@@ -1,10 +1,14 @@
 """The rewrite rules, one per module, in the order the pipeline applies them."""
 
+from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
+from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
 from ortsparse.rewriter.rules.fuse_gelu import FuseGelu
 from ortsparse.rewriter.rules.fuse_gelu_erf import FuseGeluErf
 from ortsparse.rewriter.rules.fuse_gelu_tanh import FuseGeluTanh
+from ortsparse.rewriter.rules.fuse_hard_swish import FuseHardSwish, FuseXTimesHardSigmoid
+from ortsparse.rewriter.rules.fuse_leaky_relu import FuseLeakyRelu
 from ortsparse.rewriter.rules.fuse_relu import FuseRelu
 from ortsparse.rewriter.rules.fuse_residual_add import FuseResidualAdd
 from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
@@ -12,12 +16,14 @@ from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
 from ortsparse.rewriter.rules.matmul_to_sparse_gemm import MatMulToSparseGemm
 
-CONVERSION_RULES = (MatMulToSparseGemm(), GemmToSparseGemm())
+CONVERSION_RULES = (MatMulToSparseGemm(), GemmToSparseGemm(), ConvToSparseConv())
 
-# Tried in this order after every fusion, so a chain folds in graph order: a bias Add and a
-# residual Add before the activation, the activation, then a residual Add after it. Each rule's
-# own preconditions (e.g. no activation yet) keep the epilogue's order of operations exact.
+# Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,
+# a bias Add and a residual Add before the activation, the activation, then a residual Add after
+# it. Each rule's own preconditions (e.g. no activation yet) keep the epilogue's order of
+# operations exact.
 EPILOGUE_RULES = (
+    FoldBatchNorm(),
     FuseBiasAdd(),
     FuseResidualAdd(),
     FuseRelu(),
@@ -27,4 +33,7 @@ EPILOGUE_RULES = (
     FuseGelu(),
     FuseGeluErf(),
     FuseGeluTanh(),
+    FuseLeakyRelu(),
+    FuseHardSwish(),
+    FuseXTimesHardSigmoid(),
 )

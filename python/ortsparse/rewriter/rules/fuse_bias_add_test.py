@@ -4,8 +4,12 @@ from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.testing import (
+    CONV_N,
     FORCE_REWRITE,
     assert_same_outputs,
+    conv_then,
+    conv_weight,
+    fused_conv,
     fused_gemm,
     make_model,
     matmul_then,
@@ -90,4 +94,36 @@ def test_bias_add_is_not_fused_when_the_product_has_another_consumer():
     )
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseGemm", "Add", "Relu"]
+    assert_same_outputs(model, rewritten)
+
+
+@pytest.mark.parametrize(
+    "bias_shape",
+    [[CONV_N, 1, 1], [1, CONV_N, 1, 1], [], [1, 1, 1]],
+    ids=["channel column", "4-D", "scalar", "one"],
+)
+def test_constant_channel_bias_add_after_a_conv_is_fused(bias_shape):
+    bias = RNG.standard_normal(bias_shape).astype(np.float32)
+    model = conv_then([helper.make_node("Add", ["bias", "x"], ["Y"])], constants={"bias": bias})
+    rewritten = rewrite(model)
+    conv, attrs = fused_conv(rewritten)
+    assert len(conv.input) == 5 and list(conv.output) == ["Y"] and attrs["activation"] == "none"
+    assert_same_outputs(model, rewritten)
+
+
+@pytest.mark.parametrize(
+    "shape", [[CONV_N], [1, 1, 1, CONV_N], [CONV_N, CONV_N, 1]], ids=["[N]", "last axis", "rows"]
+)
+def test_constant_that_does_not_broadcast_along_conv_channels_is_not_fused(shape):
+    # The output is [1, N, N, N], so each of these matches N entries, but not along the channels:
+    # [N] broadcasts along the width of an NCHW output.
+    conv = helper.make_node("Conv", ["X", "W"], ["x"], name="conv", pads=[1, 1, 1, 1])
+    model = make_model(
+        [conv, helper.make_node("Add", ["x", "c"], ["Y"])],
+        {"X": [1, 3, CONV_N, CONV_N]},
+        {"Y": [1, CONV_N, CONV_N, CONV_N]},
+        {"W": conv_weight(CONV_N, 3, (3, 3)), "c": RNG.standard_normal(shape).astype(np.float32)},
+    )
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseConv", "Add"]
     assert_same_outputs(model, rewritten)

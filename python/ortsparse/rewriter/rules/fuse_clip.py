@@ -1,4 +1,4 @@
-"""SparseGemm -> Clip(constant bounds)  ->  SparseGemm(activation=clip, clip_min, clip_max).
+"""SparseGemm/SparseConv -> Clip(constant bounds)  ->  same op(activation=clip, clip_min, clip_max).
 
 Clip-6 takes its bounds as attributes, Clip-11 and later as optional inputs, which must be
 constants here. An absent bound is the float32 limit, as in ONNX Runtime's Clip.
@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from ortsparse.rewriter.fusion import ActivationRule, sole_consumer_of_type
-from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.sparse_gemm import Activation, SparseGemm
+from ortsparse.rewriter.graph import Graph, attribute_values
+from ortsparse.rewriter.sparse_op import Activation, SparseOp
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -20,9 +19,9 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 class FuseClip(ActivationRule):
     label = "Clip"
 
-    def find_activation(self, graph: Graph, gemm: SparseGemm):
-        clip = sole_consumer_of_type(graph, gemm, "Clip")
-        if clip is None or clip.input[0] != gemm.output:
+    def find_activation(self, graph: Graph, op: SparseOp):
+        clip = sole_consumer_of_type(graph, op, "Clip")
+        if clip is None or clip.input[0] != op.output:
             return None
         bounds = _constant_bounds(graph, clip)
         if bounds is None:
@@ -31,9 +30,7 @@ class FuseClip(ActivationRule):
 
 
 def _constant_bounds(graph: Graph, clip: onnx.NodeProto) -> tuple[float, float] | None:
-    attributes = {
-        attribute.name: helper.get_attribute_value(attribute) for attribute in clip.attribute
-    }
+    attributes = attribute_values(clip)
     if attributes:  # Clip-6
         if len(clip.input) != 1:
             return None

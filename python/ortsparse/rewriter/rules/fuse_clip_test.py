@@ -4,6 +4,8 @@ from onnx import helper, numpy_helper
 
 from ortsparse.rewriter.testing import (
     assert_same_outputs,
+    conv_then,
+    fused_conv,
     fused_gemm,
     matmul_then,
     op_types,
@@ -69,4 +71,16 @@ def test_clip_with_a_non_constant_bound_is_not_fused():
     model = matmul_then([helper.make_node("Clip", ["x", "lo"], ["Y"])], extra_inputs={"lo": []})
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseGemm", "Clip"]
+    assert_same_outputs(model, rewritten)
+
+
+def test_relu6_after_a_conv_is_fused_as_clip():
+    # As MobileNet exports ReLU6.
+    model = conv_then(
+        [helper.make_node("Clip", ["x", "lo", "hi"], ["Y"])],
+        constants={"lo": scalar(0.0), "hi": scalar(6.0)},
+    )
+    rewritten = rewrite(model)
+    _, attrs = fused_conv(rewritten)
+    assert (attrs["activation"], attrs["clip_min"], attrs["clip_max"]) == ("clip", 0.0, 6.0)
     assert_same_outputs(model, rewritten)

@@ -1,4 +1,4 @@
-"""SparseGemm -> 0.5 * x * (1 + Erf(x / sqrt(2)))  ->  SparseGemm(activation=gelu).
+"""SparseGemm/SparseConv -> 0.5 * x * (1 + Erf(x / sqrt(2)))  ->  same op(activation=gelu).
 
 The exact Gelu as PyTorch and Hugging Face exports write it before opset 20: x / sqrt(2) as a Div
 by 1.4142135 or a Mul by 0.70710678, and the 0.5 multiplying x, the (1 + erf) factor or the

@@ -1,4 +1,5 @@
-"""SparseGemm -> 0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))  ->  SparseGemm(gelu_tanh).
+"""SparseGemm/SparseConv -> 0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))  ->
+same op(activation=gelu_tanh).
 
 The tanh approximation of Gelu as exported by PyTorch (approximate="tanh") and Hugging Face
 (gelu_new, GPT-2): x^3 as Pow(x, 3) or x * x * x, and the 0.5 anywhere in the outer product.

@@ -1,4 +1,4 @@
-"""SparseGemm -> Relu  ->  SparseGemm(activation=relu)."""
+"""SparseGemm/SparseConv -> Relu  ->  same op(activation=relu)."""
 
 from ortsparse.rewriter.fusion import SingleOpActivationRule
 

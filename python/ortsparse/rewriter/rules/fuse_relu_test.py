@@ -4,6 +4,8 @@ from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.testing import (
     FORCE_REWRITE,
     assert_same_outputs,
+    conv_then,
+    fused_conv,
     fused_gemm,
     matmul_then,
     op_types,
@@ -36,4 +38,12 @@ def test_relu_is_not_fused_when_the_product_is_a_graph_output():
     )
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseGemm", "Relu"]
+    assert_same_outputs(model, rewritten)
+
+
+def test_relu_after_a_conv_is_fused():
+    model = conv_then([helper.make_node("Relu", ["x"], ["Y"])])
+    rewritten = rewrite(model)
+    conv, attrs = fused_conv(rewritten)
+    assert attrs["activation"] == "relu" and list(conv.output) == ["Y"]
     assert_same_outputs(model, rewritten)

@@ -1,9 +1,14 @@
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
+import numpy as np
+
 from ortsparse.rewriter.testing import (
+    CONV_N,
     FORCE_REWRITE,
     assert_same_outputs,
+    conv_then,
+    fused_conv,
     fused_gemm,
     matmul_then,
     op_types,
@@ -71,3 +76,28 @@ def test_second_residual_is_not_fused():
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseGemm", "Add"]
     assert_same_outputs(model, rewritten)
+
+
+def test_resnet_block_conv_batch_norm_residual_relu_becomes_one_sparse_conv():
+    rng = np.random.default_rng(11)
+    batch_norm = {
+        name: rng.uniform(0.5, 1.5, CONV_N).astype(np.float32)
+        for name in ("scale", "shift", "mean", "var")
+    }
+    model = conv_then(
+        [
+            helper.make_node(
+                "BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["n"]
+            ),
+            helper.make_node("Add", ["n", "R"], ["s"]),
+            helper.make_node("Relu", ["s"], ["Y"]),
+        ],
+        extra_inputs={"R": ["b", CONV_N, 6, 6]},
+        constants=batch_norm,
+    )
+    result = rewrite_model(model, min_sparsity=FORCE_REWRITE)
+    assert result.decisions[0].fused == ["BatchNormalization", "Add", "Relu"]
+    conv, attrs = fused_conv(result.model)
+    assert conv.input[5] == "R"
+    assert (attrs["activation"], attrs["residual_before_activation"]) == ("relu", 1)
+    assert_same_outputs(model, result.model)

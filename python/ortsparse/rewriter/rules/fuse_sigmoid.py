@@ -1,4 +1,4 @@
-"""SparseGemm -> Sigmoid  ->  SparseGemm(activation=sigmoid)."""
+"""SparseGemm/SparseConv -> Sigmoid  ->  same op(activation=sigmoid)."""
 
 from ortsparse.rewriter.fusion import SingleOpActivationRule
 

@@ -1,4 +1,4 @@
-"""SparseGemm -> x * Sigmoid(x)  ->  SparseGemm(activation=silu)."""
+"""SparseGemm/SparseConv -> x * Sigmoid(x) (SiLU, e.g. YOLOv5/v8)  ->  same op(activation=silu)."""
 
 from ortsparse.rewriter.fusion import PatternActivationRule
 from ortsparse.rewriter.pattern import Op, Var

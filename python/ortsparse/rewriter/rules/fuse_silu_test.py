@@ -5,6 +5,8 @@ from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.testing import (
     FORCE_REWRITE,
     assert_same_outputs,
+    conv_then,
+    fused_conv,
     fused_gemm,
     matmul_then,
     op_types,
@@ -41,4 +43,16 @@ def test_silu_is_not_fused_when_the_sigmoid_is_read_elsewhere():
     )
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseGemm", "Sigmoid", "Mul"]
+    assert_same_outputs(model, rewritten)
+
+
+def test_x_times_sigmoid_x_after_a_conv_is_fused_as_silu():
+    # As YOLOv5/v8 export their Conv + SiLU blocks.
+    model = conv_then(
+        [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["Y"])]
+    )
+    rewritten = rewrite(model)
+    _, attrs = fused_conv(rewritten)
+    assert attrs["activation"] == "silu"
+    assert rewrite_model(model, min_sparsity=FORCE_REWRITE).decisions[0].fused == ["SiLU"]
     assert_same_outputs(model, rewritten)

@@ -20,14 +20,14 @@ from ortsparse.rewriter.conversion import (
     constant_weight,
     display_name,
     kept,
-    packed_sparse_gemm,
+    packed_sparse_op,
     rewritten,
     static_weight_shape,
 )
 from ortsparse.rewriter.cost_model import representative_m
-from ortsparse.rewriter.graph import Graph
+from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.sparse_gemm import SparseGemm, as_bias
+from ortsparse.rewriter.sparse_gemm import SparseGemm
 
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -36,9 +36,7 @@ class GemmToSparseGemm(ConversionRule):
     op_type = "Gemm"
 
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
-        attributes = {
-            attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute
-        }
+        attributes = attribute_values(node)
         alpha = attributes.get("alpha", 1.0)
         trans_a = bool(attributes.get("transA", 0))
         trans_b = bool(attributes.get("transB", 0))
@@ -61,7 +59,9 @@ class GemmToSparseGemm(ConversionRule):
 
         new_nodes = [_transpose_a(graph, node, a_shape)] if trans_a else []
         x = new_nodes[0].output[0] if trans_a else a
-        gemm = packed_sparse_gemm(graph, node, x, effective_weight, verdict.format, node.output[0])
+        gemm = packed_sparse_op(
+            SparseGemm, graph, node, x, effective_weight, verdict.format, node.output[0]
+        )
         new_nodes += _sparse_gemm_plus_c(graph, node, gemm, attributes.get("beta", 1.0))
         graph.replace([node], new_nodes)
         return rewritten(node, gemm, verdict)
@@ -85,7 +85,7 @@ def _sparse_gemm_plus_c(
         return [gemm.to_node()]
     base = display_name(node)
     c_value = graph.constant(c)
-    bias = as_bias(c_value, gemm.n, max_rank=2) if c_value is not None else None
+    bias = gemm.bias_from(c_value, output_rank=2) if c_value is not None else None
     if bias is not None:
         gemm = gemm.replace(
             bias=graph.add_initializer(f"{base}.bias", (beta * bias).astype(np.float32))

@@ -9,13 +9,14 @@ from ortsparse.rewriter.conversion import (
     ConversionRule,
     constant_weight,
     kept,
-    packed_sparse_gemm,
+    packed_sparse_op,
     rewritten,
     static_weight_shape,
 )
 from ortsparse.rewriter.cost_model import representative_m
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
+from ortsparse.rewriter.sparse_gemm import SparseGemm
 
 
 class MatMulToSparseGemm(ConversionRule):
@@ -40,6 +41,8 @@ class MatMulToSparseGemm(ConversionRule):
         verdict = policy.judge(weight.value, representative_m(a_shape[:-1]))
         if not verdict.rewrite:
             return kept(node, verdict.reason, weight_shape, verdict.sparsity)
-        gemm = packed_sparse_gemm(graph, node, a, weight.value, verdict.format, node.output[0])
+        gemm = packed_sparse_op(
+            SparseGemm, graph, node, a, weight.value, verdict.format, node.output[0]
+        )
         graph.replace([node], [gemm.to_node()])
         return rewritten(node, gemm, verdict)
