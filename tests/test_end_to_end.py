@@ -5,6 +5,7 @@ relative to the largest output magnitude (float32 sums in a different order diff
 the large outputs, which an elementwise rtol would misjudge near zero).
 """
 
+from collections import Counter
 from functools import cache
 
 import numpy as np
@@ -15,7 +16,16 @@ import pytest
 from onnx import numpy_helper
 from ortsparse.rewriter import RewriteResult, rewrite_model
 
-from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp
+from tools.model_builders import (
+    BertConfig,
+    MlpConfig,
+    ResNetConfig,
+    YoloConfig,
+    build_bert,
+    build_mlp,
+    build_resnet,
+    build_yolo,
+)
 from tools.model_builders.pruning import prune_unstructured, rescale_to_norm
 
 RTOL_OF_MAX = 1e-4
@@ -26,6 +36,9 @@ MLP_BATCHES = [1, 7, 64]
 SMALL_MLP = {"layers": 3, "hidden": 256}
 SMALL_BERT = {"layers": 2, "hidden": 128, "heads": 4, "intermediate": 512}
 BERT_INPUT_SHAPES = [(2, 16, 128), (1, 5, 128)]  # seq 16, and a short sequence
+CONV_PRUNINGS = [(0.0, 1), (0.9, 1), (1.0, 1), (0.9, 4)]
+SMALL_RESNET = {"stages": (1, 1, 1, 1), "width": 16, "resolution": 32}
+SMALL_YOLO = {"width": 0.125, "resolution": 64}
 
 
 def _session(model: onnx.ModelProto, threads: int, with_ortsparse: bool) -> ort.InferenceSession:
@@ -62,14 +75,20 @@ def _mlp_inputs():
     return _random_inputs(*[(batch, SMALL_MLP["hidden"]) for batch in MLP_BATCHES])
 
 
+def _sparse_nodes(model: onnx.ModelProto, op_type: str) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.op_type == op_type and n.domain == ortsparse.OP_DOMAIN]
+
+
 def _sparse_gemm_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [
-        n for n in model.graph.node if n.op_type == "SparseGemm" and n.domain == ortsparse.OP_DOMAIN
-    ]
+    return _sparse_nodes(model, "SparseGemm")
 
 
 def _string_attribute(node: onnx.NodeProto, name: str) -> str:
     return next(a.s.decode() for a in node.attribute if a.name == name)
+
+
+def _int_attribute(node: onnx.NodeProto, name: str) -> int:
+    return next(a.i for a in node.attribute if a.name == name)
 
 
 def _force_rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, RewriteResult]:
@@ -154,3 +173,75 @@ def test_default_threshold_keeps_dense_layers(threads):
     }
     assert [n.op_type for n in result.model.graph.node].count("MatMul") == 2
     _assert_same_outputs(model, result.model, threads, _mlp_inputs())
+
+
+@cache
+def _resnet(sparsity: float, block: int) -> tuple[onnx.ModelProto, RewriteResult]:
+    config = ResNetConfig(**SMALL_RESNET, sparsity=sparsity, block=block)
+    return _force_rewrite(build_resnet(config))
+
+
+@cache
+def _yolo(sparsity: float, block: int) -> tuple[onnx.ModelProto, RewriteResult]:
+    return _force_rewrite(build_yolo(YoloConfig(**SMALL_YOLO, sparsity=sparsity, block=block)))
+
+
+def _image_inputs(resolution: int) -> list[np.ndarray]:
+    return _random_inputs(*[(batch, 3, resolution, resolution) for batch in (1, 2)])
+
+
+def _op_count(model: onnx.ModelProto, op_type: str) -> int:
+    return sum(node.op_type == op_type for node in model.graph.node)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize(("sparsity", "block"), CONV_PRUNINGS)
+def test_resnet_rewritten_matches_ort(sparsity, block, threads):
+    model, result = _resnet(sparsity, block)
+    assert result.rewritten_count == len(result.decisions)  # every Conv and the fc Gemm
+    _assert_same_outputs(
+        model, result.model, threads, _image_inputs(SMALL_RESNET["resolution"])
+    )
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize(("sparsity", "block"), CONV_PRUNINGS)
+def test_yolo_rewritten_matches_ort(sparsity, block, threads):
+    model, result = _yolo(sparsity, block)
+    assert result.rewritten_count == len(result.decisions) == _op_count(model, "Conv")
+    _assert_same_outputs(model, result.model, threads, _image_inputs(SMALL_YOLO["resolution"]))
+
+
+def test_rewritten_resnet_folds_batch_norms_and_fuses_residual_relus():
+    model, result = _resnet(0.9, 1)
+    convs = _sparse_nodes(result.model, "SparseConv")
+    assert len(convs) == _op_count(model, "Conv")
+    assert _op_count(result.model, "BatchNormalization") == 0
+    assert all(d.fused[0] == "BatchNormalization" for d in result.decisions if d.op_type == "Conv")
+    with_residual = [n for n in convs if len(n.input) == 6 and n.input[5]]
+    assert len(with_residual) == sum(SMALL_RESNET["stages"])  # one per bottleneck
+    for node in with_residual:
+        assert _string_attribute(node, "activation") == "relu"
+        assert _int_attribute(node, "residual_before_activation") == 1
+    # Only the maxpool, the pooling head and the (fused) Gemm remain besides the SparseConvs.
+    assert _op_count(result.model, "Add") == _op_count(result.model, "Relu") == 0
+
+
+def test_rewritten_yolo_fuses_silu_and_keeps_resize_and_concat():
+    model, result = _yolo(0.9, 1)
+    convs = _sparse_nodes(result.model, "SparseConv")
+    activations = Counter(_string_attribute(n, "activation") for n in convs)
+    assert activations == {"silu": 57, "none": 3}  # the detect convs end in Reshape
+    assert _op_count(result.model, "Mul") == 0
+    assert _op_count(result.model, "Sigmoid") == 1  # the detect output's
+    assert _op_count(result.model, "Add") == 0  # the shortcuts are fused residuals
+    for op_type in ("Resize", "Concat", "MaxPool", "Reshape", "Transpose"):
+        assert _op_count(result.model, op_type) == _op_count(model, op_type)
+
+
+def test_resnet50_at_224_rewritten_matches_ort():
+    """The whole network at its real size, with the cost model choosing what to rewrite."""
+    model = build_resnet(ResNetConfig(sparsity=0.9))
+    result = rewrite_model(model)
+    assert len(_sparse_nodes(result.model, "SparseConv")) == result.rewritten_count > 0
+    _assert_same_outputs(model, result.model, 2, _random_inputs((1, 3, 224, 224)))

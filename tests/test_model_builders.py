@@ -10,18 +10,32 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp, linear_weights
+from tools.model_builders import (
+    BertConfig,
+    MlpConfig,
+    ResNetConfig,
+    YoloConfig,
+    build_bert,
+    build_mlp,
+    build_resnet,
+    build_yolo,
+    conv_weights,
+    linear_weights,
+)
 from tools.model_builders.cli import main as build_model_main
 from tools.model_builders.pruning import (
     block4_sparsity_of,
     prune_block4,
     prune_unstructured,
+    sample_pruned_conv_weight,
     sparsity_of,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPARSITIES = [0.0, 0.5, 0.9, 0.99, 1.0]
 SMALL_BERT = {"layers": 2, "hidden": 128, "heads": 4, "intermediate": 512}
+SMALL_RESNET = {"stages": (1, 2, 1, 1), "width": 16, "resolution": 32}
+SMALL_YOLO = {"width": 0.125, "resolution": 64}
 
 
 def _random_weight(k=64, n=40, seed=0):
@@ -73,6 +87,14 @@ def test_block4_pruning_zeroes_whole_lowest_norm_blocks(sparsity, n, norm):
         norms = np.linalg.norm(_blocks(dense), ord={"l2": 2, "l1": 1}[norm], axis=-1)
         kept_blocks = _blocks(pruned).any(axis=-1)
         assert norms[kept_blocks].min() >= norms[~kept_blocks].max()
+
+
+def test_conv_4blocks_are_4_output_channels_at_one_input_index():
+    weight = sample_pruned_conv_weight(np.random.default_rng(0), 16, 8, 3, 0.75, block=4)
+    assert weight.shape == (16, 8, 3, 3)
+    nonzeros = np.count_nonzero(weight.reshape(4, 4, 8, 3, 3), axis=1)  # [group, c, i, j]
+    assert np.all((nonzeros == 0) | (nonzeros == 4))
+    assert np.mean(nonzeros == 0) == pytest.approx(0.75)
 
 
 def test_pruning_rejects_a_sparsity_outside_0_1():
@@ -181,3 +203,103 @@ def test_build_model_script_runs_from_the_repo_root(tmp_path):
     ]
     subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True)
     assert len(linear_weights(onnx.load(str(out)))) == 2
+
+
+def _ops(model: onnx.ModelProto) -> Counter:
+    return Counter(node.op_type for node in model.graph.node)
+
+
+def _stem_and_pruned_conv_weights(model: onnx.ModelProto) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The first conv's [K, N] weight (left dense) and all the others'."""
+    stem, *pruned = conv_weights(model).values()
+    return stem, pruned
+
+
+@pytest.mark.parametrize("block", [1, 4])
+def test_resnet_is_exported_like_torchvision(block):
+    model = build_resnet(ResNetConfig(**SMALL_RESNET, sparsity=0.9, block=block))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 17
+    bottlenecks = sum(SMALL_RESNET["stages"])
+    downsamples = 4  # the first bottleneck of every stage changes the channel count
+    convs = 1 + 3 * bottlenecks + downsamples
+    assert _ops(model) == {
+        "Conv": convs,
+        "BatchNormalization": convs,
+        "Relu": 1 + 3 * bottlenecks,
+        "Add": bottlenecks,
+        "MaxPool": 1,
+        "GlobalAveragePool": 1,
+        "Flatten": 1,
+        "Gemm": 1,
+    }
+    assert all(len(n.input) == 2 for n in model.graph.node if n.op_type == "Conv")  # no bias
+    stem, pruned = _stem_and_pruned_conv_weights(model)
+    assert sparsity_of(stem) == 0.0
+    assert sparsity_of(next(iter(linear_weights(model).values()))) == 0.0  # the fc head
+    for weight in pruned:
+        if block == 4:
+            _assert_block4_structure(weight)
+            assert block4_sparsity_of(weight) == pytest.approx(0.9, abs=0.02)
+        else:
+            assert sparsity_of(weight) == pytest.approx(0.9, abs=0.01)
+
+
+def test_resnet50_has_torchvisions_layers_and_parameter_count():
+    model = build_resnet(ResNetConfig(sparsity=0.0))
+    assert _ops(model)["Conv"] == 53
+    parameters = sum(int(np.prod(init.dims)) for init in model.graph.initializer)
+    # torchvision's resnet50 has 25,557,032 parameters; its BatchNorm running statistics
+    # (2 x 26,560 buffers) are initializers here too.
+    assert parameters == 25_557_032 + 2 * 26_560
+
+
+def test_yolo_is_exported_like_yolov5s():
+    model = build_yolo(YoloConfig(**SMALL_YOLO, sparsity=0.8))
+    onnx.checker.check_model(model, full_check=True)
+    ops = _ops(model)
+    assert ops["Conv"] == 60  # as YOLOv5s: 57 Conv+BN+SiLU blocks and 3 detect convs
+    assert ops["BatchNormalization"] == ops["Mul"] == 57
+    assert ops["Sigmoid"] == 57 + 1  # SiLUs and the detect output
+    assert ops["Add"] == 7  # the backbone C3 bottlenecks' shortcuts (1 + 2 + 3 + 1)
+    assert ops["Resize"] == 2 and ops["Concat"] == 14 and ops["MaxPool"] == 3
+    detect_convs = [n for n in model.graph.node if n.op_type == "Conv" and len(n.input) == 3]
+    assert len(detect_convs) == 3  # only the detect convs have a bias
+    stem, pruned = _stem_and_pruned_conv_weights(model)
+    assert sparsity_of(stem) == 0.0
+    assert all(sparsity_of(weight) == pytest.approx(0.8, abs=0.01) for weight in pruned)
+
+
+def test_yolov5s_has_its_parameter_count():
+    model = build_yolo(YoloConfig(sparsity=0.0))
+    parameters = sum(int(np.prod(init.dims)) for init in model.graph.initializer)
+    # YOLOv5s v6 (80 classes) has 7,235,389 parameters; the BatchNorm running statistics
+    # (2 x 9,504 buffers) are initializers here too.
+    assert parameters == 7_235_389 + 2 * 9_504
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_conv_nets_run_in_ort_with_order_one_outputs(batch):
+    resnet = build_resnet(ResNetConfig(**SMALL_RESNET, sparsity=0.9))
+    yolo = build_yolo(YoloConfig(**SMALL_YOLO, sparsity=0.9))
+    x = np.random.default_rng(0).standard_normal((batch, 3, 64, 64), dtype=np.float32)
+    logits = _run(resnet, x[:, :, :32, :32])
+    assert logits.shape == (batch, 1000)
+    assert 0.05 < np.abs(logits).max() < 100
+    detections = _run(yolo, x)
+    assert detections.shape == (batch, 3 * (8 * 8 + 4 * 4 + 2 * 2), 85)
+    assert 0.0 < detections.min() and detections.max() <= 1.0  # after the detect Sigmoid
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("resnet50", ["--stages", "1", "1", "1", "1", "--width", "8", "--resolution", "32"]),
+        ("yolo", ["--width", "0.125", "--resolution", "64"]),
+    ],
+)
+def test_cli_writes_conv_nets(tmp_path, capsys, model, options):
+    out = tmp_path / f"{model}.onnx"
+    assert build_model_main([model, *options, "--sparsity", "0.5", "--out", str(out)]) == 0
+    assert f"wrote {out}: {model}" in capsys.readouterr().out
+    onnx.checker.check_model(str(out))

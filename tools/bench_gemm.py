@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 # Run as a file, Python puts only tools/ on sys.path; the builders import as tools.model_builders.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,6 +47,30 @@ OUTPUT_RTOL = 1e-3
 SLICE_SECONDS = 0.25
 
 
+def pruning_label(sparsity: float, block: int) -> str:
+    return f"{sparsity:.0%} {'4-block' if block == 4 else 'unstructured'}"
+
+
+class ModelWorkload(Protocol):
+    """What the benchmark machinery below needs of a workload: this file's Workload, and
+    tools/bench_conv.py's, which reuses the machinery for convolutional networks."""
+
+    model: str
+    batch: int
+    sparsity: float
+    block: int
+
+    @property
+    def label(self) -> str: ...
+
+    def model_file_name(self, seed: int) -> str: ...
+
+    def build(self, seed: int) -> onnx.ModelProto: ...
+
+    def input_shape(self, declared: list[int | str]) -> tuple[int, ...]:
+        """The shape to feed, given the model input's declared one (symbols as strings)."""
+
+
 @dataclass(frozen=True)
 class Workload:
     model: str  # "mlp" or "bert"
@@ -58,13 +83,22 @@ class Workload:
     @property
     def label(self) -> str:
         shape = f"batch {self.batch}" + (f" seq {self.seq}" if self.seq else "")
-        pruning = "4-block" if self.block == 4 else "unstructured"
-        return f"{self.model} {self.layers}L {shape}, {self.sparsity:.0%} {pruning}"
+        return f"{self.model} {self.layers}L {shape}, {pruning_label(self.sparsity, self.block)}"
 
     def model_file_name(self, seed: int) -> str:
         # Batch and sequence length are symbolic in the model, so workloads differing only in
         # them share one file.
         return f"{self.model}_{self.layers}l_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
+
+    def build(self, seed: int) -> onnx.ModelProto:
+        pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
+        if self.model == "mlp":
+            return build_mlp(MlpConfig(layers=self.layers, **pruning))
+        return build_bert(BertConfig(layers=self.layers, **pruning))
+
+    def input_shape(self, declared: list[int | str]) -> tuple[int, ...]:
+        hidden = declared[-1]
+        return (self.batch, self.seq, hidden) if self.model == "bert" else (self.batch, hidden)
 
 
 @dataclass(frozen=True)
@@ -80,7 +114,7 @@ class Result:
     workload: str
     model: str
     batch: int
-    seq: int | None
+    input_shape: list[int]
     sparsity: float
     block: int
     threads: int
@@ -98,31 +132,22 @@ def progress(message: str) -> None:
     print(f"[progress] {message}", file=sys.stderr, flush=True)
 
 
-def build_model(workload: Workload, seed: int) -> onnx.ModelProto:
-    pruning = {"sparsity": workload.sparsity, "block": workload.block, "seed": seed}
-    if workload.model == "mlp":
-        return build_mlp(MlpConfig(layers=workload.layers, **pruning))
-    return build_bert(BertConfig(layers=workload.layers, **pruning))
-
-
-def original_model_path(workload: Workload, model_dir: Path, seed: int) -> Path:
+def original_model_path(workload: ModelWorkload, model_dir: Path, seed: int) -> Path:
     """The workload's pruned model in model_dir, built only if it is not there yet."""
     path = model_dir / workload.model_file_name(seed)
     if path.exists():
         progress(f"reusing {path}")
         return path
-    progress(
-        f"building {workload.model} ({workload.layers} layers, {workload.sparsity:.0%}) -> {path}"
-    )
-    onnx.save(build_model(workload, seed), str(path))
+    progress(f"building {workload.model} ({workload.sparsity:.0%}) -> {path}")
+    onnx.save(workload.build(seed), str(path))
     return path
 
 
 @dataclass(frozen=True)
 class RewrittenModel:
     path: Path
-    rewritten_nodes: int  # MatMul/Gemm nodes that became SparseGemm
-    candidate_nodes: int  # MatMul/Gemm nodes the rewriter looked at
+    rewritten_nodes: int  # MatMul/Gemm/Conv nodes that became SparseGemm/SparseConv
+    candidate_nodes: int  # MatMul/Gemm/Conv nodes the rewriter looked at
 
 
 def rewrite(original: Path, min_sparsity: float | None) -> RewrittenModel:
@@ -148,15 +173,10 @@ def make_session(path: Path, threads: int, with_ortsparse: bool) -> ort.Inferenc
 
 
 def make_feed(
-    session: ort.InferenceSession, workload: Workload, seed: int
+    session: ort.InferenceSession, workload: ModelWorkload, seed: int
 ) -> dict[str, np.ndarray]:
     model_input = session.get_inputs()[0]
-    hidden = model_input.shape[-1]
-    shape = (
-        (workload.batch, workload.seq, hidden)
-        if workload.model == "bert"
-        else (workload.batch, hidden)
-    )
+    shape = workload.input_shape(model_input.shape)
     return {model_input.name: np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)}
 
 
@@ -239,7 +259,7 @@ def deepsparse_items_per_second(
 
 
 def benchmark_workload(
-    workload: Workload,
+    workload: ModelWorkload,
     original: Path,
     rewritten: RewrittenModel,
     timing: Timing,
@@ -261,7 +281,7 @@ def benchmark_workload(
         workload=workload.label,
         model=workload.model,
         batch=workload.batch,
-        seq=workload.seq,
+        input_shape=list(next(iter(feed.values())).shape),
         sparsity=workload.sparsity,
         block=workload.block,
         threads=timing.threads,
@@ -294,12 +314,14 @@ def workloads_from(args: argparse.Namespace) -> list[Workload]:
     return workloads
 
 
-def run_benchmarks(args: argparse.Namespace, model_dir: Path) -> list[Result]:
+def run_benchmarks(
+    workloads: list[ModelWorkload], args: argparse.Namespace, model_dir: Path
+) -> list[Result]:
     """Benchmarks every workload, building each model file and its rewrite once."""
     timing = Timing(args.threads, args.time, args.warmup, args.seed)
     rewrites: dict[Path, RewrittenModel] = {}
     results = []
-    for workload in workloads_from(args):
+    for workload in workloads:
         original = original_model_path(workload, model_dir, args.seed)
         if original not in rewrites:
             rewrites[original] = rewrite(original, args.min_sparsity)
@@ -328,28 +350,30 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_pruning_options(
+    parser: argparse.ArgumentParser, sparsities: list[float], blocks: list[int]
+) -> None:
+    """--sparsity and --block, whose every combination is benchmarked."""
     parser.add_argument(
-        "--models",
+        "--sparsity",
         nargs="+",
-        choices=("mlp", "bert"),
-        default=["mlp", "bert"],
-        help="models to run (default: mlp bert)",
-    )
-    parser.add_argument(
-        "--sparsity", nargs="+", type=float, default=[0.9], help="weight sparsities (default 0.9)"
+        type=float,
+        default=sparsities,
+        help=f"weight sparsities (default {' '.join(f'{s:g}' for s in sparsities)})",
     )
     parser.add_argument(
         "--block",
         nargs="+",
         type=int,
         choices=(1, 4),
-        default=[1],
-        help="pruning patterns: 1 unstructured, 4 4-block (default 1)",
+        default=blocks,
+        help="pruning patterns: 1 unstructured, 4 4-block "
+        f"(default {' '.join(str(b) for b in blocks)})",
     )
+
+
+def add_measurement_options(parser: argparse.ArgumentParser) -> None:
+    """Options of timing, rewriting and output that every benchmark of this kind shares."""
     parser.add_argument(
         "--threads", type=int, default=2, help="intra-op threads for both (default 2)"
     )
@@ -360,28 +384,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--warmup", type=int, default=3, help="untimed runs before each measurement (default 3)"
     )
     parser.add_argument(
-        "--mlp-batch", nargs="+", type=int, default=[1, 64], help="MLP batch sizes (default 1 64)"
-    )
-    parser.add_argument(
-        "--mlp-layers",
-        type=int,
-        default=MlpConfig.layers,
-        help="MLP layers of 1024x1024 (default 4)",
-    )
-    parser.add_argument("--bert-batch", type=int, default=1, help="BERT batch size (default 1)")
-    parser.add_argument(
-        "--bert-seq", type=int, default=128, help="BERT sequence length (default 128)"
-    )
-    parser.add_argument(
-        "--bert-layers", type=int, default=BertConfig.layers, help="BERT-base layers (default 12)"
-    )
-    parser.add_argument(
         "--seed", type=int, default=0, help="seed of the weights and inputs (default 0)"
     )
     parser.add_argument(
         "--min-sparsity",
         type=float,
-        help="rewrite every MatMul/Gemm at least this sparse (default: the rewriter's cost model)",
+        help="rewrite every MatMul/Gemm/Conv at least this sparse (default: the rewriter's cost "
+        "model)",
     )
     parser.add_argument(
         "--model-dir",
@@ -400,19 +409,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", action="store_true", help="print the results as JSON instead of a table"
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=("mlp", "bert"),
+        default=["mlp", "bert"],
+        help="models to run (default: mlp bert)",
+    )
+    add_pruning_options(parser, sparsities=[0.9], blocks=[1])
+    parser.add_argument(
+        "--mlp-batch", nargs="+", type=int, default=[1, 64], help="MLP batch sizes (default 1 64)"
+    )
+    parser.add_argument(
+        "--mlp-layers",
+        type=int,
+        default=MlpConfig.layers,
+        help="MLP layers of 1024x1024 (default 4)",
+    )
+    parser.add_argument("--bert-batch", type=int, default=1, help="BERT batch size (default 1)")
+    parser.add_argument(
+        "--bert-seq", type=int, default=128, help="BERT sequence length (default 128)"
+    )
+    parser.add_argument(
+        "--bert-layers", type=int, default=BertConfig.layers, help="BERT-base layers (default 12)"
+    )
+    add_measurement_options(parser)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_and_report(workloads: list[ModelWorkload], args: argparse.Namespace) -> int:
+    """Benchmarks `workloads`, prints the table (or JSON); 1 when any outputs differed."""
     with tempfile.TemporaryDirectory(prefix="ortsparse-bench-") as scratch:
         model_dir = args.model_dir or Path(scratch)
         model_dir.mkdir(parents=True, exist_ok=True)
-        results = run_benchmarks(args, model_dir)
+        results = run_benchmarks(workloads, args, model_dir)
     print(
         json.dumps([asdict(r) for r in results], indent=2) if args.json else format_table(results)
     )
     return 0 if all(r.outputs_match for r in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_and_report(workloads_from(args), args)
 
 
 if __name__ == "__main__":

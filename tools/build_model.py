@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build a pruned MLP or BERT-style ONNX model; see `python tools/build_model.py --help`."""
+"""Build a pruned MLP, BERT-style, ResNet-50 or YOLOv5s-like ONNX model; see
+`python tools/build_model.py --help`."""
 
 import sys
 from pathlib import Path

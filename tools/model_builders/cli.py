@@ -1,4 +1,5 @@
-"""Command line for the model builders: `build_model.py {mlp,bert} --out FILE [options]`."""
+"""Command line for the model builders:
+`build_model.py {mlp,bert,resnet50,yolo} --out FILE [options]`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import onnx
 
 from .bert import BertConfig, build_bert
 from .mlp import MlpConfig, build_mlp
+from .resnet import ResNetConfig, build_resnet
 from .weights import overall_sparsity
+from .yolo import YoloConfig, build_yolo
 
 
 def _add_pruning_options(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +77,66 @@ def _parser() -> argparse.ArgumentParser:
         "--seq", type=int, default=None, help="fix the sequence length (default: symbolic)"
     )
     _add_pruning_options(bert)
+    _add_resnet_parser(models)
+    _add_yolo_parser(models)
     return parser
+
+
+def _add_resnet_parser(models: argparse._SubParsersAction) -> None:
+    resnet = models.add_parser(
+        "resnet50",
+        help="ResNet-50 v1.5 as torch.onnx exports torchvision's (Conv + BatchNormalization + "
+        "Relu), input 'input' [batch, 3, resolution, resolution]; the stem conv and fc stay dense",
+    )
+    resnet.add_argument(
+        "--stages",
+        type=int,
+        nargs=4,
+        default=ResNetConfig.stages,
+        metavar="N",
+        help="bottlenecks per stage (default 3 4 6 3)",
+    )
+    resnet.add_argument(
+        "--width",
+        type=int,
+        default=ResNetConfig.width,
+        help="stem channels and first-stage bottleneck width (default 64)",
+    )
+    resnet.add_argument(
+        "--resolution", type=int, default=ResNetConfig.resolution, help="input size (default 224)"
+    )
+    resnet.add_argument(
+        "--classes", type=int, default=ResNetConfig.classes, help="fc outputs (default 1000)"
+    )
+    _add_pruning_options(resnet)
+
+
+def _add_yolo_parser(models: argparse._SubParsersAction) -> None:
+    yolo = models.add_parser(
+        "yolo",
+        help="YOLOv5s-like detector as YOLOv5 exports it (Conv + BatchNormalization + SiLU, C3, "
+        "SPPF, FPN/PAN neck), input 'images' [batch, 3, resolution, resolution]; the stem conv "
+        "stays dense",
+    )
+    yolo.add_argument(
+        "--width", type=float, default=YoloConfig.width, help="channel multiple (default 0.5: s)"
+    )
+    yolo.add_argument(
+        "--depth",
+        type=float,
+        default=YoloConfig.depth,
+        help="bottleneck-count multiple (default 0.33: s)",
+    )
+    yolo.add_argument(
+        "--resolution",
+        type=int,
+        default=YoloConfig.resolution,
+        help="input size, a multiple of 32 (default 640)",
+    )
+    yolo.add_argument(
+        "--classes", type=int, default=YoloConfig.classes, help="object classes (default 80)"
+    )
+    _add_pruning_options(yolo)
 
 
 def _build(args: argparse.Namespace) -> onnx.ModelProto:
@@ -82,6 +144,26 @@ def _build(args: argparse.Namespace) -> onnx.ModelProto:
     if args.model == "mlp":
         return build_mlp(
             MlpConfig(layers=args.layers, hidden=args.hidden, gemm=args.gemm, **pruning)
+        )
+    if args.model == "resnet50":
+        return build_resnet(
+            ResNetConfig(
+                stages=tuple(args.stages),
+                width=args.width,
+                resolution=args.resolution,
+                classes=args.classes,
+                **pruning,
+            )
+        )
+    if args.model == "yolo":
+        return build_yolo(
+            YoloConfig(
+                width=args.width,
+                depth=args.depth,
+                resolution=args.resolution,
+                classes=args.classes,
+                **pruning,
+            )
         )
     return build_bert(
         BertConfig(

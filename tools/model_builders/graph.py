@@ -88,3 +88,14 @@ class GraphBuilder:
 
 def float_input(name: str, shape: Sequence[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+
+
+def torch_scope(prefix: str) -> str:
+    """Torch's node scope of a module path: layer1.0.downsample.0 -> /layer1/layer1.0/downsample/
+    downsample.0 (an index inside a Sequential is written joined to the container's name)."""
+    parts = prefix.split(".")
+    scopes = [
+        f"{parts[index - 1]}.{part}" if part.isdigit() and index else part
+        for index, part in enumerate(parts)
+    ]
+    return "/" + "/".join(scopes)

@@ -6,6 +6,10 @@ Two patterns, matching the two packed formats of `SparseGemm` (docs/ops.md):
 * 4-block: weights are grouped in blocks of 4 consecutive output channels at one input index
   (W[k, 4g:4g+4]) and the blocks with the smallest norm are zeroed whole.
 
+A Conv weight [N, C, kH, kW] is pruned through its [K, N] matrix view, K = C*kH*kW, the one
+`SparseConv` packs (docs/ops.md), so its 4-blocks are 4 consecutive output channels at one input
+index (c, i, j).
+
 Pruning is deterministic: the same weight and target always give the same mask (selection, not
 sampling), so no seed is needed here; the builders seed the random weights that are pruned.
 """
@@ -110,3 +114,23 @@ def sample_pruned_weight(
     """Random [K, N] float32 weight of variance gain/K (Kaiming), magnitude-pruned and rescaled."""
     dense = rng.standard_normal((k, n), dtype=np.float32) * np.float32(np.sqrt(gain / k))
     return rescale_to_norm(prune(dense, sparsity, block), dense)
+
+
+def conv_matrix_view(weight: np.ndarray) -> np.ndarray:
+    """[N, C, kH, kW] -> [K, N] with Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]."""
+    return weight.reshape(weight.shape[0], -1).T
+
+
+def sample_pruned_conv_weight(
+    rng: np.random.Generator,
+    n: int,
+    c: int,
+    kernel: int,
+    sparsity: float,
+    block: int = 1,
+    gain: float = 2.0,
+) -> np.ndarray:
+    """Random [N, C, kernel, kernel] float32 conv weight of variance gain/fan_in (Kaiming), pruned
+    and rescaled like `sample_pruned_weight`, in its [K, N] matrix view."""
+    matrix = sample_pruned_weight(rng, c * kernel * kernel, n, sparsity, block, gain)
+    return np.ascontiguousarray(matrix.T).reshape(n, c, kernel, kernel)

@@ -6,6 +6,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .pruning import conv_matrix_view
+
 
 def _gemm_transposes_b(node: onnx.NodeProto) -> bool:
     return any(attr.name == "transB" and attr.i == 1 for attr in node.attribute)
@@ -25,8 +27,18 @@ def linear_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return weights
 
 
+def conv_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Constant weights of Conv nodes by initializer name, as their [K, N] matrix views."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    return {
+        node.input[1]: conv_matrix_view(numpy_helper.to_array(initializers[node.input[1]]))
+        for node in model.graph.node
+        if node.op_type == "Conv" and node.input[1] in initializers
+    }
+
+
 def overall_sparsity(model: onnx.ModelProto) -> float:
-    """Fraction of zeros over all MatMul/Gemm weights together."""
-    weights = list(linear_weights(model).values())
+    """Fraction of zeros over all MatMul/Gemm/Conv weights together (dense ones included)."""
+    weights = [*linear_weights(model).values(), *conv_weights(model).values()]
     zeros = sum(int(np.count_nonzero(w == 0)) for w in weights)
     return zeros / sum(w.size for w in weights)
