@@ -11,8 +11,8 @@ images. --deepsparse also times DeepSparse 1.8 on the original model.
 
 Models come from tools/model_builders: ResNet-50 v1.5 (Conv + BatchNormalization + Relu, stem conv
 and fc dense) and YOLOv5s (Conv + BatchNormalization + SiLU, stem conv dense). The rewriter's cost
-model decides which convolutions to rewrite (for a Conv, an estimate on the GEMM it amounts to)
-unless --min-sparsity overrides it; the "rewritten" column counts the MatMul/Gemm/Conv nodes that
+model, measured on SparseConv against ORT's Conv, decides which convolutions to rewrite unless
+--min-sparsity overrides it; the "rewritten" column counts the MatMul/Gemm/Conv nodes that
 became SparseGemm/SparseConv.
 
     python tools/bench_conv.py      # both models, batch 1 and 16, 80%/90% unstructured/4-block

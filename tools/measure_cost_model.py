@@ -10,6 +10,12 @@ with SparseGemm there, so that the two are compared under the same machine state
 
     .venv/bin/python tools/measure_cost_model.py                  # every family this CPU has
     .venv/bin/python tools/measure_cost_model.py --families avx2 --output /tmp/costs.json
+    .venv/bin/python tools/measure_cost_model.py --ops conv       # keep the file's gemm data
+
+SparseConv is measured the same way against ORT's dense Conv, on single-node convolutions of one
+image (3x3 stride 1 and 2, 1x1) at several channel counts, feature-map sizes and densities; its
+fit adds the im2col packing term per panel element, one constant per window kind
+(cost_model.WINDOW_KINDS).
 
 Which families the CPU supports comes from the compiled ISA module (ortsparse._isa). Without it,
 e.g. run from the source tree as
@@ -35,8 +41,15 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 import ortsparse
-from ortsparse.rewriter.cost_model import REPRESENTATIVE_M, CostModel, KernelCosts
-from ortsparse.rewriter.packing import count_stored_blocks, pack
+from ortsparse.rewriter.cost_model import (
+    REPRESENTATIVE_M,
+    WINDOW_KINDS,
+    CostModel,
+    KernelCosts,
+    window_kind,
+)
+from ortsparse.rewriter.packing import PackedWeight, count_stored_blocks, pack
+from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
 
@@ -53,9 +66,26 @@ SHAPES = ((512, 512), (1024, 1024), (768, 3072))  # (K, N)
 DENSITIES = (0.02, 0.05, 0.1, 0.2, 0.4)
 BREAK_EVEN_SHAPES = ((1024, 1024), (768, 3072))
 
+# (C, N, kernel, stride, H = W) for one image, padded to keep the map size at stride 1: the
+# ResNet-50 / YOLOv5s layer kinds, from large maps (packing-bound) to small ones.
+CONV_SHAPES = (
+    (64, 64, 3, 1, 56),
+    (128, 128, 3, 1, 28),
+    (256, 256, 3, 1, 14),
+    (512, 512, 3, 1, 7),
+    (64, 128, 3, 2, 56),
+    (128, 256, 3, 2, 28),
+    (256, 512, 1, 2, 28),
+    (256, 64, 1, 1, 56),
+    (512, 128, 1, 1, 28),
+    (512, 512, 1, 1, 7),
+)
+CONV_DENSITIES = (0.05, 0.2, 0.5)
+
 ROUNDS = 7
 SECONDS_PER_BATCH = 0.01
 FLOAT = onnx.TensorProto.FLOAT
+SPARSE_OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OPSET_VERSION)]
 
 
 def progress(message: str) -> None:
@@ -123,13 +153,61 @@ def dense_model(weight: np.ndarray) -> onnx.ModelProto:
 def sparse_model(weight: np.ndarray, format: str) -> onnx.ModelProto:
     packed = pack(weight, format)
     gemm = SparseGemm("gemm", "X", "values", "offsets", "indices", packed.k, packed.n, format, "Y")
-    initializers = [
+    return single_node_model(
+        gemm.to_node(), packed_initializers(packed), packed.k, packed.n, SPARSE_OPSETS
+    )
+
+
+def packed_initializers(packed: PackedWeight) -> list:
+    return [
         numpy_helper.from_array(packed.values, "values"),
         numpy_helper.from_array(packed.group_offsets, "offsets"),
         numpy_helper.from_array(packed.input_indices, "indices"),
     ]
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OPSET_VERSION)]
-    return single_node_model(gemm.to_node(), initializers, packed.k, packed.n, opsets)
+
+
+def conv_model(node: onnx.NodeProto, initializers: list, c: int, opsets: list) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [node],
+        "cost",
+        [helper.make_tensor_value_info("X", FLOAT, [1, c, None, None])],
+        [helper.make_tensor_value_info("Y", FLOAT, None)],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+
+
+def dense_conv_model(weight: np.ndarray, stride: int) -> onnx.ModelProto:
+    _, c, kernel, _ = weight.shape
+    pad = kernel // 2
+    node = helper.make_node(
+        "Conv", ["X", "W"], ["Y"], strides=[stride] * 2, pads=[pad] * 4, kernel_shape=[kernel] * 2
+    )
+    return conv_model(
+        node, [numpy_helper.from_array(weight, "W")], c, [helper.make_opsetid("", 17)]
+    )
+
+
+def sparse_conv_model(weight: np.ndarray, stride: int, format: str) -> onnx.ModelProto:
+    n, c, kernel, _ = weight.shape
+    packed = pack(weight.reshape(n, -1).T, format)
+    pad = kernel // 2
+    conv = SparseConv(
+        "conv",
+        "X",
+        "values",
+        "offsets",
+        "indices",
+        packed.k,
+        packed.n,
+        format,
+        "Y",
+        c=c,
+        kernel_shape=(kernel, kernel),
+        strides=(stride, stride),
+        pads=(pad,) * 4,
+    )
+    return conv_model(conv.to_node(), packed_initializers(packed), c, SPARSE_OPSETS)
 
 
 def random_weight(
@@ -172,6 +250,45 @@ def measure(library: str) -> tuple[list[dict], list[dict]]:
     return dense_points, sparse_points
 
 
+def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
+    """measure() for SparseConv against ORT's Conv, one image per call: M = OH*OW output pixels,
+    K = C*kH*kW, and each point records its window kind for the packing term."""
+    rng = np.random.default_rng(1)
+    dense_points, sparse_points = [], []
+    for c, n, kernel, stride, size in CONV_SHAPES:
+        x = rng.standard_normal((1, c, size, size)).astype(np.float32)
+        dense_weight = rng.standard_normal((n, c, kernel, kernel)).astype(np.float32)
+        dense_session = session(dense_conv_model(dense_weight, stride))
+        m, k = (-(-size // stride)) ** 2, c * kernel * kernel  # "same" pads: OH = ceil(H / s)
+        window = window_kind((kernel, kernel), (stride, stride), (kernel // 2,) * 4)
+        fastest_dense = float("inf")
+        for density, (format, block) in itertools.product(
+            CONV_DENSITIES, (("csr", 1), ("block4", 4))
+        ):
+            matrix = random_weight(k, n, density, block, rng)
+            weight = np.ascontiguousarray(matrix.T.reshape(n, c, kernel, kernel))
+            sparse_session = session(sparse_conv_model(weight, stride, format), library)
+            dense, sparse = nanoseconds_per_run([dense_session, sparse_session], x)
+            fastest_dense = min(fastest_dense, dense)
+            sparse_points.append(
+                {
+                    "m": m,
+                    "k": k,
+                    "n": n,
+                    "format": format,
+                    "blocks": count_stored_blocks(matrix, format),
+                    "window": window,
+                    "ns": sparse,
+                }
+            )
+            progress(
+                f"conv {c}->{n} {kernel}x{kernel}/{stride} at {size}x{size} {format:<6} "
+                f"density {density:<4}: {sparse / 1e3:8.1f} us, dense {dense / 1e3:8.1f} us"
+            )
+        dense_points.append({"m": m, "k": k, "n": n, "ns": fastest_dense})
+    return dense_points, sparse_points
+
+
 # --- fitting -----------------------------------------------------------------------------------
 
 
@@ -203,24 +320,40 @@ def fit_dense(points: list[dict]) -> tuple[dict, float]:
     return {"dense_ns_per_call": per_call, "dense_ns_per_mac": per_mac}, error
 
 
+SPARSE_CONSTANTS = (
+    "sparse_ns_per_call",
+    "sparse_ns_per_output",
+    "csr_ns_per_nonzero_row",
+    "block4_ns_per_block_row",
+)
+
+
+def sparse_features(p: dict) -> list[float]:
+    work = p["m"] * p["blocks"]
+    return [
+        1.0,
+        p["m"] * p["n"],
+        work if p["format"] == "csr" else 0.0,
+        work if p["format"] == "block4" else 0.0,
+    ]
+
+
 def fit_sparse(points: list[dict]) -> tuple[dict, float]:
+    features = np.array([sparse_features(p) for p in points])
+    coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in points]))
+    return dict(zip(SPARSE_CONSTANTS, coefficients)), error
+
+
+def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
+    """fit_sparse plus one packing constant per window kind, on M*K panel elements."""
+
     def row(p):
-        work = p["m"] * p["blocks"]
-        return [
-            1.0,
-            p["m"] * p["n"],
-            work if p["format"] == "csr" else 0.0,
-            work if p["format"] == "block4" else 0.0,
-        ]
+        panel = p["m"] * p["k"]
+        return sparse_features(p) + [panel if p["window"] == kind else 0.0 for kind in WINDOW_KINDS]
 
     features = np.array([row(p) for p in points])
     coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in points]))
-    names = (
-        "sparse_ns_per_call",
-        "sparse_ns_per_output",
-        "csr_ns_per_nonzero_row",
-        "block4_ns_per_block_row",
-    )
+    names = SPARSE_CONSTANTS + tuple(f"{kind}_ns_per_panel_element" for kind in WINDOW_KINDS)
     return dict(zip(names, coefficients)), error
 
 
@@ -244,19 +377,66 @@ def supported_families() -> list[str]:
     return list(FAMILY_ORDER[: FAMILY_ORDER.index(report["best_kernel_family"]) + 1])
 
 
-def measure_family_in_child(family: str | None, library: str) -> dict:
-    """Measures and fits in a child process whose ORTSPARSE_ISA is ``family``."""
+# Per op: how it is measured and fitted, and its keys in the data file.
+OPS = {
+    "gemm": (measure, fit_sparse, "families", "max_relative_fit_error"),
+    "conv": (measure_conv, fit_sparse_conv, "conv_families", "conv_max_relative_fit_error"),
+}
+
+
+def measure_family_in_child(op: str, family: str | None, library: str) -> dict:
+    """Measures and fits ``op`` in a child process whose ORTSPARSE_ISA is ``family``."""
     env = dict(os.environ)
     if family:
         env["ORTSPARSE_ISA"] = family
     child = subprocess.run(
-        [sys.executable, __file__, "--family-child", "--library", library],
+        [sys.executable, __file__, "--family-child", op, "--library", library],
         env=env,
         stdout=subprocess.PIPE,
         check=True,
         text=True,
     )
     return json.loads(child.stdout)
+
+
+def measure_and_fit(op: str, library: str) -> dict:
+    measure_points, fit_sparse_points = OPS[op][:2]
+    dense_points, sparse_points = measure_points(library)
+    dense, dense_error = fit_dense(dense_points)
+    sparse, sparse_error = fit_sparse_points(sparse_points)
+    return {
+        "constants": {**dense, **sparse},
+        "max_relative_error": {"dense": dense_error, "sparse": sparse_error},
+    }
+
+
+def data_to_update(output: Path, ops: list[str], families: list[str]) -> dict:
+    """The file's data where some op keeps its measurements (left as they are), else a new one."""
+    if output.exists() and set(ops) != set(OPS):
+        return json.loads(output.read_text())
+    return {
+        "measured": True,
+        "machine": {
+            "cpu": (cpu() or {}).get("model", platform.machine()),
+            "onnxruntime": ort.__version__,
+            "threads": 1,
+        },
+        "default_family": families[-1] if families else "default",
+    }
+
+
+def print_break_even(gemm_families: dict) -> None:
+    for family, constants in gemm_families.items():
+        model = CostModel(KernelCosts(**constants), family)
+        for k, n in BREAK_EVEN_SHAPES:
+            break_even = {
+                fmt: model.break_even_sparsity(REPRESENTATIVE_M, k, n, fmt)
+                for fmt in ("csr", "block4")
+            }
+            print(
+                f"{family:<11} {k}x{n} at M={REPRESENTATIVE_M}: break-even sparsity "
+                f"csr {break_even['csr']:.1%}, block4 {break_even['block4']:.1%}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,58 +454,39 @@ def main(argv: list[str] | None = None) -> int:
         help="kernel families to measure (default: all this CPU supports)",
     )
     parser.add_argument(
+        "--ops",
+        nargs="+",
+        choices=tuple(OPS),
+        default=list(OPS),
+        help="ops to measure; the others keep the output file's data (default: all)",
+    )
+    parser.add_argument(
         "--library", help="the custom-op library (default: ortsparse.library_path())"
     )
-    parser.add_argument("--family-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--family-child", choices=tuple(OPS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     library = args.library or ortsparse.library_path()
 
     if args.family_child:
-        dense_points, sparse_points = measure(library)
-        dense, dense_error = fit_dense(dense_points)
-        sparse, sparse_error = fit_sparse(sparse_points)
-        print(
-            json.dumps(
-                {
-                    "constants": {**dense, **sparse},
-                    "max_relative_error": {"dense": dense_error, "sparse": sparse_error},
-                }
-            )
-        )
+        print(json.dumps(measure_and_fit(args.family_child, library)))
         return 0
 
     families = args.families or supported_families()
-    data = {
-        "measured": True,
-        "machine": {
-            "cpu": (cpu() or {}).get("model", platform.machine()),
-            "onnxruntime": ort.__version__,
-            "threads": 1,
-        },
-        "default_family": families[-1] if families else "default",
-        "families": {},
-        "max_relative_fit_error": {},
-    }
-    for family in families or [None]:
-        progress(f"kernel family {family or '(the default)'}")
-        measured = measure_family_in_child(family, library)
-        key = family or "default"
-        data["families"][key] = measured["constants"]
-        data["max_relative_fit_error"][key] = measured["max_relative_error"]
+    data = data_to_update(args.output, args.ops, families)
+    for op in args.ops:
+        families_key, errors_key = OPS[op][2:]
+        data[families_key], data[errors_key] = {}, {}
+        for family in families or [None]:
+            progress(f"{op}, kernel family {family or '(the default)'}")
+            measured = measure_family_in_child(op, family, library)
+            key = family or "default"
+            data[families_key][key] = measured["constants"]
+            data[errors_key][key] = measured["max_relative_error"]
 
     args.output.write_text(json.dumps(data, indent=2) + "\n")
     progress(f"wrote {args.output}")
-    for family, constants in data["families"].items():
-        model = CostModel(KernelCosts(**constants), family)
-        for k, n in BREAK_EVEN_SHAPES:
-            break_even = {
-                fmt: model.break_even_sparsity(REPRESENTATIVE_M, k, n, fmt)
-                for fmt in ("csr", "block4")
-            }
-            print(
-                f"{family:<11} {k}x{n} at M={REPRESENTATIVE_M}: break-even sparsity "
-                f"csr {break_even['csr']:.1%}, block4 {break_even['block4']:.1%}"
-            )
+    if "gemm" in args.ops:
+        print_break_even(data["families"])
     return 0
 
 

@@ -64,7 +64,7 @@ def rewrite_owned_model(
         _check(model)
     report("inferring shapes")
     graph = Graph(model)
-    policy = SparsityPolicy(CostModel.load(), min_sparsity)
+    policy = SparsityPolicy(CostModel.load(), CostModel.load_conv(), min_sparsity)
 
     conversions = _convert(graph, policy, report)
     rewritten = [conversion for conversion in conversions if conversion.sparse_node]

@@ -1,4 +1,4 @@
-"""Decides, per constant weight, whether SparseGemm pays off and in which format."""
+"""Decides, per constant weight, whether SparseGemm or SparseConv pays off and in which format."""
 
 from __future__ import annotations
 
@@ -22,15 +22,30 @@ class SparsityPolicy:
     """The cost model's verdict, or with ``min_sparsity`` a plain threshold on the zero fraction
     (the format is still the one the cost model predicts faster)."""
 
-    def __init__(self, cost_model: CostModel, min_sparsity: float | None = None):
-        self.cost_model = cost_model
+    def __init__(
+        self,
+        cost_model: CostModel,
+        conv_cost_models: dict[str, CostModel],
+        min_sparsity: float | None = None,
+    ):
+        self.cost_model = cost_model  # MatMul/Gemm against SparseGemm
+        self.conv_cost_models = conv_cost_models  # Conv against SparseConv, per window kind
         self.min_sparsity = min_sparsity
 
     def judge(self, weight: np.ndarray, m: int) -> Verdict:
+        """The verdict on SparseGemm for ``weight`` [K, N] applied to ``m`` rows."""
+        return self._judge(self.cost_model, weight, m)
+
+    def judge_conv(self, weight: np.ndarray, m: int, window: str) -> Verdict:
+        """The verdict on SparseConv for the matrix view ``weight`` [K, N] at ``m`` output
+        pixels, whose windows are of kind ``window`` (cost_model.WINDOW_KINDS)."""
+        return self._judge(self.conv_cost_models[window], weight, m)
+
+    def _judge(self, cost_model: CostModel, weight: np.ndarray, m: int) -> Verdict:
         k, n = weight.shape
         sparsity = 1.0 - np.count_nonzero(weight) / weight.size
         stored_blocks = {format: count_stored_blocks(weight, format) for format in FORMATS}
-        prediction = self.cost_model.predict(m, k, n, stored_blocks)
+        prediction = cost_model.predict(m, k, n, stored_blocks)
         if self.min_sparsity is not None:
             rewrite = sparsity >= self.min_sparsity
             comparison = ">=" if rewrite else "<"
@@ -40,7 +55,7 @@ class SparsityPolicy:
             reason = f"predicted {prediction.speedup:.2f}x faster than dense at M={m}"
         else:
             rewrite = False
-            break_even = self.cost_model.break_even_sparsity(m, k, n, prediction.format)
+            break_even = cost_model.break_even_sparsity(m, k, n, prediction.format)
             reason = (
                 f"predicted {1 / prediction.speedup:.2f}x slower than dense at M={m} "
                 f"({prediction.format} breaks even near {break_even:.0%} sparsity)"

@@ -4,14 +4,12 @@ W [N, C, kH, kW] is packed as its matrix view Wm [K, N], K = C*kH*kW (docs/ops.m
 becomes explicit pads; SAME_UPPER/SAME_LOWER depend on X's height and width, which must then be
 static. A constant B becomes the op's bias.
 
-Whether the rewrite pays off is the cost model's verdict on the GEMM the convolution amounts to
-(M = batch * OH * OW output pixels, K, N): an estimate, since the model was measured on
-SparseGemm and does not know the cost of gathering X's windows.
+Whether the rewrite pays off is the verdict of the cost model measured on SparseConv against
+ORT's Conv, for the GEMM the convolution amounts to (M = batch * OH * OW output pixels, K, N) plus
+packing X's windows, whose cost depends on kernel, strides and pads (cost_model.window_kind).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import onnx
@@ -24,9 +22,9 @@ from ortsparse.rewriter.conversion import (
     packed_sparse_op,
     rewritten,
 )
-from ortsparse.rewriter.cost_model import representative_m
+from ortsparse.rewriter.cost_model import conv_rows, window_kind
 from ortsparse.rewriter.graph import Graph, Shape, attribute_values
-from ortsparse.rewriter.policy import SparsityPolicy, Verdict
+from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv
 
 
@@ -58,7 +56,9 @@ class ConvToSparseConv(ConversionRule):
                 matrix.shape,
             )
 
-        verdict = _gemm_view_verdict(policy, matrix, graph.shape(node.output[0]))
+        verdict = policy.judge_conv(
+            matrix, conv_rows(graph.shape(node.output[0])), window_kind(kernel, strides, pads)
+        )
         if not verdict.rewrite:
             return kept(node, verdict.reason, matrix.shape, verdict.sparsity)
         conv = packed_sparse_op(
@@ -124,14 +124,3 @@ def _explicit_pads(
         heads.append(head)
         tails.append(needed - head)
     return (*heads, *tails)
-
-
-def _gemm_view_verdict(
-    policy: SparsityPolicy, matrix: np.ndarray, y_shape: Shape | None
-) -> Verdict:
-    """The policy's verdict on Y = X' · Wm, X' holding one row per output pixel."""
-    pixels = (y_shape[0], *y_shape[2:]) if y_shape is not None and len(y_shape) == 4 else (None,)
-    verdict = policy.judge(matrix, representative_m(pixels))
-    if policy.min_sparsity is not None:  # a plain threshold, no estimate to qualify
-        return verdict
-    return dataclasses.replace(verdict, reason=f"GEMM-view estimate: {verdict.reason}")

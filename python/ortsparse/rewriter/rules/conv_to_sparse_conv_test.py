@@ -116,9 +116,14 @@ def test_decision_reports_the_matrix_view():
     assert decision.weight_shape == (C * 9, N) and 0.8 < decision.sparsity < 1.0
 
 
-def test_the_cost_model_verdict_says_it_is_a_gemm_view_estimate():
-    (decision,) = rewrite_model(conv_model([1, C, 8, 8])).decisions
-    assert decision.reason.startswith("GEMM-view estimate: predicted")
+def test_the_cost_model_verdict_is_at_the_output_pixels_of_the_batch():
+    (decision,) = rewrite_model(conv_model([2, C, 8, 8])).decisions
+    assert decision.reason.startswith("predicted")
+    assert "M=72" in decision.reason  # 2 images x 6 x 6 output pixels
+
+
+def test_a_symbolic_batch_is_judged_per_image():
+    (decision,) = rewrite_model(conv_model(["b", C, 8, 8])).decisions
     assert "M=36" in decision.reason  # 1 image x 6 x 6 output pixels
 
 
