@@ -31,6 +31,18 @@ Ort::ConstValue OptionalInput(const Ort::KernelContext& context, size_t index);
 // ORT_INVALID_ARGUMENT, errors of ORT's API keep their code, anything else is ORT_FAIL.
 OrtStatusPtr CurrentExceptionStatus(const std::string& node_label);
 
+// Runs `work` and returns its exception, if any, as the status ORT expects from the V2 callbacks
+// (whose callers do not catch).
+template <typename Work>
+OrtStatusPtr RunReportingErrors(const std::string& node_label, Work&& work) {
+  try {
+    work();
+    return nullptr;
+  } catch (...) {
+    return CurrentExceptionStatus(node_label);
+  }
+}
+
 // Scratch memory from the session's CPU allocator (its arena reuses blocks between runs), aligned
 // for full-vector loads.
 class ScratchBuffer {

@@ -69,12 +69,8 @@ template <typename Op, typename Kernel>
 struct PackedWeightOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
     const char* name = static_cast<const Op*>(this)->GetName();
-    try {
-      *kernel = new Kernel(api, info);
-      return nullptr;
-    } catch (...) {
-      return CurrentExceptionStatus(NodeLabel(name, Ort::ConstKernelInfo{info}));
-    }
+    return RunReportingErrors(NodeLabel(name, Ort::ConstKernelInfo{info}),
+                              [&] { *kernel = new Kernel(api, info); });
   }
 
   size_t GetInputTypeCount() const { return kPackedOpInputCount; }

@@ -150,13 +150,10 @@ void SparseConvKernel::ReadWindow(const Ort::ConstKernelInfo& info) {
 }
 
 OrtStatusPtr SparseConvKernel::ComputeV2(OrtKernelContext* context) const {
-  try {
+  return RunReportingErrors(node_label_, [&] {
     Ort::KernelContext kernel_context{context};
     Compute(kernel_context);
-    return nullptr;
-  } catch (...) {
-    return CurrentExceptionStatus(node_label_);
-  }
+  });
 }
 
 kernels::ConvGeometry SparseConvKernel::GeometryFor(const std::vector<int64_t>& x_shape) const {

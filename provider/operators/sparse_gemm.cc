@@ -100,13 +100,10 @@ void SparseGemmKernel::BuildRowWeights(PackedWeights&& packed) {
 }
 
 OrtStatusPtr SparseGemmKernel::ComputeV2(OrtKernelContext* context) const {
-  try {
+  return RunReportingErrors(node_label_, [&] {
     Ort::KernelContext kernel_context{context};
     Compute(kernel_context);
-    return nullptr;
-  } catch (...) {
-    return CurrentExceptionStatus(node_label_);
-  }
+  });
 }
 
 void SparseGemmKernel::Compute(Ort::KernelContext& context) const {
