@@ -213,6 +213,16 @@ GEOMETRIES = {
     "5x5": ((1, 3, 16, 16), 17, (5, 5), (1, 1), (1, 1), (2, 2, 2, 2)),
     "7x7-stride2": ((1, 3, 23, 21), 16, (7, 7), (2, 2), (1, 1), (3, 3, 3, 3)),
     "2x3-mixed-axes": ((3, 6, 10, 11), 13, (2, 3), (1, 2), (2, 1), (1, 0, 0, 2)),
+    # Stride 1 unpadded, X read in place: the last tile starts early to keep its reads inside X
+    # (100 pixels: a 64-row tile, then 36 rows read as 48), or ends exactly on X's last float.
+    "1x1-in-place-shifted-last-tile": ((2, 9, 10, 10), 19, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "1x1-in-place-whole-tiles": ((2, 9, 8, 16), 19, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "3x3-in-place-shifted-last-tile": ((2, 6, 11, 13), 10, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+    # Stride phases: only the even ones are used with dilation 2; stride 3 has no vector path.
+    "3x3-stride2-dilation2": ((1, 6, 15, 15), 11, (3, 3), (2, 2), (2, 2), (2, 2, 2, 2)),
+    "3x3-stride3": ((1, 5, 17, 16), 7, (3, 3), (3, 3), (1, 1), (1, 1, 1, 1)),
+    # Rows long enough for several vectors of the stride-2 plane packer, clipped on both sides.
+    "3x3-stride2-wide-rows": ((1, 4, 9, 70), 9, (3, 3), (2, 2), (1, 1), (1, 1, 1, 2)),
 }
 
 
@@ -278,9 +288,9 @@ def test_threads(library, rng, threads, x_shape, kernel):
 
 
 def test_batch_larger_than_one_wave(library, rng):
-    # Each image's panels (K = 1152 by 3600 pixels) exceed the scratch budget of one parallel
-    # wave, so the images run one wave each.
-    check(library, rng, (3, 128, 60, 60), 16, (3, 3), pads=(1, 1, 1, 1), sparsity=0.95, threads=2, with_residual=True)
+    # Each image's input planes (64 channels of 262 x 262) take over half the scratch budget of
+    # one parallel wave, so the images run one wave each.
+    check(library, rng, (3, 64, 260, 260), 8, (3, 3), pads=(1, 1, 1, 1), sparsity=0.95, threads=2, with_residual=True)
 
 
 @pytest.mark.parametrize("fmt", ["csr", "block4"])
@@ -294,8 +304,10 @@ def test_batch_larger_than_one_wave(library, rng):
         ((1, 5, 6, 21), (3, 3), (1, 1), (1, 2, 1, 0)),
         # Long enough groups for CSR to split its input features into blocks in every family.
         ((1, 300, 6, 7), (3, 3), (1, 1), (1, 1, 1, 1)),
+        ((2, 9, 10, 10), (1, 1), (1, 1), (0, 0, 0, 0)),
+        ((1, 4, 9, 70), (3, 3), (2, 2), (1, 1, 1, 2)),
     ],
-    ids=["1x1", "3x3", "3x3-stride2", "3x3-wide-rows", "3x3-k-blocks"],
+    ids=["1x1", "3x3", "3x3-stride2", "3x3-wide-rows", "3x3-k-blocks", "1x1-in-place", "3x3-stride2-wide-rows"],
 )
 def test_kernel_families(library, rng, family, fmt, x_shape, kernel, strides, pads):
     sparsity = 0.5 if x_shape[1] == 300 else 0.9
@@ -337,6 +349,17 @@ def test_concurrent_runs_share_one_kernel(library, rng):
         outputs = list(pool.map(lambda x: sess.run(None, {"X": x})[0], inputs))
     for x, y in zip(inputs, outputs):
         assert_close(y, reference.run(None, {"X": x})[0])
+
+
+def test_more_input_sizes_than_the_kernel_keeps_plans_for(library, rng):
+    # A node keeps the plans of 8 input sizes: older ones are evicted and rebuilt when they return.
+    w = sparse_conv_weight(rng, 12, 5, (3, 3), 0.7)
+    window = conv_attributes((3, 3), (2, 2), (1, 1), (1, 1, 1, 1))
+    sess = session(sparse_conv_model([1, 5, None, None], w, "csr", window), library)
+    reference = session(reference_model([1, 5, None, None], w, window))
+    for height in [*range(3, 14), 3, 4]:
+        x = rng.standard_normal((1, 5, height, 2 * height + 1)).astype(np.float32)
+        assert_close(sess.run(None, {"X": x})[0], reference.run(None, {"X": x})[0])
 
 
 def test_bias_given_at_run_time(library, rng):

@@ -1,19 +1,22 @@
 // SparseConv (domain ortsparse): Y = epilogue(conv2d(X, W)) on NCHW tensors, with W sparse,
 // constant and packed by the rewriter as the matrix [C * kH * kW, Cout]. Contract: docs/ops.md.
 //
-// Output pixels play the role of SparseGemm's rows: a tile's panel is the im2col slice of its
-// pixels, the tile kernels multiply it by the weights, and their channel-major accumulators are
-// already NCHW, so the output stage finishes contiguous runs of each channel without a transpose.
+// A direct convolution (kernels/f32-spconv): output positions play the role of SparseGemm's rows,
+// the tile kernels read each stored weight's input run in place in the image's input planes (or
+// in X itself), and their channel-major accumulators are already NCHW, so the output stage
+// finishes runs of each channel without a transpose.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "kernels/f32-conv-pack/conv-pack.h"
+#include "kernels/f32-spconv/spconv.h"
 #include "operators/packed_weights.h"
 #include "operators/spmm_tiles.h"
 
@@ -31,6 +34,30 @@ struct WindowAxis {
   int64_t OutputSize(int64_t input) const;
 };
 
+// How X of one height and width is convolved: the input planes' layout (or X read in place) and
+// each stored weight's input offset, in the tile weights' order. Built on the first run at that
+// size; the planes layout points into the phase vectors, so a plan is never copied.
+struct DirectConvPlan {
+  int64_t in_height = 0;
+  int64_t in_width = 0;
+  size_t out_height = 0;
+  size_t out_width = 0;
+  std::vector<size_t> row_phases;
+  std::vector<size_t> column_phases;
+  kernels::InputPlanes planes{};
+  bool in_place = false;  // X is the planes (stride 1, unpadded)
+  // Grid positions up to the last output pixel; the columns past it are never computed.
+  size_t grid_positions = 0;
+  // Where the last tile starts computing: in place, early enough that its reads stay inside X
+  // (recomputing some of the previous tile's positions), else at its first position.
+  size_t last_tile_start = 0;
+  std::vector<int32_t> offsets;
+
+  DirectConvPlan() = default;
+  DirectConvPlan(const DirectConvPlan&) = delete;
+  DirectConvPlan& operator=(const DirectConvPlan&) = delete;
+};
+
 class SparseConvKernel {
  public:
   // Reads the attributes and the constant packed weights, validates them and lays the weights out
@@ -42,8 +69,9 @@ class SparseConvKernel {
 
  private:
   void ReadWindow(const Ort::ConstKernelInfo& info);
-  // Checks X's shape and derives the geometry of its convolution.
-  kernels::ConvGeometry GeometryFor(const std::vector<int64_t>& x_shape) const;
+  // Checks X's shape and returns the plan for its height and width.
+  std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape) const;
+  std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
   void Compute(Ort::KernelContext& context) const;
 
   std::string node_label_;
@@ -51,13 +79,16 @@ class SparseConvKernel {
   int64_t channels_ = 0;
   WindowAxis height_;
   WindowAxis width_;
-  // 1x1, stride 1, unpadded: panels are plain copies of the image.
-  bool pointwise_ = false;
   std::optional<std::vector<float>> constant_bias_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;
-  TileKernels tile_kernels_{};
+  TileKernels<int32_t> tile_kernels_{};
   TileWeights tile_weights_;
+
+  // Plans of the input sizes seen, the most recent last; a run holds its plan while another
+  // run's size may evict it.
+  mutable std::mutex plans_mutex_;
+  mutable std::vector<std::shared_ptr<const DirectConvPlan>> plans_;
 };
 
 struct SparseConvOp : PackedWeightOp<SparseConvOp, SparseConvKernel> {

@@ -16,7 +16,7 @@ constexpr size_t kMaxRowKernelK = size_t{1} << 16;
 // Everything one Compute call's parallel tasks read; tasks write disjoint parts of Y and panels.
 struct Job {
   const SpmmMicrokernels* microkernels;
-  TileKernels tile_kernels;
+  TileKernels<uint16_t> tile_kernels;
   kernels::SpmvRowFn row_kernel;
   kernels::SparseWeights weights;
   const TileWeights* tile_weights;
@@ -31,7 +31,7 @@ struct Job {
   size_t k;
   size_t n;
   float* panels;  // tile path: one panel of k * panel_rows floats per tile
-  PanelProgress* panel_progress;  // one per tile
+  PackProgress* panel_progress;  // one per tile
   size_t channel_chunks;  // row path: tasks per row
 
   kernels::OutputBlock Output(size_t row, size_t channel) const {
@@ -52,12 +52,13 @@ void TileTask(void* data, size_t task) {
   const size_t row0 = tile * mk.panel_rows;
   const size_t rows = std::min(mk.panel_rows, job.rows - row0);
   float* panel = job.panels + tile * job.k * mk.panel_rows;
-  PackPanelOnce(job.panel_progress[tile], job.k, [&](size_t k_begin, size_t k_end) {
+  PackOnce(job.panel_progress[tile], job.k, kPackTaskColumns, [&](size_t k_begin, size_t k_end) {
     mk.pack_panel(job.x + row0 * job.k, job.k, rows, k_begin, k_end, panel);
   });
 
   alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
-  MultiplyPanel(mk, job.tile_kernels, tw, job.segments, panel, rows, chunk, acc);
+  MultiplyTile(mk, job.tile_kernels, tw, job.segments, panel, tw.k_block_rows * mk.panel_rows, rows,
+               chunk, acc);
   const size_t chunk_begin = tw.ChunkBegin(chunk);
   const size_t chunk_end = std::min(job.n, tw.ChunkBegin(chunk + 1));
   for (size_t n0 = chunk_begin; n0 < chunk_end; n0 += kStoreChannels) {
@@ -86,7 +87,7 @@ SparseGemmKernel::SparseGemmKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
   constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
-  tile_kernels_ = TileKernelsFor(*microkernels_, matrix_.block_size);
+  tile_kernels_ = PanelTileKernelsFor(*microkernels_, matrix_.block_size);
   row_kernel_ = matrix_.block_size == 4 ? microkernels_->block4_row : microkernels_->csr_row;
   tile_weights_ = BuildTileWeights(packed, matrix_, *microkernels_);
   BuildRowWeights(std::move(packed));
@@ -151,7 +152,7 @@ void SparseGemmKernel::Compute(Ort::KernelContext& context) const {
   const size_t tiles = CeilDiv(rows, panel_rows);
   const ScratchBuffer panels(context, tiles * job.k * panel_rows);
   job.panels = panels.data();
-  const std::unique_ptr<PanelProgress[]> panel_progress(new PanelProgress[tiles]);
+  const std::unique_ptr<PackProgress[]> panel_progress(new PackProgress[tiles]);
   job.panel_progress = panel_progress.get();
   context.ParallelFor(TileTask, tiles * tile_weights_.chunks, 0, &job);
 }

@@ -44,7 +44,7 @@ class SparseGemmKernel {
   std::optional<std::vector<float>> constant_bias_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;
-  TileKernels tile_kernels_{};
+  TileKernels<uint16_t> tile_kernels_{};
   kernels::SpmvRowFn row_kernel_ = nullptr;
   RowWeights row_weights_;
   TileWeights tile_weights_;

@@ -21,6 +21,17 @@ constexpr size_t kMinMeanSegmentLength = 8;
 // when the CPU does not report its L1 size.
 constexpr size_t kDefaultL1PanelBytes = 32 * 1024;
 
+using kernels::SpmmBlock4Avx2;
+using kernels::SpmmBlock4Avx512;
+using kernels::SpmmBlock4Scalar;
+using kernels::SpmmCsrAvx2;
+using kernels::SpmmCsrAvx512;
+using kernels::SpmmCsrScalar;
+using Avx512Panel = kernels::PanelRows<kernels::kAvx512PanelRows>;
+using Avx2Panel = kernels::PanelRows<kernels::kAvx2PanelRows>;
+using ScalarPanel = kernels::PanelRows<kernels::kScalarPanelRows>;
+using Direct = kernels::InputOffsets;
+
 // Row-kernel limits: the rows below which gathering each row beats one narrow tile, measured on
 // 1024x1024 weights at 90% sparsity (a narrow tile costs about as much as that many rows).
 const SpmmMicrokernels kAvx512Microkernels = {
@@ -28,20 +39,28 @@ const SpmmMicrokernels kAvx512Microkernels = {
     16,
     2,
     kernels::PackPanelAvx512,
-    {kernels::SpmmCsrAvx512<16, false>, kernels::SpmmCsrAvx512<32, false>,
-     kernels::SpmmCsrAvx512<48, false>, kernels::SpmmCsrAvx512<64, false>},
-    {kernels::SpmmCsrAvx512<16, true>, kernels::SpmmCsrAvx512<32, true>,
-     kernels::SpmmCsrAvx512<48, true>, kernels::SpmmCsrAvx512<64, true>},
-    {kernels::SpmmBlock4Avx512<16, false>, kernels::SpmmBlock4Avx512<32, false>,
-     kernels::SpmmBlock4Avx512<48, false>, kernels::SpmmBlock4Avx512<64, false>},
-    {kernels::SpmmBlock4Avx512<16, true>, kernels::SpmmBlock4Avx512<32, true>,
-     kernels::SpmmBlock4Avx512<48, true>, kernels::SpmmBlock4Avx512<64, true>},
+    {SpmmCsrAvx512<Avx512Panel, 16, false>, SpmmCsrAvx512<Avx512Panel, 32, false>,
+     SpmmCsrAvx512<Avx512Panel, 48, false>, SpmmCsrAvx512<Avx512Panel, 64, false>},
+    {SpmmCsrAvx512<Avx512Panel, 16, true>, SpmmCsrAvx512<Avx512Panel, 32, true>,
+     SpmmCsrAvx512<Avx512Panel, 48, true>, SpmmCsrAvx512<Avx512Panel, 64, true>},
+    {SpmmBlock4Avx512<Avx512Panel, 16, false>, SpmmBlock4Avx512<Avx512Panel, 32, false>,
+     SpmmBlock4Avx512<Avx512Panel, 48, false>, SpmmBlock4Avx512<Avx512Panel, 64, false>},
+    {SpmmBlock4Avx512<Avx512Panel, 16, true>, SpmmBlock4Avx512<Avx512Panel, 32, true>,
+     SpmmBlock4Avx512<Avx512Panel, 48, true>, SpmmBlock4Avx512<Avx512Panel, 64, true>},
+    {SpmmCsrAvx512<Direct, 16, false>, SpmmCsrAvx512<Direct, 32, false>,
+     SpmmCsrAvx512<Direct, 48, false>, SpmmCsrAvx512<Direct, 64, false>},
+    {SpmmCsrAvx512<Direct, 16, true>, SpmmCsrAvx512<Direct, 32, true>,
+     SpmmCsrAvx512<Direct, 48, true>, SpmmCsrAvx512<Direct, 64, true>},
+    {SpmmBlock4Avx512<Direct, 16, false>, SpmmBlock4Avx512<Direct, 32, false>,
+     SpmmBlock4Avx512<Direct, 48, false>, SpmmBlock4Avx512<Direct, 64, false>},
+    {SpmmBlock4Avx512<Direct, 16, true>, SpmmBlock4Avx512<Direct, 32, true>,
+     SpmmBlock4Avx512<Direct, 48, true>, SpmmBlock4Avx512<Direct, 64, true>},
     kernels::SpmvCsrAvx512,
     kernels::SpmvBlock4Avx512,
     kernels::StoreTransposedAvx512,
     kernels::StoreRowAvx512,
     kernels::StoreChannelRowsAvx512,
-    kernels::PackConvPanelAvx512,
+    kernels::PackInputPlanesAvx512,
 };
 
 const SpmmMicrokernels kAvx2Microkernels = {
@@ -49,20 +68,28 @@ const SpmmMicrokernels kAvx2Microkernels = {
     8,
     2,
     kernels::PackPanelAvx2,
-    {kernels::SpmmCsrAvx2<8, false>, kernels::SpmmCsrAvx2<16, false>,
-     kernels::SpmmCsrAvx2<24, false>, kernels::SpmmCsrAvx2<32, false>},
-    {kernels::SpmmCsrAvx2<8, true>, kernels::SpmmCsrAvx2<16, true>, kernels::SpmmCsrAvx2<24, true>,
-     kernels::SpmmCsrAvx2<32, true>},
-    {kernels::SpmmBlock4Avx2<8, false>, kernels::SpmmBlock4Avx2<16, false>,
-     kernels::SpmmBlock4Avx2<24, false>, kernels::SpmmBlock4Avx2<32, false>},
-    {kernels::SpmmBlock4Avx2<8, true>, kernels::SpmmBlock4Avx2<16, true>,
-     kernels::SpmmBlock4Avx2<24, true>, kernels::SpmmBlock4Avx2<32, true>},
+    {SpmmCsrAvx2<Avx2Panel, 8, false>, SpmmCsrAvx2<Avx2Panel, 16, false>,
+     SpmmCsrAvx2<Avx2Panel, 24, false>, SpmmCsrAvx2<Avx2Panel, 32, false>},
+    {SpmmCsrAvx2<Avx2Panel, 8, true>, SpmmCsrAvx2<Avx2Panel, 16, true>,
+     SpmmCsrAvx2<Avx2Panel, 24, true>, SpmmCsrAvx2<Avx2Panel, 32, true>},
+    {SpmmBlock4Avx2<Avx2Panel, 8, false>, SpmmBlock4Avx2<Avx2Panel, 16, false>,
+     SpmmBlock4Avx2<Avx2Panel, 24, false>, SpmmBlock4Avx2<Avx2Panel, 32, false>},
+    {SpmmBlock4Avx2<Avx2Panel, 8, true>, SpmmBlock4Avx2<Avx2Panel, 16, true>,
+     SpmmBlock4Avx2<Avx2Panel, 24, true>, SpmmBlock4Avx2<Avx2Panel, 32, true>},
+    {SpmmCsrAvx2<Direct, 8, false>, SpmmCsrAvx2<Direct, 16, false>, SpmmCsrAvx2<Direct, 24, false>,
+     SpmmCsrAvx2<Direct, 32, false>},
+    {SpmmCsrAvx2<Direct, 8, true>, SpmmCsrAvx2<Direct, 16, true>, SpmmCsrAvx2<Direct, 24, true>,
+     SpmmCsrAvx2<Direct, 32, true>},
+    {SpmmBlock4Avx2<Direct, 8, false>, SpmmBlock4Avx2<Direct, 16, false>,
+     SpmmBlock4Avx2<Direct, 24, false>, SpmmBlock4Avx2<Direct, 32, false>},
+    {SpmmBlock4Avx2<Direct, 8, true>, SpmmBlock4Avx2<Direct, 16, true>,
+     SpmmBlock4Avx2<Direct, 24, true>, SpmmBlock4Avx2<Direct, 32, true>},
     kernels::SpmvCsrAvx2,
     kernels::SpmvBlock4Avx2,
     kernels::StoreTransposedAvx2,
     kernels::StoreRowAvx2,
     kernels::StoreChannelRowsAvx2,
-    kernels::PackConvPanelAvx2,
+    kernels::PackInputPlanesAvx2,
 };
 
 const SpmmMicrokernels kScalarMicrokernels = {
@@ -70,16 +97,20 @@ const SpmmMicrokernels kScalarMicrokernels = {
     kernels::kScalarPanelRows,
     7,
     kernels::PackPanelScalar,
-    {kernels::SpmmCsrScalar<false>},
-    {kernels::SpmmCsrScalar<true>},
-    {kernels::SpmmBlock4Scalar<false>},
-    {kernels::SpmmBlock4Scalar<true>},
+    {SpmmCsrScalar<ScalarPanel, false>},
+    {SpmmCsrScalar<ScalarPanel, true>},
+    {SpmmBlock4Scalar<ScalarPanel, false>},
+    {SpmmBlock4Scalar<ScalarPanel, true>},
+    {SpmmCsrScalar<Direct, false>},
+    {SpmmCsrScalar<Direct, true>},
+    {SpmmBlock4Scalar<Direct, false>},
+    {SpmmBlock4Scalar<Direct, true>},
     kernels::SpmvCsrScalar,
     kernels::SpmvBlock4Scalar,
     kernels::StoreTransposedScalar,
     kernels::StoreRowScalar,
     kernels::StoreChannelRowsScalar,
-    kernels::PackConvPanelScalar,
+    kernels::PackInputPlanesScalar,
 };
 
 // How many blocks of input features the tile kernels take K in.
@@ -114,11 +145,20 @@ const SpmmMicrokernels& SelectMicrokernels() {
   return kScalarMicrokernels;
 }
 
-TileKernels TileKernelsFor(const SpmmMicrokernels& microkernels, size_t block_size) {
+TileKernels<uint16_t> PanelTileKernelsFor(const SpmmMicrokernels& microkernels,
+                                          size_t block_size) {
   if (block_size == 4) {
     return {microkernels.block4_tiles, microkernels.block4_tiles_accumulating};
   }
   return {microkernels.csr_tiles, microkernels.csr_tiles_accumulating};
+}
+
+TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
+                                          size_t block_size) {
+  if (block_size == 4) {
+    return {microkernels.direct_block4_tiles, microkernels.direct_block4_tiles_accumulating};
+  }
+  return {microkernels.direct_csr_tiles, microkernels.direct_csr_tiles_accumulating};
 }
 
 TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix,
@@ -175,20 +215,6 @@ TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttr
   }
   tw.segment_offsets.push_back(static_cast<int32_t>(tw.input_indices.size()));
   return tw;
-}
-
-void MultiplyPanel(const SpmmMicrokernels& microkernels, const TileKernels& tile_kernels,
-                   const TileWeights& tile_weights, const kernels::WeightSegments& segments,
-                   const float* panel, size_t rows, size_t chunk, float* acc) {
-  const size_t variant = CeilDiv(rows, microkernels.vector_rows) - 1;
-  const size_t block_panel_floats = tile_weights.k_block_rows * microkernels.panel_rows;
-  for (size_t block = 0; block < tile_weights.k_blocks; ++block) {
-    const size_t pass = chunk * tile_weights.k_blocks + block;
-    const kernels::SpmmTileFn kernel =
-        block == 0 ? tile_kernels.first_block[variant] : tile_kernels.later_blocks[variant];
-    kernel(panel + block * block_panel_floats, segments, tile_weights.pass_offsets[pass],
-           tile_weights.pass_offsets[pass + 1], acc);
-  }
 }
 
 }  // namespace ortsparse

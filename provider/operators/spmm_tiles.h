@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "kernels/activations/epilogue.h"
-#include "kernels/f32-conv-pack/conv-pack.h"
+#include "kernels/f32-spconv/spconv.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "operators/packed_weights.h"
 
@@ -28,12 +28,17 @@ struct SpmmMicrokernels {
   kernels::SpmmTileFn csr_tiles_accumulating[kernels::kMaxTileVectors];
   kernels::SpmmTileFn block4_tiles[kernels::kMaxTileVectors];
   kernels::SpmmTileFn block4_tiles_accumulating[kernels::kMaxTileVectors];
+  // The same tile kernels reading a direct convolution's input planes in place.
+  kernels::DirectConvTileFn direct_csr_tiles[kernels::kMaxTileVectors];
+  kernels::DirectConvTileFn direct_csr_tiles_accumulating[kernels::kMaxTileVectors];
+  kernels::DirectConvTileFn direct_block4_tiles[kernels::kMaxTileVectors];
+  kernels::DirectConvTileFn direct_block4_tiles_accumulating[kernels::kMaxTileVectors];
   kernels::SpmvRowFn csr_row;
   kernels::SpmvRowFn block4_row;
   kernels::StoreTransposedFn store_transposed;
   kernels::StoreRowFn store_row;
   kernels::StoreChannelRowsFn store_channel_rows;
-  kernels::PackConvPanelFn pack_conv_panel;
+  kernels::PackInputPlanesFn pack_input_planes;
 };
 
 // The family ORTSPARSE_ISA and the CPU allow (throws std::invalid_argument for an unknown name).
@@ -42,13 +47,13 @@ const SpmmMicrokernels& SelectMicrokernels();
 inline constexpr size_t kMaxPanelRows = kernels::kAvx512PanelRows;
 // Output channels per call of the output stage: it transposes 16x16 blocks.
 inline constexpr size_t kStoreChannels = 16;
-// Panel-packing share: this many input features of one panel.
+// A SparseGemm task's share of packing a panel: this many of its input features.
 inline constexpr size_t kPackTaskColumns = 128;
 // Widest chunk of output channels: a chunk's accumulators, on the stack and hot in cache from
 // task to task, stay within 32 KB.
 inline constexpr size_t kMaxChunkChannels = 128;
 
-// The tile kernels' copy of the weights, as segments (see kernels::WeightSegments). Output
+// The tile kernels' copy of the weights, as segments (see kernels::TileSegments). Output
 // channels are split into chunks, the unit of parallel work, and input features into blocks whose
 // panel rows fit in L1. A pass is one chunk's segments for one block, ordered by length; the first
 // block's pass has a segment for every group of the chunk, even an empty one, so that it can
@@ -76,40 +81,58 @@ TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttr
 
 // The tile kernels for the weights' format: one for the first block of input features, which
 // overwrites the accumulators, and one for the others, which add to them; indexed by tile variant.
+template <typename Index>
 struct TileKernels {
-  const kernels::SpmmTileFn* first_block;
-  const kernels::SpmmTileFn* later_blocks;
+  const kernels::TileFn<Index>* first_block;
+  const kernels::TileFn<Index>* later_blocks;
 };
 
-TileKernels TileKernelsFor(const SpmmMicrokernels& microkernels, size_t block_size);
+TileKernels<uint16_t> PanelTileKernelsFor(const SpmmMicrokernels& microkernels,
+                                          size_t block_size);
+TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
+                                          size_t block_size);
 
-// A tile's panel is packed by the tasks that need it: whichever of them arrive first claim its
-// chunks of input features, and each waits until the whole panel is there. One ParallelFor per
-// call instead of a packing one and a computing one saves a dispatch of ORT's pool, and a wake-up
-// of its workers when they have gone to sleep between runs.
-struct PanelProgress {
-  std::atomic<size_t> next_chunk{0};
-  std::atomic<size_t> packed_chunks{0};
+// What the tile tasks read is packed by the tasks that need it (a SparseGemm tile's panel, a
+// SparseConv image's input planes): whichever of them arrive first claim its parts, and each waits
+// until the whole is there. One ParallelFor per call instead of a packing one and a computing one
+// saves a dispatch of ORT's pool, and a wake-up of its workers when they have gone to sleep
+// between runs.
+struct PackProgress {
+  std::atomic<size_t> next_part{0};
+  std::atomic<size_t> packed_parts{0};
 };
 
-// pack_columns(k_begin, k_end) packs input features [k_begin, k_end) of the tile's panel.
-template <typename PackColumns>
-void PackPanelOnce(PanelProgress& progress, size_t k, PackColumns&& pack_columns) {
-  const size_t chunks = CeilDiv(k, kPackTaskColumns);
-  for (size_t chunk;
-       (chunk = progress.next_chunk.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
-    const size_t k_begin = chunk * kPackTaskColumns;
-    pack_columns(k_begin, std::min(k, k_begin + kPackTaskColumns));
-    progress.packed_chunks.fetch_add(1, std::memory_order_release);
+// pack_items(begin, end) packs items [begin, end) of `items`, at most items_per_part at a time.
+template <typename PackItems>
+void PackOnce(PackProgress& progress, size_t items, size_t items_per_part,
+              PackItems&& pack_items) {
+  const size_t parts = CeilDiv(items, items_per_part);
+  for (size_t part;
+       (part = progress.next_part.fetch_add(1, std::memory_order_relaxed)) < parts;) {
+    const size_t begin = part * items_per_part;
+    pack_items(begin, std::min(items, begin + items_per_part));
+    progress.packed_parts.fetch_add(1, std::memory_order_release);
   }
-  // Others still pack their last chunks, a microsecond or two of work each.
-  while (progress.packed_chunks.load(std::memory_order_acquire) < chunks) _mm_pause();
+  // Others still pack their last parts, a microsecond or two of work each.
+  while (progress.packed_parts.load(std::memory_order_acquire) < parts) _mm_pause();
 }
 
-// Multiplies a packed panel of `rows` rows by one chunk of output channels, leaving the chunk's
-// sums channel-major in acc (kMaxChunkChannels * kMaxPanelRows floats, 64-byte aligned).
-void MultiplyPanel(const SpmmMicrokernels& microkernels, const TileKernels& tile_kernels,
-                   const TileWeights& tile_weights, const kernels::WeightSegments& segments,
-                   const float* panel, size_t rows, size_t chunk, float* acc);
+// Multiplies a tile of `rows` rows by one chunk of output channels, leaving the chunk's sums
+// channel-major in acc (kMaxChunkChannels * kMaxPanelRows floats, 64-byte aligned). Block b of
+// input features reads its rows from base + b * block_stride: a panel's blocks follow each other,
+// while a direct convolution's offsets already count from one base.
+template <typename Index>
+void MultiplyTile(const SpmmMicrokernels& microkernels, const TileKernels<Index>& tile_kernels,
+                  const TileWeights& tile_weights, const kernels::TileSegments<Index>& segments,
+                  const float* base, size_t block_stride, size_t rows, size_t chunk, float* acc) {
+  const size_t variant = CeilDiv(rows, microkernels.vector_rows) - 1;
+  for (size_t block = 0; block < tile_weights.k_blocks; ++block) {
+    const size_t pass = chunk * tile_weights.k_blocks + block;
+    const kernels::TileFn<Index> kernel =
+        block == 0 ? tile_kernels.first_block[variant] : tile_kernels.later_blocks[variant];
+    kernel(base + block * block_stride, segments, tile_weights.pass_offsets[pass],
+           tile_weights.pass_offsets[pass + 1], acc);
+  }
+}
 
 }  // namespace ortsparse

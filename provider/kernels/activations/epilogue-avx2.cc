@@ -84,7 +84,8 @@ struct StoreChannelRowsBody {
       for (size_t r0 = 0; r0 < rows; r0 += 8) {
         const VectorFinisher<kActivation, kResidual> finish{
             bias, FirstLanesMask(std::min<size_t>(8, rows - r0)), params};
-        finish(_mm256_loadu_ps(channel_acc + r0),
+        // A run may end anywhere in acc (SparseConv stores each output row's part of a tile).
+        finish(_mm256_maskload_ps(channel_acc + r0, finish.lanes),
                kResidual == ResidualMode::kNone ? nullptr : out.residual + offset + r0,
                out.y + offset + r0);
       }

@@ -88,7 +88,8 @@ struct StoreChannelRowsBody {
       for (size_t r0 = 0; r0 < rows; r0 += 16) {
         const VectorFinisher<kActivation, kResidual> finish{
             bias, FirstLanes(std::min<size_t>(16, rows - r0)), params};
-        finish(_mm512_loadu_ps(channel_acc + r0),
+        // A run may end anywhere in acc (SparseConv stores each output row's part of a tile).
+        finish(_mm512_maskz_loadu_ps(finish.lanes, channel_acc + r0),
                kResidual == ResidualMode::kNone ? nullptr : out.residual + offset + r0,
                out.y + offset + r0);
       }

@@ -5,14 +5,14 @@
 
 namespace ortsparse::kernels {
 
-template <size_t kRows, bool kAccumulate>
-void SpmmCsrAvx2(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                 size_t segment_end, float* acc) {
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmCsrAvx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+                 size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 8;
   // See SpmmCsrAvx512 for the accumulator sets.
   constexpr size_t kChains = (4 + kVectors - 1) / kVectors;
   const float* values = weights.values;
-  const uint16_t* indices = weights.input_indices;
+  const typename Rows::Index* indices = weights.input_indices;
 
   for (size_t s = segment_begin; s < segment_end; ++s) {
     float* out = acc + static_cast<uint32_t>(weights.segment_channels[s]) * kAvx2PanelRows;
@@ -22,9 +22,9 @@ void SpmmCsrAvx2(const float* panel, const WeightSegments& weights, size_t segme
     }
     auto accumulate = [&](size_t chain, size_t i) {
       const __m256 w = _mm256_broadcast_ss(values + i);
-      const float* row = panel + static_cast<uint32_t>(indices[i]) * kAvx2PanelRows;
+      const float* row = base + static_cast<size_t>(indices[i]) * Rows::kScale;
       for (size_t v = 0; v < kVectors; ++v) {
-        sum[chain][v] = _mm256_fmadd_ps(_mm256_load_ps(row + 8 * v), w, sum[chain][v]);
+        sum[chain][v] = _mm256_fmadd_ps(_mm256_loadu_ps(row + 8 * v), w, sum[chain][v]);
       }
     };
 
@@ -49,15 +49,19 @@ void SpmmCsrAvx2(const float* panel, const WeightSegments& weights, size_t segme
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows)                                                        \
-  template void SpmmCsrAvx2<rows, false>(const float*, const WeightSegments&, size_t, size_t, \
-                                         float*);                                           \
-  template void SpmmCsrAvx2<rows, true>(const float*, const WeightSegments&, size_t, size_t,  \
-                                        float*);
-ORTSPARSE_INSTANTIATE(8)
-ORTSPARSE_INSTANTIATE(16)
-ORTSPARSE_INSTANTIATE(24)
-ORTSPARSE_INSTANTIATE(32)
+#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                    \
+  template void SpmmCsrAvx2<rows_type, rows, false>(                                   \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*); \
+  template void SpmmCsrAvx2<rows_type, rows, true>(                                    \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 8)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 16)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 24)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 32)
+ORTSPARSE_INSTANTIATE(InputOffsets, 8)
+ORTSPARSE_INSTANTIATE(InputOffsets, 16)
+ORTSPARSE_INSTANTIATE(InputOffsets, 24)
+ORTSPARSE_INSTANTIATE(InputOffsets, 32)
 #undef ORTSPARSE_INSTANTIATE
 
 }  // namespace ortsparse::kernels

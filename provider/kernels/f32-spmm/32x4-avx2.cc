@@ -5,16 +5,16 @@
 
 namespace ortsparse::kernels {
 
-template <size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx2(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                    size_t segment_end, float* acc) {
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmBlock4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+                    size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 8;
   // 16 registers: a 4 x 3 tile (with 3 inputs and 1 weight) is the largest that fits, so the
   // 4-vector variant runs as two 2-vector halves. A single-vector tile needs a second accumulator
   // set to keep enough FMAs in flight.
   constexpr size_t kChains = kVectors >= 2 ? 1 : 2;
   const float* values = weights.values;
-  const uint16_t* indices = weights.input_indices;
+  const typename Rows::Index* indices = weights.input_indices;
 
   for (size_t s = segment_begin; s < segment_end; ++s) {
     float* out = acc + static_cast<uint32_t>(weights.segment_channels[s]) * kAvx2PanelRows;
@@ -23,7 +23,7 @@ void SpmmBlock4Avx2(const float* panel, const WeightSegments& weights, size_t se
     constexpr size_t kHalves = kVectors == 4 ? 2 : 1;
     constexpr size_t kHalfVectors = kVectors / kHalves;
     for (size_t h = 0; h < kHalves; ++h) {
-      const float* half_panel = panel + h * 8 * kHalfVectors;
+      const float* half_base = base + h * 8 * kHalfVectors;
       __m256 sum[kChains][4][kHalfVectors];
       for (size_t c = 0; c < kChains; ++c) {
         for (size_t j = 0; j < 4; ++j) {
@@ -31,9 +31,9 @@ void SpmmBlock4Avx2(const float* panel, const WeightSegments& weights, size_t se
         }
       }
       auto accumulate = [&](size_t chain, size_t i) {
-        const float* row = half_panel + static_cast<uint32_t>(indices[i]) * kAvx2PanelRows;
+        const float* row = half_base + static_cast<size_t>(indices[i]) * Rows::kScale;
         __m256 x[kHalfVectors];
-        for (size_t v = 0; v < kHalfVectors; ++v) x[v] = _mm256_load_ps(row + 8 * v);
+        for (size_t v = 0; v < kHalfVectors; ++v) x[v] = _mm256_loadu_ps(row + 8 * v);
         for (size_t j = 0; j < 4; ++j) {
           const __m256 w = _mm256_broadcast_ss(values + 4 * i + j);
           for (size_t v = 0; v < kHalfVectors; ++v) {
@@ -61,15 +61,19 @@ void SpmmBlock4Avx2(const float* panel, const WeightSegments& weights, size_t se
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows)                                                           \
-  template void SpmmBlock4Avx2<rows, false>(const float*, const WeightSegments&, size_t, size_t, \
-                                            float*);                                           \
-  template void SpmmBlock4Avx2<rows, true>(const float*, const WeightSegments&, size_t, size_t,  \
-                                           float*);
-ORTSPARSE_INSTANTIATE(8)
-ORTSPARSE_INSTANTIATE(16)
-ORTSPARSE_INSTANTIATE(24)
-ORTSPARSE_INSTANTIATE(32)
+#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                    \
+  template void SpmmBlock4Avx2<rows_type, rows, false>(                                   \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*); \
+  template void SpmmBlock4Avx2<rows_type, rows, true>(                                    \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 8)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 16)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 24)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 32)
+ORTSPARSE_INSTANTIATE(InputOffsets, 8)
+ORTSPARSE_INSTANTIATE(InputOffsets, 16)
+ORTSPARSE_INSTANTIATE(InputOffsets, 24)
+ORTSPARSE_INSTANTIATE(InputOffsets, 32)
 #undef ORTSPARSE_INSTANTIATE
 
 }  // namespace ortsparse::kernels

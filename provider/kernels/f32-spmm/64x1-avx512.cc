@@ -5,9 +5,9 @@
 
 namespace ortsparse::kernels {
 
-template <size_t kRows, bool kAccumulate>
-void SpmmCsrAvx512(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                   size_t segment_end, float* acc) {
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+                   size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 16;
   // Every stored weight adds into the same kVectors accumulators, so a segment's FMAs form
   // dependency chains; narrow tiles split their weights over several accumulator sets. Four FMAs
@@ -15,7 +15,7 @@ void SpmmCsrAvx512(const float* panel, const WeightSegments& weights, size_t seg
   // and sum per segment.
   constexpr size_t kChains = (4 + kVectors - 1) / kVectors;
   const float* values = weights.values;
-  const uint16_t* indices = weights.input_indices;
+  const typename Rows::Index* indices = weights.input_indices;
 
   for (size_t s = segment_begin; s < segment_end; ++s) {
     float* out = acc + static_cast<uint32_t>(weights.segment_channels[s]) * kAvx512PanelRows;
@@ -25,9 +25,9 @@ void SpmmCsrAvx512(const float* panel, const WeightSegments& weights, size_t seg
     }
     auto accumulate = [&](size_t chain, size_t i) {
       const __m512 w = _mm512_set1_ps(values[i]);
-      const float* row = panel + static_cast<uint32_t>(indices[i]) * kAvx512PanelRows;
+      const float* row = base + static_cast<size_t>(indices[i]) * Rows::kScale;
       for (size_t v = 0; v < kVectors; ++v) {
-        sum[chain][v] = _mm512_fmadd_ps(_mm512_load_ps(row + 16 * v), w, sum[chain][v]);
+        sum[chain][v] = _mm512_fmadd_ps(_mm512_loadu_ps(row + 16 * v), w, sum[chain][v]);
       }
     };
 
@@ -52,15 +52,19 @@ void SpmmCsrAvx512(const float* panel, const WeightSegments& weights, size_t seg
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows)                                                          \
-  template void SpmmCsrAvx512<rows, false>(const float*, const WeightSegments&, size_t, size_t, \
-                                           float*);                                           \
-  template void SpmmCsrAvx512<rows, true>(const float*, const WeightSegments&, size_t, size_t,  \
-                                          float*);
-ORTSPARSE_INSTANTIATE(16)
-ORTSPARSE_INSTANTIATE(32)
-ORTSPARSE_INSTANTIATE(48)
-ORTSPARSE_INSTANTIATE(64)
+#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                    \
+  template void SpmmCsrAvx512<rows_type, rows, false>(                                   \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*); \
+  template void SpmmCsrAvx512<rows_type, rows, true>(                                    \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 16)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 32)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 48)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 64)
+ORTSPARSE_INSTANTIATE(InputOffsets, 16)
+ORTSPARSE_INSTANTIATE(InputOffsets, 32)
+ORTSPARSE_INSTANTIATE(InputOffsets, 48)
+ORTSPARSE_INSTANTIATE(InputOffsets, 64)
 #undef ORTSPARSE_INSTANTIATE
 
 }  // namespace ortsparse::kernels

@@ -5,15 +5,15 @@
 
 namespace ortsparse::kernels {
 
-template <size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx512(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                      size_t segment_end, float* acc) {
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmBlock4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+                      size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 16;
   // 4 * kVectors independent accumulators per set; a single-vector tile needs a second set to keep
   // enough FMAs in flight.
   constexpr size_t kChains = kVectors >= 2 ? 1 : 2;
   const float* values = weights.values;
-  const uint16_t* indices = weights.input_indices;
+  const typename Rows::Index* indices = weights.input_indices;
 
   for (size_t s = segment_begin; s < segment_end; ++s) {
     float* out = acc + static_cast<uint32_t>(weights.segment_channels[s]) * kAvx512PanelRows;
@@ -24,9 +24,9 @@ void SpmmBlock4Avx512(const float* panel, const WeightSegments& weights, size_t 
       }
     }
     auto accumulate = [&](size_t chain, size_t i) {
-      const float* row = panel + static_cast<uint32_t>(indices[i]) * kAvx512PanelRows;
+      const float* row = base + static_cast<size_t>(indices[i]) * Rows::kScale;
       __m512 x[kVectors];
-      for (size_t v = 0; v < kVectors; ++v) x[v] = _mm512_load_ps(row + 16 * v);
+      for (size_t v = 0; v < kVectors; ++v) x[v] = _mm512_loadu_ps(row + 16 * v);
       for (size_t j = 0; j < 4; ++j) {
         const __m512 w = _mm512_set1_ps(values[4 * i + j]);
         for (size_t v = 0; v < kVectors; ++v) {
@@ -55,15 +55,19 @@ void SpmmBlock4Avx512(const float* panel, const WeightSegments& weights, size_t 
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows)                                                             \
-  template void SpmmBlock4Avx512<rows, false>(const float*, const WeightSegments&, size_t, size_t, \
-                                              float*);                                           \
-  template void SpmmBlock4Avx512<rows, true>(const float*, const WeightSegments&, size_t, size_t,  \
-                                             float*);
-ORTSPARSE_INSTANTIATE(16)
-ORTSPARSE_INSTANTIATE(32)
-ORTSPARSE_INSTANTIATE(48)
-ORTSPARSE_INSTANTIATE(64)
+#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                    \
+  template void SpmmBlock4Avx512<rows_type, rows, false>(                                   \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*); \
+  template void SpmmBlock4Avx512<rows_type, rows, true>(                                    \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 16)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 32)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 48)
+ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 64)
+ORTSPARSE_INSTANTIATE(InputOffsets, 16)
+ORTSPARSE_INSTANTIATE(InputOffsets, 32)
+ORTSPARSE_INSTANTIATE(InputOffsets, 48)
+ORTSPARSE_INSTANTIATE(InputOffsets, 64)
 #undef ORTSPARSE_INSTANTIATE
 
 }  // namespace ortsparse::kernels

@@ -15,28 +15,34 @@ void PackPanelScalar(const float* x, size_t x_stride, size_t rows, size_t k_begi
   }
 }
 
-template <bool kAccumulate>
-void SpmmCsrScalar(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                   size_t segment_end, float* acc) {
+template <typename Rows, bool kAccumulate>
+void SpmmCsrScalar(const float* base, const TileSegments<typename Rows::Index>& weights,
+                   size_t segment_begin, size_t segment_end, float* acc) {
   for (size_t s = segment_begin; s < segment_end; ++s) {
     float* out = acc + static_cast<size_t>(weights.segment_channels[s]) * kScalarPanelRows;
     float sum[kScalarPanelRows] = {};
     if (kAccumulate) std::copy(out, out + kScalarPanelRows, sum);
     for (int32_t i = weights.segment_offsets[s]; i < weights.segment_offsets[s + 1]; ++i) {
       const float w = weights.values[i];
-      const float* row = panel + static_cast<size_t>(weights.input_indices[i]) * kScalarPanelRows;
+      const float* row = base + static_cast<size_t>(weights.input_indices[i]) * Rows::kScale;
       for (size_t r = 0; r < kScalarPanelRows; ++r) sum[r] += w * row[r];
     }
     std::copy(sum, sum + kScalarPanelRows, out);
   }
 }
 
-template void SpmmCsrScalar<false>(const float*, const WeightSegments&, size_t, size_t, float*);
-template void SpmmCsrScalar<true>(const float*, const WeightSegments&, size_t, size_t, float*);
+template void SpmmCsrScalar<PanelRows<kScalarPanelRows>, false>(const float*,
+    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
+template void SpmmCsrScalar<PanelRows<kScalarPanelRows>, true>(const float*,
+    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
+template void SpmmCsrScalar<InputOffsets, false>(const float*,
+    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
+template void SpmmCsrScalar<InputOffsets, true>(const float*,
+    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
 
-template <bool kAccumulate>
-void SpmmBlock4Scalar(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                      size_t segment_end, float* acc) {
+template <typename Rows, bool kAccumulate>
+void SpmmBlock4Scalar(const float* base, const TileSegments<typename Rows::Index>& weights,
+                      size_t segment_begin, size_t segment_end, float* acc) {
   for (size_t s = segment_begin; s < segment_end; ++s) {
     float* out = acc + static_cast<size_t>(weights.segment_channels[s]) * kScalarPanelRows;
     float sum[4][kScalarPanelRows] = {};
@@ -46,7 +52,7 @@ void SpmmBlock4Scalar(const float* panel, const WeightSegments& weights, size_t 
       }
     }
     for (int32_t i = weights.segment_offsets[s]; i < weights.segment_offsets[s + 1]; ++i) {
-      const float* row = panel + static_cast<size_t>(weights.input_indices[i]) * kScalarPanelRows;
+      const float* row = base + static_cast<size_t>(weights.input_indices[i]) * Rows::kScale;
       for (size_t j = 0; j < 4; ++j) {
         const float w = weights.values[4 * static_cast<size_t>(i) + j];
         for (size_t r = 0; r < kScalarPanelRows; ++r) sum[j][r] += w * row[r];
@@ -58,8 +64,14 @@ void SpmmBlock4Scalar(const float* panel, const WeightSegments& weights, size_t 
   }
 }
 
-template void SpmmBlock4Scalar<false>(const float*, const WeightSegments&, size_t, size_t, float*);
-template void SpmmBlock4Scalar<true>(const float*, const WeightSegments&, size_t, size_t, float*);
+template void SpmmBlock4Scalar<PanelRows<kScalarPanelRows>, false>(const float*,
+    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
+template void SpmmBlock4Scalar<PanelRows<kScalarPanelRows>, true>(const float*,
+    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
+template void SpmmBlock4Scalar<InputOffsets, false>(const float*,
+    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
+template void SpmmBlock4Scalar<InputOffsets, true>(const float*,
+    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
 
 void SpmvCsrScalar(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out) {

@@ -30,16 +30,34 @@ struct SparseWeights {
 };
 
 // The tile kernels' layout: a segment is the part of one group that falls in one block of input
-// features, small enough for its panel rows to stay in L1 while every channel's segment for that
+// features, small enough for its inputs to stay in L1 while every channel's segment for that
 // block runs. The operator orders segments so that consecutive ones have equal lengths, which keeps
-// the loop exits predictable. Indices count from the block's first input feature, in 16 bits:
-// memory traffic, not arithmetic, bounds the CSR kernels.
-struct WeightSegments {
+// the loop exits predictable. Each stored block names the run of rows it multiplies by an Index;
+// the tile kernels read that run at base + index * scale, where the addressing (below) says which.
+template <typename Index>
+struct TileSegments {
   const float* values;              // block_size floats per stored block
-  const uint16_t* input_indices;    // k - (first k of the block) of each stored block
+  const Index* input_indices;       // where each stored block's rows are
   const int32_t* segment_offsets;   // first stored block of each segment, then the end
   const int32_t* segment_channels;  // first output channel of each segment's group, relative to acc
 };
+
+// Panels: the index is k - (first k of the block), in 16 bits because memory traffic, not
+// arithmetic, bounds the CSR kernels; the base is the block's first panel row.
+template <size_t kPanelRows>
+struct PanelRows {
+  using Index = uint16_t;
+  static constexpr size_t kScale = kPanelRows;
+};
+using WeightSegments = TileSegments<uint16_t>;
+
+// Direct convolution (f32-spconv): the index is the offset, in floats, of the stored weight's
+// input run in the input planes, from the tile's first output position.
+struct InputOffsets {
+  using Index = int32_t;
+  static constexpr size_t kScale = 1;
+};
+using OffsetSegments = TileSegments<int32_t>;
 
 // Transposes rows [0, rows) and columns [k_begin, k_end) of row-major x (row stride x_stride)
 // into panel, zero-filling panel rows from `rows` up to the next multiple of the vector width.
@@ -48,9 +66,12 @@ using PackPanelFn = void (*)(const float* x, size_t x_stride, size_t rows, size_
 
 // For each segment in [segment_begin, segment_end), writes (or, accumulating, adds) its products
 // to acc[c * panel_rows + r] for every channel c of its group (block4's padding channels included).
-// `panel` points at the panel row of the segments' block's first input feature.
-using SpmmTileFn = void (*)(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                            size_t segment_end, float* acc);
+// Rows r of stored block i are read at base + input_indices[i] * scale + r.
+template <typename Index>
+using TileFn = void (*)(const float* base, const TileSegments<Index>& weights,
+                        size_t segment_begin, size_t segment_end, float* acc);
+using SpmmTileFn = TileFn<uint16_t>;
+using DirectConvTileFn = TileFn<int32_t>;
 
 // Same contract for one row x (length K): writes out[c] for every channel of the groups.
 using SpmvRowFn = void (*)(const float* x, const SparseWeights& weights, size_t group_begin,
@@ -66,12 +87,12 @@ inline constexpr size_t kMaxTileVectors = 4;
 inline constexpr size_t kAvx512PanelRows = 64;
 void PackPanelAvx512(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
                      float* panel);
-template <size_t kRows, bool kAccumulate>
-void SpmmCsrAvx512(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                   size_t segment_end, float* acc);
-template <size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx512(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                      size_t segment_end, float* acc);
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+                   size_t segment_begin, size_t segment_end, float* acc);
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmBlock4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+                      size_t segment_begin, size_t segment_end, float* acc);
 void SpmvCsrAvx512(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out);
 void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group_begin,
@@ -81,12 +102,12 @@ void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group
 inline constexpr size_t kAvx2PanelRows = 32;
 void PackPanelAvx2(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
                    float* panel);
-template <size_t kRows, bool kAccumulate>
-void SpmmCsrAvx2(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                 size_t segment_end, float* acc);
-template <size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx2(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                    size_t segment_end, float* acc);
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmCsrAvx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+                 size_t segment_begin, size_t segment_end, float* acc);
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmBlock4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+                    size_t segment_begin, size_t segment_end, float* acc);
 void SpmvCsrAvx2(const float* x, const SparseWeights& weights, size_t group_begin,
                  size_t group_end, float* out);
 void SpmvBlock4Avx2(const float* x, const SparseWeights& weights, size_t group_begin,
@@ -96,12 +117,12 @@ void SpmvBlock4Avx2(const float* x, const SparseWeights& weights, size_t group_b
 inline constexpr size_t kScalarPanelRows = 8;
 void PackPanelScalar(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
                      float* panel);
-template <bool kAccumulate>
-void SpmmCsrScalar(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                   size_t segment_end, float* acc);
-template <bool kAccumulate>
-void SpmmBlock4Scalar(const float* panel, const WeightSegments& weights, size_t segment_begin,
-                      size_t segment_end, float* acc);
+template <typename Rows, bool kAccumulate>
+void SpmmCsrScalar(const float* base, const TileSegments<typename Rows::Index>& weights,
+                   size_t segment_begin, size_t segment_end, float* acc);
+template <typename Rows, bool kAccumulate>
+void SpmmBlock4Scalar(const float* base, const TileSegments<typename Rows::Index>& weights,
+                      size_t segment_begin, size_t segment_end, float* acc);
 void SpmvCsrScalar(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out);
 void SpmvBlock4Scalar(const float* x, const SparseWeights& weights, size_t group_begin,

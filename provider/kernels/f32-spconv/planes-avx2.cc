@@ -1,10 +1,11 @@
-// AVX2 panel packer: runs of input columns move 8 at a time through masked loads, whose
-// masked-off lanes (the padding) read nothing and come back zero.
+// AVX2 plane packer: runs of input columns move 8 at a time through masked loads, whose
+// masked-off lanes (the padding) read nothing and come back zero; stride 2 keeps the even lanes
+// of two such loads.
 #include <immintrin.h>
 
 #include <algorithm>
 
-#include "kernels/f32-conv-pack/conv-pack-impl.h"
+#include "kernels/f32-spconv/planes-impl.h"
 
 namespace ortsparse::kernels {
 namespace {
@@ -31,6 +32,21 @@ struct MaskedRuns {
       _mm256_maskstore_ps(out + t0, LaneRange(0, count_signed - t0), v);
     }
   }
+  static void CopyEveryOther(const float* row, int64_t width, int64_t first, size_t count,
+                             float* out) {
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 8) {
+      const int64_t column = first + 2 * t0;
+      const __m256 low = _mm256_maskload_ps(row + column, LaneRange(-column, width - column));
+      const __m256 high =
+          _mm256_maskload_ps(row + column + 8, LaneRange(-column - 8, width - column - 8));
+      // Even lanes of each 128-bit half, then the halves' 64-bit pairs back in order.
+      const __m256 evens = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m256 ordered = _mm256_castpd_ps(
+          _mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
+      _mm256_maskstore_ps(out + t0, LaneRange(0, count_signed - t0), ordered);
+    }
+  }
   static void Zero(float* out, size_t count) {
     const int64_t count_signed = static_cast<int64_t>(count);
     for (int64_t t0 = 0; t0 < count_signed; t0 += 8) {
@@ -41,11 +57,9 @@ struct MaskedRuns {
 
 }  // namespace
 
-void PackConvPanelAvx2(const float* image, const ConvGeometry& geometry, size_t pixel_begin,
-                       size_t rows, size_t k_begin, size_t k_end, size_t panel_rows,
-                       float* panel) {
-  PackConvPanelWith<MaskedRuns>(image, geometry, pixel_begin, rows, k_begin, k_end, panel_rows,
-                                panel);
+void PackInputPlanesAvx2(const float* image, const InputPlanes& planes_layout,
+                         size_t channel_begin, size_t channel_end, float* planes) {
+  PackInputPlanesWith<MaskedRuns>(image, planes_layout, channel_begin, channel_end, planes);
 }
 
 }  // namespace ortsparse::kernels

@@ -1,0 +1,60 @@
+// AVX-512 plane packer: runs of input columns move 16 at a time through masked loads, whose
+// masked-off lanes (the padding) read nothing and come back zero; stride 2 keeps the even lanes
+// of two such loads.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/f32-spconv/planes-impl.h"
+
+namespace ortsparse::kernels {
+namespace {
+
+// Lanes l of [0, 16) with begin <= l < end (both clamped to [0, 16]).
+__mmask16 LaneRange(int64_t begin, int64_t end) {
+  const int64_t lo = std::clamp<int64_t>(begin, 0, 16);
+  const int64_t hi = std::clamp<int64_t>(end, lo, 16);
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+struct MaskedRuns {
+  static void Copy(const float* row, int64_t width, int64_t first, size_t count, float* out) {
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 16) {
+      const int64_t column = first + t0;
+      const __mmask16 inside = LaneRange(-column, width - column);
+      // Addresses of masked-off lanes are never accessed, even outside the image.
+      const __m512 v = _mm512_maskz_loadu_ps(inside, row + column);
+      _mm512_mask_storeu_ps(out + t0, LaneRange(0, count_signed - t0), v);
+    }
+  }
+  static void CopyEveryOther(const float* row, int64_t width, int64_t first, size_t count,
+                             float* out) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
+                                           30);
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 16) {
+      const int64_t column = first + 2 * t0;
+      const __m512 low = _mm512_maskz_loadu_ps(LaneRange(-column, width - column), row + column);
+      const __m512 high = _mm512_maskz_loadu_ps(LaneRange(-column - 16, width - column - 16),
+                                                row + column + 16);
+      _mm512_mask_storeu_ps(out + t0, LaneRange(0, count_signed - t0),
+                            _mm512_permutex2var_ps(low, even, high));
+    }
+  }
+  static void Zero(float* out, size_t count) {
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 16) {
+      _mm512_mask_storeu_ps(out + t0, LaneRange(0, count_signed - t0), _mm512_setzero_ps());
+    }
+  }
+};
+
+}  // namespace
+
+void PackInputPlanesAvx512(const float* image, const InputPlanes& planes_layout,
+                           size_t channel_begin, size_t channel_end, float* planes) {
+  PackInputPlanesWith<MaskedRuns>(image, planes_layout, channel_begin, channel_end, planes);
+}
+
+}  // namespace ortsparse::kernels

@@ -1,0 +1,68 @@
+// The plane packer's structure, shared by the ISA variants (planes-*.cc), each of which supplies
+// how to copy a run of input columns at stride 1 and at stride 2, and how to zero a run.
+//
+// Included once per ISA file and compiled with that file's flags: everything here has internal
+// linkage, so that no variant's copy can stand in for another's at link time.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/f32-spconv/spconv.h"
+
+namespace ortsparse::kernels {
+namespace {
+
+// out[t] = row[first + t * stride] for t < count, 0 where that column falls outside [0, width):
+// the strides that no variant has a vector path for.
+void GatherStridedRun(const float* row, int64_t width, int64_t first, size_t stride,
+                      size_t count, float* out) {
+  for (size_t t = 0; t < count; ++t) {
+    const int64_t column = first + static_cast<int64_t>(t * stride);
+    out[t] = column >= 0 && column < width ? row[column] : 0.0f;
+  }
+}
+
+// Runs: struct with static void Copy(row, width, first, count, out) and CopyEveryOther(...), which
+// are GatherStridedRun for strides 1 and 2, and static void Zero(out, count).
+template <typename Runs>
+void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t channel_begin,
+                         size_t channel_end, float* planes) {
+  const int64_t height = static_cast<int64_t>(p.in_height);
+  const int64_t width = static_cast<int64_t>(p.in_width);
+  const size_t plane_floats = p.plane_height * p.plane_width;
+  float* plane = planes + channel_begin * p.ChannelFloats();
+  for (size_t c = channel_begin; c < channel_end; ++c) {
+    const float* channel = image + c * p.in_height * p.in_width;
+    for (size_t a = 0; a < p.row_phase_count; ++a) {
+      for (size_t b = 0; b < p.column_phase_count; ++b, plane += p.plane_stride) {
+        const int64_t first_column =
+            static_cast<int64_t>(p.column_phases[b]) - static_cast<int64_t>(p.pad_left);
+        float* out = plane;
+        for (size_t i = 0; i < p.plane_height; ++i, out += p.plane_width) {
+          const int64_t row = static_cast<int64_t>(i * p.stride_height + p.row_phases[a]) -
+                              static_cast<int64_t>(p.pad_top);
+          if (row < 0 || row >= height) {
+            Runs::Zero(out, p.plane_width);
+          } else if (p.stride_width == 1) {
+            Runs::Copy(channel + row * width, width, first_column, p.plane_width, out);
+          } else if (p.stride_width == 2) {
+            Runs::CopyEveryOther(channel + row * width, width, first_column, p.plane_width, out);
+          } else {
+            GatherStridedRun(channel + row * width, width, first_column, p.stride_width,
+                             p.plane_width, out);
+          }
+        }
+        Runs::Zero(out, p.plane_stride - plane_floats);
+      }
+    }
+  }
+  if (channel_end == p.channels) {
+    const size_t planes_floats = p.channels * p.ChannelFloats();
+    Runs::Zero(planes + planes_floats, p.total_floats - planes_floats);
+  }
+}
+
+}  // namespace
+}  // namespace ortsparse::kernels

@@ -1,0 +1,27 @@
+// Portable plane packer: element copies.
+#include <algorithm>
+
+#include "kernels/f32-spconv/planes-impl.h"
+
+namespace ortsparse::kernels {
+namespace {
+
+struct ElementRuns {
+  static void Copy(const float* row, int64_t width, int64_t first, size_t count, float* out) {
+    GatherStridedRun(row, width, first, 1, count, out);
+  }
+  static void CopyEveryOther(const float* row, int64_t width, int64_t first, size_t count,
+                             float* out) {
+    GatherStridedRun(row, width, first, 2, count, out);
+  }
+  static void Zero(float* out, size_t count) { std::fill(out, out + count, 0.0f); }
+};
+
+}  // namespace
+
+void PackInputPlanesScalar(const float* image, const InputPlanes& planes_layout,
+                           size_t channel_begin, size_t channel_end, float* planes) {
+  PackInputPlanesWith<ElementRuns>(image, planes_layout, channel_begin, channel_end, planes);
+}
+
+}  // namespace ortsparse::kernels
