@@ -13,9 +13,9 @@ with SparseGemm there, so that the two are compared under the same machine state
     .venv/bin/python tools/measure_cost_model.py --ops conv       # keep the file's gemm data
 
 SparseConv is measured the same way against ORT's dense Conv, on single-node convolutions of one
-image (3x3 stride 1 and 2, 1x1) at several channel counts, feature-map sizes and densities; its
-fit adds the im2col packing term per panel element, one constant per window kind
-(cost_model.WINDOW_KINDS).
+image (3x3 stride 1 and 2, 1x1 read in place and packed) at several channel counts, feature-map
+sizes and densities; its fit counts the direct kernels' grid positions instead of output pixels
+and adds a term per input plane element (cost_model.conv_work).
 
 Which families the CPU supports comes from the compiled ISA module (ortsparse._isa). Without it,
 e.g. run from the source tree as
@@ -43,10 +43,9 @@ from onnx import helper, numpy_helper
 import ortsparse
 from ortsparse.rewriter.cost_model import (
     REPRESENTATIVE_M,
-    WINDOW_KINDS,
     CostModel,
     KernelCosts,
-    window_kind,
+    conv_work,
 )
 from ortsparse.rewriter.packing import PackedWeight, count_stored_blocks, pack
 from ortsparse.rewriter.sparse_conv import SparseConv
@@ -79,6 +78,7 @@ CONV_SHAPES = (
     (256, 64, 1, 1, 56),
     (512, 128, 1, 1, 28),
     (512, 512, 1, 1, 7),
+    (1024, 256, 1, 1, 14),
 )
 CONV_DENSITIES = (0.05, 0.2, 0.5)
 
@@ -252,15 +252,17 @@ def measure(library: str) -> tuple[list[dict], list[dict]]:
 
 def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
     """measure() for SparseConv against ORT's Conv, one image per call: M = OH*OW output pixels,
-    K = C*kH*kW, and each point records its window kind for the packing term."""
+    K = C*kH*kW, and each point records what SparseConv computes besides (conv_work)."""
     rng = np.random.default_rng(1)
     dense_points, sparse_points = [], []
     for c, n, kernel, stride, size in CONV_SHAPES:
         x = rng.standard_normal((1, c, size, size)).astype(np.float32)
         dense_weight = rng.standard_normal((n, c, kernel, kernel)).astype(np.float32)
         dense_session = session(dense_conv_model(dense_weight, stride))
-        m, k = (-(-size // stride)) ** 2, c * kernel * kernel  # "same" pads: OH = ceil(H / s)
-        window = window_kind((kernel, kernel), (stride, stride), (kernel // 2,) * 4)
+        out = -(-size // stride)  # "same" pads: OH = ceil(H / s)
+        m, k = out * out, c * kernel * kernel
+        pads = (kernel // 2,) * 4
+        work = conv_work((1, c, size, size), (out, out), (kernel,) * 2, (stride,) * 2, (1, 1), pads)
         fastest_dense = float("inf")
         for density, (format, block) in itertools.product(
             CONV_DENSITIES, (("csr", 1), ("block4", 4))
@@ -277,7 +279,8 @@ def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
                     "n": n,
                     "format": format,
                     "blocks": count_stored_blocks(matrix, format),
-                    "window": window,
+                    "positions": work.positions,
+                    "plane_elements": work.plane_elements,
                     "ns": sparse,
                 }
             )
@@ -329,7 +332,7 @@ SPARSE_CONSTANTS = (
 
 
 def sparse_features(p: dict) -> list[float]:
-    work = p["m"] * p["blocks"]
+    work = p.get("positions", p["m"]) * p["blocks"]
     return [
         1.0,
         p["m"] * p["n"],
@@ -345,15 +348,10 @@ def fit_sparse(points: list[dict]) -> tuple[dict, float]:
 
 
 def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
-    """fit_sparse plus one packing constant per window kind, on M*K panel elements."""
-
-    def row(p):
-        panel = p["m"] * p["k"]
-        return sparse_features(p) + [panel if p["window"] == kind else 0.0 for kind in WINDOW_KINDS]
-
-    features = np.array([row(p) for p in points])
+    """fit_sparse on the grid positions, plus a constant per input plane element."""
+    features = np.array([sparse_features(p) + [p["plane_elements"]] for p in points])
     coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in points]))
-    names = SPARSE_CONSTANTS + tuple(f"{kind}_ns_per_panel_element" for kind in WINDOW_KINDS)
+    names = SPARSE_CONSTANTS + ("sparse_ns_per_plane_element",)
     return dict(zip(names, coefficients)), error
 
 

@@ -5,17 +5,18 @@ The model is linear in the work each kernel does for one call with M rows of X:
 
     dense  = dense_ns_per_call  + dense_ns_per_mac * M*K*N
     csr    = sparse_ns_per_call + sparse_ns_per_output * M*N + csr_ns_per_nonzero_row * M*nnz
-             + sparse_ns_per_panel_element * M*K
     block4 = the same with block4_ns_per_block_row * M*blocks
 
 A convolution is the GEMM of its output pixels (M = batch * OH * OW) by its weight's matrix view
-(K = C*kH*kW, N); SparseConv packs each pixel's window of X into a panel first, M*K element
-moves whatever the sparsity, whose cost depends on the window's kind (WINDOW_KINDS). SparseGemm
-reads X in place: no panel term. ORT's dense Conv and MatMul are measured separately too.
+(K = C*kH*kW, N), with two differences on SparseConv's side (ConvWork): its direct kernels compute
+a grid of output positions as wide as the input planes (wider than OW by the kernel's reach),
+which replaces M in the nonzero term, and unless X is read in place it first packs the input
+planes, a term per plane element. A grouped convolution is packed as one block-diagonal matrix,
+while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul are measured separately.
 
 ``tools/measure_cost_model.py`` fits the constants per kernel family on this machine and writes
 them to cost_model_data.json: "families" for MatMul/SparseGemm, "conv_families" for
-Conv/SparseConv, which has one panel constant per window kind.
+Conv/SparseConv.
 
 M, the rows of X per call, is usually symbolic (batch x sequence). The decision uses the product
 of X's leading dims when all are static, else REPRESENTATIVE_M rows: a typical serving batch, large
@@ -34,10 +35,19 @@ REPRESENTATIVE_M = 64
 
 FORMATS = ("csr", "block4")
 
-# How SparseConv fills a panel (provider/kernels/f32-conv-pack): "copy" for 1x1 stride-1 unpadded
-# windows (whole runs of a channel), "unit_stride" for runs of input columns, "strided" for a
-# scalar gather of every other (or every s-th) column.
-WINDOW_KINDS = ("copy", "unit_stride", "strided")
+# SparseConv's widest vector (AVX-512: 16 floats) and tile (64 positions), which decide whether X
+# can be read in place (provider/operators/sparse_conv.cc, BuildPlan).
+_VECTOR_POSITIONS = 16
+_TILE_POSITIONS = 64
+
+
+@dataclass(frozen=True)
+class ConvWork:
+    """What one SparseConv call computes besides the GEMM view's M output pixels."""
+
+    positions: int  # grid positions the tile kernels compute: M plus the planes' extra columns
+    plane_elements: int  # input plane floats packed, 0 when X is read in place
+    groups: int = 1  # the Conv's groups: ORT's dense Conv does K / groups per output
 
 
 @dataclass(frozen=True)
@@ -48,20 +58,24 @@ class KernelCosts:
     sparse_ns_per_output: float
     csr_ns_per_nonzero_row: float  # one stored weight applied to one row of X
     block4_ns_per_block_row: float  # one stored 4-channel block applied to one row of X
-    sparse_ns_per_panel_element: float = 0.0  # SparseConv's im2col; SparseGemm has none
+    sparse_ns_per_plane_element: float = 0.0  # SparseConv's input planes; SparseGemm has none
 
     def dense_ns(self, m: int, k: int, n: int) -> float:
         return self.dense_ns_per_call + self.dense_ns_per_mac * m * k * n
 
-    def sparse_ns(self, m: int, k: int, n: int, format: str, stored_blocks: int) -> float:
+    def sparse_ns(
+        self, m: int, n: int, format: str, stored_blocks: int, conv: ConvWork | None = None
+    ) -> float:
         per_block_row = (
             self.csr_ns_per_nonzero_row if format == "csr" else self.block4_ns_per_block_row
         )
+        rows = m if conv is None else conv.positions
+        planes = 0 if conv is None else conv.plane_elements
         return (
             self.sparse_ns_per_call
             + self.sparse_ns_per_output * m * n
-            + per_block_row * m * stored_blocks
-            + self.sparse_ns_per_panel_element * m * k
+            + per_block_row * rows * stored_blocks
+            + self.sparse_ns_per_plane_element * planes
         )
 
 
@@ -93,45 +107,38 @@ class CostModel:
         return cls(KernelCosts(**constants), family)
 
     @classmethod
-    def load_conv(
-        cls, path: Path = DATA_PATH, family: str | None = None
-    ) -> dict[str, CostModel]:
-        """Conv/SparseConv models for ``family`` as ``load`` picks it, one per window kind."""
+    def load_conv(cls, path: Path = DATA_PATH, family: str | None = None) -> CostModel:
+        """Conv/SparseConv constants for ``family``, picked as ``load`` picks it."""
         family, constants = _family_constants(path, "conv_families", family)
-        shared = {
-            name: value
-            for name, value in constants.items()
-            if not name.endswith("_ns_per_panel_element")
-        }
-        return {
-            kind: cls(
-                KernelCosts(
-                    **shared,
-                    sparse_ns_per_panel_element=constants[f"{kind}_ns_per_panel_element"],
-                ),
-                family,
-            )
-            for kind in WINDOW_KINDS
-        }
+        return cls(KernelCosts(**constants), family)
 
-    def predict(self, m: int, k: int, n: int, stored_blocks: dict[str, int]) -> Prediction:
-        """Dense time against the faster sparse format, given each format's stored block count."""
+    def predict(
+        self, m: int, k: int, n: int, stored_blocks: dict[str, int], conv: ConvWork | None = None
+    ) -> Prediction:
+        """Dense time against the faster sparse format, given each format's stored block count
+        (and for a convolution, what SparseConv computes besides M rows)."""
         sparse_ns, format = min(
-            (self.costs.sparse_ns(m, k, n, format, stored_blocks[format]), format)
+            (self.costs.sparse_ns(m, n, format, stored_blocks[format], conv), format)
             for format in FORMATS
         )
-        return Prediction(format, self.costs.dense_ns(m, k, n), sparse_ns)
+        return Prediction(format, self._dense_ns(m, k, n, conv), sparse_ns)
 
-    def break_even_sparsity(self, m: int, k: int, n: int, format: str = "csr") -> float:
+    def break_even_sparsity(
+        self, m: int, k: int, n: int, format: str = "csr", conv: ConvWork | None = None
+    ) -> float:
         """Sparsity above which ``format`` beats dense: unstructured zeros for csr, whole zero
         4-channel blocks for block4. 1.0 when it never does, 0.0 when it always does."""
         costs = self.costs
         blocks_if_dense = k * n if format == "csr" else k * -(-n // 4)
-        no_blocks_ns = costs.sparse_ns(m, k, n, format, 0)
-        ns_per_stored_block = costs.sparse_ns(m, k, n, format, 1) - no_blocks_ns
-        spare_ns = costs.dense_ns(m, k, n) - no_blocks_ns
+        no_blocks_ns = costs.sparse_ns(m, n, format, 0, conv)
+        ns_per_stored_block = costs.sparse_ns(m, n, format, 1, conv) - no_blocks_ns
+        spare_ns = self._dense_ns(m, k, n, conv) - no_blocks_ns
         break_even_density = spare_ns / (ns_per_stored_block * blocks_if_dense)
         return min(1.0, max(0.0, 1.0 - break_even_density))
+
+    def _dense_ns(self, m: int, k: int, n: int, conv: ConvWork | None) -> float:
+        groups = 1 if conv is None else conv.groups
+        return self.costs.dense_ns(m, k // groups, n)
 
 
 def representative_m(leading_dims: tuple) -> int:
@@ -156,11 +163,39 @@ def conv_rows(y_shape: tuple | None) -> int:
     return representative_m((batch, *y_shape[2:]))
 
 
-def window_kind(kernel_shape: tuple, strides: tuple, pads: tuple) -> str:
-    """Which WINDOW_KINDS the provider's panel packing takes for this convolution."""
-    if tuple(kernel_shape) == (1, 1) and tuple(strides) == (1, 1) and not any(pads):
-        return "copy"
-    return "unit_stride" if strides[1] == 1 else "strided"
+def conv_work(
+    x_shape: tuple | None,
+    out_size: tuple | None,
+    kernel: tuple,
+    strides: tuple,
+    dilations: tuple,
+    pads: tuple,
+    groups: int = 1,
+) -> ConvWork:
+    """ConvWork of one call, with the batch conv_rows assumes, mirroring the provider's plan: the
+    planes are as wide as OW plus the kernel's reach in plane columns, one plane per stride phase
+    some tap uses, each rounded up to a cache line; X is read in place at stride 1 without padding
+    when a whole last span of positions fits. ``out_size`` is (OH, OW)."""
+    batch = 1
+    if x_shape is not None and isinstance(x_shape[0], int) and x_shape[0] > 0:
+        batch = x_shape[0]
+    channels = x_shape[1] if x_shape is not None and isinstance(x_shape[1], int) else None
+    if out_size is None or not all(isinstance(size, int) for size in out_size) or not channels:
+        # Unknown sizes: a representative call, packing one input per output position.
+        return ConvWork(REPRESENTATIVE_M, REPRESENTATIVE_M * (channels or 1), groups)
+    reach = [(k - 1) * d // s for k, s, d in zip(kernel, strides, dilations)]
+    phases = [len({i * d % s for i in range(k)}) for k, s, d in zip(kernel, strides, dilations)]
+    out_height, out_width = out_size
+    plane_width = out_width + reach[1]
+    positions = (out_height - 1) * plane_width + out_width
+    last_first = (-(-positions // _TILE_POSITIONS) - 1) * _TILE_POSITIONS
+    last_span = -(-(positions - last_first) // _VECTOR_POSITIONS) * _VECTOR_POSITIONS
+    if tuple(strides) == (1, 1) and not any(pads) and positions >= last_span:
+        plane_elements = 0
+    else:
+        plane_floats = (out_height + reach[0]) * plane_width
+        plane_elements = channels * phases[0] * phases[1] * -(-plane_floats // 16) * 16
+    return ConvWork(batch * positions, batch * plane_elements, groups)
 
 
 def _family_constants(path: Path, key: str, family: str | None) -> tuple[str, dict]:

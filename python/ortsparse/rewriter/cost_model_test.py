@@ -5,12 +5,12 @@ import pytest
 from ortsparse.rewriter.cost_model import (
     DATA_PATH,
     REPRESENTATIVE_M,
-    WINDOW_KINDS,
+    ConvWork,
     CostModel,
     KernelCosts,
     conv_rows,
+    conv_work,
     representative_m,
-    window_kind,
 )
 
 COSTS = KernelCosts(
@@ -37,48 +37,56 @@ def test_shipped_data_is_measured_and_complete():
         )
 
 
-def test_shipped_conv_data_has_every_window_kind_of_every_family():
+def test_shipped_conv_data_covers_every_family():
     data = json.loads(DATA_PATH.read_text())
     assert set(data["conv_families"]) == set(data["families"])
     for family in data["conv_families"]:
-        models = CostModel.load_conv(family=family)
-        assert set(models) == set(WINDOW_KINDS)
-        assert all(model.costs.sparse_ns_per_panel_element > 0 for model in models.values())
-
-
-@pytest.mark.parametrize("family", ["scalar", "avx2", "avx512", "avx512vnni"])
-def test_conv_packing_makes_a_strided_large_map_gain_less_than_a_small_map(family):
-    """The same 3x3 64->128 weight at 90% sparsity: the stride-2 80x80 map packs 32x the
-    panel elements of the 7x7 map through the scalar gather, which the sparsity does not shrink."""
-    models = CostModel.load_conv(family=family)
-    k, n = 64 * 9, 128
-    stored_blocks = {"csr": k * n // 10, "block4": k * n // 4 // 10 * 3}
-    large = models["strided"].predict(40 * 40, k, n, stored_blocks)
-    small = models["unit_stride"].predict(7 * 7, k, n, stored_blocks)
-    assert large.speedup < small.speedup
-
-
-def test_packing_cost_moves_break_even_up():
-    packing = KernelCosts(**{**vars(COSTS), "sparse_ns_per_panel_element": 1.0})
-    without, with_packing = CostModel(COSTS, "test"), CostModel(packing, "test")
-    assert with_packing.break_even_sparsity(
-        64, 1024, 1024, "csr"
-    ) > without.break_even_sparsity(64, 1024, 1024, "csr")
+        costs = CostModel.load_conv(family=family).costs
+        assert all(value >= 0 for value in vars(costs).values())
+        assert costs.dense_ns_per_mac > 0 and costs.csr_ns_per_nonzero_row > 0
 
 
 @pytest.mark.parametrize(
-    "kernel,strides,pads,expected",
+    "x_shape,out_size,kernel,strides,dilations,pads,expected",
     [
-        ((1, 1), (1, 1), (0, 0, 0, 0), "copy"),
-        ((1, 1), (1, 1), (1, 1, 1, 1), "unit_stride"),
-        ((3, 3), (1, 1), (1, 1, 1, 1), "unit_stride"),
-        ((3, 3), (2, 1), (1, 1, 1, 1), "unit_stride"),  # rows are skipped, columns still runs
-        ((3, 3), (2, 2), (1, 1, 1, 1), "strided"),
-        ((1, 1), (2, 2), (0, 0, 0, 0), "strided"),
+        # Stride 1, unpadded: X read in place, the grid is the output.
+        ((1, 64, 56, 56), (56, 56), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), ConvWork(3136, 0)),
+        # 49 positions are fewer than the 64 the last tile reads: packed, one cache line rounded.
+        ((1, 8, 7, 7), (7, 7), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), ConvWork(49, 8 * 64)),
+        # Padded 3x3: planes 58 wide, the grid's rows too; two columns of each row are dropped.
+        ((1, 4, 56, 56), (56, 56), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), ConvWork(55 * 58 + 56, 4 * 3376)),
+        # Stride 2: four phase planes of 29 x 29 (848 floats with the rounding) per channel.
+        ((2, 4, 56, 56), (28, 28), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), ConvWork(2 * 811, 2 * 4 * 4 * 848)),
+        # Dilation 2 at stride 2 uses only the even phase; a symbolic batch counts as one image.
+        (("b", 4, 15, 15), (8, 8), (3, 3), (2, 2), (2, 2), (2, 2, 2, 2), ConvWork(7 * 10 + 8, 4 * 112)),
     ],
 )
-def test_window_kind_follows_the_panel_packing_paths(kernel, strides, pads, expected):
-    assert window_kind(kernel, strides, pads) == expected
+def test_conv_work_mirrors_the_provider_plan(x_shape, out_size, kernel, strides, dilations, pads, expected):
+    assert conv_work(x_shape, out_size, kernel, strides, dilations, pads) == expected
+
+
+def test_conv_work_of_unknown_sizes_is_representative():
+    assert conv_work((1, 8, "h", "w"), ("oh", "ow"), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 2) == ConvWork(
+        REPRESENTATIVE_M, 8 * REPRESENTATIVE_M, 2
+    )
+
+
+def test_grouped_conv_is_compared_with_the_dense_work_of_its_groups():
+    model = CostModel(COSTS, "test")
+    stored = {"csr": 1000, "block4": 1000}
+    ungrouped = model.predict(64, 576, 64, stored, ConvWork(64, 0, 1))
+    depthwise = model.predict(64, 576, 64, stored, ConvWork(64, 0, 64))
+    assert depthwise.sparse_ns == ungrouped.sparse_ns
+    assert depthwise.dense_ns - COSTS.dense_ns_per_call == pytest.approx((ungrouped.dense_ns - COSTS.dense_ns_per_call) / 64)
+
+
+def test_planes_and_wider_grids_move_break_even_up():
+    planes = KernelCosts(**{**vars(COSTS), "sparse_ns_per_plane_element": 1.0})
+    model, with_planes = CostModel(COSTS, "test"), CostModel(planes, "test")
+    in_place, packed, wide = ConvWork(64, 0), ConvWork(64, 64 * 1024), ConvWork(80, 0)
+    base = model.break_even_sparsity(64, 1024, 1024, "csr", in_place)
+    assert with_planes.break_even_sparsity(64, 1024, 1024, "csr", packed) > base
+    assert model.break_even_sparsity(64, 1024, 1024, "csr", wide) > base
 
 
 def test_conv_rows_are_output_pixels_with_one_image_for_a_symbolic_batch():

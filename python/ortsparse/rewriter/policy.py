@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ortsparse.rewriter.cost_model import FORMATS, CostModel
+from ortsparse.rewriter.cost_model import FORMATS, ConvWork, CostModel
 from ortsparse.rewriter.packing import count_stored_blocks
 
 
@@ -25,27 +25,38 @@ class SparsityPolicy:
     def __init__(
         self,
         cost_model: CostModel,
-        conv_cost_models: dict[str, CostModel],
+        conv_cost_model: CostModel,
         min_sparsity: float | None = None,
     ):
         self.cost_model = cost_model  # MatMul/Gemm against SparseGemm
-        self.conv_cost_models = conv_cost_models  # Conv against SparseConv, per window kind
+        self.conv_cost_model = conv_cost_model  # Conv against SparseConv
         self.min_sparsity = min_sparsity
 
     def judge(self, weight: np.ndarray, m: int) -> Verdict:
         """The verdict on SparseGemm for ``weight`` [K, N] applied to ``m`` rows."""
         return self._judge(self.cost_model, weight, m)
 
-    def judge_conv(self, weight: np.ndarray, m: int, window: str) -> Verdict:
+    def judge_conv(
+        self, weight: np.ndarray, m: int, work: ConvWork, sparsity: float | None = None
+    ) -> Verdict:
         """The verdict on SparseConv for the matrix view ``weight`` [K, N] at ``m`` output
-        pixels, whose windows are of kind ``window`` (cost_model.WINDOW_KINDS)."""
-        return self._judge(self.conv_cost_models[window], weight, m)
+        pixels, ``work`` being what SparseConv computes besides. ``sparsity``: the Conv's own
+        weight's, where it differs from the matrix's (a grouped Conv's block-diagonal matrix)."""
+        return self._judge(self.conv_cost_model, weight, m, work, sparsity)
 
-    def _judge(self, cost_model: CostModel, weight: np.ndarray, m: int) -> Verdict:
+    def _judge(
+        self,
+        cost_model: CostModel,
+        weight: np.ndarray,
+        m: int,
+        conv: ConvWork | None = None,
+        sparsity: float | None = None,
+    ) -> Verdict:
         k, n = weight.shape
-        sparsity = 1.0 - np.count_nonzero(weight) / weight.size
+        if sparsity is None:
+            sparsity = 1.0 - np.count_nonzero(weight) / weight.size
         stored_blocks = {format: count_stored_blocks(weight, format) for format in FORMATS}
-        prediction = cost_model.predict(m, k, n, stored_blocks)
+        prediction = cost_model.predict(m, k, n, stored_blocks, conv)
         if self.min_sparsity is not None:
             rewrite = sparsity >= self.min_sparsity
             comparison = ">=" if rewrite else "<"
@@ -55,7 +66,10 @@ class SparsityPolicy:
             reason = f"predicted {prediction.speedup:.2f}x faster than dense at M={m}"
         else:
             rewrite = False
-            break_even = cost_model.break_even_sparsity(m, k, n, prediction.format)
+            break_even = cost_model.break_even_sparsity(m, k, n, prediction.format, conv)
+            if conv is not None:
+                # A grouped Conv's own weight is `groups` times denser than its matrix.
+                break_even = max(0.0, 1.0 - (1.0 - break_even) * conv.groups)
             reason = (
                 f"predicted {1 / prediction.speedup:.2f}x slower than dense at M={m} "
                 f"({prediction.format} breaks even near {break_even:.0%} sparsity)"

@@ -1,12 +1,13 @@
-"""Conv(X, W, B) with a 4-D float32 X, a constant W and group 1  ->  SparseConv(X, packed W, B).
+"""Conv(X, W, B) with a 4-D float32 X and a constant W  ->  SparseConv(X, packed W, B).
 
-W [N, C, kH, kW] is packed as its matrix view Wm [K, N], K = C*kH*kW (docs/ops.md). auto_pad
-becomes explicit pads; SAME_UPPER/SAME_LOWER depend on X's height and width, which must then be
-static. A constant B becomes the op's bias.
+W [N, C / groups, kH, kW] is packed as the matrix view Wm [K, N], K = C*kH*kW (docs/ops.md); a
+grouped or depthwise Conv's W becomes the block-diagonal matrix of its groups, whose zeros
+SparseConv never touches. auto_pad becomes explicit pads; SAME_UPPER/SAME_LOWER depend on X's
+height and width, which must then be static. A constant B becomes the op's bias.
 
 Whether the rewrite pays off is the verdict of the cost model measured on SparseConv against
-ORT's Conv, for the GEMM the convolution amounts to (M = batch * OH * OW output pixels, K, N) plus
-packing X's windows, whose cost depends on kernel, strides and pads (cost_model.window_kind).
+ORT's Conv, for the GEMM the convolution amounts to (M = batch * OH * OW output pixels, K, N) and
+what SparseConv's direct kernels compute besides (cost_model.conv_work).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ortsparse.rewriter.conversion import (
     packed_sparse_op,
     rewritten,
 )
-from ortsparse.rewriter.cost_model import conv_rows, window_kind
+from ortsparse.rewriter.cost_model import conv_rows, conv_work
 from ortsparse.rewriter.graph import Graph, Shape, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv
@@ -40,8 +41,14 @@ class ConvToSparseConv(ConversionRule):
         weight = constant_weight(graph, w, rank=4, op_type="SparseConv")
         if weight.value is None:
             return kept(node, weight.problem, _matrix_shape(graph, w))
-        n, c, *kernel = weight.value.shape
-        matrix = weight.value.reshape(n, -1).T  # Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]
+        groups = attributes.get("group", 1)
+        n, group_channels, *kernel = weight.value.shape
+        if n % groups:
+            return kept(node, f"{n} output channels do not split into group={groups}", None)
+        own_sparsity = 1.0 - np.count_nonzero(weight.value) / max(weight.value.size, 1)
+        full = _block_diagonal(weight.value, groups)
+        c = group_channels * groups
+        matrix = full.reshape(n, -1).T  # Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]
         bias = node.input[2] if len(node.input) > 2 else ""
         if bias and graph.constant(bias) is None:
             return kept(node, "bias is not a constant", matrix.shape)
@@ -56,8 +63,11 @@ class ConvToSparseConv(ConversionRule):
                 matrix.shape,
             )
 
+        y_shape = graph.shape(node.output[0])
+        out_size = tuple(y_shape[2:]) if y_shape is not None and len(y_shape) == 4 else None
+        work = conv_work(graph.shape(x), out_size, kernel, strides, dilations, pads, groups)
         verdict = policy.judge_conv(
-            matrix, conv_rows(graph.shape(node.output[0])), window_kind(kernel, strides, pads)
+            matrix, conv_rows(y_shape), work, own_sparsity if groups > 1 else None
         )
         if not verdict.rewrite:
             return kept(node, verdict.reason, matrix.shape, verdict.sparsity)
@@ -89,10 +99,27 @@ def _unsupported_input(graph: Graph, x: str, attributes: dict) -> str:
         return f"{len(x_shape) - 2}-D convolution, SparseConv is 2-D only"
     if graph.elem_type(x) != onnx.TensorProto.FLOAT:
         return "X is not float32"
-    group = attributes.get("group", 1)
-    if group != 1:
-        return f"group={group}: grouped and depthwise convolutions are left to ORT"
+    groups = attributes.get("group", 1)
+    if groups < 1:
+        return f"group={groups} is not a positive count"
+    channels = x_shape[1]
+    if isinstance(channels, int) and channels % groups:
+        return f"{channels} input channels do not split into group={groups}"
     return ""
+
+
+def _block_diagonal(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped Conv's W [N, C / groups, kH, kW] as the ungrouped W [N, C, kH, kW] whose group g
+    of output channels sees only input channels of group g."""
+    if groups == 1:
+        return weight
+    n, group_channels = weight.shape[:2]
+    group_outputs = n // groups
+    full = np.zeros((n, group_channels * groups, *weight.shape[2:]), weight.dtype)
+    for g in range(groups):
+        outputs = slice(g * group_outputs, (g + 1) * group_outputs)
+        full[outputs, g * group_channels : (g + 1) * group_channels] = weight[outputs]
+    return full
 
 
 def _matrix_shape(graph: Graph, w: str) -> tuple[int, int] | None:

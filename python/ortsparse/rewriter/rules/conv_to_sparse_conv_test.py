@@ -139,16 +139,40 @@ def test_min_sparsity_overrides_the_cost_model():
 
 
 @pytest.mark.parametrize(
-    "group,weight_channels,reason",
-    [(2, C // 2, "group=2"), (C, 1, "depthwise")],
-    ids=["grouped", "depthwise"],
+    "channels,outputs,group,attributes",
+    [
+        (8, 6, 2, dict(pads=[1, 1, 1, 1])),
+        (6, 6, 6, dict(pads=[1, 1, 1, 1])),  # depthwise
+        (6, 12, 6, dict(strides=[2, 2], pads=[1, 0, 1, 1])),  # depthwise, channel multiplier 2
+        (9, 6, 3, dict(kernel=(1, 1))),
+    ],
+    ids=["grouped", "depthwise", "depthwise-multiplier-strided", "grouped-1x1"],
 )
-def test_grouped_convolution_is_kept(group, weight_channels, reason):
-    weight = conv_weight(C, weight_channels, (3, 3))
-    conv = helper.make_node("Conv", ["X", "W"], ["Y"], name="dw", group=group)
-    model = make_model([conv], {"X": [1, C, 8, 8]}, {"Y": any_shape(4)}, {"W": weight})
+def test_grouped_convolution_becomes_its_block_diagonal_matrix(channels, outputs, group, attributes):
+    attributes = dict(attributes)
+    kernel = attributes.pop("kernel", (3, 3))
+    weight = conv_weight(outputs, channels // group, kernel, sparsity=0.5)
+    constants = {"W": weight, "B": RNG.standard_normal(outputs).astype(np.float32)}
+    conv = helper.make_node("Conv", ["X", "W", "B"], ["Y"], name="g", group=group, **attributes)
+    model = make_model([conv], {"X": [2, channels, 9, 8]}, {"Y": any_shape(4)}, constants)
+    result = rewrite_model(model, min_sparsity=0.3)
+    (decision,) = result.decisions
+    assert decision.rewritten and op_types(result.model) == ["SparseConv"]
+    # The reported sparsity is the Conv's own weight's, not its block-diagonal matrix's.
+    assert decision.sparsity == pytest.approx(1 - np.count_nonzero(weight) / weight.size)
+    sparse_conv = result.model.graph.node[0]
+    attrs = {a.name: helper.get_attribute_value(a) for a in sparse_conv.attribute}
+    assert (attrs["C"], attrs["K"], attrs["group"]) == (channels, channels * kernel[0] * kernel[1], 1)
+    assert_same_outputs(model, result.model)
+
+
+def test_groups_that_do_not_divide_the_channels_are_kept():
+    weight = conv_weight(N, 2, (3, 3))
+    conv = helper.make_node("Conv", ["X", "W"], ["Y"], name="g", group=3)
+    model = make_model([conv], {"X": [1, 5, 8, 8]}, {"Y": any_shape(4)}, {"W": weight})
     result = rewrite_model(model, min_sparsity=0.0)
-    assert op_types(result.model) == ["Conv"] and reason in result.decisions[0].reason
+    assert op_types(result.model) == ["Conv"]
+    assert "5 input channels do not split into group=3" in result.decisions[0].reason
 
 
 @pytest.mark.parametrize(
