@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 namespace ortsparse {
@@ -162,7 +163,7 @@ SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
   tile_kernels_ = DirectTileKernelsFor(*microkernels_, matrix_.block_size);
-  tile_weights_ = BuildTileWeights(packed, matrix_, *microkernels_);
+  tile_weights_ = BuildTileWeights(packed, matrix_, *microkernels_, TapsPerRun());
 }
 
 void SparseConvKernel::ReadWindow(const Ort::ConstKernelInfo& info) {
@@ -192,6 +193,23 @@ void SparseConvKernel::ReadWindow(const Ort::ConstKernelInfo& info) {
                                 " must equal C * kH * kW = " + std::to_string(channels_) + " * " +
                                 std::to_string(kernel[0]) + " * " + std::to_string(kernel[1]));
   }
+}
+
+size_t SparseConvKernel::TapsPerRun() const {
+  // A run: the input rows of one channel's plane that the taps of one kernel row read, which
+  // overlap but for a few columns. Taps of different row phases, row shifts or column phases
+  // read different runs.
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> runs;
+  for (int64_t i = 0; i < height_.kernel; ++i) {
+    for (int64_t j = 0; j < width_.kernel; ++j) {
+      const int64_t row = i * height_.dilation;
+      runs.emplace_back(row % height_.stride, row / height_.stride,
+                        j * width_.dilation % width_.stride);
+    }
+  }
+  std::sort(runs.begin(), runs.end());
+  const size_t distinct = static_cast<size_t>(std::unique(runs.begin(), runs.end()) - runs.begin());
+  return static_cast<size_t>(height_.kernel * width_.kernel) / distinct;
 }
 
 OrtStatusPtr SparseConvKernel::ComputeV2(OrtKernelContext* context) const {

@@ -69,6 +69,8 @@ class SparseConvKernel {
 
  private:
   void ReadWindow(const Ort::ConstKernelInfo& info);
+  // Kernel taps per run of input rows that they share in L1 (see BuildTileWeights).
+  size_t TapsPerRun() const;
   // Checks X's shape and returns the plan for its height and width.
   std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape) const;
   std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;

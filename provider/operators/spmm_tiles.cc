@@ -115,7 +115,7 @@ const SpmmMicrokernels kScalarMicrokernels = {
 
 // How many blocks of input features the tile kernels take K in.
 size_t CountKBlocks(const PackedWeights& packed, const SparseMatrixAttributes& matrix,
-                    const SpmmMicrokernels& microkernels) {
+                    const SpmmMicrokernels& microkernels, size_t features_per_run) {
   const size_t k = static_cast<size_t>(matrix.k);
   const size_t index_blocks = CeilDiv(k, kMaxBlockRows);
   // block4 shares each panel load among four channels and is bound by arithmetic, not L2, so it
@@ -123,8 +123,8 @@ size_t CountKBlocks(const PackedWeights& packed, const SparseMatrixAttributes& m
   if (matrix.block_size != 1) return index_blocks;
   const uint64_t l1_bytes = isa::DetectCpuFeatures().l1d_bytes;
   const size_t panel_budget = l1_bytes > 0 ? l1_bytes * 2 / 3 : kDefaultL1PanelBytes;
-  const size_t l1_block_rows =
-      std::max<size_t>(1, panel_budget / (microkernels.panel_rows * sizeof(float)));
+  const size_t l1_block_rows = std::max<size_t>(
+      1, panel_budget * features_per_run / (microkernels.panel_rows * sizeof(float)));
   const size_t mean_group_length = packed.input_indices.size() / static_cast<size_t>(matrix.n);
   return std::clamp<size_t>(mean_group_length / kMinMeanSegmentLength, index_blocks,
                             std::max(index_blocks, CeilDiv(k, l1_block_rows)));
@@ -162,7 +162,7 @@ TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
 }
 
 TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix,
-                             const SpmmMicrokernels& microkernels) {
+                             const SpmmMicrokernels& microkernels, size_t features_per_run) {
   TileWeights tw;
   const size_t k = static_cast<size_t>(matrix.k);
   const size_t n = static_cast<size_t>(matrix.n);
@@ -171,7 +171,7 @@ TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttr
   tw.chunk_channels = std::clamp(RoundUp(CeilDiv(n, kChunksPerMatrix), kStoreChannels),
                                  kMinChunkChannels, kMaxChunkChannels);
   tw.chunks = CeilDiv(n, tw.chunk_channels);
-  tw.k_blocks = CountKBlocks(packed, matrix, microkernels);
+  tw.k_blocks = CountKBlocks(packed, matrix, microkernels, features_per_run);
   tw.k_block_rows = CeilDiv(k, tw.k_blocks);
 
   struct Segment {

@@ -76,8 +76,10 @@ struct TileWeights {
   size_t ChunkBegin(size_t chunk) const { return chunk * chunk_channels; }
 };
 
+// features_per_run: how many input features share one run of rows in L1 on average (1 for a
+// panel; a direct convolution's taps overlap), which widens the blocks of input features.
 TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix,
-                             const SpmmMicrokernels& microkernels);
+                             const SpmmMicrokernels& microkernels, size_t features_per_run = 1);
 
 // The tile kernels for the weights' format: one for the first block of input features, which
 // overwrites the accumulators, and one for the others, which add to them; indexed by tile variant.
