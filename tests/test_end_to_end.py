@@ -187,7 +187,7 @@ def _yolo(sparsity: float, block: int) -> tuple[onnx.ModelProto, RewriteResult]:
 
 
 def _image_inputs(resolution: int) -> list[np.ndarray]:
-    return _random_inputs(*[(batch, 3, resolution, resolution) for batch in (1, 2)])
+    return _random_inputs(*[(batch, 3, resolution, resolution) for batch in (1, 8)])
 
 
 def _op_count(model: onnx.ModelProto, op_type: str) -> int:
@@ -245,3 +245,66 @@ def test_resnet50_at_224_rewritten_matches_ort():
     result = rewrite_model(model)
     assert len(_sparse_nodes(result.model, "SparseConv")) == result.rewritten_count > 0
     _assert_same_outputs(model, result.model, 2, _random_inputs((1, 3, 224, 224)))
+
+
+def _mobilenet_block_model(sparsity: float) -> onnx.ModelProto:
+    """Stem, then a MobileNetV2 inverted residual: 1x1 expand + ReLU6, 3x3 depthwise + BN + ReLU6,
+    1x1 project + BN, residual Add; weights pruned to ``sparsity``."""
+    from onnx import helper
+
+    rng = np.random.default_rng(7)
+    c, expanded, size = 8, 32, 16
+
+    def weight(name, shape):
+        dense = (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+        return numpy_helper.from_array(rescale_to_norm(prune_unstructured(dense, sparsity), dense), name)
+
+    def batch_norm(prefix, channels):
+        return [
+            numpy_helper.from_array(rng.uniform(0.5, 1.5, channels).astype(np.float32), f"{prefix}_scale"),
+            numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32) * 0.1, f"{prefix}_bias"),
+            numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32) * 0.1, f"{prefix}_mean"),
+            numpy_helper.from_array(rng.uniform(0.5, 1.5, channels).astype(np.float32), f"{prefix}_var"),
+        ]
+
+    initializers = [
+        weight("stem_w", (c, 3, 3, 3)),
+        weight("expand_w", (expanded, c, 1, 1)),
+        weight("dw_w", (expanded, 1, 3, 3)),
+        weight("project_w", (c, expanded, 1, 1)),
+        numpy_helper.from_array(np.float32(0.0), "zero"),
+        numpy_helper.from_array(np.float32(6.0), "six"),
+        *batch_norm("dw_bn", expanded),
+        *batch_norm("project_bn", c),
+    ]
+    bn = ["scale", "bias", "mean", "var"]
+    nodes = [
+        helper.make_node("Conv", ["image", "stem_w"], ["stem"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["stem", "expand_w"], ["expand"]),
+        helper.make_node("Clip", ["expand", "zero", "six"], ["expand_act"]),
+        helper.make_node("Conv", ["expand_act", "dw_w"], ["dw"], group=expanded, pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["dw", *[f"dw_bn_{p}" for p in bn]], ["dw_bn"]),
+        helper.make_node("Clip", ["dw_bn", "zero", "six"], ["dw_act"]),
+        helper.make_node("Conv", ["dw_act", "project_w"], ["project"]),
+        helper.make_node("BatchNormalization", ["project", *[f"project_bn_{p}" for p in bn]], ["project_bn"]),
+        helper.make_node("Add", ["project_bn", "stem"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mobilenet_block",
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ["batch", c, size, size])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+def test_depthwise_separable_block_rewritten_matches_ort(sparsity, threads):
+    model, result = _force_rewrite(_mobilenet_block_model(sparsity))
+    assert result.rewritten_count == 4 and _op_count(result.model, "Conv") == 0
+    # BatchNormalization folded and ReLU6 fused into the depthwise conv; the residual Add fused.
+    assert _op_count(result.model, "BatchNormalization") == _op_count(result.model, "Clip") == 0
+    assert _op_count(result.model, "Add") == 0
+    _assert_same_outputs(model, result.model, threads, _image_inputs(16))
