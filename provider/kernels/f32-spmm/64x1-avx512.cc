@@ -52,10 +52,10 @@ void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& 
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                    \
-  template void SpmmCsrAvx512<rows_type, rows, false>(                                   \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*); \
-  template void SpmmCsrAvx512<rows_type, rows, true>(                                    \
+#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                                     \
+  template void SpmmCsrAvx512<rows_type, rows, false>(                                             \
+      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);                \
+  template void SpmmCsrAvx512<rows_type, rows, true>(                                              \
       const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
 ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 16)
 ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 32)
