@@ -79,6 +79,11 @@ CONV_SHAPES = (
     (512, 128, 1, 1, 28),
     (512, 512, 1, 1, 7),
     (1024, 256, 1, 1, 14),
+    # Few channels on large maps, as in detectors' early stages.
+    (32, 32, 1, 1, 160),
+    (64, 32, 1, 1, 160),
+    (64, 64, 1, 1, 80),
+    (32, 32, 3, 1, 160),
 )
 CONV_DENSITIES = (0.05, 0.2, 0.5)
 
