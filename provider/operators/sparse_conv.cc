@@ -18,6 +18,8 @@ constexpr size_t kMaxWavePlaneFloats = size_t{8} << 20;
 constexpr size_t kPackPartFloats = size_t{32} << 10;
 // Input sizes whose plans a node keeps (dynamic shapes beyond this rebuild plans).
 constexpr size_t kMaxPlans = 8;
+// Packed planes, and each image's planes, start on a cache line.
+constexpr size_t kCacheLineFloats = 64 / sizeof(float);
 
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
 
@@ -323,7 +325,7 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(int64_t in_hei
     plan->in_place = true;
     plan->last_tile_start = std::min(last_first, plan->grid_positions - last_span);
   } else {
-    max_offset = lay_out_planes(RoundUp(plane_floats, 16));
+    max_offset = lay_out_planes(RoundUp(plane_floats, kCacheLineFloats));
   }
   const int64_t floats_read = static_cast<int64_t>(last_first + last_span) + max_offset;
   const int64_t planes_floats = channels_ * static_cast<int64_t>(planes.ChannelFloats());
@@ -381,8 +383,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.channels_per_pack_part =
       std::max<size_t>(1, kPackPartFloats / plan->planes.ChannelFloats());
 
-  // Each image's planes start on a cache line.
-  job.planes_stride = plan->in_place ? 0 : RoundUp(plan->planes.total_floats, 16);
+  job.planes_stride = plan->in_place ? 0 : RoundUp(plan->planes.total_floats, kCacheLineFloats);
   const size_t wave_images =
       plan->in_place ? images
                      : std::clamp<size_t>(kMaxWavePlaneFloats / job.planes_stride, 1, images);
