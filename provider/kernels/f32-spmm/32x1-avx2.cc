@@ -49,19 +49,6 @@ void SpmmCsrAvx2(const float* base, const TileSegments<typename Rows::Index>& we
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                                     \
-  template void SpmmCsrAvx2<rows_type, rows, false>(                                               \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);                \
-  template void SpmmCsrAvx2<rows_type, rows, true>(                                                \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 8)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 16)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 24)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 32)
-ORTSPARSE_INSTANTIATE(InputOffsets, 8)
-ORTSPARSE_INSTANTIATE(InputOffsets, 16)
-ORTSPARSE_INSTANTIATE(InputOffsets, 24)
-ORTSPARSE_INSTANTIATE(InputOffsets, 32)
-#undef ORTSPARSE_INSTANTIATE
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmCsrAvx2, kAvx2PanelRows, 8)
 
 }  // namespace ortsparse::kernels

@@ -61,19 +61,6 @@ void SpmmBlock4Avx2(const float* base, const TileSegments<typename Rows::Index>&
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                                     \
-  template void SpmmBlock4Avx2<rows_type, rows, false>(                                            \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);                \
-  template void SpmmBlock4Avx2<rows_type, rows, true>(                                             \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 8)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 16)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 24)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx2PanelRows>, 32)
-ORTSPARSE_INSTANTIATE(InputOffsets, 8)
-ORTSPARSE_INSTANTIATE(InputOffsets, 16)
-ORTSPARSE_INSTANTIATE(InputOffsets, 24)
-ORTSPARSE_INSTANTIATE(InputOffsets, 32)
-#undef ORTSPARSE_INSTANTIATE
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmBlock4Avx2, kAvx2PanelRows, 8)
 
 }  // namespace ortsparse::kernels

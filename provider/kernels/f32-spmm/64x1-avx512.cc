@@ -52,19 +52,6 @@ void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& 
   }
 }
 
-#define ORTSPARSE_INSTANTIATE(rows_type, rows)                                                     \
-  template void SpmmCsrAvx512<rows_type, rows, false>(                                             \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);                \
-  template void SpmmCsrAvx512<rows_type, rows, true>(                                              \
-      const float*, const TileSegments<rows_type::Index>&, size_t, size_t, float*);
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 16)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 32)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 48)
-ORTSPARSE_INSTANTIATE(PanelRows<kAvx512PanelRows>, 64)
-ORTSPARSE_INSTANTIATE(InputOffsets, 16)
-ORTSPARSE_INSTANTIATE(InputOffsets, 32)
-ORTSPARSE_INSTANTIATE(InputOffsets, 48)
-ORTSPARSE_INSTANTIATE(InputOffsets, 64)
-#undef ORTSPARSE_INSTANTIATE
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmCsrAvx512, kAvx512PanelRows, 16)
 
 }  // namespace ortsparse::kernels

@@ -83,6 +83,22 @@ using SpmvRowFn = void (*)(const float* x, const SparseWeights& weights, size_t 
 // features.
 inline constexpr size_t kMaxTileVectors = 4;
 
+// Explicit instantiations of a vector family's tile kernel template, for both addressings and the
+// four tile heights (1 to 4 vectors of vector_rows rows), each overwriting and accumulating.
+#define ORTSPARSE_INSTANTIATE_TILE(kernel, addressing, rows)                                \
+  template void kernel<addressing, rows, false>(                                            \
+      const float*, const TileSegments<addressing::Index>&, size_t, size_t, float*);        \
+  template void kernel<addressing, rows, true>(                                             \
+      const float*, const TileSegments<addressing::Index>&, size_t, size_t, float*);
+#define ORTSPARSE_INSTANTIATE_TILE_HEIGHTS(kernel, addressing, vector_rows)                 \
+  ORTSPARSE_INSTANTIATE_TILE(kernel, addressing, 1 * (vector_rows))                         \
+  ORTSPARSE_INSTANTIATE_TILE(kernel, addressing, 2 * (vector_rows))                         \
+  ORTSPARSE_INSTANTIATE_TILE(kernel, addressing, 3 * (vector_rows))                         \
+  ORTSPARSE_INSTANTIATE_TILE(kernel, addressing, 4 * (vector_rows))
+#define ORTSPARSE_INSTANTIATE_TILE_KERNEL(kernel, panel_rows, vector_rows)                  \
+  ORTSPARSE_INSTANTIATE_TILE_HEIGHTS(kernel, PanelRows<panel_rows>, vector_rows)            \
+  ORTSPARSE_INSTANTIATE_TILE_HEIGHTS(kernel, InputOffsets, vector_rows)
+
 // AVX-512: 16 floats per vector, panels of 64 rows.
 inline constexpr size_t kAvx512PanelRows = 64;
 void PackPanelAvx512(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
