@@ -5,6 +5,7 @@
 
 #include "operators/sparse_conv.h"
 #include "operators/sparse_gemm.h"
+#include "operators/sparse_qgemm.h"
 
 namespace {
 
@@ -15,7 +16,8 @@ constexpr const char* kDomain = "ortsparse";
 std::vector<OrtCustomOp*>& Operators() {
   static ortsparse::SparseGemmOp sparse_gemm;
   static ortsparse::SparseConvOp sparse_conv;
-  static std::vector<OrtCustomOp*> operators = {&sparse_gemm, &sparse_conv};
+  static ortsparse::SparseQGemmOp sparse_qgemm;
+  static std::vector<OrtCustomOp*> operators = {&sparse_gemm, &sparse_conv, &sparse_qgemm};
   return operators;
 }
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,32 @@ std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name)
 std::optional<std::vector<int64_t>> IntsAttribute(const OrtKernelInfo* info, const char* name);
 std::optional<float> FloatAttribute(const OrtKernelInfo* info, const char* name);
 std::optional<std::string> StringAttribute(const OrtKernelInfo* info, const char* name);
+
+// A constant 1-D input of element type T, copied out of ORT's initializer; throws
+// std::invalid_argument unless the node gives one.
+template <typename T>
+std::vector<T> ConstantVectorInput(const Ort::ConstKernelInfo& info, size_t index,
+                                   const char* name) {
+  int is_constant = 0;
+  Ort::ConstValue value{nullptr};
+  if (index < info.GetInputCount()) value = info.GetTensorConstantInput(index, &is_constant);
+  if (!is_constant || value == nullptr) {
+    throw std::invalid_argument(std::string(name) + " (input " + std::to_string(index) +
+                                ") must be a constant initializer");
+  }
+  const Ort::TensorTypeAndShapeInfo type_and_shape = value.GetTensorTypeAndShapeInfo();
+  if (type_and_shape.GetElementType() != Ort::TypeToTensorType<T>::type) {
+    throw std::invalid_argument(std::string(name) + " (input " + std::to_string(index) +
+                                ") has the wrong element type");
+  }
+  const std::vector<int64_t> shape = type_and_shape.GetShape();
+  if (shape.size() != 1) {
+    throw std::invalid_argument(std::string(name) + " must be 1-D, got shape " +
+                                ShapeString(shape));
+  }
+  const T* data = value.GetTensorData<T>();
+  return std::vector<T>(data, data + shape[0]);
+}
 
 // An optional input as the run sees it: null when the node leaves it out.
 Ort::ConstValue OptionalInput(const Ort::KernelContext& context, size_t index);

@@ -46,26 +46,6 @@ kernels::Epilogue ReadEpilogue(const Ort::ConstKernelInfo& info) {
   return epilogue;
 }
 
-// A constant 1-D input of the expected element type, copied out of ORT's initializer.
-template <typename T>
-std::vector<T> ReadConstantVector(const Ort::ConstKernelInfo& info, size_t index,
-                                  const char* name) {
-  int is_constant = 0;
-  Ort::ConstValue value{nullptr};
-  if (index < info.GetInputCount()) value = info.GetTensorConstantInput(index, &is_constant);
-  if (!is_constant || value == nullptr) {
-    throw std::invalid_argument(std::string(name) + " (input " + std::to_string(index) +
-                                ") must be a constant initializer");
-  }
-  const std::vector<int64_t> shape = value.GetTensorTypeAndShapeInfo().GetShape();
-  if (shape.size() != 1) {
-    throw std::invalid_argument(std::string(name) + " must be 1-D, got shape " +
-                                ShapeString(shape));
-  }
-  const T* data = value.GetTensorData<T>();
-  return std::vector<T>(data, data + shape[0]);
-}
-
 void CheckBiasShape(const std::vector<int64_t>& shape, int64_t n) {
   if (shape.size() != 1 || shape[0] != n) {
     throw std::invalid_argument("bias has shape " + ShapeString(shape) + ", expected [" +
@@ -105,9 +85,9 @@ SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& in
 PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 const SparseMatrixAttributes& matrix) {
   PackedWeights packed{
-      ReadConstantVector<float>(info, kInputWeightValues, "weight_values"),
-      ReadConstantVector<int32_t>(info, kInputWeightGroupOffsets, "weight_group_offsets"),
-      ReadConstantVector<int32_t>(info, kInputWeightInputIndices, "weight_input_indices")};
+      ConstantVectorInput<float>(info, kInputWeightValues, "weight_values"),
+      ConstantVectorInput<int32_t>(info, kInputWeightGroupOffsets, "weight_group_offsets"),
+      ConstantVectorInput<int32_t>(info, kInputWeightInputIndices, "weight_input_indices")};
   const std::vector<int32_t>& group_offsets = packed.group_offsets;
   const std::vector<int32_t>& input_indices = packed.input_indices;
   const size_t block_size = matrix.block_size;

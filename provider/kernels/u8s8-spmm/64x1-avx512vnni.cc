@@ -1,0 +1,58 @@
+// AVX-512 VNNI INT8 kernels: one vpdpbusd multiplies a quad of 16 rows by a channel's quad of
+// weights and adds into 16 int32 lanes.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/u8s8-spmm/spmm.h"
+
+namespace ortsparse::kernels {
+
+void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
+                             bool flip_sign, uint8_t* panel) {
+  const __m512i flip = _mm512_set1_epi8(flip_sign ? static_cast<char>(0x80) : 0);
+  const size_t quads = (k + 3) / 4;
+  // A row's quads are its bytes in order, so 16 quads (64 bytes) of a row load as one vector and
+  // scatter as 16 dwords, one per quad, each to its row's slot.
+  for (size_t r = 0; r < kVnniPanelRows; ++r) {
+    int32_t* row_slots = reinterpret_cast<int32_t*>(panel) + r;
+    for (size_t q0 = 0; q0 < quads; q0 += 16) {
+      const size_t first = 4 * q0;
+      const size_t bytes = r < rows ? std::min<size_t>(64, k > first ? k - first : 0) : 0;
+      const __mmask64 present = bytes == 64 ? ~__mmask64{0} : ((__mmask64{1} << bytes) - 1);
+      __m512i v = _mm512_maskz_loadu_epi8(present, x + r * x_stride + first);
+      // Features past K were loaded as zeros; flipping must leave them zero.
+      v = _mm512_maskz_mov_epi8(present, _mm512_xor_si512(v, flip));
+      alignas(64) int32_t quad_values[16];
+      _mm512_store_si512(quad_values, v);
+      const size_t count = std::min<size_t>(16, quads - q0);
+      for (size_t q = 0; q < count; ++q) row_slots[(q0 + q) * kVnniPanelRows] = quad_values[q];
+    }
+  }
+}
+
+template <size_t kVectors>
+void QuadTileAvx512Vnni(const uint8_t* panel, const QuadWeights& weights, size_t group_begin,
+                        size_t group_end, int32_t* acc) {
+  for (size_t g = group_begin; g < group_end; ++g) {
+    __m512i sum[kVectors];
+    for (size_t v = 0; v < kVectors; ++v) sum[v] = _mm512_setzero_si512();
+    for (int32_t i = weights.group_offsets[g]; i < weights.group_offsets[g + 1]; ++i) {
+      const __m512i w = _mm512_set1_epi32(weights.values[i]);
+      const uint8_t* quad =
+          panel + static_cast<size_t>(weights.quad_indices[i]) * kVnniPanelRows * 4;
+      for (size_t v = 0; v < kVectors; ++v) {
+        sum[v] = _mm512_dpbusd_epi32(sum[v], _mm512_load_si512(quad + 64 * v), w);
+      }
+    }
+    int32_t* out = acc + (g - group_begin) * kVnniPanelRows;
+    for (size_t v = 0; v < kVectors; ++v) _mm512_store_si512(out + 16 * v, sum[v]);
+  }
+}
+
+template void QuadTileAvx512Vnni<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void QuadTileAvx512Vnni<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void QuadTileAvx512Vnni<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void QuadTileAvx512Vnni<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+
+}  // namespace ortsparse::kernels

@@ -1,0 +1,118 @@
+#include "operators/quad_tiles.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "isa/cpu_features.h"
+#include "operators/op_support.h"
+
+namespace ortsparse {
+namespace {
+
+using kernels::QuadTileAvx2;
+using kernels::QuadTileAvx512Vnni;
+
+const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
+    kernels::kVnniPanelRows,
+    16,
+    kernels::kVnniPanelRows * 4,
+    kernels::PackQuadPanelAvx512Vnni,
+    {QuadTileAvx512Vnni<1>, QuadTileAvx512Vnni<2>, QuadTileAvx512Vnni<3>, QuadTileAvx512Vnni<4>},
+    kernels::RequantizeTileAvx512,
+};
+
+const QuadMicrokernels kAvx2QuadMicrokernels = {
+    kernels::kAvx2QuadPanelRows,
+    8,
+    kernels::kAvx2QuadPanelRows * 4 * sizeof(int16_t),
+    kernels::PackQuadPanelAvx2,
+    {QuadTileAvx2<1>, QuadTileAvx2<2>, QuadTileAvx2<3>, QuadTileAvx2<4>},
+    kernels::RequantizeTileScalar,
+};
+
+const QuadMicrokernels kScalarQuadMicrokernels = {
+    kernels::kScalarQuadPanelRows,
+    kernels::kScalarQuadPanelRows,
+    kernels::kScalarQuadPanelRows * 4,
+    kernels::PackQuadPanelScalar,
+    {kernels::QuadTileScalar},
+    kernels::RequantizeTileScalar,
+};
+
+}  // namespace
+
+const QuadMicrokernels& SelectQuadMicrokernels() {
+  switch (isa::SelectKernelFamily()) {
+    case isa::KernelFamily::kAvx512Vnni:
+      return kAvx512VnniQuadMicrokernels;
+    case isa::KernelFamily::kAvx512:
+    case isa::KernelFamily::kAvx2:
+      return kAvx2QuadMicrokernels;
+    case isa::KernelFamily::kScalar:
+      break;
+  }
+  return kScalarQuadMicrokernels;
+}
+
+QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t first_input,
+                                        int64_t k, int64_t n) {
+  const std::vector<int8_t> bytes =
+      ConstantVectorInput<int8_t>(info, first_input, "weight_values");
+  QuadPackedWeights packed;
+  packed.group_offsets =
+      ConstantVectorInput<int32_t>(info, first_input + 1, "weight_group_offsets");
+  packed.quad_indices =
+      ConstantVectorInput<int32_t>(info, first_input + 2, "weight_input_indices");
+  const size_t stored = packed.quad_indices.size();
+  const size_t groups = static_cast<size_t>(n);
+  const int64_t quads = (k + 3) / 4;
+  if (packed.group_offsets.size() != groups + 1) {
+    throw std::invalid_argument("weight_group_offsets has " +
+                                std::to_string(packed.group_offsets.size()) +
+                                " entries, expected N + 1 = " + std::to_string(groups + 1));
+  }
+  if (bytes.size() != 4 * stored) {
+    throw std::invalid_argument("weight_values has " + std::to_string(bytes.size()) +
+                                " entries, expected 4 per stored quad (" +
+                                std::to_string(4 * stored) + ")");
+  }
+  if (packed.group_offsets.front() != 0 ||
+      static_cast<size_t>(packed.group_offsets.back()) != stored) {
+    throw std::invalid_argument("weight_group_offsets must start at 0 and end at " +
+                                std::to_string(stored) + " (the number of stored quads)");
+  }
+  for (size_t g = 0; g < groups; ++g) {
+    if (packed.group_offsets[g + 1] < packed.group_offsets[g]) {
+      throw std::invalid_argument("weight_group_offsets decreases at group " + std::to_string(g));
+    }
+  }
+  packed.values.resize(stored);
+  std::memcpy(packed.values.data(), bytes.data(), bytes.size());
+  packed.channel_sums.assign(groups, 0);
+  for (size_t g = 0; g < groups; ++g) {
+    for (int32_t i = packed.group_offsets[g]; i < packed.group_offsets[g + 1]; ++i) {
+      const int32_t q = packed.quad_indices[i];
+      if (q < 0 || q >= quads) {
+        throw std::invalid_argument("weight_input_indices[" + std::to_string(i) + "] = " +
+                                    std::to_string(q) + " is outside [0, ceil(K / 4) = " +
+                                    std::to_string(quads) + ")");
+      }
+      if (i > packed.group_offsets[g] && q <= packed.quad_indices[i - 1]) {
+        throw std::invalid_argument("weight_input_indices are not strictly increasing in group " +
+                                    std::to_string(g) + " (position " + std::to_string(i) + ")");
+      }
+      for (size_t j = 0; j < 4; ++j) {
+        const int8_t weight = bytes[4 * static_cast<size_t>(i) + j];
+        if (weight != 0 && 4 * q + static_cast<int64_t>(j) >= k) {
+          throw std::invalid_argument("weight_values has a nonzero weight past K in quad " +
+                                      std::to_string(q) + " of group " + std::to_string(g));
+        }
+        packed.channel_sums[g] += weight;
+      }
+    }
+  }
+  return packed;
+}
+
+}  // namespace ortsparse

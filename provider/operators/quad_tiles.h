@@ -1,0 +1,49 @@
+// The INT8 tile path's microkernels for the CPU's ISA family, and the weights as they read them.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/u8s8-spmm/requantize.h"
+#include "kernels/u8s8-spmm/spmm.h"
+
+namespace ortsparse {
+
+struct QuadMicrokernels {
+  size_t panel_rows;   // rows per panel (the tile height)
+  size_t vector_rows;  // tile variant v (0-based) handles up to (v + 1) * vector_rows rows
+  size_t panel_bytes_per_quad;
+  kernels::PackQuadPanelFn pack_panel;
+  kernels::QuadTileFn tiles[kernels::kMaxQuadTileVectors];
+  kernels::RequantizeTileFn requantize;
+
+  kernels::QuadTileFn TileFor(size_t rows) const {
+    return tiles[(rows + vector_rows - 1) / vector_rows - 1];
+  }
+};
+
+// The family ORTSPARSE_ISA and the CPU allow. Without VNNI (AVX2, and AVX-512 without VNNI) the
+// AVX2 kernels run, with the portable output stage.
+const QuadMicrokernels& SelectQuadMicrokernels();
+
+// The quad format's packed weights (docs/ops.md), validated: int8 values, four per quad.
+struct QuadPackedWeights {
+  std::vector<int32_t> values;  // one quad of four int8 weights per entry
+  std::vector<int32_t> group_offsets;
+  std::vector<int32_t> quad_indices;
+  std::vector<int32_t> channel_sums;  // sum of each output channel's weights
+
+  kernels::QuadWeights View() const {
+    return {values.data(), group_offsets.data(), quad_indices.data()};
+  }
+};
+
+// Reads inputs weight_values (int8), weight_group_offsets and weight_input_indices (int32) at
+// `first_input` and the two after it; throws std::invalid_argument when they break the contract.
+QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t first_input,
+                                        int64_t k, int64_t n);
+
+}  // namespace ortsparse

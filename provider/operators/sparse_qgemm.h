@@ -1,0 +1,69 @@
+// SparseQGemm (domain ortsparse): Y = requantize((X - x_zero_point) · W + bias) with X uint8 or
+// int8, W int8, sparse, constant and packed in quads along K by the rewriter; Y has X's type.
+// Contract: docs/ops.md.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "operators/op_support.h"
+#include "operators/quad_tiles.h"
+
+namespace ortsparse {
+
+enum SparseQGemmInput : size_t {
+  kQInputX = 0,
+  kQInputWeightValues = 1,
+  kQInputWeightGroupOffsets = 2,
+  kQInputWeightInputIndices = 3,
+  kQInputOutputScale = 4,
+  kQInputBias = 5,
+  kQInputCount = 6,
+};
+
+class SparseQGemmKernel {
+ public:
+  // Reads the attributes and the constant inputs, validates them and prepares the requantization;
+  // throws std::invalid_argument for a malformed node.
+  SparseQGemmKernel(const OrtApi& api, const OrtKernelInfo* info);
+
+  // Never throws: errors become the returned status.
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+
+ private:
+  void ReadQuantization(const Ort::ConstKernelInfo& info);
+  void Compute(Ort::KernelContext& context) const;
+
+  std::string node_label_;
+  int64_t k_ = 0;
+  int64_t n_ = 0;
+  ONNXTensorElementDataType x_type_ = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  QuadPackedWeights weights_;
+  std::vector<float> scales_;
+  // bias[n] - (activation zero point, as the kernels see it) * (sum of channel n's weights)
+  std::vector<int32_t> channel_offsets_;
+  kernels::Requantization requantization_{};
+  const QuadMicrokernels* microkernels_ = nullptr;
+};
+
+struct SparseQGemmOp : Ort::CustomOpBase<SparseQGemmOp, SparseQGemmKernel, /*WithStatus=*/true> {
+  const char* GetName() const { return "SparseQGemm"; }
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+
+  size_t GetInputTypeCount() const { return kQInputCount; }
+  ONNXTensorElementDataType GetInputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
+    return index == kQInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+                                : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+  }
+  size_t GetOutputTypeCount() const { return 1; }
+  // Undefined: ORT gives Y the type of X, the one input of undefined type.
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
+    return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  }
+};
+
+}  // namespace ortsparse
