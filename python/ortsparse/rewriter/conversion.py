@@ -19,11 +19,15 @@ from ortsparse.rewriter.sparse_op import SparseOp
 @dataclass(frozen=True)
 class Conversion:
     decision: Decision
-    sparse_node: str = ""  # name of the SparseGemm/SparseConv node that replaced the node, if any
+    sparse_node: str = ""  # name of the node (SparseGemm, SparseConv, SparseQGemm) replacing it
 
 
 class ConversionRule(ABC):
     op_type: str  # the default-domain op this rule converts
+
+    def applies_to(self, graph: Graph, node: onnx.NodeProto) -> bool:
+        """Whether this rule, rather than a later one for the same op type, handles ``node``."""
+        return True
 
     @abstractmethod
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:

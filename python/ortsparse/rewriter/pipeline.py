@@ -1,8 +1,9 @@
 """The rewrite pipeline: validate, convert MatMul/Gemm/Conv nodes, fuse epilogues, clean up.
 
 1. The model is checked (onnx.checker, strict shape inference); a malformed one is a RewriteError.
-2. Conversion rules visit every MatMul, Gemm and Conv of the top-level graph, in graph order, and
-   each gets a Decision, rewritten or not; nodes inside control-flow subgraphs are reported as kept.
+2. Conversion rules visit every MatMul, Gemm, Conv and QLinearMatMul of the top-level graph, in
+   graph order, and each gets a Decision, rewritten or not (a MatMul in a QDQ pattern goes to the
+   INT8 rule); nodes inside control-flow subgraphs are reported as kept.
 3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
@@ -68,8 +69,14 @@ def rewrite_owned_model(
 
     conversions = _convert(graph, policy, report)
     rewritten = [conversion for conversion in conversions if conversion.sparse_node]
-    report(f"fusing epilogues of {len(rewritten)} SparseGemm/SparseConv node(s)")
-    for conversion in rewritten:
+    # SparseQGemm's requantization already holds what QDQ graphs express after the product.
+    with_epilogue = [
+        conversion
+        for conversion in rewritten
+        if graph.node_named(conversion.sparse_node).op_type in _SPARSE_OP_CLASSES
+    ]
+    report(f"fusing epilogues of {len(with_epilogue)} SparseGemm/SparseConv node(s)")
+    for conversion in with_epilogue:
         _fuse_epilogue(graph, conversion)
     graph.commit()
     if rewritten:
@@ -98,14 +105,19 @@ def estimated_size_bytes(model: onnx.ModelProto) -> int:
 
 
 def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Conversion]:
-    rule_for_op = {rule.op_type: rule for rule in CONVERSION_RULES}
+    op_types = {rule.op_type for rule in CONVERSION_RULES}
     candidates = [
-        node for node in graph.nodes if node.op_type in rule_for_op and is_default_domain(node)
+        node for node in graph.nodes if node.op_type in op_types and is_default_domain(node)
     ]
-    report(f"analysing {len(candidates)} MatMul/Gemm/Conv node(s)")
+    report(f"analysing {len(candidates)} MatMul/Gemm/Conv/QLinearMatMul node(s)")
     conversions = []
     for index, node in enumerate(candidates, 1):
-        conversion = rule_for_op[node.op_type].convert(graph, node, policy)
+        rule = next(
+            rule
+            for rule in CONVERSION_RULES
+            if rule.op_type == node.op_type and rule.applies_to(graph, node)
+        )
+        conversion = rule.convert(graph, node, policy)
         decision = conversion.decision
         outcome = (
             f"rewritten ({decision.format})" if decision.rewritten else f"kept: {decision.reason}"
@@ -115,7 +127,7 @@ def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Con
     conversions += [
         kept(node, "inside a control-flow subgraph, which the rewriter leaves as it is")
         for node in _subgraph_nodes(graph.nodes)
-        if node.op_type in rule_for_op and is_default_domain(node)
+        if node.op_type in op_types and is_default_domain(node)
     ]
     return conversions
 

@@ -15,8 +15,17 @@ from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
 from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
 from ortsparse.rewriter.rules.matmul_to_sparse_gemm import MatMulToSparseGemm
+from ortsparse.rewriter.rules.qdq_matmul_to_sparse_qgemm import QdqMatMulToSparseQGemm
+from ortsparse.rewriter.rules.qlinear_matmul_to_sparse_qgemm import QLinearMatMulToSparseQGemm
 
-CONVERSION_RULES = (MatMulToSparseGemm(), GemmToSparseGemm(), ConvToSparseConv())
+# For each node, the first rule of its op type that applies_to it converts it.
+CONVERSION_RULES = (
+    QdqMatMulToSparseQGemm(),
+    MatMulToSparseGemm(),
+    GemmToSparseGemm(),
+    ConvToSparseConv(),
+    QLinearMatMulToSparseQGemm(),
+)
 
 # Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,
 # a bias Add and a residual Add before the activation, the activation, then a residual Add after

@@ -1,0 +1,72 @@
+"""Reading the quantization parameters of QDQ and QOperator nodes, as SparseQGemm needs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from ortsparse.rewriter.graph import Graph, attribute_values
+
+ACTIVATION_TYPES = (onnx.TensorProto.UINT8, onnx.TensorProto.INT8)
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scale: np.ndarray  # float32, a scalar or one per channel
+    zero_point: np.ndarray  # integer, same size as scale
+
+
+def constant_quantization(
+    graph: Graph, scale_name: str, zero_point_name: str
+) -> Quantization | str:
+    """The constant scale and zero point named (an absent zero point is 0), or why they are
+    unusable."""
+    scale = graph.constant(scale_name)
+    if scale is None:
+        return "its scale is not a constant"
+    if scale.dtype != np.float32:
+        return f"its scale is {scale.dtype}, not float32"
+    if zero_point_name:
+        zero_point = graph.constant(zero_point_name)
+        if zero_point is None:
+            return "its zero point is not a constant"
+    else:
+        zero_point = np.zeros(scale.shape, dtype=np.uint8)
+    if zero_point.size != scale.size:
+        return "its scale and zero point differ in size"
+    return Quantization(scale, zero_point)
+
+
+def per_tensor(quantization: Quantization) -> tuple[np.float32, int] | None:
+    """(scale, zero point) when ``quantization`` is per tensor, else None."""
+    if quantization.scale.size != 1:
+        return None
+    return np.float32(quantization.scale.reshape(())), int(quantization.zero_point.reshape(()))
+
+
+def weight_scales(quantization: Quantization, n: int) -> np.ndarray | str:
+    """The weight's scale for each of its N output columns, or why they are unusable: SparseQGemm
+    takes symmetric int8 weights, quantized per tensor or per output column."""
+    if np.any(quantization.zero_point != 0):
+        return "the weight's zero point is not 0"
+    if quantization.zero_point.dtype != np.int8:
+        return f"the weight is {quantization.zero_point.dtype}, SparseQGemm takes int8"
+    if quantization.scale.size not in (1, n):
+        return "the weight's scales are neither per tensor nor per output column"
+    return np.broadcast_to(quantization.scale.reshape(-1), (n,)).astype(np.float32)
+
+
+def output_scales(x_scale: np.float32, w_scales: np.ndarray, y_scale: np.float32) -> np.ndarray:
+    """x_scale * w_scale / y_scale per output column, in float32 and in that order, as ORT's
+    QLinearMatMul and QLinearConv compute their requantization scales (bit-identical results
+    depend on it)."""
+    return ((np.float32(x_scale) * w_scales.astype(np.float32)) / np.float32(y_scale)).astype(
+        np.float32
+    )
+
+
+def dequantize_axis(node: onnx.NodeProto) -> int:
+    """The axis a DequantizeLinear / QuantizeLinear node's per-channel parameters run along."""
+    return int(attribute_values(node).get("axis", 1))

@@ -1,0 +1,122 @@
+"""What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models, and
+the exact comparison with ORT.
+
+SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul does
+(same float32 scale, same clamping, round half to even), so where ORT runs the original as
+QLinearMatMul, or fuses the QDQ pattern into one, outputs must be identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import ortsparse
+from ortsparse.rewriter.testing import OPSET, run
+
+NUMPY_TYPE = {"u8": np.uint8, "s8": np.int8}
+ONNX_TYPE = {"u8": TensorProto.UINT8, "s8": TensorProto.INT8}
+
+
+def sparse_int8_weight(
+    k: int, n: int, sparsity: float = 0.9, seed: int = 0, quads: bool = False
+) -> np.ndarray:
+    """An int8 [k, n] weight with about ``sparsity`` of its entries zero; with ``quads`` whole
+    runs of 4 input features (of one output column) are zero together."""
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    if quads:
+        zero = np.repeat(rng.random((-(-k // 4), n)) < sparsity, 4, axis=0)[:k]
+    else:
+        zero = rng.random((k, n)) < sparsity
+    weight[zero] = 0
+    return weight
+
+
+def constants(**values) -> list[onnx.TensorProto]:
+    return [numpy_helper.from_array(np.asarray(value), name) for name, value in values.items()]
+
+
+def qlinear_matmul_model(
+    weight: np.ndarray, a_shape: list, activation: str = "u8", w_scale=np.float32(0.02)
+) -> onnx.ModelProto:
+    """Y = QLinearMatMul(A, constant W) with per-tensor A and Y; W's scale as given."""
+    dtype, elem = NUMPY_TYPE[activation], ONNX_TYPE[activation]
+    node = helper.make_node(
+        "QLinearMatMul", ["A", "a_s", "a_z", "W", "w_s", "w_z", "y_s", "y_z"], ["Y"], name="qmm"
+    )
+    initializers = constants(
+        a_s=np.float32(0.05),
+        a_z=dtype(3),
+        W=weight,
+        w_s=w_scale,
+        w_z=np.zeros(np.shape(w_scale), np.int8),
+        y_s=np.float32(0.7),
+        y_z=dtype(-5 if activation == "s8" else 120),
+    )
+    return _model([node], a_shape, weight.shape[1], elem, initializers)
+
+
+def qdq_matmul_model(
+    weight: np.ndarray, a_shape: list, activation: str = "u8", w_scale=np.float32(0.02)
+) -> onnx.ModelProto:
+    """Y = Q(MatMul(DQ(A), DQ(constant W))) as onnxruntime.quantization writes it; W's scale per
+    tensor, or per output column (axis 1) when given one per column."""
+    dtype, elem = NUMPY_TYPE[activation], ONNX_TYPE[activation]
+    w_axis = {"axis": 1} if np.size(w_scale) > 1 else {}
+    nodes = [
+        helper.make_node("DequantizeLinear", ["A", "a_s", "a_z"], ["a"], name="dq_a"),
+        helper.make_node("DequantizeLinear", ["W", "w_s", "w_z"], ["w"], name="dq_w", **w_axis),
+        helper.make_node("MatMul", ["a", "w"], ["y"], name="mm"),
+        helper.make_node("QuantizeLinear", ["y", "y_s", "y_z"], ["Y"], name="q_y"),
+    ]
+    initializers = constants(
+        a_s=np.float32(0.05),
+        a_z=dtype(3),
+        W=weight,
+        w_s=w_scale,
+        w_z=np.zeros(np.shape(w_scale), np.int8),
+        y_s=np.float32(0.7),
+        y_z=dtype(-5 if activation == "s8" else 120),
+    )
+    return _model(nodes, a_shape, weight.shape[1], elem, initializers)
+
+
+def _model(nodes, a_shape, n, elem, initializers) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "quantized",
+        [helper.make_tensor_value_info("A", elem, a_shape)],
+        [helper.make_tensor_value_info("Y", elem, [*a_shape[:-1], n])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+
+
+def quantized_inputs(model: onnx.ModelProto, dims: dict[str, int], seed: int = 1) -> dict:
+    """Random feeds over the whole range of each (uint8 or int8) input's type."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for value in model.graph.input:
+        dtype = np.uint8 if value.type.tensor_type.elem_type == TensorProto.UINT8 else np.int8
+        info = np.iinfo(dtype)
+        shape = [
+            dim.dim_value if dim.HasField("dim_value") else dims[dim.dim_param]
+            for dim in value.type.tensor_type.shape.dim
+        ]
+        feeds[value.name] = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    return feeds
+
+
+def assert_identical_outputs(
+    original: onnx.ModelProto, rewritten: onnx.ModelProto, dims: dict[str, int]
+) -> None:
+    """ORT on ``rewritten`` (library registered) gives exactly ORT's outputs on ``original``."""
+    inputs = quantized_inputs(original, dims)
+    expected = run(original, inputs)
+    actual = run(rewritten, inputs, ortsparse.library_path())
+    for want, got in zip(expected, actual):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        differing = int(np.count_nonzero(got != want))
+        assert differing == 0, f"{differing} of {want.size} outputs differ from ORT's"

@@ -1,0 +1,54 @@
+"""The SparseQGemm node (contract: docs/ops.md): an int8 weight packed in quads, requantized
+output of X's type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ortsparse.rewriter.graph import Graph
+from ortsparse.rewriter.quad_packing import pack_quads
+from ortsparse.rewriter.sparse_op import DOMAIN
+
+OP_TYPE = "SparseQGemm"
+FORMAT = "quad4"
+
+
+@dataclass(frozen=True)
+class QuantizedProduct:
+    """Y = requantize((X - x_zero_point) · W) of a quantized MatMul, whatever form it had."""
+
+    x: str  # uint8 or int8
+    weight: np.ndarray  # int8 [K, N], zero point 0
+    output_scales: np.ndarray  # float32 [N]: x_scale * w_scale / y_scale, as ORT computes it
+    x_zero_point: int
+    y_zero_point: int
+    output: str
+
+
+def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onnx.NodeProto:
+    """A SparseQGemm node computing ``product``, its packed weight and scales added as
+    initializers named after ``base``."""
+    packed = pack_quads(product.weight)
+    inputs = [
+        product.x,
+        graph.add_initializer(f"{base}.weight_values", packed.values),
+        graph.add_initializer(f"{base}.weight_group_offsets", packed.group_offsets),
+        graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
+        graph.add_initializer(f"{base}.output_scale", product.output_scales),
+    ]
+    return helper.make_node(
+        OP_TYPE,
+        inputs,
+        [product.output],
+        name=graph.unique_name(f"{base}_{OP_TYPE}"),
+        domain=DOMAIN,
+        K=packed.k,
+        N=packed.n,
+        format=FORMAT,
+        x_zero_point=product.x_zero_point,
+        y_zero_point=product.y_zero_point,
+    )
