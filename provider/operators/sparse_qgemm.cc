@@ -15,6 +15,9 @@ namespace {
 constexpr int64_t kMaxK = 65536;
 // Output channels per task: their int32 sums for one tile stay within 16 KB of L1.
 constexpr size_t kChunkChannels = 64;
+static_assert(kernels::kVnniPanelRows <= kMaxPanelRows &&
+              kernels::kAvx2QuadPanelRows <= kMaxPanelRows &&
+              kernels::kScalarQuadPanelRows <= kMaxPanelRows);
 
 struct TypeRange {
   int32_t min;
