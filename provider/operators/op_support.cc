@@ -15,6 +15,20 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
+ProductShape MatrixProductShape(const std::vector<int64_t>& x_shape, int64_t k, int64_t n) {
+  if (x_shape.size() < 2) {
+    throw std::invalid_argument("X must have rank >= 2, got shape " + ShapeString(x_shape));
+  }
+  if (x_shape.back() != k) {
+    throw std::invalid_argument("X's last dimension is " + std::to_string(x_shape.back()) +
+                                " but attribute K is " + std::to_string(k));
+  }
+  ProductShape shape{x_shape, 1};
+  shape.y_shape.back() = n;
+  for (size_t i = 0; i + 1 < x_shape.size(); ++i) shape.rows *= static_cast<size_t>(x_shape[i]);
+  return shape;
+}
+
 std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name) {
   int64_t value = 0;
   Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &value)};

@@ -18,6 +18,14 @@ inline size_t RoundUp(size_t a, size_t b) { return CeilDiv(a, b) * b; }
 
 std::string ShapeString(const std::vector<int64_t>& shape);
 
+// Y's shape and the number of rows (product of the leading dims) of X [..., K] · W [K, N];
+// throws std::invalid_argument when X's rank is below 2 or its last dim is not K.
+struct ProductShape {
+  std::vector<int64_t> y_shape;
+  size_t rows;
+};
+ProductShape MatrixProductShape(const std::vector<int64_t>& x_shape, int64_t k, int64_t n);
+
 // Optional attributes: ORT reports a missing one as an error status, which here means "absent".
 std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name);
 std::optional<std::vector<int64_t>> IntsAttribute(const OrtKernelInfo* info, const char* name);

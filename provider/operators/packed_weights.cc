@@ -82,6 +82,37 @@ SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& in
   return matrix;
 }
 
+void CheckGroups(const std::vector<int32_t>& group_offsets,
+                 const std::vector<int32_t>& input_indices, int64_t index_limit,
+                 const std::string& limit_label) {
+  const size_t num_groups = group_offsets.size() - 1;
+  const size_t stored = input_indices.size();
+  if (group_offsets.front() != 0 || static_cast<size_t>(group_offsets.back()) != stored) {
+    throw std::invalid_argument("weight_group_offsets must start at 0 and end at " +
+                                std::to_string(stored) + " (the number of input indices)");
+  }
+  // Offsets first: with them monotonic from 0 to `stored`, every group's range is in bounds.
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (group_offsets[g + 1] < group_offsets[g]) {
+      throw std::invalid_argument("weight_group_offsets decreases at group " + std::to_string(g));
+    }
+  }
+  for (size_t g = 0; g < num_groups; ++g) {
+    for (int32_t i = group_offsets[g]; i < group_offsets[g + 1]; ++i) {
+      const int32_t index = input_indices[i];
+      if (index < 0 || index >= index_limit) {
+        throw std::invalid_argument("weight_input_indices[" + std::to_string(i) + "] = " +
+                                    std::to_string(index) + " is outside [0, " + limit_label +
+                                    ")");
+      }
+      if (i > group_offsets[g] && index <= input_indices[i - 1]) {
+        throw std::invalid_argument("weight_input_indices are not strictly increasing in group " +
+                                    std::to_string(g) + " (position " + std::to_string(i) + ")");
+      }
+    }
+  }
+}
+
 PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 const SparseMatrixAttributes& matrix) {
   PackedWeights packed{
@@ -105,31 +136,7 @@ PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 " (block size " + std::to_string(block_size) + " times " +
                                 std::to_string(nnz_blocks) + " input indices)");
   }
-  if (group_offsets.front() != 0 ||
-      static_cast<size_t>(group_offsets.back()) != nnz_blocks) {
-    throw std::invalid_argument("weight_group_offsets must start at 0 and end at " +
-                                std::to_string(nnz_blocks) + " (the number of input indices)");
-  }
-  // Offsets first: with them monotonic from 0 to nnz_blocks, every group's range is in bounds.
-  for (size_t g = 0; g < num_groups; ++g) {
-    if (group_offsets[g + 1] < group_offsets[g]) {
-      throw std::invalid_argument("weight_group_offsets decreases at group " + std::to_string(g));
-    }
-  }
-  for (size_t g = 0; g < num_groups; ++g) {
-    for (int32_t i = group_offsets[g]; i < group_offsets[g + 1]; ++i) {
-      const int32_t k = input_indices[i];
-      if (k < 0 || k >= matrix.k) {
-        throw std::invalid_argument("weight_input_indices[" + std::to_string(i) + "] = " +
-                                    std::to_string(k) + " is outside [0, K=" +
-                                    std::to_string(matrix.k) + ")");
-      }
-      if (i > group_offsets[g] && k <= input_indices[i - 1]) {
-        throw std::invalid_argument("weight_input_indices are not strictly increasing in group " +
-                                    std::to_string(g) + " (position " + std::to_string(i) + ")");
-      }
-    }
-  }
+  CheckGroups(group_offsets, input_indices, matrix.k, "K=" + std::to_string(matrix.k));
   return packed;
 }
 

@@ -45,6 +45,13 @@ struct PackedWeights {
   std::vector<int32_t> input_indices;
 };
 
+// Checks a packed weight's groups (group_offsets has one entry per group, plus one): offsets
+// from 0 to the number of input indices, never decreasing, and within each group indices
+// strictly increasing in [0, index_limit); limit_label names that limit in messages.
+void CheckGroups(const std::vector<int32_t>& group_offsets,
+                 const std::vector<int32_t>& input_indices, int64_t index_limit,
+                 const std::string& limit_label);
+
 PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 const SparseMatrixAttributes& matrix);
 

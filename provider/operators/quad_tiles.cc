@@ -6,6 +6,7 @@
 
 #include "isa/cpu_features.h"
 #include "operators/op_support.h"
+#include "operators/packed_weights.h"
 
 namespace ortsparse {
 namespace {
@@ -77,31 +78,14 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
                                 " entries, expected 4 per stored quad (" +
                                 std::to_string(4 * stored) + ")");
   }
-  if (packed.group_offsets.front() != 0 ||
-      static_cast<size_t>(packed.group_offsets.back()) != stored) {
-    throw std::invalid_argument("weight_group_offsets must start at 0 and end at " +
-                                std::to_string(stored) + " (the number of stored quads)");
-  }
-  for (size_t g = 0; g < groups; ++g) {
-    if (packed.group_offsets[g + 1] < packed.group_offsets[g]) {
-      throw std::invalid_argument("weight_group_offsets decreases at group " + std::to_string(g));
-    }
-  }
+  CheckGroups(packed.group_offsets, packed.quad_indices, quads,
+              "ceil(K / 4) = " + std::to_string(quads));
   packed.values.resize(stored);
   std::memcpy(packed.values.data(), bytes.data(), bytes.size());
   packed.channel_sums.assign(groups, 0);
   for (size_t g = 0; g < groups; ++g) {
     for (int32_t i = packed.group_offsets[g]; i < packed.group_offsets[g + 1]; ++i) {
-      const int32_t q = packed.quad_indices[i];
-      if (q < 0 || q >= quads) {
-        throw std::invalid_argument("weight_input_indices[" + std::to_string(i) + "] = " +
-                                    std::to_string(q) + " is outside [0, ceil(K / 4) = " +
-                                    std::to_string(quads) + ")");
-      }
-      if (i > packed.group_offsets[g] && q <= packed.quad_indices[i - 1]) {
-        throw std::invalid_argument("weight_input_indices are not strictly increasing in group " +
-                                    std::to_string(g) + " (position " + std::to_string(i) + ")");
-      }
+      const int64_t q = packed.quad_indices[i];
       for (size_t j = 0; j < 4; ++j) {
         const int8_t weight = bytes[4 * static_cast<size_t>(i) + j];
         if (weight != 0 && 4 * q + static_cast<int64_t>(j) >= k) {

@@ -110,17 +110,7 @@ OrtStatusPtr SparseGemmKernel::ComputeV2(OrtKernelContext* context) const {
 void SparseGemmKernel::Compute(Ort::KernelContext& context) const {
   const Ort::ConstValue x = context.GetInput(kInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
-  if (x_shape.size() < 2) {
-    throw std::invalid_argument("X must have rank >= 2, got shape " + ShapeString(x_shape));
-  }
-  if (x_shape.back() != matrix_.k) {
-    throw std::invalid_argument("X's last dimension is " + std::to_string(x_shape.back()) +
-                                " but attribute K is " + std::to_string(matrix_.k));
-  }
-  std::vector<int64_t> y_shape = x_shape;
-  y_shape.back() = matrix_.n;
-  size_t rows = 1;
-  for (size_t i = 0; i + 1 < x_shape.size(); ++i) rows *= static_cast<size_t>(x_shape[i]);
+  const auto [y_shape, rows] = MatrixProductShape(x_shape, matrix_.k, matrix_.n);
 
   Job job{};
   job.bias = BiasForRun(context, constant_bias_, matrix_.n);

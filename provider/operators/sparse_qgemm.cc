@@ -202,17 +202,7 @@ void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
     throw std::invalid_argument("X's element type changed since the session was created");
   }
   const std::vector<int64_t> x_shape = x_info.GetShape();
-  if (x_shape.size() < 2) {
-    throw std::invalid_argument("X must have rank >= 2, got shape " + ShapeString(x_shape));
-  }
-  if (x_shape.back() != k_) {
-    throw std::invalid_argument("X's last dimension is " + std::to_string(x_shape.back()) +
-                                " but attribute K is " + std::to_string(k_));
-  }
-  std::vector<int64_t> y_shape = x_shape;
-  y_shape.back() = n_;
-  size_t rows = 1;
-  for (size_t i = 0; i + 1 < x_shape.size(); ++i) rows *= static_cast<size_t>(x_shape[i]);
+  const auto [y_shape, rows] = MatrixProductShape(x_shape, k_, n_);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   if (rows == 0) return;
 

@@ -42,19 +42,11 @@ def qlinear_matmul_model(
     weight: np.ndarray, a_shape: list, activation: str = "u8", w_scale=np.float32(0.02)
 ) -> onnx.ModelProto:
     """Y = QLinearMatMul(A, constant W) with per-tensor A and Y; W's scale as given."""
-    dtype, elem = NUMPY_TYPE[activation], ONNX_TYPE[activation]
+    elem = ONNX_TYPE[activation]
     node = helper.make_node(
         "QLinearMatMul", ["A", "a_s", "a_z", "W", "w_s", "w_z", "y_s", "y_z"], ["Y"], name="qmm"
     )
-    initializers = constants(
-        a_s=np.float32(0.05),
-        a_z=dtype(3),
-        W=weight,
-        w_s=w_scale,
-        w_z=np.zeros(np.shape(w_scale), np.int8),
-        y_s=np.float32(0.7),
-        y_z=dtype(-5 if activation == "s8" else 120),
-    )
+    initializers = _quantization_constants(weight, w_scale, activation)
     return _model([node], a_shape, weight.shape[1], elem, initializers)
 
 
@@ -63,7 +55,7 @@ def qdq_matmul_model(
 ) -> onnx.ModelProto:
     """Y = Q(MatMul(DQ(A), DQ(constant W))) as onnxruntime.quantization writes it; W's scale per
     tensor, or per output column (axis 1) when given one per column."""
-    dtype, elem = NUMPY_TYPE[activation], ONNX_TYPE[activation]
+    elem = ONNX_TYPE[activation]
     w_axis = {"axis": 1} if np.size(w_scale) > 1 else {}
     nodes = [
         helper.make_node("DequantizeLinear", ["A", "a_s", "a_z"], ["a"], name="dq_a"),
@@ -71,7 +63,15 @@ def qdq_matmul_model(
         helper.make_node("MatMul", ["a", "w"], ["y"], name="mm"),
         helper.make_node("QuantizeLinear", ["y", "y_s", "y_z"], ["Y"], name="q_y"),
     ]
-    initializers = constants(
+    initializers = _quantization_constants(weight, w_scale, activation)
+    return _model(nodes, a_shape, weight.shape[1], elem, initializers)
+
+
+def _quantization_constants(weight, w_scale, activation: str) -> list[onnx.TensorProto]:
+    """The constants of both MatMul forms: A and Y per tensor with nonzero zero points, W with
+    the scale given and zero points 0."""
+    dtype = NUMPY_TYPE[activation]
+    return constants(
         a_s=np.float32(0.05),
         a_z=dtype(3),
         W=weight,
@@ -80,7 +80,6 @@ def qdq_matmul_model(
         y_s=np.float32(0.7),
         y_z=dtype(-5 if activation == "s8" else 120),
     )
-    return _model(nodes, a_shape, weight.shape[1], elem, initializers)
 
 
 def _model(nodes, a_shape, n, elem, initializers) -> onnx.ModelProto:
