@@ -1,9 +1,9 @@
-"""What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models, and
-the exact comparison with ORT.
+"""What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models, QDQ
+Gemm models, and the exact comparison with ORT.
 
-SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul does
-(same float32 scale, same clamping, round half to even), so where ORT runs the original as
-QLinearMatMul, or fuses the QDQ pattern into one, outputs must be identical.
+SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul and
+QGemm do (same float32 scale, same clamping, round half to even), so where ORT runs the original
+as one of them, or fuses the QDQ pattern into one, outputs must be identical.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ortsparse.rewriter.testing import OPSET, run
 
 NUMPY_TYPE = {"u8": np.uint8, "s8": np.int8}
 ONNX_TYPE = {"u8": TensorProto.UINT8, "s8": TensorProto.INT8}
+A_SCALE = np.float32(0.05)  # the activation's scale in every model here
 
 
 def sparse_int8_weight(
@@ -47,7 +48,7 @@ def qlinear_matmul_model(
         "QLinearMatMul", ["A", "a_s", "a_z", "W", "w_s", "w_z", "y_s", "y_z"], ["Y"], name="qmm"
     )
     initializers = _quantization_constants(weight, w_scale, activation)
-    return _model([node], a_shape, weight.shape[1], elem, initializers)
+    return _model([node], a_shape, [*a_shape[:-1], weight.shape[1]], elem, initializers)
 
 
 def qdq_matmul_model(
@@ -64,15 +65,58 @@ def qdq_matmul_model(
         helper.make_node("QuantizeLinear", ["y", "y_s", "y_z"], ["Y"], name="q_y"),
     ]
     initializers = _quantization_constants(weight, w_scale, activation)
-    return _model(nodes, a_shape, weight.shape[1], elem, initializers)
+    return _model(nodes, a_shape, [*a_shape[:-1], weight.shape[1]], elem, initializers)
+
+
+def qdq_gemm_model(
+    weight: np.ndarray,
+    rows,
+    activation: str = "u8",
+    w_scale=np.float32(0.02),
+    bias: np.ndarray | None = None,
+    bias_scale=None,
+    **gemm_attributes,
+) -> onnx.ModelProto:
+    """Y = Q(Gemm(DQ(A), DQ(constant W)[, DQ(constant bias)])) as onnxruntime.quantization writes
+    a MatMul + Add that its pre-processing fused: ``weight`` is [K, N], stored [N, K] when
+    transB=1, its scale per tensor or one per output channel; the bias's scale is A_SCALE * w_scale
+    unless given, its zero point 0."""
+    k, n = weight.shape
+    elem = ONNX_TYPE[activation]
+    trans_b = gemm_attributes.get("transB", 0)
+    w_axis = {"axis": 0 if trans_b else 1} if np.size(w_scale) > 1 else {}
+    a_shape = [k, rows] if gemm_attributes.get("transA", 0) else [rows, k]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["A", "a_s", "a_z"], ["a"], name="dq_a"),
+        helper.make_node("DequantizeLinear", ["W", "w_s", "w_z"], ["w"], name="dq_w", **w_axis),
+        helper.make_node("Gemm", ["a", "w"], ["y"], name="gemm", **gemm_attributes),
+        helper.make_node("QuantizeLinear", ["y", "y_s", "y_z"], ["Y"], name="q_y"),
+    ]
+    stored = np.ascontiguousarray(weight.T) if trans_b else weight
+    initializers = _quantization_constants(stored, w_scale, activation)
+    if bias is not None:
+        if bias_scale is None:
+            bias_scale = A_SCALE * np.asarray(w_scale, np.float32)
+        bias_axis = {"axis": 0} if np.size(bias_scale) > 1 else {}
+        nodes.insert(
+            2,
+            helper.make_node(
+                "DequantizeLinear", ["B", "b_s", "b_z"], ["b"], name="dq_b", **bias_axis
+            ),
+        )
+        nodes[3].input.append("b")
+        initializers += constants(
+            B=bias, b_s=bias_scale, b_z=np.zeros(np.shape(bias_scale), bias.dtype)
+        )
+    return _model(nodes, a_shape, [rows, n], elem, initializers)
 
 
 def _quantization_constants(weight, w_scale, activation: str) -> list[onnx.TensorProto]:
-    """The constants of both MatMul forms: A and Y per tensor with nonzero zero points, W with
+    """The constants of every model here: A and Y per tensor with nonzero zero points, W with
     the scale given and zero points 0."""
     dtype = NUMPY_TYPE[activation]
     return constants(
-        a_s=np.float32(0.05),
+        a_s=A_SCALE,
         a_z=dtype(3),
         W=weight,
         w_s=w_scale,
@@ -82,12 +126,12 @@ def _quantization_constants(weight, w_scale, activation: str) -> list[onnx.Tenso
     )
 
 
-def _model(nodes, a_shape, n, elem, initializers) -> onnx.ModelProto:
+def _model(nodes, a_shape, y_shape, elem, initializers) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "quantized",
         [helper.make_tensor_value_info("A", elem, a_shape)],
-        [helper.make_tensor_value_info("Y", elem, [*a_shape[:-1], n])],
+        [helper.make_tensor_value_info("Y", elem, y_shape)],
         initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)

@@ -1,5 +1,5 @@
-"""The SparseQGemm node (contract: docs/ops.md): an int8 weight packed in quads, requantized
-output of X's type."""
+"""The SparseQGemm node (contract: docs/ops.md): an int8 weight packed in quads, an optional int32
+bias, requantized output of X's type."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ FORMAT = "quad4"
 
 @dataclass(frozen=True)
 class QuantizedProduct:
-    """Y = requantize((X - x_zero_point) · W) of a quantized MatMul, whatever form it had."""
+    """Y = requantize((X - x_zero_point) · W + bias) of a quantized MatMul or Gemm, whatever form
+    it had."""
 
     x: str  # uint8 or int8
     weight: np.ndarray  # int8 [K, N], zero point 0
@@ -27,6 +28,7 @@ class QuantizedProduct:
     x_zero_point: int
     y_zero_point: int
     output: str
+    bias: np.ndarray | None = None  # int32 [N], in units of x_scale * w_scale[n]
 
 
 def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onnx.NodeProto:
@@ -40,6 +42,8 @@ def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onn
         graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
         graph.add_initializer(f"{base}.output_scale", product.output_scales),
     ]
+    if product.bias is not None:
+        inputs.append(graph.add_initializer(f"{base}.bias", product.bias))
     return helper.make_node(
         OP_TYPE,
         inputs,

@@ -15,6 +15,7 @@ from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
 from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
 from ortsparse.rewriter.rules.matmul_to_sparse_gemm import MatMulToSparseGemm
+from ortsparse.rewriter.rules.qdq_gemm_to_sparse_qgemm import QdqGemmToSparseQGemm
 from ortsparse.rewriter.rules.qdq_matmul_to_sparse_qgemm import QdqMatMulToSparseQGemm
 from ortsparse.rewriter.rules.qlinear_matmul_to_sparse_qgemm import QLinearMatMulToSparseQGemm
 
@@ -22,6 +23,7 @@ from ortsparse.rewriter.rules.qlinear_matmul_to_sparse_qgemm import QLinearMatMu
 CONVERSION_RULES = (
     QdqMatMulToSparseQGemm(),
     MatMulToSparseGemm(),
+    QdqGemmToSparseQGemm(),
     GemmToSparseGemm(),
     ConvToSparseConv(),
     QLinearMatMulToSparseQGemm(),

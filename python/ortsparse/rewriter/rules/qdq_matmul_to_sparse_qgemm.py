@@ -13,12 +13,11 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.quantization import constant_quantization, dequantize_axis
-from ortsparse.rewriter.quantized_matmul import convert_quantized_matmul
-
-
-def _is(node: onnx.NodeProto | None, op_type: str) -> bool:
-    return node is not None and node.op_type == op_type and node.domain in ("", "ai.onnx")
+from ortsparse.rewriter.quantized_matmul import (
+    convert_quantized_matmul,
+    dequantized_by,
+    qdq_product,
+)
 
 
 class QdqMatMulToSparseQGemm(ConversionRule):
@@ -27,40 +26,21 @@ class QdqMatMulToSparseQGemm(ConversionRule):
     def applies_to(self, graph: Graph, node: onnx.NodeProto) -> bool:
         """A MatMul whose weight comes out of a DequantizeLinear is a quantized one: the float
         rule could not use its weight anyway."""
-        return _is(graph.producer(node.input[1]), "DequantizeLinear")
+        return dequantized_by(graph, node.input[1]) is not None
 
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
-        x_dq = graph.producer(node.input[0])
-        w_dq = graph.producer(node.input[1])
-        quantize = graph.sole_consumer(node.output[0])
-        if not _is(x_dq, "DequantizeLinear"):
-            return kept(node, "the activation does not come from a DequantizeLinear")
-        if not _is(quantize, "QuantizeLinear"):
-            return kept(node, "the product is not quantized by one QuantizeLinear alone")
-        if dequantize_axis(w_dq) not in (1, -1):
-            return kept(node, "the weight is quantized along K, not per output column")
-        operands = {
-            "activation": constant_quantization(graph, *[*x_dq.input, ""][1:3]),
-            "weight": constant_quantization(graph, *[*w_dq.input, ""][1:3]),
-            "output": constant_quantization(graph, *[*quantize.input, ""][1:3]),
-        }
-        for operand, quantization in operands.items():
-            if isinstance(quantization, str):
-                return kept(node, f"{operand}: {quantization}")
-        replaced = [node, quantize]
-        # The dequantized operands go too unless something else reads them.
-        for dequantize in (x_dq, w_dq):
-            if graph.used_only_by(dequantize.output[0], [node]):
-                replaced.insert(0, dequantize)
+        qdq = qdq_product(graph, node, output_axis=1)
+        if isinstance(qdq, str):
+            return kept(node, qdq)
         return convert_quantized_matmul(
             graph,
             node,
-            replaced,
+            qdq.replaced(graph, node),
             policy,
-            x_dq.input[0],
-            operands["activation"],
-            graph.constant(w_dq.input[0]),
-            operands["weight"],
-            operands["output"],
-            quantize.output[0],
+            qdq.x_dequantize.input[0],
+            qdq.x,
+            graph.constant(qdq.w_dequantize.input[0]),
+            qdq.w,
+            qdq.y,
+            qdq.quantize.output[0],
         )

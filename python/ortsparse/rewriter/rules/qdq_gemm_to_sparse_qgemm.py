@@ -1,0 +1,84 @@
+"""The QDQ form of a quantized Gemm, as onnxruntime.quantization writes a MatMul + bias Add that
+its pre-processing fused into a Gemm:
+
+    QuantizeLinear(Gemm(DequantizeLinear(x_q), DequantizeLinear(constant int8 W)
+                        [, DequantizeLinear(constant int32 bias)]))
+    ->  SparseQGemm(x_q, packed W[, bias])
+
+ORT itself runs this pattern as QGemm: the int32 bias added to the exact int32 product, then the
+requantization SparseQGemm reproduces. A weight stored [N, K] (transB=1) is packed transposed.
+alpha, transA and a beta other than 1 on a bias stay with ORT.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
+from ortsparse.rewriter.graph import Graph, attribute_values
+from ortsparse.rewriter.policy import SparsityPolicy
+from ortsparse.rewriter.quantization import constant_quantization
+from ortsparse.rewriter.quantized_matmul import (
+    QuantizedBias,
+    convert_quantized_matmul,
+    dequantized_by,
+    qdq_product,
+)
+
+
+class QdqGemmToSparseQGemm(ConversionRule):
+    op_type = "Gemm"
+
+    def applies_to(self, graph: Graph, node: onnx.NodeProto) -> bool:
+        """A Gemm whose B comes out of a DequantizeLinear is a quantized one: the float rule could
+        not use its weight anyway."""
+        return dequantized_by(graph, node.input[1]) is not None
+
+    def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
+        attributes = attribute_values(node)
+        if attributes.get("transA", 0):
+            return kept(node, "transA=1: SparseQGemm does not transpose the activation")
+        if attributes.get("alpha", 1.0) != 1.0:
+            return kept(node, "alpha is not 1")
+        trans_b = bool(attributes.get("transB", 0))
+        qdq = qdq_product(graph, node, output_axis=0 if trans_b else 1)
+        if isinstance(qdq, str):
+            return kept(node, qdq)
+
+        c = node.input[2] if len(node.input) > 2 else ""
+        bias, bias_dequantize = None, []
+        if c:
+            if attributes.get("beta", 1.0) != 1.0:
+                return kept(node, "beta is not 1")
+            dequantize = dequantized_by(graph, c)
+            if dequantize is None:
+                return kept(node, "the bias is not dequantized from int32, as QGemm takes it")
+            bias = _quantized_bias(graph, dequantize)
+            if isinstance(bias, str):
+                return kept(node, bias)
+            bias_dequantize = [dequantize]
+
+        weight = graph.constant(qdq.w_dequantize.input[0])
+        return convert_quantized_matmul(
+            graph,
+            node,
+            qdq.replaced(graph, node, *bias_dequantize),
+            policy,
+            qdq.x_dequantize.input[0],
+            qdq.x,
+            weight.T if trans_b and weight is not None else weight,
+            qdq.w,
+            qdq.y,
+            qdq.quantize.output[0],
+            bias,
+        )
+
+
+def _quantized_bias(graph: Graph, dequantize: onnx.NodeProto) -> QuantizedBias | str:
+    values = graph.constant(dequantize.input[0])
+    if values is None:
+        return "the bias is not a constant"
+    quantization = constant_quantization(graph, *[*dequantize.input, ""][1:3])
+    if isinstance(quantization, str):
+        return f"bias: {quantization}"
+    return QuantizedBias(values, quantization)

@@ -1,0 +1,113 @@
+"""Pruned models from tools/model_builders, quantized to INT8 QDQ by tools/quantize_model.py and
+rewritten by ortsparse with its default policy, vs stock ORT on the quantized originals.
+
+Agreement criterion: identical outputs. ORT runs each QDQ MatMul as QLinearMatMul and each QDQ
+Gemm as QGemm, which SparseQGemm reproduces bit for bit (exact int32 sums, the same float32
+requantization, per tensor and per channel), and the rewrite leaves every other node as it was.
+"""
+
+import itertools
+
+import numpy as np
+import onnx
+import ortsparse
+import pytest
+from ortsparse.rewriter import rewrite_model
+from ortsparse.rewriter.testing import run
+
+from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp
+from tools.quantize_model import quantize_model
+
+# Unstructured: about 1 - 0.95^4 = 19% of the quads hold a weight, which the INT8 policy rewrites.
+SPARSITY = 0.95
+SMALL_MLP = {"layers": 3, "hidden": 64}
+SMALL_BERT = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128}
+SEQUENCE = 8
+STATIC_BATCH = 2
+
+
+def _bert_with_static_shapes() -> onnx.ModelProto:
+    """With every input dim fixed, ORT's pre-processing fuses MatMul + bias Add into Reshape ->
+    Gemm -> Reshape (not everywhere: it leaves some MatMuls of the second layer); with a symbolic
+    dim it leaves every MatMul and Add."""
+    model = build_bert(BertConfig(**SMALL_BERT, seq=SEQUENCE, sparsity=SPARSITY))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = STATIC_BATCH
+    return model
+
+
+# name: (fp32 model, symbolic dims for calibration, evaluation input shapes, op types of the
+# linear layers after quantization, how many there are)
+MODELS = {
+    "mlp": (
+        lambda: build_mlp(MlpConfig(**SMALL_MLP, sparsity=SPARSITY)),
+        {},
+        [(1, 64), (7, 64)],
+        {"Gemm"},
+        SMALL_MLP["layers"],
+    ),
+    # torch's addmm form, Gemm(x, W[N, K], bias, transB=1): quantized per channel along N.
+    "mlp_gemm": (
+        lambda: build_mlp(MlpConfig(**SMALL_MLP, sparsity=SPARSITY, gemm=True)),
+        {},
+        [(1, 64), (7, 64)],
+        {"Gemm"},
+        SMALL_MLP["layers"],
+    ),
+    "bert": (
+        lambda: build_bert(BertConfig(**SMALL_BERT, sparsity=SPARSITY)),
+        {"sequence": SEQUENCE},
+        [(2, SEQUENCE, 64), (1, 5, 64)],
+        {"MatMul"},
+        6 * SMALL_BERT["layers"],
+    ),
+    "bert_static": (
+        _bert_with_static_shapes,
+        {},
+        [(STATIC_BATCH, SEQUENCE, 64)],
+        {"Gemm", "MatMul"},
+        6 * SMALL_BERT["layers"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "activation_type", "per_channel"),
+    list(itertools.product(sorted(MODELS), ["u8", "s8"], [False, True])),
+)
+def test_quantized_model_rewritten_matches_ort(tmp_path, name, activation_type, per_channel):
+    build, dims, input_shapes, linear_ops, linears = MODELS[name]
+    fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    onnx.save(build(), str(fp32_path))
+    quantize_model(
+        fp32_path,
+        int8_path,
+        per_channel=per_channel,
+        activation_type=activation_type,
+        dims=dims,
+    )
+    model = onnx.load(str(int8_path))
+    result = rewrite_model(model)
+
+    rewritten = [d for d in result.decisions if d.rewritten]
+    assert len(rewritten) == linears
+    assert {d.op_type for d in rewritten} == linear_ops
+    # Only BERT's attention products, of two activations, are left.
+    for decision in result.decisions:
+        if not decision.rewritten:
+            assert "/attention/self/MatMul" in decision.node_name, decision
+            assert decision.reason == "weight is not a constant"
+    sparse_nodes = {n.name: n for n in result.model.graph.node if n.op_type == "SparseQGemm"}
+    assert len(sparse_nodes) == linears
+    for decision in rewritten:  # a Gemm's quantized bias goes into its SparseQGemm
+        inputs = len(sparse_nodes[f"{decision.node_name}_SparseQGemm"].input)
+        assert inputs == (6 if decision.op_type == "Gemm" else 5)
+
+    rng = np.random.default_rng(1)
+    input_name = model.graph.input[0].name
+    for shape in input_shapes:
+        feeds = {input_name: rng.standard_normal(shape, dtype=np.float32)}
+        (expected,) = run(model, feeds)
+        (actual,) = run(result.model, feeds, ortsparse.library_path())
+        differing = int(np.count_nonzero(actual != expected))
+        assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
