@@ -5,6 +5,7 @@
 
 #include "operators/sparse_conv.h"
 #include "operators/sparse_gemm.h"
+#include "operators/sparse_qconv.h"
 #include "operators/sparse_qgemm.h"
 
 namespace {
@@ -17,7 +18,9 @@ std::vector<OrtCustomOp*>& Operators() {
   static ortsparse::SparseGemmOp sparse_gemm;
   static ortsparse::SparseConvOp sparse_conv;
   static ortsparse::SparseQGemmOp sparse_qgemm;
-  static std::vector<OrtCustomOp*> operators = {&sparse_gemm, &sparse_conv, &sparse_qgemm};
+  static ortsparse::SparseQConvOp sparse_qconv;
+  static std::vector<OrtCustomOp*> operators = {&sparse_gemm, &sparse_conv, &sparse_qgemm,
+                                                &sparse_qconv};
   return operators;
 }
 

@@ -9,6 +9,7 @@ import ortsparse
 from ortsparse import isa
 
 KERNEL_FAMILIES = ["scalar", "avx2", "avx512"]
+QUAD_KERNEL_FAMILIES = ["scalar", "avx2", "avx512vnni"]
 _FAMILY_RANK = {"scalar": 0, "avx2": 1, "avx512": 2, "avx512vnni": 3}
 
 
@@ -23,11 +24,23 @@ def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
+def _force_family(name, monkeypatch):
+    """ORTSPARSE_ISA only lowers the family, so one the CPU lacks would silently test a lower one:
+    skipped instead."""
+    if _FAMILY_RANK[name] > _FAMILY_RANK[isa.cpu_report()["best_kernel_family"]]:
+        pytest.skip(f"CPU lacks {name}")
+    monkeypatch.setenv("ORTSPARSE_ISA", name)
+    return name
+
+
 @pytest.fixture(params=KERNEL_FAMILIES)
 def family(request, monkeypatch):
-    """Forces the kernel family that sessions created in the test will use (ORTSPARSE_ISA only
-    lowers it, so a family the CPU lacks would silently test a lower one: skipped instead)."""
-    if _FAMILY_RANK[request.param] > _FAMILY_RANK[isa.cpu_report()["best_kernel_family"]]:
-        pytest.skip(f"CPU lacks {request.param}")
-    monkeypatch.setenv("ORTSPARSE_ISA", request.param)
-    return request.param
+    """Forces the FP32 kernel family that sessions created in the test will use."""
+    return _force_family(request.param, monkeypatch)
+
+
+@pytest.fixture(params=QUAD_KERNEL_FAMILIES)
+def quad_family(request, monkeypatch):
+    """Forces the INT8 kernel family: AVX-512 without VNNI runs the AVX2 kernels, so the families
+    that differ are these."""
+    return _force_family(request.param, monkeypatch)

@@ -124,7 +124,7 @@ def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, threads=1):
         (20, 40, 12, 1.0),
     ],
 )
-def test_kernel_families(library, rng, family, kind, rows, k, n, sparsity):
+def test_kernel_families(library, rng, quad_family, kind, rows, k, n, sparsity):
     check(library, rng, (rows, k), n, kind, sparsity, threads=2)
 
 
@@ -222,7 +222,7 @@ def test_nonzero_weight_past_k(library):
     packed = pack_quads(np.ones((6, 2), np.int8))
     packed["values"] = np.ones_like(packed["values"])  # fills features 6 and 7 of the last quad
     message = creation_error(sparse_qgemm_model(packed, [2, 6], 6, 2), library)
-    assert "nonzero weight past K" in message
+    assert "nonzero weight for no input feature" in message
 
 
 def test_non_positive_scale(library, packed_8x4):

@@ -21,15 +21,19 @@ const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     kernels::PackQuadPanelAvx512Vnni,
     {QuadTileAvx512Vnni<1>, QuadTileAvx512Vnni<2>, QuadTileAvx512Vnni<3>, QuadTileAvx512Vnni<4>},
     kernels::RequantizeTileAvx512,
+    kernels::PackQuadPlanesAvx512,
+    kernels::RequantizeChannelsAvx512,
 };
 
 const QuadMicrokernels kAvx2QuadMicrokernels = {
     kernels::kAvx2QuadPanelRows,
     8,
-    kernels::kAvx2QuadPanelRows * 4 * sizeof(int16_t),
+    kernels::kAvx2QuadPanelRows * 4,
     kernels::PackQuadPanelAvx2,
     {QuadTileAvx2<1>, QuadTileAvx2<2>, QuadTileAvx2<3>, QuadTileAvx2<4>},
     kernels::RequantizeTileScalar,
+    kernels::PackQuadPlanesScalar,
+    kernels::RequantizeChannelsScalar,
 };
 
 const QuadMicrokernels kScalarQuadMicrokernels = {
@@ -39,6 +43,8 @@ const QuadMicrokernels kScalarQuadMicrokernels = {
     kernels::PackQuadPanelScalar,
     {kernels::QuadTileScalar},
     kernels::RequantizeTileScalar,
+    kernels::PackQuadPlanesScalar,
+    kernels::RequantizeChannelsScalar,
 };
 
 }  // namespace
@@ -57,7 +63,9 @@ const QuadMicrokernels& SelectQuadMicrokernels() {
 }
 
 QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t first_input,
-                                        int64_t k, int64_t n) {
+                                        int64_t quads, const std::string& quads_description,
+                                        int64_t n,
+                                        const std::function<bool(int64_t)>& feature_exists) {
   const std::vector<int8_t> bytes =
       ConstantVectorInput<int8_t>(info, first_input, "weight_values");
   QuadPackedWeights packed;
@@ -67,7 +75,6 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
       ConstantVectorInput<int32_t>(info, first_input + 2, "weight_input_indices");
   const size_t stored = packed.quad_indices.size();
   const size_t groups = static_cast<size_t>(n);
-  const int64_t quads = (k + 3) / 4;
   if (packed.group_offsets.size() != groups + 1) {
     throw std::invalid_argument("weight_group_offsets has " +
                                 std::to_string(packed.group_offsets.size()) +
@@ -78,8 +85,7 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
                                 " entries, expected 4 per stored quad (" +
                                 std::to_string(4 * stored) + ")");
   }
-  CheckGroups(packed.group_offsets, packed.quad_indices, quads,
-              "ceil(K / 4) = " + std::to_string(quads));
+  CheckGroups(packed.group_offsets, packed.quad_indices, quads, quads_description);
   packed.values.resize(stored);
   std::memcpy(packed.values.data(), bytes.data(), bytes.size());
   packed.channel_sums.assign(groups, 0);
@@ -88,9 +94,10 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
       const int64_t q = packed.quad_indices[i];
       for (size_t j = 0; j < 4; ++j) {
         const int8_t weight = bytes[4 * static_cast<size_t>(i) + j];
-        if (weight != 0 && 4 * q + static_cast<int64_t>(j) >= k) {
-          throw std::invalid_argument("weight_values has a nonzero weight past K in quad " +
-                                      std::to_string(q) + " of group " + std::to_string(g));
+        if (weight != 0 && !feature_exists(4 * q + static_cast<int64_t>(j))) {
+          throw std::invalid_argument("weight_values has a nonzero weight for no input feature "
+                                      "(a quad's padding) in quad " + std::to_string(q) +
+                                      " of group " + std::to_string(g));
         }
         packed.channel_sums[g] += weight;
       }

@@ -5,8 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
+#include "kernels/u8s8-spconv/planes.h"
 #include "kernels/u8s8-spmm/requantize.h"
 #include "kernels/u8s8-spmm/spmm.h"
 
@@ -15,10 +18,12 @@ namespace ortsparse {
 struct QuadMicrokernels {
   size_t panel_rows;   // rows per panel (the tile height)
   size_t vector_rows;  // tile variant v (0-based) handles up to (v + 1) * vector_rows rows
-  size_t panel_bytes_per_quad;
+  size_t panel_bytes_per_quad;  // panel_rows dwords
   kernels::PackQuadPanelFn pack_panel;
   kernels::QuadTileFn tiles[kernels::kMaxQuadTileVectors];
   kernels::RequantizeTileFn requantize;
+  kernels::PackQuadPlanesFn pack_quad_planes;
+  kernels::RequantizeChannelsFn requantize_channels;
 
   kernels::QuadTileFn TileFor(size_t rows) const {
     return tiles[(rows + vector_rows - 1) / vector_rows - 1];
@@ -26,7 +31,7 @@ struct QuadMicrokernels {
 };
 
 // The family ORTSPARSE_ISA and the CPU allow. Without VNNI (AVX2, and AVX-512 without VNNI) the
-// AVX2 kernels run, with the portable output stage.
+// AVX2 kernels run, with the portable packers and output stage.
 const QuadMicrokernels& SelectQuadMicrokernels();
 
 // The quad format's packed weights (docs/ops.md), validated: int8 values, four per quad.
@@ -36,14 +41,20 @@ struct QuadPackedWeights {
   std::vector<int32_t> quad_indices;
   std::vector<int32_t> channel_sums;  // sum of each output channel's weights
 
-  kernels::QuadWeights View() const {
-    return {values.data(), group_offsets.data(), quad_indices.data()};
+  // The weights as the tile kernels read them, each stored quad's rows at input_offsets (one
+  // entry per stored quad, in the same order).
+  kernels::QuadWeights View(const std::vector<int32_t>& input_offsets) const {
+    return {values.data(), group_offsets.data(), input_offsets.data()};
   }
 };
 
 // Reads inputs weight_values (int8), weight_group_offsets and weight_input_indices (int32) at
-// `first_input` and the two after it; throws std::invalid_argument when they break the contract.
+// `first_input` and the two after it, for `quads` quads of input features (described as
+// `quads_description` in errors) and n groups; a nonzero weight at a feature that
+// feature_exists(k) denies is an error. Throws std::invalid_argument when they break the contract.
 QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t first_input,
-                                        int64_t k, int64_t n);
+                                        int64_t quads, const std::string& quads_description,
+                                        int64_t n,
+                                        const std::function<bool(int64_t)>& feature_exists);
 
 }  // namespace ortsparse

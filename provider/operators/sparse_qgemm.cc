@@ -1,10 +1,10 @@
 #include "operators/sparse_qgemm.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "operators/spmm_tiles.h"
 
@@ -18,26 +18,6 @@ constexpr size_t kChunkChannels = 64;
 static_assert(kernels::kVnniPanelRows <= kMaxPanelRows &&
               kernels::kAvx2QuadPanelRows <= kMaxPanelRows &&
               kernels::kScalarQuadPanelRows <= kMaxPanelRows);
-
-struct TypeRange {
-  int32_t min;
-  int32_t max;
-};
-
-TypeRange RangeOf(ONNXTensorElementDataType type) {
-  return type == ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 ? TypeRange{0, 255} : TypeRange{-128, 127};
-}
-
-int32_t ZeroPointAttribute(const Ort::ConstKernelInfo& info, const char* name, TypeRange range) {
-  const int64_t value = IntAttribute(info, name).value_or(0);
-  if (value < range.min || value > range.max) {
-    throw std::invalid_argument("attribute " + std::string(name) + " = " + std::to_string(value) +
-                                " is outside the range of X's type [" +
-                                std::to_string(range.min) + ", " + std::to_string(range.max) +
-                                "]");
-  }
-  return static_cast<int32_t>(value);
-}
 
 struct QGemmJob {
   const QuadMicrokernels* microkernels;
@@ -76,7 +56,7 @@ void QGemmTileTask(void* data, size_t task) {
   chunk_requantization.channel_offsets += channel_begin;
   chunk_requantization.scales += channel_begin;
   mk.requantize(acc, mk.panel_rows, rows, channels, chunk_requantization,
-                          job.y + row0 * job.n + channel_begin, job.n);
+                job.y + row0 * job.n + channel_begin, job.n);
 }
 
 }  // namespace
@@ -85,19 +65,6 @@ OrtStatusPtr SparseQGemmOp::CreateKernelV2(const OrtApi& api, const OrtKernelInf
                                            void** kernel) const {
   return RunReportingErrors(NodeLabel(GetName(), Ort::ConstKernelInfo{info}),
                             [&] { *kernel = new SparseQGemmKernel(api, info); });
-}
-
-ONNXTensorElementDataType SparseQGemmOp::GetInputType(size_t index) const {
-  switch (index) {
-    case kQInputX:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;  // uint8 or int8, checked by the kernel
-    case kQInputWeightValues:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-    case kQInputOutputScale:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-    default:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-  }
 }
 
 SparseQGemmKernel::SparseQGemmKernel(const OrtApi& /*api*/, const OrtKernelInfo* info) {
@@ -118,74 +85,16 @@ SparseQGemmKernel::SparseQGemmKernel(const OrtApi& /*api*/, const OrtKernelInfo*
     throw std::invalid_argument("attribute format must be 'quad4', got '" +
                                 format.value_or("(missing)") + "'");
   }
-  weights_ = ReadQuadPackedWeights(kernel_info, kQInputWeightValues, k_, n_);
-  ReadQuantization(kernel_info);
+  const int64_t quads = (k_ + 3) / 4;
+  weights_ = ReadQuadPackedWeights(kernel_info, kQInputWeightValues, quads,
+                                   "ceil(K / 4) = " + std::to_string(quads), n_,
+                                   [k = k_](int64_t feature) { return feature < k; });
+  output_.emplace(kernel_info, n_, weights_.channel_sums);
   microkernels_ = &SelectQuadMicrokernels();
-}
-
-void SparseQGemmKernel::ReadQuantization(const Ort::ConstKernelInfo& info) {
-  x_type_ = info.GetInputTypeInfo(kQInputX).GetTensorTypeAndShapeInfo().GetElementType();
-  if (x_type_ != ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 &&
-      x_type_ != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8) {
-    throw std::invalid_argument("X must be uint8 or int8");
+  panel_offsets_.reserve(weights_.quad_indices.size());
+  for (const int32_t q : weights_.quad_indices) {
+    panel_offsets_.push_back(q * static_cast<int32_t>(microkernels_->panel_bytes_per_quad));
   }
-  const TypeRange range = RangeOf(x_type_);
-  const int32_t x_zero_point = ZeroPointAttribute(info, "x_zero_point", range);
-  const int32_t y_zero_point = ZeroPointAttribute(info, "y_zero_point", range);
-  const int64_t output_min = IntAttribute(info, "output_min").value_or(range.min);
-  const int64_t output_max = IntAttribute(info, "output_max").value_or(range.max);
-  if (output_min < range.min || output_max > range.max || output_min > output_max) {
-    throw std::invalid_argument("attributes output_min = " + std::to_string(output_min) +
-                                " and output_max = " + std::to_string(output_max) +
-                                " must be ordered and within the range of X's type");
-  }
-
-  int is_constant = 0;
-  const Ort::ConstValue scale = info.GetTensorConstantInput(kQInputOutputScale, &is_constant);
-  if (!is_constant || scale == nullptr) {
-    throw std::invalid_argument("output_scale (input 4) must be a constant initializer");
-  }
-  const std::vector<int64_t> scale_shape = scale.GetTensorTypeAndShapeInfo().GetShape();
-  if (scale_shape != std::vector<int64_t>{n_}) {
-    throw std::invalid_argument("output_scale has shape " + ShapeString(scale_shape) +
-                                ", expected [" + std::to_string(n_) + "]");
-  }
-  scales_.assign(scale.GetTensorData<float>(), scale.GetTensorData<float>() + n_);
-  for (const float value : scales_) {
-    if (!std::isfinite(value) || value <= 0.0f) {
-      throw std::invalid_argument("output_scale must hold positive finite values");
-    }
-  }
-
-  std::vector<int32_t> bias(static_cast<size_t>(n_), 0);
-  if (info.GetInputCount() > kQInputBias && !info.GetInputName(kQInputBias).empty()) {
-    const Ort::ConstValue value = info.GetTensorConstantInput(kQInputBias, &is_constant);
-    if (!is_constant || value == nullptr) {
-      throw std::invalid_argument("bias (input 5) must be a constant initializer");
-    }
-    const std::vector<int64_t> shape = value.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape != std::vector<int64_t>{n_}) {
-      throw std::invalid_argument("bias has shape " + ShapeString(shape) + ", expected [" +
-                                  std::to_string(n_) + "]");
-    }
-    bias.assign(value.GetTensorData<int32_t>(), value.GetTensorData<int32_t>() + n_);
-  }
-  // The kernels multiply int8 activations as x + 128, which moves their zero point by as much.
-  const int64_t kernel_zero_point =
-      x_zero_point + (x_type_ == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8 ? 128 : 0);
-  channel_offsets_.resize(static_cast<size_t>(n_));
-  for (size_t c = 0; c < channel_offsets_.size(); ++c) {
-    const int64_t offset = int64_t{bias[c]} - kernel_zero_point * weights_.channel_sums[c];
-    if (offset < std::numeric_limits<int32_t>::min() ||
-        offset > std::numeric_limits<int32_t>::max()) {
-      throw std::invalid_argument("bias of output channel " + std::to_string(c) +
-                                  " overflows int32 once the zero point is applied");
-    }
-    channel_offsets_[c] = static_cast<int32_t>(offset);
-  }
-  requantization_ = {channel_offsets_.data(), scales_.data(), y_zero_point,
-                     static_cast<float>(output_min - y_zero_point),
-                     static_cast<float>(output_max - y_zero_point)};
 }
 
 OrtStatusPtr SparseQGemmKernel::ComputeV2(OrtKernelContext* context) const {
@@ -197,11 +106,8 @@ OrtStatusPtr SparseQGemmKernel::ComputeV2(OrtKernelContext* context) const {
 
 void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
   const Ort::ConstValue x = context.GetInput(kQInputX);
-  const Ort::TensorTypeAndShapeInfo x_info = x.GetTensorTypeAndShapeInfo();
-  if (x_info.GetElementType() != x_type_) {
-    throw std::invalid_argument("X's element type changed since the session was created");
-  }
-  const std::vector<int64_t> x_shape = x_info.GetShape();
+  output_->CheckRunType(x);
+  const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   const auto [y_shape, rows] = MatrixProductShape(x_shape, k_, n_);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   if (rows == 0) return;
@@ -209,14 +115,15 @@ void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
   const QuadMicrokernels& mk = *microkernels_;
   QGemmJob job{};
   job.microkernels = microkernels_;
-  job.weights = weights_.View();
-  job.requantization = &requantization_;
+  job.weights = weights_.View(panel_offsets_);
+  const kernels::Requantization requantization = output_->requantization();
+  job.requantization = &requantization;
   job.x = static_cast<const uint8_t*>(x.GetTensorRawData());
   job.y = static_cast<uint8_t*>(y.GetTensorMutableRawData());
   job.rows = rows;
   job.k = static_cast<size_t>(k_);
   job.n = static_cast<size_t>(n_);
-  job.flip_sign = x_type_ == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+  job.flip_sign = output_->flip_sign();
   job.chunks = CeilDiv(job.n, kChunkChannels);
   job.panel_bytes = CeilDiv(job.k, 4) * mk.panel_bytes_per_quad;
   const size_t tiles = CeilDiv(rows, mk.panel_rows);

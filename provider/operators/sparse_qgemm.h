@@ -6,11 +6,13 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "operators/op_support.h"
 #include "operators/quad_tiles.h"
+#include "operators/quantized_output.h"
 
 namespace ortsparse {
 
@@ -19,8 +21,8 @@ enum SparseQGemmInput : size_t {
   kQInputWeightValues = 1,
   kQInputWeightGroupOffsets = 2,
   kQInputWeightInputIndices = 3,
-  kQInputOutputScale = 4,
-  kQInputBias = 5,
+  kQInputOutputScale = kQuantizedInputOutputScale,
+  kQInputBias = kQuantizedInputBias,
   kQInputCount = 6,
 };
 
@@ -34,19 +36,16 @@ class SparseQGemmKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
 
  private:
-  void ReadQuantization(const Ort::ConstKernelInfo& info);
   void Compute(Ort::KernelContext& context) const;
 
   std::string node_label_;
   int64_t k_ = 0;
   int64_t n_ = 0;
-  ONNXTensorElementDataType x_type_ = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
   QuadPackedWeights weights_;
-  std::vector<float> scales_;
-  // bias[n] - (activation zero point, as the kernels see it) * (sum of channel n's weights)
-  std::vector<int32_t> channel_offsets_;
-  kernels::Requantization requantization_{};
   const QuadMicrokernels* microkernels_ = nullptr;
+  // Where each stored quad's rows start in a panel of the family's height.
+  std::vector<int32_t> panel_offsets_;
+  std::optional<QuantizedOutput> output_;
 };
 
 struct SparseQGemmOp : Ort::CustomOpBase<SparseQGemmOp, SparseQGemmKernel, /*WithStatus=*/true> {
@@ -54,7 +53,9 @@ struct SparseQGemmOp : Ort::CustomOpBase<SparseQGemmOp, SparseQGemmKernel, /*Wit
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
 
   size_t GetInputTypeCount() const { return kQInputCount; }
-  ONNXTensorElementDataType GetInputType(size_t index) const;
+  ONNXTensorElementDataType GetInputType(size_t index) const {
+    return QuantizedOpInputType(index, kQInputWeightValues);
+  }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
     return index == kQInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
                                 : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;

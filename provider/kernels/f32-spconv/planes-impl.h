@@ -32,7 +32,7 @@ void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t channe
   const int64_t height = static_cast<int64_t>(p.in_height);
   const int64_t width = static_cast<int64_t>(p.in_width);
   const size_t plane_floats = p.plane_height * p.plane_width;
-  float* plane = planes + channel_begin * p.ChannelFloats();
+  float* plane = planes + channel_begin * p.ChannelElements();
   for (size_t c = channel_begin; c < channel_end; ++c) {
     const float* channel = image + c * p.in_height * p.in_width;
     for (size_t a = 0; a < p.row_phase_count; ++a) {
@@ -59,8 +59,8 @@ void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t channe
     }
   }
   if (channel_end == p.channels) {
-    const size_t planes_floats = p.channels * p.ChannelFloats();
-    Runs::Zero(planes + planes_floats, p.total_floats - planes_floats);
+    const size_t planes_floats = p.channels * p.ChannelElements();
+    Runs::Zero(planes + planes_floats, p.total_elements - planes_floats);
   }
 }
 

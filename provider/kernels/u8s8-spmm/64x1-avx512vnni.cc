@@ -32,17 +32,16 @@ void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, siz
 }
 
 template <size_t kVectors>
-void QuadTileAvx512Vnni(const uint8_t* panel, const QuadWeights& weights, size_t group_begin,
+void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                         size_t group_end, int32_t* acc) {
   for (size_t g = group_begin; g < group_end; ++g) {
     __m512i sum[kVectors];
     for (size_t v = 0; v < kVectors; ++v) sum[v] = _mm512_setzero_si512();
     for (int32_t i = weights.group_offsets[g]; i < weights.group_offsets[g + 1]; ++i) {
       const __m512i w = _mm512_set1_epi32(weights.values[i]);
-      const uint8_t* quad =
-          panel + static_cast<size_t>(weights.quad_indices[i]) * kVnniPanelRows * 4;
+      const uint8_t* quad = base + weights.input_offsets[i];
       for (size_t v = 0; v < kVectors; ++v) {
-        sum[v] = _mm512_dpbusd_epi32(sum[v], _mm512_load_si512(quad + 64 * v), w);
+        sum[v] = _mm512_dpbusd_epi32(sum[v], _mm512_loadu_si512(quad + 64 * v), w);
       }
     }
     int32_t* out = acc + (g - group_begin) * kVnniPanelRows;

@@ -17,17 +17,30 @@ struct Requantization {
   float max_minus_zero_point;
 };
 
-// y[r * y_stride + c] = clamp(round_half_even(float(acc[c * acc_stride + r] + offset[c]) *
-// scale[c])) + zero_point, for r < rows and c < channels; channel_offsets and scales start at
-// the first of these channels. The byte written is the low byte of that int32, which is the
-// uint8 or int8 value alike.
+// Both layouts compute, for r < rows and c < channels (channel_offsets and scales starting at the
+// first of these channels), clamp(round_half_even(float(acc[c * acc_stride + r] + offset[c]) *
+// scale[c])) + zero_point, and write the low byte of that int32, which is the uint8 or int8 value
+// alike.
+//
+// Row-major output (SparseQGemm): into y[r * y_stride + c].
 using RequantizeTileFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
                                   size_t channels, const Requantization& requantization,
                                   uint8_t* y, size_t y_stride);
-// acc_stride is a multiple of 16 in the AVX-512 variant, which reads whole 16-row vectors.
+// Channel-major output (SparseQConv's NCHW): into y[c * y_channel_stride + r].
+using RequantizeChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+                                      size_t channels, const Requantization& requantization,
+                                      uint8_t* y, size_t y_channel_stride);
+
 void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);
+void RequantizeChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows,
+                              size_t channels, const Requantization& requantization, uint8_t* y,
+                              size_t y_channel_stride);
+// The AVX-512 row-major variant reads whole 16-row vectors: acc_stride is a multiple of 16.
 void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);
+void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
+                              size_t channels, const Requantization& requantization, uint8_t* y,
+                              size_t y_channel_stride);
 
 }  // namespace ortsparse::kernels

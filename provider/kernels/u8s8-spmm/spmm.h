@@ -3,13 +3,16 @@
 //
 // W is stored in quads: four consecutive input features k = 4q .. 4q + 3 of one output channel,
 // the unit one VNNI instruction (vpdpbusd) multiplies and adds into a 32-bit lane. A group (one
-// output channel) lists the quads q that hold a nonzero weight, with their four weights packed
-// in an int32 (byte j is W[4q + j], little-endian).
+// output channel) lists the quads that hold a nonzero weight, with their four weights packed in an
+// int32 (byte j is W[4q + j], little-endian).
 //
-// The tile kernels read a panel: a tile of rows of X' in quads, laid out by the ISA family's own
-// packer so that one vector load brings one quad of consecutive rows. They write
-// acc[c * panel_rows + r] for each channel c of the groups they are given. Zero points, bias and
-// requantization are the operator's business: the kernels only multiply.
+// The tile kernels read X' as dwords: a quad of one row is the four bytes of one dword, and the
+// rows of a tile are consecutive dwords. Where a stored quad's run of rows starts is the caller's
+// choice, given as a byte offset per stored quad from the tile's base: a packed panel
+// [quad][panel rows][4 bytes] (SparseQGemm), or the interleaved input planes of a direct
+// convolution (SparseQConv), read in place. They write acc[c * acc_rows + r] for each channel c of
+// the groups they are given. Zero points, bias and requantization are the operator's business:
+// the kernels only multiply.
 #pragma once
 
 #include <cstddef>
@@ -19,49 +22,50 @@ namespace ortsparse::kernels {
 
 struct QuadWeights {
   const int32_t* values;         // four int8 weights per stored quad
-  const int32_t* group_offsets;  // num_groups + 1 offsets into quad_indices
-  const int32_t* quad_indices;   // q of each stored quad, increasing within a group
+  const int32_t* group_offsets;  // num_groups + 1 offsets into values and input_offsets
+  const int32_t* input_offsets;  // byte offset of each stored quad's run of rows
 };
 
-// Packs rows [0, rows) of row-major x (row stride x_stride bytes, K bytes per row) into the
-// family's panel of ceil(K / 4) quads, zero-filling the features past K and the rows past `rows`.
-// flip_sign XORs every byte with 0x80: it turns int8 activations into the uint8 the kernels
-// multiply (x + 128), which the operator's zero point then accounts for.
+// Packs rows [0, rows) of row-major x (row stride x_stride bytes, K bytes per row) into a panel
+// [ceil(K / 4) quads][panel_rows][4 bytes], zero-filling the features past K and the rows past
+// `rows`. flip_sign XORs every byte with 0x80: it turns int8 activations into the uint8 the
+// kernels multiply (x + 128), which the operator's zero point then accounts for.
 using PackQuadPanelFn = void (*)(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                                  bool flip_sign, uint8_t* panel);
 
-// For groups [group_begin, group_end): acc[(g - group_begin) * panel_rows + r] = sum over the
-// group's quads of X'[r, 4q + j] * W[4q + j, g].
-using QuadTileFn = void (*)(const uint8_t* panel, const QuadWeights& weights, size_t group_begin,
+// For groups [group_begin, group_end): acc[(g - group_begin) * acc_rows + r] = sum over the
+// group's stored quads i of the dot product of W's quad with the dword at
+// base + input_offsets[i] + 4 r. The family's variant v reads (v + 1) * vector_rows rows.
+using QuadTileFn = void (*)(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                             size_t group_end, int32_t* acc);
 
-// Tile kernels come for panels of 1 to 4 vectors of rows, like the FP32 ones: a tile of `rows`
-// rows uses the one with ceil(rows / vector_rows) vectors.
+// Tile kernels come for 1 to 4 vectors of rows, like the FP32 ones: a tile of `rows` rows uses
+// the one with ceil(rows / vector_rows) vectors.
 inline constexpr size_t kMaxQuadTileVectors = 4;
 
-// AVX-512 VNNI: vpdpbusd on 16 rows x one quad per vector; panel [quad][64 rows][4 bytes].
+// AVX-512 VNNI: vpdpbusd on 16 rows x one quad per vector; 64-row tiles.
 inline constexpr size_t kVnniPanelRows = 64;
 void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                              bool flip_sign, uint8_t* panel);
 template <size_t kVectors>
-void QuadTileAvx512Vnni(const uint8_t* panel, const QuadWeights& weights, size_t group_begin,
+void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                         size_t group_end, int32_t* acc);
 
 // AVX2 without VNNI: vpmaddubsw would saturate its 16-bit pair sums (255 * 127 * 2 > 32767), so
-// the panel holds the activations widened to int16 and vpmaddwd, which is exact, multiplies
-// pairs of features: panel [quad][pair][32 rows][2 x int16].
+// the kernels split each dword into its even and odd bytes as int16 and multiply them by the
+// weights' even and odd pairs with vpmaddwd, which is exact; 32-row tiles.
 inline constexpr size_t kAvx2QuadPanelRows = 32;
 void PackQuadPanelAvx2(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
                        uint8_t* panel);
 template <size_t kVectors>
-void QuadTileAvx2(const uint8_t* panel, const QuadWeights& weights, size_t group_begin,
+void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                   size_t group_end, int32_t* acc);
 
-// Portable reference: panel [quad][8 rows][4 bytes], one tile variant.
+// Portable reference: 8-row tiles, one variant.
 inline constexpr size_t kScalarQuadPanelRows = 8;
 void PackQuadPanelScalar(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                          bool flip_sign, uint8_t* panel);
-void QuadTileScalar(const uint8_t* panel, const QuadWeights& weights, size_t group_begin,
+void QuadTileScalar(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                     size_t group_end, int32_t* acc);
 
 }  // namespace ortsparse::kernels

@@ -70,7 +70,8 @@ def rewrite_owned_model(
 
     conversions = _convert(graph, policy, report)
     rewritten = [conversion for conversion in conversions if conversion.sparse_node]
-    # SparseQGemm's requantization already holds what QDQ graphs express after the product.
+    # SparseQGemm's and SparseQConv's requantization already hold what QDQ graphs express after
+    # the product.
     with_epilogue = [
         conversion
         for conversion in rewritten

@@ -15,8 +15,10 @@ from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
 from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
 from ortsparse.rewriter.rules.matmul_to_sparse_gemm import MatMulToSparseGemm
+from ortsparse.rewriter.rules.qdq_conv_to_sparse_qconv import QdqConvToSparseQConv
 from ortsparse.rewriter.rules.qdq_gemm_to_sparse_qgemm import QdqGemmToSparseQGemm
 from ortsparse.rewriter.rules.qdq_matmul_to_sparse_qgemm import QdqMatMulToSparseQGemm
+from ortsparse.rewriter.rules.qlinear_conv_to_sparse_qconv import QLinearConvToSparseQConv
 from ortsparse.rewriter.rules.qlinear_matmul_to_sparse_qgemm import QLinearMatMulToSparseQGemm
 
 # For each node, the first rule of its op type that applies_to it converts it.
@@ -25,8 +27,10 @@ CONVERSION_RULES = (
     MatMulToSparseGemm(),
     QdqGemmToSparseQGemm(),
     GemmToSparseGemm(),
+    QdqConvToSparseQConv(),
     ConvToSparseConv(),
     QLinearMatMulToSparseQGemm(),
+    QLinearConvToSparseQConv(),
 )
 
 # Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,

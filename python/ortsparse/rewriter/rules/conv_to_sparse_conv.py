@@ -24,7 +24,8 @@ from ortsparse.rewriter.conversion import (
     rewritten,
 )
 from ortsparse.rewriter.cost_model import conv_rows, conv_work
-from ortsparse.rewriter.graph import Graph, Shape, attribute_values
+from ortsparse.rewriter.conv_window import explicit_pads
+from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv
 
@@ -55,7 +56,7 @@ class ConvToSparseConv(ConversionRule):
 
         strides = tuple(attributes.get("strides", (1, 1)))
         dilations = tuple(attributes.get("dilations", (1, 1)))
-        pads = _explicit_pads(attributes, graph.shape(x)[2:], kernel, strides, dilations)
+        pads = explicit_pads(attributes, graph.shape(x)[2:], kernel, strides, dilations)
         if pads is None:
             return kept(
                 node,
@@ -128,26 +129,3 @@ def _matrix_shape(graph: Graph, w: str) -> tuple[int, int] | None:
     if shape is None or len(shape) < 2 or not all(isinstance(dim, int) for dim in shape):
         return None
     return int(np.prod(shape[1:])), shape[0]
-
-
-def _explicit_pads(
-    attributes: dict, spatial: Shape, kernel: list[int], strides: tuple, dilations: tuple
-) -> tuple[int, int, int, int] | None:
-    """[top, left, bottom, right], auto_pad resolved as ONNX Runtime does; None when SAME_* meets
-    a height or width that is not static."""
-    auto_pad = attributes.get("auto_pad", b"NOTSET").decode()
-    if auto_pad == "NOTSET":
-        return tuple(attributes.get("pads", (0, 0, 0, 0)))
-    if auto_pad == "VALID":
-        return (0, 0, 0, 0)
-    if not all(isinstance(size, int) for size in spatial):
-        return None
-    heads, tails = [], []
-    for size, k, stride, dilation in zip(spatial, kernel, strides, dilations):
-        output_size = -(-size // stride)
-        # A negative need (stride above the kernel) changes no output size: it pads nothing.
-        needed = max(0, (output_size - 1) * stride + (k - 1) * dilation + 1 - size)
-        head = -(-needed // 2) if auto_pad == "SAME_LOWER" else needed // 2
-        heads.append(head)
-        tails.append(needed - head)
-    return (*heads, *tails)

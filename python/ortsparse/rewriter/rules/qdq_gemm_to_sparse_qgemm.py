@@ -17,13 +17,8 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.quantization import constant_quantization
-from ortsparse.rewriter.quantized_matmul import (
-    QuantizedBias,
-    convert_quantized_matmul,
-    dequantized_by,
-    qdq_product,
-)
+from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product, quantized_bias
+from ortsparse.rewriter.quantized_matmul import convert_quantized_matmul
 
 
 class QdqGemmToSparseQGemm(ConversionRule):
@@ -53,7 +48,7 @@ class QdqGemmToSparseQGemm(ConversionRule):
             dequantize = dequantized_by(graph, c)
             if dequantize is None:
                 return kept(node, "the bias is not dequantized from int32, as QGemm takes it")
-            bias = _quantized_bias(graph, dequantize)
+            bias = quantized_bias(graph, dequantize)
             if isinstance(bias, str):
                 return kept(node, bias)
             bias_dequantize = [dequantize]
@@ -72,13 +67,3 @@ class QdqGemmToSparseQGemm(ConversionRule):
             qdq.quantize.output[0],
             bias,
         )
-
-
-def _quantized_bias(graph: Graph, dequantize: onnx.NodeProto) -> QuantizedBias | str:
-    values = graph.constant(dequantize.input[0])
-    if values is None:
-        return "the bias is not a constant"
-    quantization = constant_quantization(graph, *[*dequantize.input, ""][1:3])
-    if isinstance(quantization, str):
-        return f"bias: {quantization}"
-    return QuantizedBias(values, quantization)

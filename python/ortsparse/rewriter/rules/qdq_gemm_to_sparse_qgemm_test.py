@@ -100,7 +100,7 @@ KEPT = {
     ),
     "scales_along_k": (
         lambda: _scales_along_k(qdq_gemm_model(WEIGHT, "m")),
-        "quantized along K",
+        "quantized along an input axis",
     ),
 }
 

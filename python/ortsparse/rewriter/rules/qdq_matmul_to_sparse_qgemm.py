@@ -13,11 +13,8 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.quantized_matmul import (
-    convert_quantized_matmul,
-    dequantized_by,
-    qdq_product,
-)
+from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product
+from ortsparse.rewriter.quantized_matmul import convert_quantized_matmul
 
 
 class QdqMatMulToSparseQGemm(ConversionRule):

@@ -1,0 +1,78 @@
+// SparseQConv (domain ortsparse): Y = requantize(conv2d(X - x_zero_point, W) + bias) on NCHW
+// tensors, X uint8 or int8, W int8, sparse, constant and packed in quads of four consecutive input
+// channels at one kernel tap by the rewriter; Y has X's type. Contract: docs/ops.md.
+//
+// A direct convolution like SparseConv's (operators/conv_geometry.h): the input of an image is
+// interleaved once into planes of channel quads (kernels/u8s8-spconv), which the u8s8-spmm tile
+// kernels read in place, and their channel-major sums are requantized straight into NCHW runs.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "operators/conv_geometry.h"
+#include "operators/op_support.h"
+#include "operators/quad_tiles.h"
+#include "operators/quantized_output.h"
+
+namespace ortsparse {
+
+enum SparseQConvInput : size_t {
+  kQConvInputX = 0,
+  kQConvInputWeightValues = 1,
+  kQConvInputWeightGroupOffsets = 2,
+  kQConvInputWeightInputIndices = 3,
+  kQConvInputOutputScale = kQuantizedInputOutputScale,
+  kQConvInputBias = kQuantizedInputBias,
+  kQConvInputCount = 6,
+};
+
+class SparseQConvKernel {
+ public:
+  // Reads the attributes and the constant inputs, validates them and prepares the requantization;
+  // throws std::invalid_argument for a malformed node.
+  SparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info);
+
+  // Never throws: errors become the returned status.
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+
+ private:
+  std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
+  void Compute(Ort::KernelContext& context) const;
+
+  std::string node_label_;
+  int64_t channels_ = 0;
+  int64_t channel_quads_ = 0;  // ceil(C / 4)
+  int64_t n_ = 0;
+  ConvWindow window_;
+  QuadPackedWeights weights_;
+  const QuadMicrokernels* microkernels_ = nullptr;
+  std::optional<QuantizedOutput> output_;
+  DirectConvPlans plans_;
+};
+
+struct SparseQConvOp : Ort::CustomOpBase<SparseQConvOp, SparseQConvKernel, /*WithStatus=*/true> {
+  const char* GetName() const { return "SparseQConv"; }
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+
+  size_t GetInputTypeCount() const { return kQConvInputCount; }
+  ONNXTensorElementDataType GetInputType(size_t index) const {
+    return QuantizedOpInputType(index, kQConvInputWeightValues);
+  }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
+    return index == kQConvInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+                                    : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+  }
+  size_t GetOutputTypeCount() const { return 1; }
+  // Undefined: ORT gives Y the type of X, the one input of undefined type.
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
+    return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  }
+};
+
+}  // namespace ortsparse

@@ -1,0 +1,28 @@
+"""A Conv node's window as SparseConv and SparseQConv take it: explicit pads."""
+
+from __future__ import annotations
+
+from ortsparse.rewriter.graph import Shape
+
+
+def explicit_pads(
+    attributes: dict, spatial: Shape, kernel: list[int], strides: tuple, dilations: tuple
+) -> tuple[int, int, int, int] | None:
+    """[top, left, bottom, right], auto_pad resolved as ONNX Runtime does; None when SAME_* meets
+    a height or width that is not static."""
+    auto_pad = attributes.get("auto_pad", b"NOTSET").decode()
+    if auto_pad == "NOTSET":
+        return tuple(attributes.get("pads", (0, 0, 0, 0)))
+    if auto_pad == "VALID":
+        return (0, 0, 0, 0)
+    if not all(isinstance(size, int) for size in spatial):
+        return None
+    heads, tails = [], []
+    for size, k, stride, dilation in zip(spatial, kernel, strides, dilations):
+        output_size = -(-size // stride)
+        # A negative need (stride above the kernel) changes no output size: it pads nothing.
+        needed = max(0, (output_size - 1) * stride + (k - 1) * dilation + 1 - size)
+        head = -(-needed // 2) if auto_pad == "SAME_LOWER" else needed // 2
+        heads.append(head)
+        tails.append(needed - head)
+    return (*heads, *tails)

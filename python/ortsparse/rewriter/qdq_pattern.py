@@ -1,0 +1,138 @@
+"""Reading the QDQ patterns onnxruntime.quantization writes around a product (MatMul, Gemm,
+Conv): the DequantizeLinear and QuantizeLinear nodes, their quantization, and the int32 bias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from ortsparse.rewriter.graph import Graph, is_default_domain
+from ortsparse.rewriter.quantization import Quantization, constant_quantization, dequantize_axis
+
+# The most |x - x_zero_point| can be for uint8 or int8 activations and zero points.
+_MAX_ACTIVATION_SPAN = 255
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def dequantized_by(graph: Graph, name: str) -> onnx.NodeProto | None:
+    """The DequantizeLinear writing ``name``, if that is what writes it."""
+    producer = graph.producer(name)
+    if producer is None or producer.op_type != "DequantizeLinear":
+        return None
+    return producer if is_default_domain(producer) else None
+
+
+@dataclass(frozen=True)
+class QdqProduct:
+    """QuantizeLinear(product(DequantizeLinear(x), DequantizeLinear(W), ...)): the nodes around
+    the product and the quantization they read."""
+
+    x_dequantize: onnx.NodeProto
+    w_dequantize: onnx.NodeProto
+    quantize: onnx.NodeProto
+    x: Quantization
+    w: Quantization
+    y: Quantization
+
+    def replaced(
+        self, graph: Graph, node: onnx.NodeProto, *more_dequantizes: onnx.NodeProto
+    ) -> list[onnx.NodeProto]:
+        """What one sparse op replaces: ``node``, its QuantizeLinear, and those of its
+        DequantizeLinear nodes that nothing else reads."""
+        replaced = [node, self.quantize]
+        for dequantize in (self.x_dequantize, self.w_dequantize, *more_dequantizes):
+            if graph.used_only_by(dequantize.output[0], [node]):
+                replaced.insert(0, dequantize)
+        return replaced
+
+
+def qdq_product(
+    graph: Graph, node: onnx.NodeProto, output_axis: int, weight_rank: int = 2
+) -> QdqProduct | str:
+    """The QDQ pattern around ``node``, whose input 0 is the activation and input 1 the weight
+    out of a DequantizeLinear (as the rules' applies_to checks), or why it is not one our INT8 ops
+    can take. ``output_axis``: the weight's axis of output channels (of ``weight_rank``), which
+    per-channel weight scales must run along."""
+    x_dequantize = dequantized_by(graph, node.input[0])
+    w_dequantize = dequantized_by(graph, node.input[1])
+    quantize = graph.sole_consumer(node.output[0])
+    if x_dequantize is None:
+        return "the activation does not come from a DequantizeLinear"
+    if quantize is None or quantize.op_type != "QuantizeLinear" or not is_default_domain(quantize):
+        return "the product is not quantized by one QuantizeLinear alone"
+    operands = {
+        "activation": constant_quantization(graph, *[*x_dequantize.input, ""][1:3]),
+        "weight": constant_quantization(graph, *[*w_dequantize.input, ""][1:3]),
+        "output": constant_quantization(graph, *[*quantize.input, ""][1:3]),
+    }
+    for operand, quantization in operands.items():
+        if isinstance(quantization, str):
+            return f"{operand}: {quantization}"
+    # A negative axis counts from the last; a single scale has no axis.
+    axis = dequantize_axis(w_dequantize) % weight_rank
+    if operands["weight"].scale.size > 1 and axis != output_axis:
+        return "the weight is quantized along an input axis, not per output channel"
+    return QdqProduct(
+        x_dequantize,
+        w_dequantize,
+        quantize,
+        operands["activation"],
+        operands["weight"],
+        operands["output"],
+    )
+
+
+@dataclass(frozen=True)
+class QuantizedBias:
+    """An int32 bias as a QDQ model stores it, before any check."""
+
+    values: np.ndarray
+    quantization: Quantization
+
+    def in_product_units(
+        self, x_scale: np.float32, w_scales: np.ndarray, weight: np.ndarray
+    ) -> np.ndarray | str:
+        """The int32 [N] bias our INT8 ops add to the product of ``weight`` [K, N], or why there
+        is none.
+
+        ORT's QGemm and QLinearConv add the stored int32 values to their int32 product whatever
+        their DequantizeLinear says, which is what the model means only with zero point 0 and
+        scale x_scale * w_scale[n] (what onnxruntime.quantization writes); any other bias is left
+        to ORT.
+        """
+        if np.any(self.quantization.zero_point != 0):
+            return "the bias's zero point is not 0"
+        scale = self.quantization.scale.reshape(-1)
+        if scale.size not in (1, len(w_scales)) or np.any(scale != np.float32(x_scale) * w_scales):
+            return "the bias's scale is not x_scale * w_scale"
+        return int32_bias(self.values, weight)
+
+
+def quantized_bias(graph: Graph, dequantize: onnx.NodeProto) -> QuantizedBias | str:
+    """The bias a DequantizeLinear dequantizes, or why it is unusable."""
+    values = graph.constant(dequantize.input[0])
+    if values is None:
+        return "the bias is not a constant"
+    quantization = constant_quantization(graph, *[*dequantize.input, ""][1:3])
+    if isinstance(quantization, str):
+        return f"bias: {quantization}"
+    return QuantizedBias(values, quantization)
+
+
+def int32_bias(values: np.ndarray, weight: np.ndarray) -> np.ndarray | str:
+    """``values`` as the int32 [N] bias of the product of ``weight`` [K, N], or why it cannot be."""
+    n = weight.shape[1]
+    if values.dtype != np.int32:
+        return f"the bias is {values.dtype}, not int32"
+    if values.shape != (n,):
+        return f"the bias has shape {list(values.shape)}, not [{n}]"
+    # Within this reach neither ORT's int32 accumulator nor ours (which folds the zero point's
+    # share into the bias) can overflow, so both sum exactly.
+    reach = np.abs(values.astype(np.int64)) + _MAX_ACTIVATION_SPAN * np.sum(
+        np.abs(weight.astype(np.int64)), axis=0
+    )
+    if np.any(reach > _INT32_MAX):
+        return "the bias is too large for an int32 accumulator"
+    return values

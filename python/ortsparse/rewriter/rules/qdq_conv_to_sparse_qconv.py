@@ -1,0 +1,56 @@
+"""The QDQ form of a quantized Conv, as onnxruntime.quantization writes it:
+
+    QuantizeLinear(Conv(DequantizeLinear(x_q), DequantizeLinear(constant int8 W),
+                        DequantizeLinear(constant int32 B)))
+    ->  SparseQConv(x_q, packed W, B)
+
+ORT itself runs this pattern as QLinearConv, with B's integers as they are: SparseQConv does the
+same, so the bias's scale must be x_scale * w_scale (what the quantizer writes), or the node stays.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
+from ortsparse.rewriter.graph import Graph
+from ortsparse.rewriter.policy import SparsityPolicy
+from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product, quantized_bias
+from ortsparse.rewriter.quantized_conv import convert_quantized_conv
+
+
+class QdqConvToSparseQConv(ConversionRule):
+    op_type = "Conv"
+
+    def applies_to(self, graph: Graph, node: onnx.NodeProto) -> bool:
+        """A Conv whose weight comes out of a DequantizeLinear is a quantized one: the float rule
+        could not use its weight anyway."""
+        return dequantized_by(graph, node.input[1]) is not None
+
+    def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
+        qdq = qdq_product(graph, node, output_axis=0, weight_rank=4)
+        if isinstance(qdq, str):
+            return kept(node, qdq)
+        b = node.input[2] if len(node.input) > 2 else ""
+        bias, bias_dequantize = None, []
+        if b:
+            dequantize = dequantized_by(graph, b)
+            if dequantize is None:
+                return kept(node, "the bias is not dequantized from int32, as QLinearConv takes it")
+            bias = quantized_bias(graph, dequantize)
+            if isinstance(bias, str):
+                return kept(node, bias)
+            bias_dequantize = [dequantize]
+        return convert_quantized_conv(
+            graph,
+            node,
+            qdq.replaced(graph, node, *bias_dequantize),
+            policy,
+            qdq.x_dequantize.input[0],
+            qdq.x,
+            graph.constant(qdq.w_dequantize.input[0]),
+            qdq.w,
+            bias,
+            qdq.y,
+            qdq.quantize.output[0],
+        )

@@ -1,0 +1,82 @@
+"""The SparseQConv node (contract: docs/ops.md): an int8 conv weight packed in quads of four input
+channels at one kernel tap, requantized output of X's type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ortsparse.rewriter.graph import Graph
+from ortsparse.rewriter.quad_packing import QUAD, PackedQuads, pack_quads
+from ortsparse.rewriter.sparse_op import DOMAIN
+
+OP_TYPE = "SparseQConv"
+FORMAT = "quad4"
+
+
+def conv_quad_matrix(weight: np.ndarray) -> np.ndarray:
+    """int8 W [N, C, kH, kW] as the [kH * kW * C4, N] matrix whose quads SparseQConv stores:
+    feature (i * kW + j) * C4 + c is W[:, c, i, j], with C rounded up to C4, a multiple of 4,
+    by zero channels. Quads along it are then four channels at one tap."""
+    n, c, kh, kw = weight.shape
+    c4 = -(-c // QUAD) * QUAD
+    matrix = np.zeros((kh * kw, c4, n), dtype=weight.dtype)
+    matrix[:, :c] = weight.transpose(2, 3, 1, 0).reshape(kh * kw, c, n)
+    return matrix.reshape(kh * kw * c4, n)
+
+
+def pack_conv_quads(weight: np.ndarray) -> PackedQuads:
+    """Packs int8 W [N, C, kH, kW] in SparseQConv's quad order."""
+    return pack_quads(conv_quad_matrix(weight))
+
+
+@dataclass(frozen=True)
+class QuantizedConv:
+    """Y = requantize(conv2d(X - x_zero_point, W) + bias) of a quantized Conv, whatever form it
+    had."""
+
+    x: str  # uint8 or int8, NCHW
+    weight: np.ndarray  # int8 [N, C, kH, kW], zero point 0
+    bias: np.ndarray | None  # int32 [N], in units of x_scale * w_scale[n]
+    output_scales: np.ndarray  # float32 [N]: x_scale * w_scale / y_scale, as ORT computes it
+    x_zero_point: int
+    y_zero_point: int
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+    output: str
+
+
+def sparse_qconv_node(graph: Graph, base: str, conv: QuantizedConv) -> onnx.NodeProto:
+    """A SparseQConv node computing ``conv``, its packed weight, scales and bias added as
+    initializers named after ``base``."""
+    packed = pack_conv_quads(conv.weight)
+    inputs = [
+        conv.x,
+        graph.add_initializer(f"{base}.weight_values", packed.values),
+        graph.add_initializer(f"{base}.weight_group_offsets", packed.group_offsets),
+        graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
+        graph.add_initializer(f"{base}.output_scale", conv.output_scales),
+    ]
+    if conv.bias is not None:
+        inputs.append(graph.add_initializer(f"{base}.bias", conv.bias.astype(np.int32)))
+    n, c, kh, kw = conv.weight.shape
+    return helper.make_node(
+        OP_TYPE,
+        inputs,
+        [conv.output],
+        name=graph.unique_name(f"{base}_{OP_TYPE}"),
+        domain=DOMAIN,
+        C=c,
+        N=n,
+        kernel_shape=[kh, kw],
+        strides=list(conv.strides),
+        dilations=list(conv.dilations),
+        pads=list(conv.pads),
+        format=FORMAT,
+        x_zero_point=conv.x_zero_point,
+        y_zero_point=conv.y_zero_point,
+    )
