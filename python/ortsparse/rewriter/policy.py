@@ -13,7 +13,8 @@ from ortsparse.rewriter.quad_packing import stored_quad_fraction
 # SparseQGemm against ORT's dense INT8 product (QLinearMatMul), 2 threads, AVX-512 VNNI: at M=64
 # and 128 rows and K, N of 768 to 3072 it broke even between 30% (M=64) and 50% (M=128) of the
 # quads stored, and was 1.6-3.2x faster at 10%. Until INT8 has a measured cost model of its own,
-# weights are rewritten at or below the lower break-even.
+# weights are rewritten at or below the lower break-even; SparseQConv, which runs the same tile
+# kernels, takes the same threshold (not measured for convolutions on their own).
 QUANTIZED_MAX_STORED_QUADS = 0.3
 
 
@@ -52,9 +53,9 @@ class SparsityPolicy:
         return self._judge(self.conv_cost_model, weight, m, work, sparsity)
 
     def judge_quantized(self, weight: np.ndarray) -> Verdict:
-        """The verdict on SparseQGemm for the int8 ``weight`` [K, N]: the fraction of its quads
-        (4 consecutive input features of one output column) that hold a nonzero weight is the
-        kernel's share of the dense work."""
+        """The verdict on SparseQGemm or SparseQConv for the int8 ``weight`` [K, N] (a conv's quad
+        matrix): the fraction of its quads (4 consecutive input features of one output column)
+        that hold a nonzero weight is the kernel's share of the dense work."""
         sparsity = 1.0 - np.count_nonzero(weight) / weight.size
         stored = stored_quad_fraction(weight)
         if self.min_sparsity is not None:
@@ -66,7 +67,7 @@ class SparsityPolicy:
             comparison = "<=" if rewrite else ">"
             reason = (
                 f"{stored:.0%} of its quads hold a weight, {comparison} the "
-                f"{QUANTIZED_MAX_STORED_QUADS:.0%} where SparseQGemm beats dense INT8"
+                f"{QUANTIZED_MAX_STORED_QUADS:.0%} where the sparse INT8 kernels beat dense INT8"
             )
         return Verdict(rewrite, "quad4", sparsity, reason)
 
