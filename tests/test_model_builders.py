@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
 from tools.model_builders import (
     BertConfig,
@@ -25,7 +26,11 @@ from tools.model_builders import (
 from tools.model_builders.cli import main as build_model_main
 from tools.model_builders.pruning import (
     block4_sparsity_of,
+    input_block4_sparsity_of,
+    prune,
     prune_block4,
+    prune_conv,
+    prune_input_block4,
     prune_unstructured,
     sample_pruned_conv_weight,
     sparsity_of,
@@ -97,13 +102,71 @@ def test_conv_4blocks_are_4_output_channels_at_one_input_index():
     assert np.mean(nonzeros == 0) == pytest.approx(0.75)
 
 
+def _assert_input_block4_structure(weight: np.ndarray) -> None:
+    """Each K-block W[4q:4q+4, n] of a [K, N] weight is either all zero or has no zero at all."""
+    _assert_block4_structure(weight.T)
+
+
+def _conv_channel_rows(weight: np.ndarray) -> np.ndarray:
+    """[N, C, kH, kW] -> [N*kH*kW, C]: the input channels at each (n, i, j), one row each."""
+    return weight.transpose(0, 2, 3, 1).reshape(-1, weight.shape[1])
+
+
+@pytest.mark.parametrize("sparsity", SPARSITIES)
+@pytest.mark.parametrize("k", [64, 66])  # 66: a short last K-block in every column
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_input_block4_pruning_zeroes_whole_lowest_norm_k_blocks(sparsity, k, norm):
+    dense = _random_weight(k=k)
+    pruned = prune_input_block4(dense, sparsity, norm)
+    _assert_input_block4_structure(pruned)
+    blocks = -(-k // 4) * dense.shape[1]
+    assert input_block4_sparsity_of(pruned) == pytest.approx(round(sparsity * blocks) / blocks)
+    kept = pruned != 0
+    np.testing.assert_array_equal(pruned[kept], dense[kept])
+    if 0 < sparsity < 1:
+        norms = np.linalg.norm(_blocks(dense.T), ord={"l2": 2, "l1": 1}[norm], axis=-1)
+        kept_blocks = _blocks(pruned.T).any(axis=-1)
+        assert norms[kept_blocks].min() >= norms[~kept_blocks].max()
+
+
+def test_input_block4_pruning_is_deterministic_and_differs_from_output_blocks():
+    dense = _random_weight()
+    first, second = prune(dense, 0.75, "4k"), prune(dense.copy(), 0.75, "4k")
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first != 0, prune(dense, 0.75, 4) != 0)
+
+
+@pytest.mark.parametrize("c", [8, 6])  # 6: each tap's channels end in a 2-channel block
+def test_conv_k_blocks_are_4_input_channels_at_one_tap(c):
+    weight = sample_pruned_conv_weight(np.random.default_rng(0), 16, c, 3, 0.75, block="4k")
+    assert weight.shape == (16, c, 3, 3)
+    rows = _conv_channel_rows(weight)
+    # A block spanning two taps (or 4 taps of one channel) would leave partly zero blocks here.
+    _assert_block4_structure(rows)
+    assert block4_sparsity_of(rows) == pytest.approx(0.75)
+
+
+def test_conv_pruning_keeps_patterns_1_and_4_on_the_matrix_view():
+    dense = np.random.default_rng(0).standard_normal((16, 8, 3, 3), dtype=np.float32)
+    for block in (1, 4):
+        expected = prune(dense.reshape(16, -1).T, 0.75, block).T.reshape(dense.shape)
+        np.testing.assert_array_equal(prune_conv(dense, 0.75, block), expected)
+
+
+def test_pruning_rejects_an_unknown_pattern():
+    with pytest.raises(ValueError, match="block must be one of"):
+        prune(_random_weight(), 0.5, 2)
+    with pytest.raises(ValueError, match="block must be one of"):
+        prune_conv(np.ones((4, 4, 1, 1), np.float32), 0.5, "4n")
+
+
 def test_pruning_rejects_a_sparsity_outside_0_1():
     with pytest.raises(ValueError):
         prune_unstructured(_random_weight(), 1.5)
 
 
 @pytest.mark.parametrize("gemm", [False, True])
-@pytest.mark.parametrize("block", [1, 4])
+@pytest.mark.parametrize("block", [1, 4, "4k"])
 def test_mlp_has_the_requested_layers_and_sparsity(gemm, block):
     model = build_mlp(MlpConfig(layers=3, hidden=64, sparsity=0.75, block=block, gemm=gemm))
     onnx.checker.check_model(model, full_check=True)
@@ -117,6 +180,8 @@ def test_mlp_has_the_requested_layers_and_sparsity(gemm, block):
         assert sparsity_of(weight) == pytest.approx(0.75)
         if block == 4:
             _assert_block4_structure(weight)
+        if block == "4k":
+            _assert_input_block4_structure(weight)
 
 
 @pytest.mark.parametrize("batch", [1, 5])
@@ -128,10 +193,12 @@ def test_mlp_runs_in_ort_with_a_symbolic_batch_and_order_one_activations(batch):
     assert 0.05 < np.abs(y).max() < 100  # pruned weights are rescaled, so nothing vanishes
 
 
-def test_builders_are_deterministic_for_a_seed():
-    same = [build_mlp(MlpConfig(layers=2, hidden=32, seed=3)).SerializeToString() for _ in range(2)]
-    other = build_mlp(MlpConfig(layers=2, hidden=32, seed=4)).SerializeToString()
-    assert same[0] == same[1] != other
+@pytest.mark.parametrize("block", [1, 4, "4k"])
+def test_builders_are_deterministic_for_a_seed(block):
+    def built(seed):
+        return build_mlp(MlpConfig(layers=2, hidden=32, block=block, seed=seed)).SerializeToString()
+
+    assert built(3) == built(3) != built(4)
 
 
 def _gelu_chains(model: onnx.ModelProto) -> list[list[str]]:
@@ -172,6 +239,13 @@ def test_bert_4block_pruning_is_structural():
         assert block4_sparsity_of(weight) == pytest.approx(0.9, abs=1e-3)
 
 
+def test_bert_k_block_pruning_is_structural():
+    model = build_bert(BertConfig(**SMALL_BERT, sparsity=0.9, block="4k"))
+    for weight in linear_weights(model).values():
+        _assert_input_block4_structure(weight)
+        assert input_block4_sparsity_of(weight) == pytest.approx(0.9, abs=1e-3)
+
+
 @pytest.mark.parametrize("seq", [None, 16])
 def test_bert_runs_in_ort(seq):
     model = build_bert(BertConfig(**SMALL_BERT, seq=seq))
@@ -180,12 +254,21 @@ def test_bert_runs_in_ort(seq):
     assert np.isfinite(y).all()
 
 
-def test_cli_writes_a_model(tmp_path, capsys):
+@pytest.mark.parametrize("block", ["4", "4k"])
+def test_cli_writes_a_model(tmp_path, capsys, block):
     out = tmp_path / "bert.onnx"
     args = ["bert", "--layers", "1", "--hidden", "64", "--heads", "2", "--intermediate", "128"]
-    assert build_model_main(args + ["--sparsity", "0.5", "--block", "4", "--out", str(out)]) == 0
+    assert build_model_main(args + ["--sparsity", "0.5", "--block", block, "--out", str(out)]) == 0
     assert "weight sparsity 0.5000" in capsys.readouterr().out
     onnx.checker.check_model(str(out))
+    assert_structure = _assert_block4_structure if block == "4" else _assert_input_block4_structure
+    for weight in linear_weights(onnx.load(str(out))).values():
+        assert_structure(weight)
+
+
+def test_cli_rejects_an_unknown_pattern(tmp_path):
+    with pytest.raises(SystemExit):
+        build_model_main(["mlp", "--block", "2", "--out", str(tmp_path / "mlp.onnx")])
 
 
 def test_build_model_script_runs_from_the_repo_root(tmp_path):
@@ -215,7 +298,14 @@ def _stem_and_pruned_conv_weights(model: onnx.ModelProto) -> tuple[np.ndarray, l
     return stem, pruned
 
 
-@pytest.mark.parametrize("block", [1, 4])
+def _pruned_conv_weights_as_built(model: onnx.ModelProto) -> list[np.ndarray]:
+    """Every conv weight but the (dense) stem's, [N, C, kH, kW]."""
+    initializers = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    return [initializers[node.input[1]] for node in convs[1:]]
+
+
+@pytest.mark.parametrize("block", [1, 4, "4k"])
 def test_resnet_is_exported_like_torchvision(block):
     model = build_resnet(ResNetConfig(**SMALL_RESNET, sparsity=0.9, block=block))
     onnx.checker.check_model(model, full_check=True)
@@ -243,6 +333,11 @@ def test_resnet_is_exported_like_torchvision(block):
             assert block4_sparsity_of(weight) == pytest.approx(0.9, abs=0.02)
         else:
             assert sparsity_of(weight) == pytest.approx(0.9, abs=0.01)
+    if block == "4k":
+        for weight in _pruned_conv_weights_as_built(model):
+            rows = _conv_channel_rows(weight)
+            _assert_block4_structure(rows)
+            assert block4_sparsity_of(rows) == pytest.approx(0.9, abs=0.01)
 
 
 def test_resnet50_has_torchvisions_layers_and_parameter_count():

@@ -47,7 +47,7 @@ class BertConfig:
     intermediate: int = 3072
     seq: int | None = None  # None: symbolic "sequence" dimension
     sparsity: float = 0.9
-    block: int = 1  # 1: unstructured pruning, 4: 4-block pruning
+    block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
 
     @property

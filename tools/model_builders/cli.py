@@ -10,9 +10,16 @@ import onnx
 
 from .bert import BertConfig, build_bert
 from .mlp import MlpConfig, build_mlp
+from .pruning import BLOCKS, UNSTRUCTURED
 from .resnet import ResNetConfig, build_resnet
 from .weights import overall_sparsity
 from .yolo import YoloConfig, build_yolo
+
+
+def block_pattern(text: str) -> int | str:
+    """A --block value as the builders take it: digits as an int (1, 4), anything else as given
+    ("4k"), for argparse's `choices` to check."""
+    return int(text) if text.isdigit() else text
 
 
 def _add_pruning_options(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +28,13 @@ def _add_pruning_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--block",
-        type=int,
-        choices=(1, 4),
-        default=1,
+        type=block_pattern,
+        choices=BLOCKS,
+        default=UNSTRUCTURED,
         help="1: unstructured magnitude pruning (default); 4: prune blocks of 4 consecutive output "
-        "channels at one input index, by L2 norm",
+        "channels at one input index; 4k: prune blocks of 4 consecutive input features of one "
+        "output channel (of a conv: 4 input channels at one kernel tap), the quads INT8 "
+        "SparseQGemm stores; blocks go by L2 norm",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random weights (default 0)"

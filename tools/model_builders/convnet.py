@@ -46,13 +46,20 @@ def max_pool(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarra
 
 class ConvNetWriter:
     """Adds Conv/BatchNormalization nodes to a GraphBuilder, pruning every weight to `sparsity`
-    (`block` 1: unstructured, 4: 4-block) unless the caller asks for a dense one.
+    (`block` 1: unstructured, 4: 4-block, "4k": K-block; see pruning.py) unless the caller asks for
+    a dense one.
 
     `values` holds what each tensor that later nodes read is for the calibration batch (NCHW):
     nodes added through `calibrated_node` must say what their output is for it."""
 
     def __init__(
-        self, name: str, image: str, resolution: int, sparsity: float, block: int, seed: int
+        self,
+        name: str,
+        image: str,
+        resolution: int,
+        sparsity: float,
+        block: int | str,
+        seed: int,
     ):
         self.g = GraphBuilder(name)
         self.rng = np.random.default_rng(seed)

@@ -5,9 +5,9 @@ Graph (input `input` float [batch, hidden], output `output` float [batch, hidden
     matmul form (default):  MatMul(x, W[K,N]) -> Add(., bias) -> Relu  (no Relu after the last)
     gemm form:              Gemm(x, W[N,K], bias, transB=1) -> Relu    (torch.onnx's addmm)
 
-Weights are Kaiming-scaled random normals, magnitude-pruned to `sparsity` (unstructured or 4-block)
-and rescaled to their dense norm so activations stay O(1) at any sparsity; biases follow nn.Linear's
-default init, uniform(+-1/sqrt(K)).
+Weights are Kaiming-scaled random normals, magnitude-pruned to `sparsity` (unstructured, 4-block or
+K-block: see pruning.py) and rescaled to their dense norm so activations stay O(1) at any sparsity;
+biases follow nn.Linear's default init, uniform(+-1/sqrt(K)).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class MlpConfig:
     layers: int = 4
     hidden: int = 1024
     sparsity: float = 0.9
-    block: int = 1  # 1: unstructured pruning, 4: 4-block pruning
+    block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     gemm: bool = False
     seed: int = 0
 

@@ -13,9 +13,10 @@ Input `input` float [batch, 3, resolution, resolution], output `output` float [b
 
 Convolutions have no bias (BatchNormalization follows each). Every conv weight except the stem's is
 magnitude-pruned to `sparsity` (`block` 1: unstructured; 4: blocks of 4 output channels at one
-input index of the [C*kH*kW, N] matrix view); the stem and the fc head stay dense, as in the
-published pruned ResNet-50 numbers. Defaults give ResNet-50 at 224x224; e.g. stages (1, 1, 1, 1),
-width 16, resolution 32 give a small test network.
+input index of the [C*kH*kW, N] matrix view; "4k": blocks of 4 input channels at one kernel tap of
+one output channel); the stem and the fc head stay dense, as in the published pruned ResNet-50
+numbers. Defaults give ResNet-50 at 224x224; e.g. stages (1, 1, 1, 1), width 16, resolution 32 give
+a small test network.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class ResNetConfig:
     resolution: int = 224
     classes: int = 1000
     sparsity: float = 0.9
-    block: int = 1  # 1: unstructured pruning, 4: 4-block pruning
+    block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
 
 

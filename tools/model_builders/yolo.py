@@ -21,7 +21,8 @@ anchor grid is elementwise arithmetic on this tensor and is left out.)
 Channels are YOLOv5's (64, 128, 256, 512, 1024) times `width` rounded up to multiples of 8, and
 bottleneck counts (3, 6, 9, 3) times `depth` rounded (at least 1): the defaults 0.5 and 0.33 are
 YOLOv5s. Every conv except the stem's is magnitude-pruned to `sparsity` (`block` 1: unstructured;
-4: blocks of 4 output channels at one input index of the [C*kH*kW, N] matrix view).
+4: blocks of 4 output channels at one input index of the [C*kH*kW, N] matrix view; "4k": blocks of
+4 input channels at one kernel tap of one output channel).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class YoloConfig:
     resolution: int = 640  # a multiple of 32
     classes: int = 80
     sparsity: float = 0.9
-    block: int = 1  # 1: unstructured pruning, 4: 4-block pruning
+    block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
 
     def channels(self, base: int) -> int:
