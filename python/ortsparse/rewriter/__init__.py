@@ -1,5 +1,6 @@
 """The graph rewriter: turns eligible MatMul/Gemm/Conv nodes of a sparse ONNX model into
-SparseGemm/SparseConv, and INT8 MatMuls (QLinearMatMul, QDQ MatMul and Gemm) into SparseQGemm.
+SparseGemm/SparseConv, INT8 MatMuls (QLinearMatMul, QDQ MatMul and Gemm) into SparseQGemm and
+INT8 convolutions (QLinearConv, QDQ Conv) into SparseQConv.
 
     result = rewrite_model(model)            # or rewrite_file("in.onnx", "out.onnx")
     print(format_report(result.decisions))

@@ -1,10 +1,10 @@
 """The rewrite pipeline: validate, convert MatMul/Gemm/Conv nodes, fuse epilogues, clean up.
 
 1. The model is checked (onnx.checker, strict shape inference); a malformed one is a RewriteError.
-2. Conversion rules visit every MatMul, Gemm, Conv and QLinearMatMul of the top-level graph, in
-   graph order, and each gets a Decision, rewritten or not (a MatMul or Gemm whose weight comes
-   out of a DequantizeLinear goes to its INT8 rule); nodes inside control-flow subgraphs are
-   reported as kept.
+2. Conversion rules visit every MatMul, Gemm, Conv, QLinearMatMul and QLinearConv of the
+   top-level graph, in graph order, and each gets a Decision, rewritten or not (a MatMul, Gemm or
+   Conv whose weight comes out of a DequantizeLinear goes to its INT8 rule); nodes inside
+   control-flow subgraphs are reported as kept.
 3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
