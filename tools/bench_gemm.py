@@ -372,8 +372,9 @@ def add_pruning_options(
     )
 
 
-def add_measurement_options(parser: argparse.ArgumentParser) -> None:
-    """Options of timing, rewriting and output that every benchmark of this kind shares."""
+def add_measurement_options(parser: argparse.ArgumentParser, deepsparse: bool = True) -> None:
+    """Options of timing, rewriting and output that every benchmark of this kind shares;
+    --deepsparse only where DeepSparse can run the benchmark's models."""
     parser.add_argument(
         "--threads", type=int, default=2, help="intra-op threads for both (default 2)"
     )
@@ -384,28 +385,35 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
         "--warmup", type=int, default=3, help="untimed runs before each measurement (default 3)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the weights and inputs (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, the inputs and any calibration data (default 0)",
     )
     parser.add_argument(
         "--min-sparsity",
         type=float,
-        help="rewrite every MatMul/Gemm/Conv at least this sparse (default: the rewriter's cost "
-        "model)",
+        help="rewrite every MatMul/Gemm/Conv at least this sparse (default: the rewriter's own "
+        "judgement: its cost model, for INT8 the share of the weight's quads that hold a weight)",
     )
     parser.add_argument(
         "--model-dir",
         type=Path,
-        help="keep models here and reuse the originals on later runs (default: a temporary dir)",
+        help="keep the models built (and quantized) here and reuse them on later runs (default: a "
+        "temporary dir)",
     )
-    parser.add_argument(
-        "--deepsparse",
-        type=Path,
-        nargs="?",
-        const=DEFAULT_DEEPSPARSE_PYTHON,
-        metavar="PYTHON",
-        help="also time DeepSparse 1.8 on the original model, with this Python interpreter "
-        "(default: .venv-deepsparse/bin/python, made by tools/setup_deepsparse.sh)",
-    )
+    if deepsparse:
+        parser.add_argument(
+            "--deepsparse",
+            type=Path,
+            nargs="?",
+            const=DEFAULT_DEEPSPARSE_PYTHON,
+            metavar="PYTHON",
+            help="also time DeepSparse 1.8 on the original model, with this Python interpreter "
+            "(default: .venv-deepsparse/bin/python, made by tools/setup_deepsparse.sh)",
+        )
+    else:
+        parser.set_defaults(deepsparse=None)
     parser.add_argument(
         "--json", action="store_true", help="print the results as JSON instead of a table"
     )

@@ -57,6 +57,7 @@ from onnx import numpy_helper  # noqa: E402
 from tools.bench_gemm import (  # noqa: E402
     RewrittenModel,
     Timing,
+    add_measurement_options,
     interleaved_items_per_second,
     make_feed,
     make_session,
@@ -395,36 +396,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="random calibration feeds of the quantizer (default 8)",
     )
-    parser.add_argument(
-        "--threads", type=int, default=2, help="intra-op threads for both (default 2)"
-    )
-    parser.add_argument(
-        "--time", type=float, default=3.0, help="seconds per measurement (default 3)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=3, help="untimed runs before each measurement (default 3)"
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the weights, the calibration data and the inputs (default 0)",
-    )
-    parser.add_argument(
-        "--min-sparsity",
-        type=float,
-        help="rewrite every MatMul/Gemm/Conv at least this sparse (default: the rewriter's own "
-        "judgement, for INT8 the share of the weight's quads that hold a weight)",
-    )
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        help="keep the FP32 and INT8 models here and reuse them on later runs "
-        "(default: a temporary dir)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the results as JSON instead of a table"
-    )
+    add_measurement_options(parser, deepsparse=False)
     return parser.parse_args(argv)
 
 
