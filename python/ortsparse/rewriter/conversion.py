@@ -92,6 +92,29 @@ def rewritten(node: onnx.NodeProto, sparse_op: SparseOp, verdict: Verdict) -> Co
     return Conversion(decision, sparse_op.name)
 
 
+def replaced_by(
+    graph: Graph,
+    node: onnx.NodeProto,
+    replaced: list[onnx.NodeProto],
+    sparse_node: onnx.NodeProto,
+    weight_shape: tuple[int, int],
+    verdict: Verdict,
+) -> Conversion:
+    """Replaces ``replaced`` (``node`` among them) by ``sparse_node``, an op no SparseOp value
+    describes (the INT8 ones, which take no epilogue), and reports it."""
+    graph.replace(replaced, [sparse_node])
+    decision = Decision(
+        display_name(node),
+        node.op_type,
+        weight_shape,
+        verdict.sparsity,
+        verdict.format,
+        True,
+        verdict.reason,
+    )
+    return Conversion(decision, sparse_node.name)
+
+
 def packed_sparse_op(
     op_class: type[SparseOp],
     graph: Graph,

@@ -67,6 +67,49 @@ def output_scales(x_scale: np.float32, w_scales: np.ndarray, y_scale: np.float32
     )
 
 
+@dataclass(frozen=True)
+class ProductQuantization:
+    """What the requantization of a quantized product takes from its operands."""
+
+    x_scale: np.float32
+    x_zero_point: int
+    y_zero_point: int
+    w_scales: np.ndarray  # float32 [N]
+    output_scales: np.ndarray  # float32 [N]
+
+
+def product_quantization(
+    graph: Graph,
+    x: str,
+    output: str,
+    x_quantization: Quantization,
+    w_quantization: Quantization,
+    y_quantization: Quantization,
+    n: int,
+) -> ProductQuantization | str:
+    """The quantization of a product of ``x`` into ``output`` with N output channels as our INT8
+    ops take it (uint8 or int8 activations per tensor, the output of their type, symmetric int8
+    weights per tensor or per channel), or why it is not one."""
+    x_type = graph.elem_type(x)
+    if x_type not in ACTIVATION_TYPES:
+        return "the activation is neither uint8 nor int8"
+    if graph.elem_type(output) not in (None, 0, x_type):
+        return "the output's type differs from the activation's"
+    x_params, y_params = per_tensor(x_quantization), per_tensor(y_quantization)
+    if x_params is None or y_params is None:
+        return "the activation or output is quantized per channel"
+    w_scales = weight_scales(w_quantization, n)
+    if isinstance(w_scales, str):
+        return w_scales
+    return ProductQuantization(
+        x_scale=x_params[0],
+        x_zero_point=x_params[1],
+        y_zero_point=y_params[1],
+        w_scales=w_scales,
+        output_scales=output_scales(x_params[0], w_scales, y_params[0]),
+    )
+
+
 def dequantize_axis(node: onnx.NodeProto) -> int:
     """The axis a DequantizeLinear / QuantizeLinear node's per-channel parameters run along."""
     return int(attribute_values(node).get("axis", 1))

@@ -7,24 +7,12 @@ import numpy as np
 import onnx
 
 from ortsparse.rewriter.conv_window import explicit_pads
-from ortsparse.rewriter.conversion import Conversion, display_name, kept
-from ortsparse.rewriter.decisions import Decision
+from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import QuantizedBias, int32_bias
-from ortsparse.rewriter.quantization import (
-    ACTIVATION_TYPES,
-    Quantization,
-    output_scales,
-    per_tensor,
-    weight_scales,
-)
-from ortsparse.rewriter.sparse_qconv import (
-    FORMAT,
-    QuantizedConv,
-    conv_quad_matrix,
-    sparse_qconv_node,
-)
+from ortsparse.rewriter.quantization import Quantization, product_quantization
+from ortsparse.rewriter.sparse_qconv import QuantizedConv, conv_quad_matrix, sparse_qconv_node
 
 
 def convert_quantized_conv(
@@ -54,23 +42,17 @@ def convert_quantized_conv(
     attributes = attribute_values(node)
     if attributes.get("group", 1) != 1:
         return kept(node, "grouped convolution, SparseQConv takes group=1", matrix_shape)
-    x_type = graph.elem_type(x)
-    if x_type not in ACTIVATION_TYPES:
-        return kept(node, "the activation is neither uint8 nor int8", matrix_shape)
-    if graph.elem_type(output) not in (None, 0, x_type):
-        return kept(node, "the output's type differs from the activation's", matrix_shape)
     x_shape = graph.shape(x)
     if x_shape is None or len(x_shape) != 4:
         return kept(node, "the activation is not known to be NCHW (rank 4)", matrix_shape)
-    x_params, y_params = per_tensor(x_quantization), per_tensor(y_quantization)
-    if x_params is None or y_params is None:
-        return kept(node, "the activation or output is quantized per channel", matrix_shape)
-    w_scales = weight_scales(w_quantization, n)
-    if isinstance(w_scales, str):
-        return kept(node, w_scales, matrix_shape)
+    quantization = product_quantization(
+        graph, x, output, x_quantization, w_quantization, y_quantization, n
+    )
+    if isinstance(quantization, str):
+        return kept(node, quantization, matrix_shape)
     matrix = conv_quad_matrix(weight)
     if isinstance(bias, QuantizedBias):
-        bias = bias.in_product_units(x_params[0], w_scales, matrix)
+        bias = bias.in_product_units(quantization.x_scale, quantization.w_scales, matrix)
     elif bias is not None:
         bias = int32_bias(bias, matrix)
     if isinstance(bias, str):
@@ -90,23 +72,13 @@ def convert_quantized_conv(
         x=x,
         weight=weight,
         bias=bias,
-        output_scales=output_scales(x_params[0], w_scales, y_params[0]),
-        x_zero_point=x_params[1],
-        y_zero_point=y_params[1],
+        output_scales=quantization.output_scales,
+        x_zero_point=quantization.x_zero_point,
+        y_zero_point=quantization.y_zero_point,
         strides=strides,
         dilations=dilations,
         pads=pads,
         output=output,
     )
     sparse_node = sparse_qconv_node(graph, display_name(node), conv)
-    graph.replace(replaced, [sparse_node])
-    decision = Decision(
-        display_name(node),
-        node.op_type,
-        matrix_shape,
-        verdict.sparsity,
-        FORMAT,
-        True,
-        verdict.reason,
-    )
-    return Conversion(decision, sparse_node.name)
+    return replaced_by(graph, node, replaced, sparse_node, matrix_shape, verdict)

@@ -6,19 +6,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.conversion import Conversion, display_name, kept
-from ortsparse.rewriter.decisions import Decision
+from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import QuantizedBias
-from ortsparse.rewriter.quantization import (
-    ACTIVATION_TYPES,
-    Quantization,
-    output_scales,
-    per_tensor,
-    weight_scales,
-)
-from ortsparse.rewriter.sparse_qgemm import FORMAT, QuantizedProduct, sparse_qgemm_node
+from ortsparse.rewriter.quantization import Quantization, product_quantization
+from ortsparse.rewriter.sparse_qgemm import QuantizedProduct, sparse_qgemm_node
+
 
 def convert_quantized_matmul(
     graph: Graph,
@@ -43,23 +37,17 @@ def convert_quantized_matmul(
     weight_shape = weight.shape
     if weight.dtype != np.int8:
         return kept(node, f"weight is {weight.dtype}, SparseQGemm takes int8", weight_shape)
-    x_type = graph.elem_type(x)
-    if x_type not in ACTIVATION_TYPES:
-        return kept(node, "the activation is neither uint8 nor int8", weight_shape)
-    if graph.elem_type(output) not in (None, 0, x_type):
-        return kept(node, "the output's type differs from the activation's", weight_shape)
     x_shape = graph.shape(x)
     if x_shape is None or len(x_shape) < 2:
         return kept(node, "the activation's rank is unknown or below 2", weight_shape)
-    x_params, y_params = per_tensor(x_quantization), per_tensor(y_quantization)
-    if x_params is None or y_params is None:
-        return kept(node, "the activation or output is quantized per channel", weight_shape)
-    w_scales = weight_scales(w_quantization, weight.shape[1])
-    if isinstance(w_scales, str):
-        return kept(node, w_scales, weight_shape)
+    quantization = product_quantization(
+        graph, x, output, x_quantization, w_quantization, y_quantization, weight.shape[1]
+    )
+    if isinstance(quantization, str):
+        return kept(node, quantization, weight_shape)
     bias_values = None
     if bias is not None:
-        bias_values = bias.in_product_units(x_params[0], w_scales, weight)
+        bias_values = bias.in_product_units(quantization.x_scale, quantization.w_scales, weight)
         if isinstance(bias_values, str):
             return kept(node, bias_values, weight_shape)
 
@@ -69,21 +57,11 @@ def convert_quantized_matmul(
     product = QuantizedProduct(
         x=x,
         weight=weight,
-        output_scales=output_scales(x_params[0], w_scales, y_params[0]),
-        x_zero_point=x_params[1],
-        y_zero_point=y_params[1],
+        output_scales=quantization.output_scales,
+        x_zero_point=quantization.x_zero_point,
+        y_zero_point=quantization.y_zero_point,
         output=output,
         bias=bias_values,
     )
     sparse_node = sparse_qgemm_node(graph, display_name(node), product)
-    graph.replace(replaced, [sparse_node])
-    decision = Decision(
-        display_name(node),
-        node.op_type,
-        weight_shape,
-        verdict.sparsity,
-        FORMAT,
-        True,
-        verdict.reason,
-    )
-    return Conversion(decision, sparse_node.name)
+    return replaced_by(graph, node, replaced, sparse_node, weight_shape, verdict)
