@@ -55,7 +55,9 @@ def graph_model(node, x_shape, elem, initializers, opsets):
 
 def sparse_qconv_model(packed, x_shape, c, n, kernel, kind="u8", scales=None, bias=None, **attrs):
     elem = TYPES[kind][1]
-    scales = np.full(n, X_SCALE * np.float32(0.01) / Y_SCALE, np.float32) if scales is None else scales
+    scales = (
+        np.full(n, X_SCALE * np.float32(0.01) / Y_SCALE, np.float32) if scales is None else scales
+    )
     inputs = ["X", "values", "offsets", "indices", "scale"] + (["bias"] if bias is not None else [])
     initializers = [
         numpy_helper.from_array(packed["values"], "values"),
@@ -78,40 +80,71 @@ def qlinear_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, y_zp, **attr
     dtype, elem = TYPES[kind]
     inputs = ["X", "xs", "xz", "W", "ws", "wz", "ys", "yz"] + (["B"] if bias is not None else [])
     node = helper.make_node("QLinearConv", inputs, ["Y"], **attrs)
-    initializers = [
-        numpy_helper.from_array(np.array(value, dtype=value_type), name)
-        for name, value, value_type in [
-            ("xs", X_SCALE, np.float32),
-            ("xz", x_zp, dtype),
-            ("ys", Y_SCALE, np.float32),
-            ("yz", y_zp, dtype),
+    initializers = (
+        [
+            numpy_helper.from_array(np.array(value, dtype=value_type), name)
+            for name, value, value_type in [
+                ("xs", X_SCALE, np.float32),
+                ("xz", x_zp, dtype),
+                ("ys", Y_SCALE, np.float32),
+                ("yz", y_zp, dtype),
+            ]
         ]
-    ] + [
-        numpy_helper.from_array(weight, "W"),
-        numpy_helper.from_array(w_scales, "ws"),
-        numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
-    ] + ([numpy_helper.from_array(bias, "B")] if bias is not None else [])
+        + [
+            numpy_helper.from_array(weight, "W"),
+            numpy_helper.from_array(w_scales, "ws"),
+            numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
+        ]
+        + ([numpy_helper.from_array(bias, "B")] if bias is not None else [])
+    )
     return graph_model(node, x_shape, elem, initializers, [helper.make_opsetid("", 17)])
 
 
-def check(library, rng, x_shape, n, kernel, kind="u8", sparsity=0.8, threads=1, bias=False,
-          per_channel=True, **attrs):
+def check(
+    library,
+    rng,
+    x_shape,
+    n,
+    kernel,
+    kind="u8",
+    sparsity=0.8,
+    threads=1,
+    bias=False,
+    per_channel=True,
+    **attrs,
+):
     dtype = TYPES[kind][0]
     info = np.iinfo(dtype)
     c = x_shape[1]
     weight = random_weight(rng, (n, c, *kernel), sparsity)
     w_scales = (
-        rng.uniform(0.002, 0.02, n).astype(np.float32) if per_channel else np.full(1, 0.01, np.float32)
+        rng.uniform(0.002, 0.02, n).astype(np.float32)
+        if per_channel
+        else np.full(1, 0.01, np.float32)
     )
     b = rng.integers(-5000, 5000, n).astype(np.int32) if bias else None
     x_zp, y_zp = (int(rng.integers(info.min, info.max + 1)) for _ in range(2))
     x = rng.integers(info.min, info.max + 1, x_shape).astype(dtype)
-    reference = qlinear_conv_model(weight, w_scales, b, list(x_shape), kind, x_zp, y_zp,
-                                   kernel_shape=list(kernel), **attrs)
+    reference = qlinear_conv_model(
+        weight, w_scales, b, list(x_shape), kind, x_zp, y_zp, kernel_shape=list(kernel), **attrs
+    )
     (expected,) = session(reference).run(None, {"X": x})
-    scales = ((X_SCALE * np.broadcast_to(w_scales, n)).astype(np.float32) / Y_SCALE).astype(np.float32)
-    model = sparse_qconv_model(pack_conv_quads(weight), list(x_shape), c, n, kernel, kind,
-                               scales=scales, bias=b, x_zero_point=x_zp, y_zero_point=y_zp, **attrs)
+    scales = ((X_SCALE * np.broadcast_to(w_scales, n)).astype(np.float32) / Y_SCALE).astype(
+        np.float32
+    )
+    model = sparse_qconv_model(
+        pack_conv_quads(weight),
+        list(x_shape),
+        c,
+        n,
+        kernel,
+        kind,
+        scales=scales,
+        bias=b,
+        x_zero_point=x_zp,
+        y_zero_point=y_zp,
+        **attrs,
+    )
     (actual,) = session(model, library, threads).run(None, {"X": x})
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     differing = int(np.count_nonzero(actual != expected))
@@ -152,14 +185,14 @@ def test_shapes_and_attributes(library, rng, x_shape, n, kernel, attrs, sparsity
 
 
 def test_per_tensor_weight_scale_without_bias(library, rng):
-    check(library, rng, (2, 10, 6, 6), 20, (3, 3), "s8", 0.8, per_channel=False,
-          pads=[1, 1, 1, 1])
+    check(library, rng, (2, 10, 6, 6), 20, (3, 3), "s8", 0.8, per_channel=False, pads=[1, 1, 1, 1])
 
 
 def test_dynamic_image_sizes(library, rng):
     weight = random_weight(rng, (6, 8, 3, 3), 0.5)
-    model = sparse_qconv_model(pack_conv_quads(weight), [None, 8, None, None], 8, 6, (3, 3),
-                               pads=[1, 1, 1, 1])
+    model = sparse_qconv_model(
+        pack_conv_quads(weight), [None, 8, None, None], 8, 6, (3, 3), pads=[1, 1, 1, 1]
+    )
     sess = session(model, library)
     for height, width in [(5, 5), (9, 4), (5, 5), (16, 3)]:
         x = rng.integers(0, 256, (1, 8, height, width)).astype(np.uint8)
@@ -170,9 +203,19 @@ def test_dynamic_image_sizes(library, rng):
 def test_output_bounds(library, rng):
     # A fused Relu raises output_min to the zero point; the output never goes below it.
     weight = random_weight(rng, (8, 4, 3, 3), 0.3)
-    model = sparse_qconv_model(pack_conv_quads(weight), [1, 4, 6, 6], 4, 8, (3, 3),
-                               y_zero_point=100, output_min=100, output_max=180)
-    (y,) = session(model, library).run(None, {"X": rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)})
+    model = sparse_qconv_model(
+        pack_conv_quads(weight),
+        [1, 4, 6, 6],
+        4,
+        8,
+        (3, 3),
+        y_zero_point=100,
+        output_min=100,
+        output_max=180,
+    )
+    (y,) = session(model, library).run(
+        None, {"X": rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)}
+    )
     assert y.min() >= 100 and y.max() <= 180 and len(np.unique(y)) > 2
 
 
@@ -233,7 +276,9 @@ def test_too_many_features(library):
 def test_malformed_packed_weights(library, packed_3x3, edit, expected):
     packed = dict(packed_3x3)
     edit(packed)
-    assert expected in creation_error(sparse_qconv_model(packed, [1, 6, 5, 5], 6, 4, (3, 3)), library)
+    assert expected in creation_error(
+        sparse_qconv_model(packed, [1, 6, 5, 5], 6, 4, (3, 3)), library
+    )
 
 
 def test_nonzero_weight_in_a_quads_channel_padding(library):

@@ -113,7 +113,9 @@ struct MaskedInterleave {
     }
   }
 
-  static int64_t CeilDivSigned(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+  static int64_t CeilDivSigned(int64_t a, int64_t b) {
+    return a >= 0 ? (a + b - 1) / b : -(-a / b);
+  }
 };
 
 }  // namespace

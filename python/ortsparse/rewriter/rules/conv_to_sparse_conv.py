@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ortsparse.rewriter.conv_window import explicit_pads
 from ortsparse.rewriter.conversion import (
     Conversion,
     ConversionRule,
@@ -24,7 +25,6 @@ from ortsparse.rewriter.conversion import (
     rewritten,
 )
 from ortsparse.rewriter.cost_model import conv_rows, conv_work
-from ortsparse.rewriter.conv_window import explicit_pads
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv

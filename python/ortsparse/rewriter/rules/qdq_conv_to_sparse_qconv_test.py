@@ -28,8 +28,15 @@ def sparse_int8_conv_weight(n, c, kernel, stored=0.1, seed=0):
     return weight
 
 
-def qdq_conv_model(weight, x_shape, activation="u8", per_channel=True, bias=True, bias_scale=None,
-                   **conv_attributes):
+def qdq_conv_model(
+    weight,
+    x_shape,
+    activation="u8",
+    per_channel=True,
+    bias=True,
+    bias_scale=None,
+    **conv_attributes,
+):
     """Y = Q(Conv(DQ(X), DQ(W), DQ(B))) as onnxruntime.quantization writes it."""
     dtype, elem = NUMPY_TYPE[activation], ONNX_TYPE[activation]
     n = weight.shape[0]
@@ -37,8 +44,9 @@ def qdq_conv_model(weight, x_shape, activation="u8", per_channel=True, bias=True
     nodes = [
         helper.make_node("DequantizeLinear", ["X", "x_s", "x_z"], ["x"], name="dq_x"),
         helper.make_node("DequantizeLinear", ["W", "w_s", "w_z"], ["w"], name="dq_w", axis=0),
-        helper.make_node("Conv", ["x", "w", "b"] if bias else ["x", "w"], ["y"], name="conv",
-                         **conv_attributes),
+        helper.make_node(
+            "Conv", ["x", "w", "b"] if bias else ["x", "w"], ["y"], name="conv", **conv_attributes
+        ),
         helper.make_node("QuantizeLinear", ["y", "y_s", "y_z"], ["Y"], name="q_y"),
     ]
     initializers = constants(

@@ -46,8 +46,9 @@ def qlinear_conv_model(weight, x_shape, activation="u8", bias=True, **conv_attri
 @pytest.mark.parametrize("bias", [True, False])
 def test_qlinear_conv_becomes_sparse_qconv_with_identical_outputs(activation, bias):
     weight = sparse_int8_conv_weight(20, 12, (3, 3))
-    model = qlinear_conv_model(weight, ["b", 12, 9, 9], activation, bias, strides=[2, 2],
-                               pads=[1, 1, 1, 1])
+    model = qlinear_conv_model(
+        weight, ["b", 12, 9, 9], activation, bias, strides=[2, 2], pads=[1, 1, 1, 1]
+    )
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseQConv"]
     for batch in (1, 2):
