@@ -18,9 +18,10 @@ std::vector<OrtCustomOp*>& Operators() {
   static ortsparse::SparseGemmOp sparse_gemm;
   static ortsparse::SparseConvOp sparse_conv;
   static ortsparse::SparseQGemmOp sparse_qgemm;
-  static ortsparse::SparseQConvOp sparse_qconv;
+  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8> sparse_qconv_u8;
+  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> sparse_qconv_s8;
   static std::vector<OrtCustomOp*> operators = {&sparse_gemm, &sparse_conv, &sparse_qgemm,
-                                                &sparse_qconv};
+                                                &sparse_qconv_u8, &sparse_qconv_s8};
   return operators;
 }
 

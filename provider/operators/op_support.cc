@@ -55,6 +55,18 @@ std::optional<float> FloatAttribute(const OrtKernelInfo* info, const char* name)
   return value;
 }
 
+std::optional<std::vector<float>> FloatsAttribute(const OrtKernelInfo* info, const char* name) {
+  size_t size = 0;
+  Ort::Status status{
+      Ort::GetApi().KernelInfoGetAttributeArray_float(info, name, nullptr, &size)};
+  if (!status.IsOK()) return std::nullopt;
+  std::vector<float> values(size);
+  status = Ort::Status{
+      Ort::GetApi().KernelInfoGetAttributeArray_float(info, name, values.data(), &size)};
+  if (!status.IsOK()) return std::nullopt;
+  return values;
+}
+
 std::optional<std::string> StringAttribute(const OrtKernelInfo* info, const char* name) {
   size_t size = 0;
   Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_string(info, name, nullptr, &size)};

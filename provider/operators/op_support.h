@@ -30,6 +30,7 @@ ProductShape MatrixProductShape(const std::vector<int64_t>& x_shape, int64_t k, 
 std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name);
 std::optional<std::vector<int64_t>> IntsAttribute(const OrtKernelInfo* info, const char* name);
 std::optional<float> FloatAttribute(const OrtKernelInfo* info, const char* name);
+std::optional<std::vector<float>> FloatsAttribute(const OrtKernelInfo* info, const char* name);
 std::optional<std::string> StringAttribute(const OrtKernelInfo* info, const char* name);
 
 // A constant 1-D input of element type T, copied out of ORT's initializer; throws

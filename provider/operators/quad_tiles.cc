@@ -23,6 +23,7 @@ const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     kernels::RequantizeTileAvx512,
     kernels::PackQuadPlanesAvx512,
     kernels::RequantizeChannelsAvx512,
+    kernels::RequantizeAddChannelsAvx512,
 };
 
 const QuadMicrokernels kAvx2QuadMicrokernels = {
@@ -34,6 +35,7 @@ const QuadMicrokernels kAvx2QuadMicrokernels = {
     kernels::RequantizeTileScalar,
     kernels::PackQuadPlanesScalar,
     kernels::RequantizeChannelsScalar,
+    kernels::RequantizeAddChannelsScalar,
 };
 
 const QuadMicrokernels kScalarQuadMicrokernels = {
@@ -45,6 +47,7 @@ const QuadMicrokernels kScalarQuadMicrokernels = {
     kernels::RequantizeTileScalar,
     kernels::PackQuadPlanesScalar,
     kernels::RequantizeChannelsScalar,
+    kernels::RequantizeAddChannelsScalar,
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "operators/sparse_qconv.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -32,6 +33,9 @@ struct QConvJob {
   const DirectConvPlan* plan;
   kernels::QuadPlanesSource source;  // image: the wave's first
   uint8_t* y;                        // at the wave's first image
+  const uint8_t* residual;           // at the wave's first image; null without R
+  const kernels::QuantizedAddition* residual_addition;
+  bool is_signed;                    // int8 X and Y (else uint8)
   size_t n;
   size_t image_bytes;  // C * H * W
   size_t pixels;       // OH * OW
@@ -75,18 +79,27 @@ void QConvTileTask(void* data, size_t task) {
   kernels::Requantization chunk_requantization = job.requantization;
   chunk_requantization.channel_offsets += channel_begin;
   chunk_requantization.scales += channel_begin;
-  uint8_t* y_chunk = job.y + (image * job.n + channel_begin) * job.pixels;
+  const size_t chunk_offset = (image * job.n + channel_begin) * job.pixels;
+  uint8_t* y_chunk = job.y + chunk_offset;
   job.plan->ForEachOutputRun(first, end, [&](size_t position, size_t length, size_t pixel) {
-    mk.requantize_channels(acc + (position - first), mk.panel_rows, length, channels,
-                           chunk_requantization, y_chunk + pixel, job.pixels);
+    const int32_t* run_acc = acc + (position - first);
+    if (job.residual == nullptr) {
+      mk.requantize_channels(run_acc, mk.panel_rows, length, channels, chunk_requantization,
+                             y_chunk + pixel, job.pixels);
+    } else {
+      mk.requantize_add_channels(run_acc, mk.panel_rows, length, channels, chunk_requantization,
+                                 *job.residual_addition, job.is_signed,
+                                 job.residual + chunk_offset + pixel, y_chunk + pixel,
+                                 job.pixels);
+    }
   });
 }
 
 }  // namespace
 
-OrtStatusPtr SparseQConvOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info,
-                                           void** kernel) const {
-  return RunReportingErrors(NodeLabel(GetName(), Ort::ConstKernelInfo{info}),
+OrtStatusPtr CreateSparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info,
+                                     void** kernel) {
+  return RunReportingErrors(NodeLabel("SparseQConv", Ort::ConstKernelInfo{info}),
                             [&] { *kernel = new SparseQConvKernel(api, info); });
 }
 
@@ -122,7 +135,52 @@ SparseQConvKernel::SparseQConvKernel(const OrtApi& /*api*/, const OrtKernelInfo*
       "kH * kW * ceil(C / 4) = " + std::to_string(quads), n_,
       [channels, tap_features](int64_t feature) { return feature % tap_features < channels; });
   output_.emplace(kernel_info, n_, weights_.channel_sums);
+  ReadResidual(kernel_info);
   microkernels_ = &SelectQuadMicrokernels();
+}
+
+void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
+  const bool has_residual =
+      info.GetInputCount() > kQConvInputResidual && !info.GetInputName(kQConvInputResidual).empty();
+  const std::optional<std::vector<float>> scales = FloatsAttribute(info, "add_scales");
+  const std::optional<std::vector<int64_t>> zero_points = IntsAttribute(info, "add_zero_points");
+  const std::optional<int64_t> residual_input = IntAttribute(info, "residual_input");
+  if (!has_residual) {
+    if (scales || zero_points || residual_input) {
+      throw std::invalid_argument(
+          "attributes add_scales, add_zero_points and residual_input describe the residual Add "
+          "of input R (6), which the node does not have");
+    }
+    return;
+  }
+  if (!scales || scales->size() != 3 || !zero_points || zero_points->size() != 3) {
+    throw std::invalid_argument(
+        "with input R (6), attributes add_scales and add_zero_points must each hold 3 values: "
+        "the Add's first operand's, its second's and the sum's");
+  }
+  for (const float scale : *scales) {
+    if (!std::isfinite(scale) || scale <= 0.0f) {
+      throw std::invalid_argument("add_scales must hold positive finite values");
+    }
+  }
+  const bool is_signed = output_->x_type() == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+  const int64_t low = is_signed ? -128 : 0;
+  const int64_t high = is_signed ? 127 : 255;
+  for (const int64_t zero_point : *zero_points) {
+    if (zero_point < low || zero_point > high) {
+      throw std::invalid_argument("add_zero_points must lie within the range of X's type [" +
+                                  std::to_string(low) + ", " + std::to_string(high) + "]");
+    }
+  }
+  if (residual_input != 0 && residual_input != 1) {
+    throw std::invalid_argument(
+        "attribute residual_input (which operand of the Add R is) must be 0 or 1");
+  }
+  const std::vector<float>& s = *scales;
+  const std::vector<int64_t>& z = *zero_points;
+  residual_addition_ = kernels::MakeQuantizedAddition(
+      s[0], static_cast<int32_t>(z[0]), s[1], static_cast<int32_t>(z[1]), s[2],
+      static_cast<int32_t>(z[2]), /*residual_first=*/*residual_input == 0);
 }
 
 OrtStatusPtr SparseQConvKernel::ComputeV2(OrtKernelContext* context) const {
@@ -154,13 +212,24 @@ std::shared_ptr<const DirectConvPlan> SparseQConvKernel::BuildPlan(int64_t in_he
 
 void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
   const Ort::ConstValue x = context.GetInput(kQConvInputX);
-  output_->CheckRunType(x);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   const auto [out_height, out_width] = ConvOutputSize(x_shape, channels_, window_);
   const std::shared_ptr<const DirectConvPlan> plan = plans_.Get(
       x_shape[2], x_shape[3],
       [this](int64_t height, int64_t width) { return BuildPlan(height, width); });
-  Ort::UnownedValue y = context.GetOutput(0, {x_shape[0], n_, out_height, out_width});
+  const std::vector<int64_t> y_shape = {x_shape[0], n_, out_height, out_width};
+  const uint8_t* residual = nullptr;
+  if (residual_addition_) {
+    const Ort::ConstValue r = context.GetInput(kQConvInputResidual);
+    // R's type is X's: ORT only runs the op whose declared types match the node's.
+    const std::vector<int64_t> r_shape = r.GetTensorTypeAndShapeInfo().GetShape();
+    if (r_shape != y_shape) {
+      throw std::invalid_argument("R has shape " + ShapeString(r_shape) + ", expected Y's " +
+                                  ShapeString(y_shape));
+    }
+    residual = static_cast<const uint8_t*>(r.GetTensorRawData());
+  }
+  Ort::UnownedValue y = context.GetOutput(0, y_shape);
   const size_t images = static_cast<size_t>(x_shape[0]);
   if (images == 0) return;
 
@@ -169,6 +238,8 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
   job.microkernels = microkernels_;
   job.weights = weights_.View(plan->offsets);
   job.requantization = output_->requantization();
+  job.residual_addition = residual_addition_ ? &*residual_addition_ : nullptr;
+  job.is_signed = output_->flip_sign();
   job.plan = plan.get();
   job.n = static_cast<size_t>(n_);
   job.image_bytes = static_cast<size_t>(channels_ * x_shape[2] * x_shape[3]);
@@ -194,6 +265,7 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
     const size_t count = std::min(wave_images, images - first);
     job.source.image = x_data + first * job.image_bytes;
     job.y = y_data + first * job.n * job.pixels;
+    job.residual = residual != nullptr ? residual + first * job.n * job.pixels : nullptr;
     const std::unique_ptr<PackProgress[]> pack_progress(new PackProgress[count]);
     job.pack_progress = pack_progress.get();
     context.ParallelFor(QConvTileTask, count * job.tiles_per_image * job.chunks, 0, &job);

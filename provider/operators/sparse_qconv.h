@@ -29,7 +29,8 @@ enum SparseQConvInput : size_t {
   kQConvInputWeightInputIndices = 3,
   kQConvInputOutputScale = kQuantizedInputOutputScale,
   kQConvInputBias = kQuantizedInputBias,
-  kQConvInputCount = 6,
+  kQConvInputResidual = 6,
+  kQConvInputCount = 7,
 };
 
 class SparseQConvKernel {
@@ -42,6 +43,7 @@ class SparseQConvKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
 
  private:
+  void ReadResidual(const Ort::ConstKernelInfo& info);
   std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
   void Compute(Ort::KernelContext& context) const;
 
@@ -53,26 +55,37 @@ class SparseQConvKernel {
   QuadPackedWeights weights_;
   const QuadMicrokernels* microkernels_ = nullptr;
   std::optional<QuantizedOutput> output_;
+  // With input R: the residual Add after the requantization.
+  std::optional<kernels::QuantizedAddition> residual_addition_;
   DirectConvPlans plans_;
 };
 
-struct SparseQConvOp : Ort::CustomOpBase<SparseQConvOp, SparseQConvKernel, /*WithStatus=*/true> {
+// A new SparseQConvKernel, or the status of its creation error.
+OrtStatusPtr CreateSparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info, void** kernel);
+
+// One op per activation type, both named SparseQConv: ORT picks the one whose types match the
+// node's. R must have X's type, which no single op with X and R of undefined type could declare.
+template <ONNXTensorElementDataType kType>
+struct SparseQConvOp
+    : Ort::CustomOpBase<SparseQConvOp<kType>, SparseQConvKernel, /*WithStatus=*/true> {
   const char* GetName() const { return "SparseQConv"; }
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
+    return CreateSparseQConvKernel(api, info, kernel);
+  }
 
   size_t GetInputTypeCount() const { return kQConvInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
-    return QuantizedOpInputType(index, kQConvInputWeightValues);
+    return index == kQConvInputX || index == kQConvInputResidual
+               ? kType
+               : QuantizedOpInputType(index, kQConvInputWeightValues);
   }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == kQConvInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                                    : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+    return index == kQConvInputBias || index == kQConvInputResidual
+               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
   }
   size_t GetOutputTypeCount() const { return 1; }
-  // Undefined: ORT gives Y the type of X, the one input of undefined type.
-  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
-    return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-  }
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return kType; }
 };
 
 }  // namespace ortsparse

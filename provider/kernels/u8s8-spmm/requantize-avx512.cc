@@ -66,4 +66,35 @@ void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows
   }
 }
 
+void RequantizeAddChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
+                                 size_t channels, const Requantization& requantization,
+                                 const QuantizedAddition& addition, bool is_signed,
+                                 const uint8_t* residual, uint8_t* y, size_t y_channel_stride) {
+  const __m512 first_ratio = _mm512_set1_ps(addition.first_ratio);
+  const __m512 second_ratio = _mm512_set1_ps(addition.second_ratio);
+  const __m512 offset = _mm512_set1_ps(addition.offset);
+  const bool residual_first = addition.residual_first;
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+      const __mmask16 present = FirstLanes(rows - r0);
+      const size_t at = c * y_channel_stride + r0;
+      const __m512 value = _mm512_cvtepi32_ps(
+          RequantizeVector(acc + c * acc_stride + r0, present, c, requantization));
+      const __m128i residual_bytes = _mm_maskz_loadu_epi8(present, residual + at);
+      const __m512 residual_value = _mm512_cvtepi32_ps(
+          is_signed ? _mm512_cvtepi8_epi32(residual_bytes) : _mm512_cvtepu8_epi32(residual_bytes));
+      const __m512 first = residual_first ? residual_value : value;
+      const __m512 second = residual_first ? value : residual_value;
+      const __m512 sum =
+          _mm512_fmadd_ps(first, first_ratio, _mm512_fmadd_ps(second, second_ratio, offset));
+      // cvtps2dq rounds half to even; saturating to the 8-bit type is MLAS's two packs in one.
+      const __m512i rounded = _mm512_cvtps_epi32(sum);
+      const __m128i bytes =
+          is_signed ? _mm512_cvtsepi32_epi8(rounded)
+                    : _mm512_cvtusepi32_epi8(_mm512_max_epi32(rounded, _mm512_setzero_si512()));
+      _mm_mask_storeu_epi8(y + at, present, bytes);
+    }
+  }
+}
+
 }  // namespace ortsparse::kernels

@@ -17,6 +17,25 @@ struct Requantization {
   float max_minus_zero_point;
 };
 
+// A residual Add after the requantization (SparseQConv with R), as ONNX Runtime's QLinearAdd
+// computes it on x86-64 (MLAS's AVX2 kernel, which ORT also runs for a DequantizeLinear pair ->
+// Add -> QuantizeLinear), so that the fused Add gives ORT's bytes: each operand is scaled by its
+// scale over the sum's with a fused multiply-add, the second operand's first, onto one constant
+// that holds the three zero points, and the result is rounded once, half to even, and saturated to
+// the 8-bit type.
+struct QuantizedAddition {
+  float first_ratio;   // first operand's scale / the sum's scale
+  float second_ratio;  // second operand's scale / the sum's scale
+  float offset;        // the sum's zero point minus both operands' zero points, scaled
+  bool residual_first;  // R is the Add's first operand, the requantized output its second
+};
+
+// The addition of QLinearAdd(first: first_scale, first_zero_point; second: ...; sum: ...).
+QuantizedAddition MakeQuantizedAddition(float first_scale, int32_t first_zero_point,
+                                        float second_scale, int32_t second_zero_point,
+                                        float sum_scale, int32_t sum_zero_point,
+                                        bool residual_first);
+
 // Both layouts compute, for r < rows and c < channels (channel_offsets and scales starting at the
 // first of these channels), clamp(round_half_even(float(acc[c * acc_stride + r] + offset[c]) *
 // scale[c])) + zero_point, and write the low byte of that int32, which is the uint8 or int8 value
@@ -31,16 +50,34 @@ using RequantizeChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, siz
                                       size_t channels, const Requantization& requantization,
                                       uint8_t* y, size_t y_channel_stride);
 
+// The channel-major layout followed by the residual Add: y[c * y_channel_stride + r] = the sum of
+// the requantized value and residual[c * y_channel_stride + r], saturated to the type of
+// `is_signed` (int8, else uint8). The requantization's zero point and bounds are the requantized
+// operand's.
+using RequantizeAddChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+                                         size_t channels, const Requantization& requantization,
+                                         const QuantizedAddition& addition, bool is_signed,
+                                         const uint8_t* residual, uint8_t* y,
+                                         size_t y_channel_stride);
+
 void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);
 void RequantizeChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows,
                               size_t channels, const Requantization& requantization, uint8_t* y,
                               size_t y_channel_stride);
+void RequantizeAddChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows,
+                                 size_t channels, const Requantization& requantization,
+                                 const QuantizedAddition& addition, bool is_signed,
+                                 const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
 // The AVX-512 row-major variant reads whole 16-row vectors: acc_stride is a multiple of 16.
 void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);
 void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
                               size_t channels, const Requantization& requantization, uint8_t* y,
                               size_t y_channel_stride);
+void RequantizeAddChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
+                                 size_t channels, const Requantization& requantization,
+                                 const QuantizedAddition& addition, bool is_signed,
+                                 const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
 
 }  // namespace ortsparse::kernels

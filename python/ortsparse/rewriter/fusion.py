@@ -28,6 +28,15 @@ class Fusion:
     fused: SparseOp
 
 
+@dataclass(frozen=True)
+class QuantizedFusion:
+    """Fold ``absorbed`` into a quantized sparse op (SparseQConv), whose node becomes ``fused``
+    and takes over the output of the last absorbed node."""
+
+    absorbed: tuple[onnx.NodeProto, ...]
+    fused: onnx.NodeProto
+
+
 class EpilogueRule(ABC):
     label: str  # what Decision.fused records for this rule
 
@@ -53,6 +62,11 @@ def other_operand(node: onnx.NodeProto, tensor: str) -> str | None:
     if len(node.input) != 2 or list(node.input).count(tensor) != 1:
         return None
     return node.input[1] if node.input[0] == tensor else node.input[0]
+
+
+def same_static_shape(a: tuple | None, b: tuple | None) -> bool:
+    """Both shapes known, equal, and without unknown dims (the kernels do not broadcast)."""
+    return a is not None and a == b and all(dim is not None and dim != "" for dim in a)
 
 
 class ActivationRule(EpilogueRule):

@@ -5,7 +5,8 @@
    top-level graph, in graph order, and each gets a Decision, rewritten or not (a MatMul, Gemm or
    Conv whose weight comes out of a DequantizeLinear goes to its INT8 rule); nodes inside
    control-flow subgraphs are reported as kept.
-3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies.
+3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies;
+   a quantized residual Add after a new SparseQConv folds into it the same way.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
 
@@ -22,7 +23,7 @@ from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.fusion import apply_fusion
 from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES
+from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES, QUANTIZED_EPILOGUE_RULES
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
@@ -71,7 +72,7 @@ def rewrite_owned_model(
     conversions = _convert(graph, policy, report)
     rewritten = [conversion for conversion in conversions if conversion.sparse_node]
     # SparseQGemm's and SparseQConv's requantization already hold what QDQ graphs express after
-    # the product.
+    # the product; a residual Add after it is SparseQConv's alone.
     with_epilogue = [
         conversion
         for conversion in rewritten
@@ -80,6 +81,8 @@ def rewrite_owned_model(
     report(f"fusing epilogues of {len(with_epilogue)} SparseGemm/SparseConv node(s)")
     for conversion in with_epilogue:
         _fuse_epilogue(graph, conversion)
+    for conversion in rewritten:
+        _fuse_quantized_epilogue(graph, conversion)
     graph.commit()
     if rewritten:
         _import_ortsparse_opset(model)
@@ -151,6 +154,20 @@ def _fuse_epilogue(graph: Graph, conversion: Conversion) -> None:
             fusion = rule.match(graph, sparse_op)
             if fusion is not None:
                 apply_fusion(graph, node, fusion)
+                conversion.decision.fused.append(rule.label)
+                break
+        else:
+            return
+
+
+def _fuse_quantized_epilogue(graph: Graph, conversion: Conversion) -> None:
+    """Applies the first quantized epilogue rule that matches the new INT8 op, again and again."""
+    while True:
+        node = graph.node_named(conversion.sparse_node)
+        for rule in QUANTIZED_EPILOGUE_RULES:
+            fusion = rule.match(graph, node)
+            if fusion is not None:
+                graph.replace([node, *fusion.absorbed], [fusion.fused])
                 conversion.decision.fused.append(rule.label)
                 break
         else:

@@ -15,6 +15,8 @@ from ortsparse.rewriter.sparse_op import DOMAIN
 
 OP_TYPE = "SparseQConv"
 FORMAT = "quad4"
+# Input R of a fused residual Add (inputs 0-5: X, the packed weight, output_scale, bias).
+RESIDUAL_INPUT = 6
 
 
 def conv_quad_matrix(weight: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from ortsparse.rewriter.rules.fuse_gelu_erf import FuseGeluErf
 from ortsparse.rewriter.rules.fuse_gelu_tanh import FuseGeluTanh
 from ortsparse.rewriter.rules.fuse_hard_swish import FuseHardSwish, FuseXTimesHardSigmoid
 from ortsparse.rewriter.rules.fuse_leaky_relu import FuseLeakyRelu
+from ortsparse.rewriter.rules.fuse_qdq_residual_add import FuseQdqResidualAdd
 from ortsparse.rewriter.rules.fuse_relu import FuseRelu
 from ortsparse.rewriter.rules.fuse_residual_add import FuseResidualAdd
 from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
@@ -52,3 +53,7 @@ EPILOGUE_RULES = (
     FuseHardSwish(),
     FuseXTimesHardSigmoid(),
 )
+
+# What SparseQConv takes over from the QDQ graph after it (its requantization already holds the
+# QuantizeLinear of the product).
+QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)

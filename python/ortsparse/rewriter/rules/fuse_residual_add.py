@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import onnx
 
-from ortsparse.rewriter.fusion import EpilogueRule, Fusion, other_operand, sole_consumer_of_type
+from ortsparse.rewriter.fusion import (
+    EpilogueRule,
+    Fusion,
+    other_operand,
+    same_static_shape,
+    sole_consumer_of_type,
+)
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.sparse_op import SparseOp
 
@@ -27,10 +33,6 @@ class FuseResidualAdd(EpilogueRule):
             return None
         if graph.elem_type(residual) != onnx.TensorProto.FLOAT:
             return None
-        if not _same_static_shape(graph.shape(residual), graph.shape(op.output)):
+        if not same_static_shape(graph.shape(residual), graph.shape(op.output)):
             return None
         return Fusion((add,), op.replace(residual=residual, output=add.output[0]))
-
-
-def _same_static_shape(a: tuple | None, b: tuple | None) -> bool:
-    return a is not None and a == b and all(dim is not None and dim != "" for dim in a)

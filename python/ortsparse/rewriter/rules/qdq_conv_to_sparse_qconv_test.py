@@ -12,20 +12,11 @@ from ortsparse.rewriter.quantized_testing import (
     OPSET,
     assert_identical_outputs,
     constants,
+    sparse_int8_conv_weight,
 )
 from ortsparse.rewriter.testing import op_types, rewrite
 
 X_SCALE = np.float32(0.05)
-
-
-def sparse_int8_conv_weight(n, c, kernel, stored=0.1, seed=0):
-    """int8 [n, c, kH, kW] whose quads of 4 input channels at one tap are zero together but for
-    about ``stored`` of them."""
-    rng = np.random.default_rng(seed)
-    weight = rng.integers(-127, 128, (n, c, *kernel)).astype(np.int8)
-    keep = rng.random((n, -(-c // 4), 1, *kernel)) < stored
-    weight[~np.repeat(keep, 4, axis=2).reshape(n, -1, *kernel)[:, :c]] = 0
-    return weight
 
 
 def qdq_conv_model(

@@ -11,8 +11,8 @@ from ortsparse.rewriter.quantized_testing import (
     OPSET,
     assert_identical_outputs,
     constants,
+    sparse_int8_conv_weight,
 )
-from ortsparse.rewriter.rules.qdq_conv_to_sparse_qconv_test import sparse_int8_conv_weight
 from ortsparse.rewriter.testing import op_types, rewrite
 
 
