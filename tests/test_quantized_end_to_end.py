@@ -4,6 +4,8 @@ rewritten by ortsparse with its default policy, vs stock ORT on the quantized or
 Agreement criterion: identical outputs. ORT runs each QDQ MatMul as QLinearMatMul and each QDQ
 Gemm as QGemm, which SparseQGemm reproduces bit for bit (exact int32 sums, the same float32
 requantization, per tensor and per channel), and the rewrite leaves every other node as it was.
+Likewise each QDQ Conv runs as QLinearConv and each QDQ residual Add as QLinearAdd, which
+SparseQConv (with its residual input) reproduces.
 """
 
 import itertools
@@ -15,7 +17,14 @@ import pytest
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.testing import run
 
-from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp
+from tools.model_builders import (
+    BertConfig,
+    MlpConfig,
+    ResNetConfig,
+    build_bert,
+    build_mlp,
+    build_resnet,
+)
 from tools.quantize_model import quantize_model
 
 # Unstructured: about 1 - 0.95^4 = 19% of the quads hold a weight, which the INT8 policy rewrites.
@@ -111,3 +120,25 @@ def test_quantized_model_rewritten_matches_ort(tmp_path, name, activation_type, 
         (actual,) = run(result.model, feeds, ortsparse.library_path())
         differing = int(np.count_nonzero(actual != expected))
         assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
+
+
+@pytest.mark.parametrize("activation_type", ["u8", "s8"])
+def test_quantized_resnet_blocks_become_sparse_qconvs_with_their_adds(tmp_path, activation_type):
+    # Two bottleneck stages of a small ResNet pruned in quads (4 input channels at one tap).
+    config = ResNetConfig(stages=(1, 2), width=16, resolution=32, classes=10, block="4k")
+    fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    onnx.save(build_resnet(config), str(fp32_path))
+    quantize_model(fp32_path, int8_path, per_channel=True, activation_type=activation_type)
+    model = onnx.load(str(int8_path))
+    result = rewrite_model(model)
+
+    adds = sum(1 for node in model.graph.node if node.op_type == "Add")
+    assert adds == sum(config.stages)
+    fused = [d for d in result.decisions if "Add" in d.fused]
+    assert len(fused) == adds
+    assert not any(node.op_type == "Add" for node in result.model.graph.node)
+    feeds = {"input": np.random.default_rng(1).standard_normal((1, 3, 32, 32), dtype=np.float32)}
+    (expected,) = run(model, feeds)
+    (actual,) = run(result.model, feeds, ortsparse.library_path())
+    differing = int(np.count_nonzero(actual != expected))
+    assert differing == 0, f"{differing} of {expected.size} outputs differ"
