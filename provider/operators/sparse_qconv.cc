@@ -239,7 +239,7 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
   job.weights = weights_.View(plan->offsets);
   job.requantization = output_->requantization();
   job.residual_addition = residual_addition_ ? &*residual_addition_ : nullptr;
-  job.is_signed = output_->flip_sign();
+  job.is_signed = output_->x_type() == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
   job.plan = plan.get();
   job.n = static_cast<size_t>(n_);
   job.image_bytes = static_cast<size_t>(channels_ * x_shape[2] * x_shape[3]);

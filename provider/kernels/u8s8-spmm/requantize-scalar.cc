@@ -67,14 +67,16 @@ void RequantizeAddChannelsScalar(const int32_t* acc, size_t acc_stride, size_t r
       const float value = static_cast<float>(RequantizedValue(acc[c * acc_stride + r], c,
                                                               requantization));
       const uint8_t byte = residual[at];
-      const float residual_value = static_cast<float>(
-          is_signed ? static_cast<int32_t>(static_cast<int8_t>(byte)) : static_cast<int32_t>(byte));
+      const int32_t residual_int =
+          is_signed ? static_cast<int32_t>(static_cast<int8_t>(byte)) : static_cast<int32_t>(byte);
+      const float residual_value = static_cast<float>(residual_int);
       const float first = addition.residual_first ? residual_value : value;
       const float second = addition.residual_first ? value : residual_value;
       const float sum = std::fma(first, addition.first_ratio,
                                  std::fma(second, addition.second_ratio, addition.offset));
       // Clamping the rounded value or the value before rounding is the same at integer bounds.
-      y[at] = static_cast<uint8_t>(static_cast<int32_t>(std::clamp(std::nearbyint(sum), low, high)));
+      const float rounded = std::clamp(std::nearbyint(sum), low, high);
+      y[at] = static_cast<uint8_t>(static_cast<int32_t>(rounded));
     }
   }
 }

@@ -51,7 +51,12 @@ def apply_fusion(graph: Graph, op_node: onnx.NodeProto, fusion: Fusion) -> None:
 
 def sole_consumer_of_type(graph: Graph, op: SparseOp, op_type: str) -> onnx.NodeProto | None:
     """The default-domain node that alone reads the sparse op's output, if of ``op_type``."""
-    consumer = graph.sole_consumer(op.output)
+    return sole_default_consumer(graph, op.output, op_type)
+
+
+def sole_default_consumer(graph: Graph, name: str, op_type: str) -> onnx.NodeProto | None:
+    """The default-domain node that alone reads tensor ``name``, if of ``op_type``."""
+    consumer = graph.sole_consumer(name)
     if consumer is None or consumer.op_type != op_type or not is_default_domain(consumer):
         return None
     return consumer

@@ -1,11 +1,11 @@
 """SparseQConv -> DequantizeLinear, DequantizeLinear(R) -> Add -> QuantizeLinear  ->  SparseQConv
 with input R (a residual Add as ORT's QLinearAdd computes it).
 
-ORT runs this QDQ Add, the join of a quantized ResNet block, as one QLinearAdd; SparseQConv with R
-adds in the same arithmetic straight after requantizing, while its output is still in cache, so the
-result is identical. Every quantization must be a constant per-tensor one of the conv output's
-8-bit type, the conv's quantized output must feed nothing else, and R must have the output's shape
-statically (the op does not broadcast).
+ORT's graph optimizations (extended level and up) run this QDQ Add, the join of a quantized ResNet
+block, as one QLinearAdd; SparseQConv with R adds in the same arithmetic straight after
+requantizing, while its output is still in cache, so the result is identical. Every quantization
+must be a constant per-tensor one of the conv output's 8-bit type, the conv's quantized output must
+feed nothing else, and R must have the output's shape statically (the op does not broadcast).
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ortsparse.rewriter.fusion import QuantizedFusion, other_operand, same_static_shape
-from ortsparse.rewriter.graph import Graph, is_default_domain
+from ortsparse.rewriter.fusion import (
+    QuantizedFusion,
+    other_operand,
+    same_static_shape,
+    sole_default_consumer,
+)
+from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.qdq_pattern import dequantized_by
 from ortsparse.rewriter.quantization import constant_quantization, per_tensor
 from ortsparse.rewriter.sparse_qconv import OP_TYPE, RESIDUAL_INPUT
@@ -28,13 +33,13 @@ class FuseQdqResidualAdd:
         if node.op_type != OP_TYPE or len(node.input) > RESIDUAL_INPUT:
             return None
         output = node.output[0]
-        conv_dequantize = _sole_default_consumer(graph, output, "DequantizeLinear")
+        conv_dequantize = sole_default_consumer(graph, output, "DequantizeLinear")
         if conv_dequantize is None or conv_dequantize.input[0] != output:
             return None
-        add = _sole_default_consumer(graph, conv_dequantize.output[0], "Add")
+        add = sole_default_consumer(graph, conv_dequantize.output[0], "Add")
         residual_float = other_operand(add, conv_dequantize.output[0]) if add else None
         residual_dequantize = dequantized_by(graph, residual_float) if residual_float else None
-        quantize = _sole_default_consumer(graph, add.output[0], "QuantizeLinear") if add else None
+        quantize = sole_default_consumer(graph, add.output[0], "QuantizeLinear") if add else None
         if residual_dequantize is None or quantize is None:
             return None
         residual = residual_dequantize.input[0]
@@ -68,13 +73,6 @@ class FuseQdqResidualAdd:
             ]
         )
         return QuantizedFusion(tuple(absorbed), fused)
-
-
-def _sole_default_consumer(graph: Graph, name: str, op_type: str) -> onnx.NodeProto | None:
-    consumer = graph.sole_consumer(name)
-    if consumer is None or consumer.op_type != op_type or not is_default_domain(consumer):
-        return None
-    return consumer
 
 
 def _per_tensor(
