@@ -240,110 +240,51 @@ def test_saturates(library, rng):
 
 # Errors
 
-
-@pytest.fixture
-def packed_1x1(rng):
-    return pack_conv_quads(random_weight(rng, (8, 8, 1, 1), 0.5))
-
-
 QUANTIZATION = [(np.float32(0.1), 3), (np.float32(0.2), 5), (np.float32(0.3), 7)]
-SCALES = np.full(8, 0.01, np.float32)
+WELL_FORMED = residual_attributes(QUANTIZATION, residual_first=False)
 
 
-def test_residual_shape_mismatch_at_run_time(library, packed_1x1):
-    model = residual_model(
-        packed_1x1,
-        [1, 8, 4, 4],
-        [1, 8, None, None],
-        8,
-        8,
-        (1, 1),
-        "u8",
-        SCALES,
-        **residual_attributes(QUANTIZATION, False),
+def small_model(rng, y_shape=(1, 8, 4, 4), residual=True, **attributes):
+    """A 1x1 SparseQConv of 8 channels on 4x4 uint8 images, R declared of y_shape."""
+    packed = pack_conv_quads(random_weight(rng, (8, 8, 1, 1), 0.5))
+    scales = np.full(8, 0.01, np.float32)
+    return residual_model(
+        packed, [1, 8, 4, 4], list(y_shape), 8, 8, (1, 1), "u8", scales, residual, **attributes
     )
-    x = np.zeros((1, 8, 4, 4), np.uint8)
-    message = run_error(model, library, {"X": x, "R": np.zeros((1, 8, 4, 5), np.uint8)})
-    assert "R has shape [1, 8, 4, 5], expected Y's [1, 8, 4, 4]" in message
 
 
-def test_residual_type_mismatch(library, packed_1x1):
-    model = residual_model(
-        packed_1x1,
-        [1, 8, 4, 4],
-        [1, 8, 4, 4],
-        8,
-        8,
-        (1, 1),
-        "u8",
-        SCALES,
-        **residual_attributes(QUANTIZATION, False),
-    )
-    proto = onnx.load_from_string(model)
+def test_residual_shape_mismatch_at_run_time(library, rng):
+    model = small_model(rng, y_shape=(1, 8, None, None), **WELL_FORMED)
+    feeds = {"X": np.zeros((1, 8, 4, 4), np.uint8), "R": np.zeros((1, 8, 4, 5), np.uint8)}
+    assert "R has shape [1, 8, 4, 5], expected Y's [1, 8, 4, 4]" in run_error(model, library, feeds)
+
+
+def test_residual_type_mismatch(library, rng):
+    proto = onnx.load_from_string(small_model(rng, **WELL_FORMED))
     proto.graph.input[1].type.tensor_type.elem_type = TensorProto.INT8  # X stays uint8
     message = creation_error(proto.SerializeToString(), library)
     assert "no kernel def matches node inputs for Op: SparseQConv" in message
 
 
 @pytest.mark.parametrize(
-    "attributes, expected",
+    "change, expected",
     [
+        ({"add_scales": [0.1, 0.2]}, "must each hold 3 values"),
+        ({"add_scales": [0.1, -0.2, 0.3]}, "add_scales must hold positive finite values"),
         (
-            {
-                "add_scales": [0.1, 0.2],
-                "add_zero_points": [1, 2, 3],
-                "residual_input": 1,
-            },
-            "must each hold 3 values",
-        ),
-        (
-            {
-                "add_scales": [0.1, -0.2, 0.3],
-                "add_zero_points": [1, 2, 3],
-                "residual_input": 1,
-            },
-            "add_scales must hold positive finite values",
-        ),
-        (
-            {
-                "add_scales": [0.1, 0.2, 0.3],
-                "add_zero_points": [1, 2, 300],
-                "residual_input": 1,
-            },
+            {"add_zero_points": [1, 2, 300]},
             "add_zero_points must lie within the range of X's type [0, 255]",
         ),
-        (
-            {
-                "add_scales": [0.1, 0.2, 0.3],
-                "add_zero_points": [1, 2, 3],
-                "residual_input": 2,
-            },
-            "residual_input",
-        ),
-        (
-            {"add_scales": [0.1, 0.2, 0.3], "add_zero_points": [1, 2, 3]},
-            "residual_input",
-        ),
+        ({"residual_input": 2}, "residual_input (which operand of the Add R is) must be 0 or 1"),
+        ({"residual_input": None}, "residual_input (which operand of the Add R is) must be 0 or 1"),
     ],
 )
-def test_malformed_residual_attributes(library, packed_1x1, attributes, expected):
-    model = residual_model(
-        packed_1x1, [1, 8, 4, 4], [1, 8, 4, 4], 8, 8, (1, 1), "u8", SCALES, **attributes
-    )
-    assert expected in creation_error(model, library)
+def test_malformed_residual_attributes(library, rng, change, expected):
+    attributes = {**WELL_FORMED, **change}
+    attributes = {name: value for name, value in attributes.items() if value is not None}
+    assert expected in creation_error(small_model(rng, **attributes), library)
 
 
-def test_residual_attributes_without_r(library, packed_1x1):
-    model = residual_model(
-        packed_1x1,
-        [1, 8, 4, 4],
-        [1, 8, 4, 4],
-        8,
-        8,
-        (1, 1),
-        "u8",
-        SCALES,
-        residual=False,
-        **residual_attributes(QUANTIZATION, False),
-    )
+def test_residual_attributes_without_r(library, rng):
+    model = small_model(rng, residual=False, **WELL_FORMED)
     assert "which the node does not have" in creation_error(model, library)
