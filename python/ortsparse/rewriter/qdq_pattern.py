@@ -37,12 +37,13 @@ class QdqProduct:
     y: Quantization
 
     def replaced(
-        self, graph: Graph, node: onnx.NodeProto, *more_dequantizes: onnx.NodeProto
+        self, graph: Graph, node: onnx.NodeProto, bias: QuantizedBias | None = None
     ) -> list[onnx.NodeProto]:
         """What one sparse op replaces: ``node``, its QuantizeLinear, and those of its
-        DequantizeLinear nodes that nothing else reads."""
+        DequantizeLinear nodes (the bias's too) that nothing else reads."""
         replaced = [node, self.quantize]
-        for dequantize in (self.x_dequantize, self.w_dequantize, *more_dequantizes):
+        bias_dequantize = [] if bias is None else [bias.dequantize]
+        for dequantize in (self.x_dequantize, self.w_dequantize, *bias_dequantize):
             if graph.used_only_by(dequantize.output[0], [node]):
                 replaced.insert(0, dequantize)
         return replaced
@@ -90,6 +91,7 @@ class QuantizedBias:
 
     values: np.ndarray
     quantization: Quantization
+    dequantize: onnx.NodeProto  # the DequantizeLinear the sparse op replaces with the product
 
     def in_product_units(
         self, x_scale: np.float32, w_scales: np.ndarray, weight: np.ndarray
@@ -110,15 +112,19 @@ class QuantizedBias:
         return int32_bias(self.values, weight)
 
 
-def quantized_bias(graph: Graph, dequantize: onnx.NodeProto) -> QuantizedBias | str:
-    """The bias a DequantizeLinear dequantizes, or why it is unusable."""
+def quantized_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | str:
+    """The bias of product input ``name``, dequantized from int32 as ORT's ``fused_op`` (QGemm,
+    QLinearConv) takes it, or why it is unusable."""
+    dequantize = dequantized_by(graph, name)
+    if dequantize is None:
+        return f"the bias is not dequantized from int32, as {fused_op} takes it"
     values = graph.constant(dequantize.input[0])
     if values is None:
         return "the bias is not a constant"
     quantization = constant_quantization(graph, *[*dequantize.input, ""][1:3])
     if isinstance(quantization, str):
         return f"bias: {quantization}"
-    return QuantizedBias(values, quantization)
+    return QuantizedBias(values, quantization, dequantize)
 
 
 def int32_bias(values: np.ndarray, weight: np.ndarray) -> np.ndarray | str:

@@ -32,19 +32,13 @@ class QdqConvToSparseQConv(ConversionRule):
         if isinstance(qdq, str):
             return kept(node, qdq)
         b = node.input[2] if len(node.input) > 2 else ""
-        bias, bias_dequantize = None, []
-        if b:
-            dequantize = dequantized_by(graph, b)
-            if dequantize is None:
-                return kept(node, "the bias is not dequantized from int32, as QLinearConv takes it")
-            bias = quantized_bias(graph, dequantize)
-            if isinstance(bias, str):
-                return kept(node, bias)
-            bias_dequantize = [dequantize]
+        bias = quantized_bias(graph, b, "QLinearConv") if b else None
+        if isinstance(bias, str):
+            return kept(node, bias)
         return convert_quantized_conv(
             graph,
             node,
-            qdq.replaced(graph, node, *bias_dequantize),
+            qdq.replaced(graph, node, bias),
             policy,
             qdq.x_dequantize.input[0],
             qdq.x,

@@ -41,23 +41,17 @@ class QdqGemmToSparseQGemm(ConversionRule):
             return kept(node, qdq)
 
         c = node.input[2] if len(node.input) > 2 else ""
-        bias, bias_dequantize = None, []
-        if c:
-            if attributes.get("beta", 1.0) != 1.0:
-                return kept(node, "beta is not 1")
-            dequantize = dequantized_by(graph, c)
-            if dequantize is None:
-                return kept(node, "the bias is not dequantized from int32, as QGemm takes it")
-            bias = quantized_bias(graph, dequantize)
-            if isinstance(bias, str):
-                return kept(node, bias)
-            bias_dequantize = [dequantize]
+        if c and attributes.get("beta", 1.0) != 1.0:
+            return kept(node, "beta is not 1")
+        bias = quantized_bias(graph, c, "QGemm") if c else None
+        if isinstance(bias, str):
+            return kept(node, bias)
 
         weight = graph.constant(qdq.w_dequantize.input[0])
         return convert_quantized_matmul(
             graph,
             node,
-            qdq.replaced(graph, node, *bias_dequantize),
+            qdq.replaced(graph, node, bias),
             policy,
             qdq.x_dequantize.input[0],
             qdq.x,
