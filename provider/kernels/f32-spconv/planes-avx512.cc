@@ -3,19 +3,11 @@
 // of two such loads.
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "kernels/f32-spconv/planes-impl.h"
+#include "kernels/lane-range-avx512.h"
 
 namespace ortsparse::kernels {
 namespace {
-
-// Lanes l of [0, 16) with begin <= l < end (both clamped to [0, 16]).
-__mmask16 LaneRange(int64_t begin, int64_t end) {
-  const int64_t lo = std::clamp<int64_t>(begin, 0, 16);
-  const int64_t hi = std::clamp<int64_t>(end, lo, 16);
-  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
 
 struct MaskedRuns {
   static void Copy(const float* row, int64_t width, int64_t first, size_t count, float* out) {

@@ -3,17 +3,11 @@
 // nothing outside the row, and those lanes take the padding.
 #include <immintrin.h>
 
+#include "kernels/lane-range-avx512.h"
 #include "kernels/u8s8-spconv/planes-impl.h"
 
 namespace ortsparse::kernels {
 namespace {
-
-// Lanes l of [0, 16) with begin <= l < end (both clamped to [0, 16]).
-__mmask16 LaneRange(int64_t begin, int64_t end) {
-  const int64_t lo = std::clamp<int64_t>(begin, 0, 16);
-  const int64_t hi = std::clamp<int64_t>(end, lo, 16);
-  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
 
 // The bytes of one channel row at columns column + 2 l for the 16 lanes l selected by `inside`,
 // zero-extended to dwords: only even bytes are loaded, so that the odd ones come back zero and
