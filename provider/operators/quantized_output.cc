@@ -8,16 +8,12 @@
 #include "operators/op_support.h"
 
 namespace ortsparse {
-namespace {
-
-struct TypeRange {
-  int32_t min;
-  int32_t max;
-};
 
 TypeRange RangeOf(ONNXTensorElementDataType type) {
   return type == ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 ? TypeRange{0, 255} : TypeRange{-128, 127};
 }
+
+namespace {
 
 int32_t ZeroPointAttribute(const Ort::ConstKernelInfo& info, const char* name, TypeRange range) {
   const int64_t value = IntAttribute(info, name).value_or(0);

@@ -15,6 +15,13 @@ namespace ortsparse {
 inline constexpr size_t kQuantizedInputOutputScale = 4;
 inline constexpr size_t kQuantizedInputBias = 5;
 
+// The values of uint8 or int8.
+struct TypeRange {
+  int32_t min;
+  int32_t max;
+};
+TypeRange RangeOf(ONNXTensorElementDataType type);
+
 class QuantizedOutput {
  public:
   // channel_sums: the sum of each of the n output channels' weights, which the activation zero

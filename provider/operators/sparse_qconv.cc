@@ -163,13 +163,12 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
       throw std::invalid_argument("add_scales must hold positive finite values");
     }
   }
-  const bool is_signed = output_->x_type() == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-  const int64_t low = is_signed ? -128 : 0;
-  const int64_t high = is_signed ? 127 : 255;
+  const TypeRange range = RangeOf(output_->x_type());
   for (const int64_t zero_point : *zero_points) {
-    if (zero_point < low || zero_point > high) {
+    if (zero_point < range.min || zero_point > range.max) {
       throw std::invalid_argument("add_zero_points must lie within the range of X's type [" +
-                                  std::to_string(low) + ", " + std::to_string(high) + "]");
+                                  std::to_string(range.min) + ", " +
+                                  std::to_string(range.max) + "]");
     }
   }
   if (residual_input != 0 && residual_input != 1) {
