@@ -1,11 +1,10 @@
-"""Fixtures the op-level tests share."""
+"""Fixtures the tests share."""
 
 import zlib
 
 import numpy as np
-import pytest
-
 import ortsparse
+import pytest
 from ortsparse import isa
 
 KERNEL_FAMILIES = ["scalar", "avx2", "avx512"]
@@ -16,6 +15,14 @@ _FAMILY_RANK = {"scalar": 0, "avx2": 1, "avx512": 2, "avx512vnni": 3}
 @pytest.fixture(scope="session")
 def library():
     return ortsparse.library_path()
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A fresh rewrite cache (ORTSPARSE_CACHE_DIR), so that no test reads or fills the user's."""
+    path = tmp_path / "rewrite-cache"
+    monkeypatch.setenv("ORTSPARSE_CACHE_DIR", str(path))
+    return path
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
 """ortsparse: sparsity-aware CPU kernels for stock ONNX Runtime.
 
-Rewrite a pruned model once (``rewrite-model in.onnx out.onnx``), then load it in any ORT
+Load a pruned model through ortsparse, which rewrites it on load (cached on disk)::
+
+    session = ortsparse.InferenceSession("model.onnx")        # an onnxruntime.InferenceSession
+
+or rewrite it once (``rewrite-model in.onnx out.onnx``) and load the rewrite in any ORT
 application after registering the custom-op library::
 
     so = onnxruntime.SessionOptions()
@@ -8,6 +12,7 @@ application after registering the custom-op library::
     session = onnxruntime.InferenceSession("out.onnx", so)
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -34,3 +39,21 @@ def library_path() -> str:
             "build and install the package with `pip install .`"
         )
     return str(path)
+
+
+# Imported on first use, so that `import ortsparse` (and `ortsparse isa`) need not load ONNX Runtime.
+_LAZY_ATTRIBUTES = {
+    "InferenceSession": "ortsparse.session",
+}
+
+__all__ = [
+    "OP_DOMAIN",
+    "InferenceSession",
+    "library_path",
+]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY_ATTRIBUTES:
+        raise AttributeError(f"module 'ortsparse' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)

@@ -36,20 +36,22 @@ def rewrite_file(
     tell = progress or (lambda message: None)
     in_path, out_path = Path(in_path), Path(out_path)
     tell(f"checking {in_path}")
-    _check_file(in_path)
+    check_model_file(in_path)
     tell(f"loading {in_path}")
     model = _load(in_path)
     result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress, checked=True)
     tell(f"saving {out_path}")
-    _save(result.model, out_path, external_data_threshold)
+    save_model(result.model, out_path, external_data_threshold)
     if report:
         print(format_report(result.decisions))
     return result
 
 
-def _save(
+def save_model(
     model: onnx.ModelProto, path: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD_BYTES
 ) -> None:
+    """Saves ``model`` at ``path``, its tensors in ``<file name>.data`` beside it when the model
+    is larger than ``external_data_threshold`` bytes."""
     if estimated_size_bytes(model) <= external_data_threshold:
         onnx.save_model(model, path)
         return
@@ -65,7 +67,8 @@ def _save(
     )
 
 
-def _check_file(path: Path) -> None:
+def check_model_file(path: Path) -> None:
+    """Raises RewriteError unless ``path`` is a readable, valid ONNX model."""
     try:
         with open(path, "rb"):
             pass

@@ -1,0 +1,261 @@
+"""Rewriting a model on load, through an on-disk cache (ortsparse.InferenceSession, compile_model
+and `ortsparse benchmark` share it).
+
+An entry's key is a SHA-256 over the model's bytes and those of its external data files, the
+rewriter (ortsparse's version and the source of its rewriter package, so that a changed rewriter
+never serves stale rewrites), onnx's version, the kernel family the cost model judges for, and the
+rewrite options. The entry is a directory named by the key, holding ``result.json`` and, when
+something was rewritten, ``model.onnx`` (and ``model.onnx.data`` for a large model); it is written
+in a temporary directory beside it and renamed into place, so readers never see half an entry.
+Entries are never evicted: delete the directory to reclaim the space.
+
+The directory is the ``cache_dir`` argument, else $ORTSPARSE_CACHE_DIR, else
+$XDG_CACHE_HOME/ortsparse/models (~/.cache/ortsparse/models). When it cannot be written, a warning
+says so and the rewritten model is kept in memory instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Union
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+import ortsparse
+from ortsparse.rewriter.cost_model import current_kernel_family
+from ortsparse.rewriter.errors import RewriteError
+from ortsparse.rewriter.model_io import save_model
+from ortsparse.rewriter.pipeline import Progress, rewrite_owned_model
+
+CACHE_DIR_ENV = "ORTSPARSE_CACHE_DIR"
+
+_MODEL_FILE = "model.onnx"
+_RESULT_FILE = "result.json"
+_CHUNK_BYTES = 1 << 24
+
+ModelSource = Union[str, bytes]  # what ONNX Runtime loads: a path, or a serialized model
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """The model to hand to ONNX Runtime, and what the rewriter made of it."""
+
+    source: ModelSource
+    has_ortsparse_ops: bool  # the session needs the ortsparse library registered
+    rewritten_nodes: int
+    candidate_nodes: int  # MatMul/Gemm/Conv nodes the rewriter judged
+    cache_entry: Path | None  # None: rewritten in memory only, or not rewritten at all
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "ortsparse" / "models"
+
+
+def prepare_model(
+    path_or_bytes: str | os.PathLike | bytes,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    min_sparsity: float | None = None,
+    progress: Progress | None = None,
+) -> PreparedModel:
+    """The rewrite of ``path_or_bytes`` (a path or a serialized ONNX model), from the cache or
+    made now and cached.
+
+    What cannot be rewritten goes to ONNX Runtime unchanged: input ortsparse cannot read or parse
+    (ORT then reports what is wrong with it, as it would without ortsparse), and models the
+    rewriter rejects (with a warning). ``min_sparsity`` as in rewrite_model.
+    """
+    original: ModelSource = (
+        path_or_bytes if isinstance(path_or_bytes, bytes) else os.fspath(path_or_bytes)
+    )
+    loaded = _load(original)
+    if loaded is None:
+        return PreparedModel(original, False, 0, 0, None)
+    model, key = loaded[0], _cache_key(loaded[1], min_sparsity)
+    entry = Path(cache_dir if cache_dir is not None else default_cache_dir()) / key
+    cached = _read_entry(entry, original)
+    if cached is not None:
+        return cached
+    has_ops = _has_ortsparse_ops(model)
+    try:
+        result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress)
+    except RewriteError as error:
+        warnings.warn(
+            f"ortsparse cannot rewrite the model ({error}); it runs unchanged", RuntimeWarning, 2
+        )
+        return PreparedModel(original, has_ops, 0, 0, None)
+    summary = {
+        "has_ortsparse_ops": has_ops or result.rewritten_count > 0,
+        "rewritten_nodes": result.rewritten_count,
+        "candidate_nodes": len(result.decisions),
+    }
+    try:
+        _write_entry(entry, summary, result.model)
+    except OSError as error:
+        warnings.warn(
+            f"cannot write the ortsparse rewrite cache in {entry.parent} "
+            f"({error.strerror or error}); the rewritten model is kept in memory (set "
+            f"{CACHE_DIR_ENV} or pass cache_dir to cache it elsewhere)",
+            RuntimeWarning,
+            2,
+        )
+        return _in_memory(original, summary, result.model, entry.parent)
+    return _prepared(entry, original, summary)
+
+
+def unchanged_model(path: str | os.PathLike) -> PreparedModel:
+    """The model at ``path`` as it is, for ONNX Runtime on its own; it needs the ortsparse library
+    only if the model already holds ortsparse ops (a rewritten model)."""
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    return PreparedModel(os.fspath(path), _has_ortsparse_ops(model), 0, 0, None)
+
+
+def _load(original: ModelSource) -> tuple[onnx.ModelProto, Iterator[bytes]] | None:
+    """The model with its external data, and the chunks of bytes its content is; None when
+    ortsparse cannot read it."""
+    try:
+        data = original if isinstance(original, bytes) else Path(original).read_bytes()
+        model = onnx.load_model_from_string(data)
+    except (OSError, DecodeError):
+        return None
+    external_files = sorted(
+        {
+            ExternalDataInfo(tensor).location
+            for tensor in _tensors(model.graph)
+            if uses_external_data(tensor)
+        }
+    )
+    if not external_files:
+        return model, iter([data])
+    # ORT finds the external data of a model given as bytes in the working directory.
+    base_dir = Path.cwd() if isinstance(original, bytes) else Path(original).parent
+    try:
+        onnx.load_external_data_for_model(model, str(base_dir))
+    except (OSError, ValueError, onnx.checker.ValidationError):  # missing, short, or outside
+        return None
+    return model, _chunks(data, [base_dir / location for location in external_files])
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _tensors(subgraph)
+
+
+def _chunks(data: bytes, files: list[Path]) -> Iterator[bytes]:
+    yield data
+    for path in files:
+        yield path.name.encode()
+        with open(path, "rb") as file:
+            while chunk := file.read(_CHUNK_BYTES):
+                yield chunk
+
+
+def _cache_key(content: Iterator[bytes], min_sparsity: float | None) -> str:
+    digest = hashlib.sha256()
+    options = {
+        "rewriter": rewriter_fingerprint(),
+        "onnx": onnx.__version__,
+        "kernel_family": current_kernel_family(),
+        "min_sparsity": min_sparsity,
+    }
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    for chunk in content:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@cache
+def rewriter_fingerprint() -> str:
+    """ortsparse's version and a digest of the installed rewriter's source and data files."""
+    package = Path(__file__).with_name("rewriter")
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".json"):
+            digest.update(str(path.relative_to(package)).encode())
+            digest.update(path.read_bytes())
+    return f"{ortsparse.__version__}+{digest.hexdigest()[:16]}"
+
+
+def _has_ortsparse_ops(model: onnx.ModelProto) -> bool:
+    return any(opset.domain == ortsparse.OP_DOMAIN for opset in model.opset_import)
+
+
+def _read_entry(entry: Path, original: ModelSource) -> PreparedModel | None:
+    try:
+        summary = json.loads((entry / _RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if summary["rewritten_nodes"] and not (entry / _MODEL_FILE).is_file():
+        return None
+    return _prepared(entry, original, summary)
+
+
+def _prepared(entry: Path, original: ModelSource, summary: dict) -> PreparedModel:
+    """The entry's rewritten model, or the original when the rewriter changed nothing."""
+    return PreparedModel(
+        str(entry / _MODEL_FILE) if summary["rewritten_nodes"] else original,
+        summary["has_ortsparse_ops"],
+        summary["rewritten_nodes"],
+        summary["candidate_nodes"],
+        entry,
+    )
+
+
+def _write_entry(entry: Path, summary: dict, model: onnx.ModelProto) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        if summary["rewritten_nodes"]:
+            save_model(model, staging / _MODEL_FILE)
+        (staging / _RESULT_FILE).write_text(json.dumps(summary))
+        try:
+            staging.rename(entry)
+        except OSError:
+            if not (entry / _RESULT_FILE).is_file():
+                raise
+            # Another process wrote the same entry first; its content is the same.
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _in_memory(
+    original: ModelSource, summary: dict, model: onnx.ModelProto, cache_dir: Path
+) -> PreparedModel:
+    source = original
+    if summary["rewritten_nodes"]:
+        try:
+            source = model.SerializeToString()
+        except ValueError as error:  # protobuf's 2 GB limit
+            raise RuntimeError(
+                f"the rewritten model is too large to keep in memory ({error}); ONNX Runtime can "
+                f"only load it from a file, and the cache directory {cache_dir} cannot be written"
+            ) from error
+    return PreparedModel(
+        source,
+        summary["has_ortsparse_ops"],
+        summary["rewritten_nodes"],
+        summary["candidate_nodes"],
+        None,
+    )
