@@ -3,6 +3,7 @@
 Load a pruned model through ortsparse, which rewrites it on load (cached on disk)::
 
     session = ortsparse.InferenceSession("model.onnx")        # an onnxruntime.InferenceSession
+    engine = ortsparse.compile_model("model.onnx", batch_size=1)   # DeepSparse's engine API
 
 or rewrite it once (``rewrite-model in.onnx out.onnx``) and load the rewrite in any ORT
 application after registering the custom-op library::
@@ -44,11 +45,17 @@ def library_path() -> str:
 # Imported on first use, so that `import ortsparse` (and `ortsparse isa`) need not load ONNX Runtime.
 _LAZY_ATTRIBUTES = {
     "InferenceSession": "ortsparse.session",
+    "compile_model": "ortsparse.engine",
+    "Engine": "ortsparse.engine",
+    "BenchmarkResults": "ortsparse.benchmark",
 }
 
 __all__ = [
     "OP_DOMAIN",
+    "BenchmarkResults",
+    "Engine",
     "InferenceSession",
+    "compile_model",
     "library_path",
 ]
 

@@ -17,6 +17,17 @@ def cpu_report() -> dict[str, Any]:
     return report
 
 
+def cpu_avx_type(report: dict[str, Any]) -> str:
+    """The vector ISA of the kernel family in use, as DeepSparse names it: "avx512", "avx2", or
+    "scalar" (no AVX2 kernels)."""
+    return report["kernel_family"].removesuffix("vnni")
+
+
+def cpu_vnni(report: dict[str, Any]) -> bool:
+    """Whether the INT8 kernels in use have AVX-512 VNNI (vpdpbusd)."""
+    return report["kernel_family"] == "avx512vnni"
+
+
 _FLAG_LABELS = [
     ("avx2", "AVX2"),
     ("fma", "FMA"),
