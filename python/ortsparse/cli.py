@@ -31,6 +31,18 @@ def _add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
     add_rewrite_arguments(parser)
 
 
+def _run_benchmark(args: argparse.Namespace) -> int:
+    from ortsparse.benchmark_command import run_benchmark
+
+    return run_benchmark(args)
+
+
+def _add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    from ortsparse.benchmark_command import add_benchmark_arguments
+
+    add_benchmark_arguments(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ortsparse",
@@ -55,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_rewrite_arguments(rewrite)
     rewrite.set_defaults(run=_run_rewrite)
+
+    benchmark = commands.add_parser(
+        "benchmark",
+        help="time a model with ONNX Runtime or ortsparse (DeepSparse's benchmark flags), or "
+        "compare the two",
+        description="Time MODEL on random inputs: throughput and latency per batch, as "
+        "deepsparse.benchmark prints them. -e ortsparse (default) rewrites the model first "
+        "(cached); -e onnxruntime runs it as it is; --compare runs both.",
+        # DeepSparse's single-dash long flags (-shapes, -ncores) must not be read as prefixes.
+        allow_abbrev=False,
+    )
+    _add_benchmark_arguments(benchmark)
+    benchmark.set_defaults(run=_run_benchmark)
     return parser
 
 

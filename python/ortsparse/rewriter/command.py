@@ -23,7 +23,7 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-sparsity",
-        type=_fraction,
+        type=fraction,
         metavar="FLOAT",
         help="rewrite every weight with at least this fraction of zeros (0..1), instead of letting "
         "the measured cost model decide",
@@ -52,7 +52,8 @@ def run_rewrite(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fraction(text: str) -> float:
+def fraction(text: str) -> float:
+    """argparse type: a number within [0, 1]."""
     try:
         value = float(text)
     except ValueError:
