@@ -230,3 +230,20 @@ def test_errors_are_onnxruntimes(tmp_path):
 def test_no_temporary_files_are_left(tmp_path, cache_dir):
     session(save(sparse_mlp(), tmp_path / "mlp.onnx"))
     assert not [name for name in entries(cache_dir) if name.startswith(".")]
+
+
+def test_ortsparse_can_replace_the_onnxruntime_import(tmp_path):
+    import ortsparse as ort_replacement
+
+    assert ort_replacement.InferenceSession is ortsparse.session.InferenceSession
+    assert ort_replacement.SessionOptions is ort.SessionOptions
+    assert ort_replacement.GraphOptimizationLevel is ort.GraphOptimizationLevel
+    assert "CPUExecutionProvider" in ort_replacement.get_available_providers()
+    options = ort_replacement.SessionOptions()
+    options.graph_optimization_level = ort_replacement.GraphOptimizationLevel.ORT_ENABLE_ALL
+    loaded = ort_replacement.InferenceSession(
+        save(sparse_mlp(), tmp_path / "mlp.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    assert loaded.run(None, {"A": mlp_input()})[0].shape == (3, 8)
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        ort_replacement.NoSuchThing  # noqa: B018

@@ -5,6 +5,9 @@ Load a pruned model through ortsparse, which rewrites it on load (cached on disk
     session = ortsparse.InferenceSession("model.onnx")        # an onnxruntime.InferenceSession
     engine = ortsparse.compile_model("model.onnx", batch_size=1)   # DeepSparse's engine API
 
+Every other public name of onnxruntime (SessionOptions, GraphOptimizationLevel, ...) is reachable
+here too, so that ``import ortsparse as ort`` can replace ``import onnxruntime as ort``.
+
 or rewrite it once (``rewrite-model in.onnx out.onnx``) and load the rewrite in any ORT
 application after registering the custom-op library::
 
@@ -61,6 +64,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name not in _LAZY_ATTRIBUTES:
-        raise AttributeError(f"module 'ortsparse' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    if not name.startswith("_"):
+        onnxruntime = importlib.import_module("onnxruntime")
+        if hasattr(onnxruntime, name):
+            return getattr(onnxruntime, name)
+    raise AttributeError(f"module 'ortsparse' has no attribute {name!r}")
