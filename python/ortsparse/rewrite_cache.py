@@ -175,7 +175,7 @@ def _chunks(data: bytes, files: list[Path]) -> Iterator[bytes]:
 def _cache_key(content: Iterator[bytes], min_sparsity: float | None) -> str:
     digest = hashlib.sha256()
     options = {
-        "rewriter": rewriter_fingerprint(),
+        "rewriter": _rewriter_fingerprint(),
         "onnx": onnx.__version__,
         "kernel_family": current_kernel_family(),
         "min_sparsity": min_sparsity,
@@ -187,7 +187,7 @@ def _cache_key(content: Iterator[bytes], min_sparsity: float | None) -> str:
 
 
 @cache
-def rewriter_fingerprint() -> str:
+def _rewriter_fingerprint() -> str:
     """ortsparse's version and a digest of the installed rewriter's source and data files."""
     package = Path(__file__).with_name("rewriter")
     digest = hashlib.sha256()
