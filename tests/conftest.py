@@ -8,8 +8,8 @@ import pytest
 from ortsparse import isa
 
 KERNEL_FAMILIES = ["scalar", "avx2", "avx512"]
-QUAD_KERNEL_FAMILIES = ["scalar", "avx2", "avx512vnni"]
-_FAMILY_RANK = {"scalar": 0, "avx2": 1, "avx512": 2, "avx512vnni": 3}
+QUAD_KERNEL_FAMILIES = ["scalar", "avx2", "avxvnni", "avx512vnni"]
+_FAMILY_RANK = {"scalar": 0, "avx2": 1, "avxvnni": 2, "avx512": 3, "avx512vnni": 4}
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +33,11 @@ def rng(request):
 
 def _force_family(name, monkeypatch):
     """ORTSPARSE_ISA only lowers the family, so one the CPU lacks would silently test a lower one:
-    skipped instead."""
-    if _FAMILY_RANK[name] > _FAMILY_RANK[isa.cpu_report()["best_kernel_family"]]:
+    skipped instead. avxvnni is the one family below another that the CPU may lack."""
+    report = isa.cpu_report()
+    if _FAMILY_RANK[name] > _FAMILY_RANK[report["best_kernel_family"]] or (
+        name == "avxvnni" and not report["avx_vnni"]
+    ):
         pytest.skip(f"CPU lacks {name}")
     monkeypatch.setenv("ORTSPARSE_ISA", name)
     return name
@@ -49,5 +52,5 @@ def family(request, monkeypatch):
 @pytest.fixture(params=QUAD_KERNEL_FAMILIES)
 def quad_family(request, monkeypatch):
     """Forces the INT8 kernel family: AVX-512 without VNNI runs the AVX2 kernels, so the families
-    that differ are these."""
+    that differ are these (avxvnni: the AVX2 panels multiplied by 256-bit vpdpbusd)."""
     return _force_family(request.param, monkeypatch)

@@ -73,6 +73,8 @@ def test_kernel_family_is_best_supported_by_default(report):
         expected = "avx512vnni"
     elif avx512:
         expected = "avx512"
+    elif report["avx2"] and report["fma"] and report["avx_vnni"]:
+        expected = "avxvnni"
     elif report["avx2"] and report["fma"]:
         expected = "avx2"
     else:
@@ -84,6 +86,14 @@ def test_environment_lowers_kernel_family(report):
     lowered = json.loads(run_isa("--json", isa_override="scalar").stdout)
     assert lowered["kernel_family"] == "scalar"
     assert lowered["best_kernel_family"] == report["best_kernel_family"]
+
+
+def test_environment_lowers_to_avxvnni_only_where_the_cpu_has_it(report):
+    if report["best_kernel_family"] not in ("avx512", "avx512vnni"):
+        pytest.skip("no family above avxvnni to lower from")
+    lowered = json.loads(run_isa("--json", isa_override="avxvnni").stdout)
+    # AVX-512 CPUs before Sapphire Rapids lack AVX-VNNI: the best family below it instead.
+    assert lowered["kernel_family"] == ("avxvnni" if report["avx_vnni"] else "avx2")
 
 
 def test_environment_never_raises_kernel_family(report):

@@ -43,6 +43,7 @@ from onnx import helper, numpy_helper
 import ortsparse
 from ortsparse.rewriter.cost_model import (
     REPRESENTATIVE_M,
+    FP32_KERNELS_OF,
     CostModel,
     KernelCosts,
     conv_work,
@@ -55,7 +56,8 @@ from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
 # The source tree's copy, not the one of whichever ortsparse is imported (maybe an installed one).
 DATA_PATH = Path(__file__).resolve().parents[1] / "python/ortsparse/rewriter/cost_model_data.json"
 
-# provider/isa/cpu_features.h, KernelFamily, least to most capable.
+# provider/isa/cpu_features.h, KernelFamily, least to most capable, less avxvnni, which runs the
+# avx2 FP32 kernels (cost_model.FP32_KERNELS_OF).
 FAMILY_ORDER = ("scalar", "avx2", "avx512", "avx512vnni")
 
 # Rows of X per call. The linear model is for batched calls; single rows (M=1) take the kernel's
@@ -377,7 +379,9 @@ def supported_families() -> list[str]:
     report = cpu()
     if report is None:
         return []
-    return list(FAMILY_ORDER[: FAMILY_ORDER.index(report["best_kernel_family"]) + 1])
+    best = report["best_kernel_family"]
+    best = FP32_KERNELS_OF.get(best, best)
+    return list(FAMILY_ORDER[: FAMILY_ORDER.index(best) + 1])
 
 
 # Per op: how it is measured and fitted, and its keys in the data file.

@@ -131,6 +131,14 @@ CpuFeatures Detect() {
   return f;
 }
 
+// The most capable family at or below `ceiling` that the CPU supports (scalar at least).
+KernelFamily HighestSupportedUpTo(const CpuFeatures& f, KernelFamily ceiling) {
+  for (int family = static_cast<int>(ceiling); family > 0; --family) {
+    if (Supports(f, static_cast<KernelFamily>(family))) return static_cast<KernelFamily>(family);
+  }
+  return KernelFamily::kScalar;
+}
+
 }  // namespace
 
 const CpuFeatures& DetectCpuFeatures() {
@@ -138,12 +146,26 @@ const CpuFeatures& DetectCpuFeatures() {
   return features;
 }
 
+bool Supports(const CpuFeatures& f, KernelFamily family) {
+  const bool avx2 = f.avx2 && f.fma;
+  const bool avx512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma;
+  switch (family) {
+    case KernelFamily::kScalar:
+      return true;
+    case KernelFamily::kAvx2:
+      return avx2;
+    case KernelFamily::kAvxVnni:
+      return avx2 && f.avx_vnni;
+    case KernelFamily::kAvx512:
+      return avx512;
+    case KernelFamily::kAvx512Vnni:
+      return avx512 && f.avx512_vnni;
+  }
+  return false;
+}
+
 KernelFamily BestSupportedKernelFamily(const CpuFeatures& f) {
-  bool avx512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma;
-  if (avx512 && f.avx512_vnni) return KernelFamily::kAvx512Vnni;
-  if (avx512) return KernelFamily::kAvx512;
-  if (f.avx2 && f.fma) return KernelFamily::kAvx2;
-  return KernelFamily::kScalar;
+  return HighestSupportedUpTo(f, KernelFamily::kAvx512Vnni);
 }
 
 KernelFamily SelectKernelFamily() {
@@ -153,9 +175,9 @@ KernelFamily SelectKernelFamily() {
   KernelFamily requested;
   if (!ParseKernelFamily(requested_name, &requested)) {
     throw std::invalid_argument(std::string("ORTSPARSE_ISA='") + requested_name +
-                                "' is not one of scalar, avx2, avx512, avx512vnni");
+                                "' is not one of scalar, avx2, avxvnni, avx512, avx512vnni");
   }
-  return requested < best ? requested : best;
+  return requested < best ? HighestSupportedUpTo(DetectCpuFeatures(), requested) : best;
 }
 
 const char* KernelFamilyName(KernelFamily family) {
@@ -164,6 +186,8 @@ const char* KernelFamilyName(KernelFamily family) {
       return "scalar";
     case KernelFamily::kAvx2:
       return "avx2";
+    case KernelFamily::kAvxVnni:
+      return "avxvnni";
     case KernelFamily::kAvx512:
       return "avx512";
     case KernelFamily::kAvx512Vnni:
@@ -173,8 +197,8 @@ const char* KernelFamilyName(KernelFamily family) {
 }
 
 bool ParseKernelFamily(const std::string& name, KernelFamily* family) {
-  for (KernelFamily candidate : {KernelFamily::kScalar, KernelFamily::kAvx2, KernelFamily::kAvx512,
-                                 KernelFamily::kAvx512Vnni}) {
+  for (KernelFamily candidate : {KernelFamily::kScalar, KernelFamily::kAvx2, KernelFamily::kAvxVnni,
+                                 KernelFamily::kAvx512, KernelFamily::kAvx512Vnni}) {
     if (name == KernelFamilyName(candidate)) {
       *family = candidate;
       return true;

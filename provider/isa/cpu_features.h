@@ -35,15 +35,21 @@ struct CpuFeatures {
 // Detected once, on first use.
 const CpuFeatures& DetectCpuFeatures();
 
-// Ordered from least to most capable: a family implies all lower ones.
-enum class KernelFamily { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+// Ordered from least to most capable. Each family implies the ones below it except avxvnni
+// (AVX2 with the 256-bit VEX vpdpbusd of Alder Lake and later), which not every AVX-512 CPU has
+// (Skylake-SP, Ice Lake): Supports says whether the CPU has a family's features.
+enum class KernelFamily { kScalar = 0, kAvx2 = 1, kAvxVnni = 2, kAvx512 = 3, kAvx512Vnni = 4 };
+
+bool Supports(const CpuFeatures& features, KernelFamily family);
 
 KernelFamily BestSupportedKernelFamily(const CpuFeatures& features);
 
 // The family the kernels use: the best the CPU supports, lowered (never raised) by the environment
-// variable ORTSPARSE_ISA=scalar|avx2|avx512|avx512vnni, which lets tests exercise every microkernel
-// on one machine. Read on every call, so a new session sees a changed variable. Throws
-// std::invalid_argument for a name it does not know, rather than silently ignoring it.
+// variable ORTSPARSE_ISA=scalar|avx2|avxvnni|avx512|avx512vnni, which lets tests exercise every
+// microkernel on one machine; a lower family the CPU lacks (avxvnni on an AVX-512 CPU without
+// AVX-VNNI) gives the best one below it. Read on every call, so a new session sees a changed
+// variable. Throws std::invalid_argument for a name it does not know, rather than silently
+// ignoring it.
 KernelFamily SelectKernelFamily();
 
 const char* KernelFamilyName(KernelFamily family);

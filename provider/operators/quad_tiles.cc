@@ -13,6 +13,7 @@ namespace {
 
 using kernels::QuadTileAvx2;
 using kernels::QuadTileAvx512Vnni;
+using kernels::QuadTileAvxVnni;
 
 const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     kernels::kVnniPanelRows,
@@ -38,6 +39,18 @@ const QuadMicrokernels kAvx2QuadMicrokernels = {
     kernels::RequantizeAddChannelsScalar,
 };
 
+const QuadMicrokernels kAvxVnniQuadMicrokernels = {
+    kernels::kAvx2QuadPanelRows,
+    8,
+    kernels::kAvx2QuadPanelRows * 4,
+    kernels::PackQuadPanelAvx2,
+    {QuadTileAvxVnni<1>, QuadTileAvxVnni<2>, QuadTileAvxVnni<3>, QuadTileAvxVnni<4>},
+    kernels::RequantizeTileScalar,
+    kernels::PackQuadPlanesScalar,
+    kernels::RequantizeChannelsScalar,
+    kernels::RequantizeAddChannelsScalar,
+};
+
 const QuadMicrokernels kScalarQuadMicrokernels = {
     kernels::kScalarQuadPanelRows,
     kernels::kScalarQuadPanelRows,
@@ -56,6 +69,8 @@ const QuadMicrokernels& SelectQuadMicrokernels() {
   switch (isa::SelectKernelFamily()) {
     case isa::KernelFamily::kAvx512Vnni:
       return kAvx512VnniQuadMicrokernels;
+    case isa::KernelFamily::kAvxVnni:
+      return kAvxVnniQuadMicrokernels;
     case isa::KernelFamily::kAvx512:
     case isa::KernelFamily::kAvx2:
       return kAvx2QuadMicrokernels;

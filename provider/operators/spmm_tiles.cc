@@ -138,6 +138,7 @@ const SpmmMicrokernels& SelectMicrokernels() {
     case isa::KernelFamily::kAvx512Vnni:  // nothing in FP32 gains from VNNI
       return kAvx512Microkernels;
     case isa::KernelFamily::kAvx2:
+    case isa::KernelFamily::kAvxVnni:  // nor from AVX-VNNI
       return kAvx2Microkernels;
     case isa::KernelFamily::kScalar:
       break;

@@ -61,6 +61,11 @@ template <size_t kVectors>
 void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                   size_t group_end, int32_t* acc);
 
+// AVX-VNNI: the AVX2 family's panels and planes, multiplied by the 256-bit vpdpbusd.
+template <size_t kVectors>
+void QuadTileAvxVnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                     size_t group_end, int32_t* acc);
+
 // Portable reference: 8-row tiles, one variant.
 inline constexpr size_t kScalarQuadPanelRows = 8;
 void PackQuadPanelScalar(const uint8_t* x, size_t x_stride, size_t rows, size_t k,

@@ -198,9 +198,14 @@ def conv_work(
     return ConvWork(batch * positions, batch * plane_elements, groups)
 
 
+# Kernel families that run another family's FP32 kernels, which the constants describe.
+FP32_KERNELS_OF = {"avxvnni": "avx2"}
+
+
 def _family_constants(path: Path, key: str, family: str | None) -> tuple[str, dict]:
     data = json.loads(Path(path).read_text())
     family = family or current_kernel_family()
+    family = FP32_KERNELS_OF.get(family, family)
     if family not in data[key]:
         family = data["default_family"]
     return family, data[key][family]
