@@ -1,5 +1,6 @@
 """What the op-level tests share: packing in the contract's formats (written independently of the
-rewriter's packer), reference activation nodes, sessions, the FP32 comparison and error capture.
+rewriter's packer; quad4 for the INT8 ops), reference activation nodes, sessions, the FP32
+comparison and error capture.
 
 FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (1e-6 absolute when Y_ref is all
 zero). Summation order differs from MLAS's and the vectorized activations are accurate to about
@@ -31,6 +32,28 @@ def pack(matrix, fmt):
         "offsets": np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(np.int32),
         "indices": indices.astype(np.int32),
     }
+
+
+def pack_quads(weight):
+    """int8 W [K, N] in the contract's quad4 format (docs/ops.md)."""
+    k, n = weight.shape
+    padded = np.zeros((-(-k // 4) * 4, n), np.int8)
+    padded[:k] = weight
+    quads = padded.T.reshape(n, -1, 4)  # [channel, quad, 4]
+    stored = np.any(quads != 0, axis=2)
+    channel, quad = np.nonzero(stored)
+    return {
+        "values": quads[channel, quad].reshape(-1),
+        "offsets": np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(np.int32),
+        "indices": quad.astype(np.int32),
+    }
+
+
+def random_int8_weight(rng, k, n, sparsity):
+    """int8 [k, n] over the whole range, about `sparsity` of it zero (unstructured)."""
+    weight = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    weight[rng.random((k, n)) < sparsity] = 0
+    return weight
 
 
 def activation_nodes(activation, x, y, initializers, alpha=None):

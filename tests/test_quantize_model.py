@@ -1,4 +1,5 @@
-"""tools/quantize_model.py: ONNX Runtime static INT8 quantization on random calibration data."""
+"""tools/quantize_model.py: ONNX Runtime static INT8 quantization on random calibration data,
+and its dynamic quantization."""
 
 import subprocess
 import sys
@@ -204,6 +205,26 @@ def test_integer_inputs_are_calibrated_with_zeros(tmp_path):
     ids = np.zeros((2, 4), dtype=np.int64)
     expected = _run(fp32_path, ids)
     assert np.abs(_run(out, ids) - expected).max() <= 0.05 * np.abs(expected).max()
+
+
+def test_dynamic_format_quantizes_matmul_to_matmul_integer_without_sizes(tmp_path):
+    # A symbolic non-batch dim needs no --dim: nothing is calibrated.
+    fp32_path = _save(_sequence_model(), tmp_path / "fp32.onnx")
+    out = tmp_path / "dyn.onnx"
+    assert main([str(fp32_path), str(out), "--format", "dynamic", "--per-channel"]) == 0
+    op_types = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= op_types and "MatMul" not in op_types
+    x = np.random.default_rng(EVAL_SEED).standard_normal((3, 7, 16), dtype=np.float32)
+    expected = _run(fp32_path, x)
+    assert np.abs(_run(out, x) - expected).max() <= 0.05 * np.abs(expected).max()
+
+
+def test_dynamic_format_refuses_s8_activations(tmp_path):
+    fp32_path = _save(_matmul_model(), tmp_path / "fp32.onnx")
+    with pytest.raises(BadInput, match="activations to u8"):
+        quantize_model(
+            fp32_path, tmp_path / "dyn.onnx", quant_format="dynamic", activation_type="s8"
+        )
 
 
 def test_unsupported_input_type_is_rejected(tmp_path):

@@ -1,11 +1,13 @@
-"""Pruned models from tools/model_builders, quantized to INT8 QDQ by tools/quantize_model.py and
-rewritten by ortsparse with its default policy, vs stock ORT on the quantized originals.
+"""Pruned models from tools/model_builders, quantized to INT8 (QDQ, or dynamically) by
+tools/quantize_model.py and rewritten by ortsparse with its default policy, vs stock ORT on the
+quantized originals.
 
 Agreement criterion: identical outputs. ORT runs each QDQ MatMul as QLinearMatMul and each QDQ
 Gemm as QGemm, which SparseQGemm reproduces bit for bit (exact int32 sums, the same float32
 requantization, per tensor and per channel), and the rewrite leaves every other node as it was.
 Likewise each QDQ Conv runs as QLinearConv and each QDQ residual Add as QLinearAdd, which
-SparseQConv (with its residual input) reproduces.
+SparseQConv (with its residual input) reproduces. A dynamically quantized MatMulInteger's int32
+product is exact on both sides.
 """
 
 import itertools
@@ -112,6 +114,32 @@ def test_quantized_model_rewritten_matches_ort(tmp_path, name, activation_type, 
         inputs = len(sparse_nodes[f"{decision.node_name}_SparseQGemm"].input)
         assert inputs == (6 if decision.op_type == "Gemm" else 5)
 
+    rng = np.random.default_rng(1)
+    input_name = model.graph.input[0].name
+    for shape in input_shapes:
+        feeds = {input_name: rng.standard_normal(shape, dtype=np.float32)}
+        (expected,) = run(model, feeds)
+        (actual,) = run(result.model, feeds, ortsparse.library_path())
+        differing = int(np.count_nonzero(actual != expected))
+        assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("name", ["mlp", "bert"])
+def test_dynamically_quantized_model_rewritten_matches_ort(tmp_path, name, per_channel):
+    # quantize_dynamic: DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul by the scales. The
+    # int32 products become SparseMatMulInteger; ORT computes the rest on both sides.
+    build, _, input_shapes, _, linears = MODELS[name]
+    fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "dyn.onnx"
+    onnx.save(build(), str(fp32_path))
+    quantize_model(fp32_path, int8_path, quant_format="dynamic", per_channel=per_channel)
+    model = onnx.load(str(int8_path))
+    result = rewrite_model(model)
+
+    rewritten = [d for d in result.decisions if d.rewritten]
+    assert len(rewritten) == linears
+    assert {d.op_type for d in rewritten} == {"MatMulInteger"}
+    assert not any(node.op_type == "MatMulInteger" for node in result.model.graph.node)
     rng = np.random.default_rng(1)
     input_name = model.graph.input[0].name
     for shape in input_shapes:

@@ -11,31 +11,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.op_testing import creation_error, run_error, session
+from tests.op_testing import creation_error, pack_quads, random_int8_weight, run_error, session
 
 TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
 X_SCALE, W_SCALE, Y_SCALE = np.float32(0.04), np.float32(0.015), np.float32(0.5)
-
-
-def pack_quads(weight):
-    """int8 W [K, N] in the contract's quad4 format (docs/ops.md)."""
-    k, n = weight.shape
-    padded = np.zeros((-(-k // 4) * 4, n), np.int8)
-    padded[:k] = weight
-    quads = padded.T.reshape(n, -1, 4)  # [channel, quad, 4]
-    stored = np.any(quads != 0, axis=2)
-    channel, quad = np.nonzero(stored)
-    return {
-        "values": quads[channel, quad].reshape(-1),
-        "offsets": np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(np.int32),
-        "indices": quad.astype(np.int32),
-    }
-
-
-def random_weight(rng, k, n, sparsity):
-    weight = rng.integers(-128, 128, (k, n)).astype(np.int8)
-    weight[rng.random((k, n)) < sparsity] = 0
-    return weight
 
 
 def graph_model(node, x_shape, n, elem, initializers, opsets):
@@ -98,7 +77,7 @@ def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, threads=1):
     dtype = TYPES[kind][0]
     info = np.iinfo(dtype)
     k = x_shape[-1]
-    weight = random_weight(rng, k, n, sparsity)
+    weight = random_int8_weight(rng, k, n, sparsity)
     x_zp, y_zp = (int(rng.integers(info.min, info.max + 1)) for _ in range(2))
     x = rng.integers(info.min, info.max + 1, x_shape).astype(dtype)
     (expected,) = session(qlinear_matmul_model(weight, list(x_shape), kind, x_zp, y_zp)).run(
@@ -136,7 +115,7 @@ def test_leading_dims(library, rng, x_shape):
 def test_bias_and_output_bounds(library, rng):
     # y = clamp(round((acc - x_zp * colsum + bias) * scale) + y_zp, output_min, output_max)
     k, n, rows = 24, 20, 10
-    weight = random_weight(rng, k, n, 0.5)
+    weight = random_int8_weight(rng, k, n, 0.5)
     bias = rng.integers(-3000, 3000, n).astype(np.int32)
     scales = rng.uniform(0.001, 0.01, n).astype(np.float32)
     x = rng.integers(0, 256, (rows, k)).astype(np.uint8)
@@ -165,7 +144,7 @@ def test_bias_and_output_bounds(library, rng):
 
 @pytest.fixture
 def packed_8x4(rng):
-    return pack_quads(random_weight(rng, 8, 4, 0.5))
+    return pack_quads(random_int8_weight(rng, 8, 4, 0.5))
 
 
 def test_wrong_input_width_at_run_time(library, packed_8x4):

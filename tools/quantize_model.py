@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Quantize an FP32 ONNX model to INT8 with ONNX Runtime's own static quantizer
-(`onnxruntime.quantization.quantize_static`), calibrated on seeded random inputs.
+(`onnxruntime.quantization.quantize_static`), calibrated on seeded random inputs, or with its
+dynamic one (`quantize_dynamic`, --format dynamic: MatMul -> MatMulInteger behind a
+DynamicQuantizeLinear of its activation, no calibration).
 
 Weights become signed 8-bit; activations unsigned (u8, default) or signed (s8) 8-bit. Float
 inputs are calibrated on standard-normal data, integer inputs (token ids) on zeros; symbolic dims
@@ -14,6 +16,7 @@ structure, not for deployment accuracy.
     python tools/build_model.py bert --layers 2 --out bert.onnx
     python tools/quantize_model.py bert.onnx bert.int8.onnx --batch 4 --dim sequence=128
     python tools/quantize_model.py resnet50.onnx resnet50.int8.onnx --activation-type s8
+    python tools/quantize_model.py bert.onnx bert.dyn.onnx --format dynamic    # MatMulInteger
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from onnxruntime.quantization import (
     QuantFormat,
     QuantType,
     quant_pre_process,
+    quantize_dynamic,
     quantize_static,
 )
 
-_FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+_FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator, "dynamic": None}
 _ACTIVATION_TYPES = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
 _INTEGER_TYPES = {
     onnx.TensorProto.INT8,
@@ -151,9 +155,10 @@ def quantize_model(
 ) -> None:
     """Quantize the FP32 model at `model_path` to INT8 (s8 weights) and save it at `out_path`.
 
-    quant_format: "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops) or "qoperator"
-    (QLinearConv, QLinearMatMul, ...). activation_type: "u8" or "s8". samples: how many random
-    calibration feeds. dims: sizes of named symbolic input dims; a symbolic first dim not named
+    quant_format: "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops), "qoperator"
+    (QLinearConv, QLinearMatMul, ...) or "dynamic" (MatMulInteger, ConvInteger: activations
+    quantized at run time, to u8 only, no calibration). activation_type: "u8" or "s8".
+    samples: how many random calibration feeds. dims: sizes of named symbolic input dims; a symbolic first dim not named
     there gets `batch`, any other one missing raises BadInput. seed: seeds the calibration data.
     """
     if quant_format not in _FORMATS:
@@ -162,10 +167,14 @@ def quantize_model(
         raise BadInput(
             f"activation_type must be one of {sorted(_ACTIVATION_TYPES)}, not {activation_type!r}"
         )
+    if quant_format == "dynamic" and activation_type != "u8":
+        raise BadInput("dynamic quantization quantizes activations to u8 (DynamicQuantizeLinear)")
     if samples < 1 or batch < 1 or any(size < 1 for size in (dims or {}).values()):
         raise BadInput("samples, batch and every --dim size must be at least 1")
     model_path, out_path = Path(model_path), Path(out_path)
-    inputs = _input_specs(_load(model_path), dims or {}, batch)
+    model = _load(model_path)
+    # Only calibration needs input sizes.
+    inputs = {} if quant_format == "dynamic" else _input_specs(model, dims or {}, batch)
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="quantize_model.") as tmp:
@@ -182,6 +191,16 @@ def quantize_model(
         )
         quant_pre_process(str(model_path), str(preprocessed), skip_symbolic_shape=True)
 
+        if quant_format == "dynamic":
+            print("[quantize] quantizing weights (dynamic) ...", file=sys.stderr)
+            quantize_dynamic(
+                str(preprocessed),
+                str(out_path),
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+            )
+            print(f"[quantize] wrote {out_path}", file=sys.stderr)
+            return
         shapes = ", ".join(f"{name} {list(shape)}" for name, (_, shape) in inputs.items())
         print(f"[quantize] calibrating on {samples} random samples ({shapes}) ...", file=sys.stderr)
         quantize_static(
@@ -216,7 +235,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(_FORMATS),
         default="qdq",
         help="qdq: QuantizeLinear/DequantizeLinear around float ops (default); qoperator: "
-        "QLinearConv, QLinearMatMul, QGemm and other quantized operators",
+        "QLinearConv, QLinearMatMul, QGemm and other quantized operators; dynamic: "
+        "MatMulInteger/ConvInteger with activations quantized at run time (u8, no calibration)",
     )
     parser.add_argument(
         "--per-channel",

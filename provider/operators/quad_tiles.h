@@ -22,6 +22,7 @@ struct QuadMicrokernels {
   kernels::PackQuadPanelFn pack_panel;
   kernels::QuadTileFn tiles[kernels::kMaxQuadTileVectors];
   kernels::RequantizeTileFn requantize;
+  kernels::StoreSumsTileFn store_sums;
   kernels::PackQuadPlanesFn pack_quad_planes;
   kernels::RequantizeChannelsFn requantize_channels;
   kernels::RequantizeAddChannelsFn requantize_add_channels;

@@ -52,6 +52,30 @@ void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, si
   }
 }
 
+void StoreSumsTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                         const int32_t* channel_offsets, int32_t* y, size_t y_stride) {
+  for (size_t c0 = 0; c0 < channels; c0 += 16) {
+    const size_t block_channels = std::min<size_t>(16, channels - c0);
+    const __mmask16 channel_lanes = FirstLanes(block_channels);
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+      const size_t block_rows = std::min<size_t>(16, rows - r0);
+      // As in RequantizeTileAvx512: channels past `channels` repeat the last, never stored.
+      __m512 block[16];
+      for (size_t c = 0; c < 16; ++c) {
+        const size_t channel = c0 + std::min(c, block_channels - 1);
+        block[c] = _mm512_castsi512_ps(
+            _mm512_add_epi32(_mm512_loadu_si512(acc + channel * acc_stride + r0),
+                             _mm512_set1_epi32(channel_offsets[channel])));
+      }
+      Transpose16x16(block);
+      for (size_t r = 0; r < block_rows; ++r) {
+        _mm512_mask_storeu_epi32(y + (r0 + r) * y_stride + c0, channel_lanes,
+                                 _mm512_castps_si512(block[r]));
+      }
+    }
+  }
+}
+
 void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
                               size_t channels, const Requantization& requantization, uint8_t* y,
                               size_t y_channel_stride) {

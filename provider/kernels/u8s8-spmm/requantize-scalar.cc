@@ -36,6 +36,15 @@ QuantizedAddition MakeQuantizedAddition(float first_scale, int32_t first_zero_po
           residual_first};
 }
 
+void StoreSumsTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                         const int32_t* channel_offsets, int32_t* y, size_t y_stride) {
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < channels; ++c) {
+      y[r * y_stride + c] = acc[c * acc_stride + r] + channel_offsets[c];
+    }
+  }
+}
+
 void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride) {
   for (size_t r = 0; r < rows; ++r) {

@@ -60,6 +60,18 @@ using RequantizeAddChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, 
                                          const uint8_t* residual, uint8_t* y,
                                          size_t y_channel_stride);
 
+// No requantization (SparseMatMulInteger's int32 output): y[r * y_stride + c] =
+// acc[c * acc_stride + r] + channel_offsets[c], the exact sums row-major.
+using StoreSumsTileFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+                                 size_t channels, const int32_t* channel_offsets, int32_t* y,
+                                 size_t y_stride);
+
+void StoreSumsTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                         const int32_t* channel_offsets, int32_t* y, size_t y_stride);
+// acc_stride is a multiple of 16, as for RequantizeTileAvx512.
+void StoreSumsTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                         const int32_t* channel_offsets, int32_t* y, size_t y_stride);
+
 void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);
 void RequantizeChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows,

@@ -114,7 +114,8 @@ def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Con
     candidates = [
         node for node in graph.nodes if node.op_type in op_types and is_default_domain(node)
     ]
-    report(f"analysing {len(candidates)} MatMul/Gemm/Conv/QLinearMatMul node(s)")
+    kinds = "/".join(sorted({node.op_type for node in candidates})) or "MatMul/Gemm/Conv"
+    report(f"analysing {len(candidates)} {kinds} node(s)")
     conversions = []
     for index, node in enumerate(candidates, 1):
         rule = next(

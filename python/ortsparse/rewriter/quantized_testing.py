@@ -1,5 +1,5 @@
-"""What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models, QDQ
-Gemm models, and the exact comparison with ORT.
+"""What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models
+(MatMulInteger included), QDQ Gemm models, and the exact comparison with ORT.
 
 SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul and
 QGemm do (same float32 scale, same clamping, round half to even), so where ORT runs the original
@@ -119,6 +119,25 @@ def qdq_gemm_model(
             B=bias, b_s=bias_scale, b_z=np.zeros(np.shape(bias_scale), bias.dtype)
         )
     return _model(nodes, a_shape, [rows, n], elem, initializers)
+
+
+def matmul_integer_model(
+    weight: np.ndarray, a_shape: list, activation: str = "u8", a_zero_point: str = "constant"
+) -> onnx.ModelProto:
+    """Y = MatMulInteger(A, constant W, a_zero_point, w_zero_point = 0), Y int32. a_zero_point:
+    "constant" (3), "input" (a graph input of shape [], as DynamicQuantizeLinear gives it) or
+    "none"."""
+    elem = ONNX_TYPE[activation]
+    zero_point_name = {"constant": "a_z", "input": "a_zero_point", "none": ""}[a_zero_point]
+    node = helper.make_node("MatMulInteger", ["A", "W", zero_point_name, "w_z"], ["Y"], name="mmi")
+    initializers = constants(W=weight, w_z=np.int8(0))
+    if a_zero_point == "constant":
+        initializers += constants(a_z=NUMPY_TYPE[activation](3))
+    model = _model([node], a_shape, [*a_shape[:-1], weight.shape[1]], elem, initializers)
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT32
+    if a_zero_point == "input":
+        model.graph.input.append(helper.make_tensor_value_info("a_zero_point", elem, []))
+    return model
 
 
 def _quantization_constants(weight, w_scale, activation: str) -> list[onnx.TensorProto]:

@@ -15,6 +15,9 @@ from ortsparse.rewriter.rules.fuse_residual_add import FuseResidualAdd
 from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
 from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
+from ortsparse.rewriter.rules.matmul_integer_to_sparse_matmul_integer import (
+    MatMulIntegerToSparseMatMulInteger,
+)
 from ortsparse.rewriter.rules.matmul_to_sparse_gemm import MatMulToSparseGemm
 from ortsparse.rewriter.rules.qdq_conv_to_sparse_qconv import QdqConvToSparseQConv
 from ortsparse.rewriter.rules.qdq_gemm_to_sparse_qgemm import QdqGemmToSparseQGemm
@@ -32,6 +35,7 @@ CONVERSION_RULES = (
     ConvToSparseConv(),
     QLinearMatMulToSparseQGemm(),
     QLinearConvToSparseQConv(),
+    MatMulIntegerToSparseMatMulInteger(),
 )
 
 # Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,
