@@ -38,7 +38,7 @@ def test_properties_and_repr(model_path):
     report = isa.cpu_report()
     assert engine.cpu_avx_type == isa.cpu_avx_type(report)
     assert engine.cpu_avx_type in {"avx512", "avx2", "scalar"}
-    assert engine.cpu_vnni is (report["kernel_family"] == "avx512vnni")
+    assert engine.cpu_vnni is isa.cpu_vnni(report)
     assert engine.session.get_session_options().intra_op_num_threads == 1
     text = repr(engine)
     for part in (repr(model_path), "batch_size=2", "num_cores=1", "cpu_avx_type", "cpu_vnni"):
@@ -50,6 +50,21 @@ def test_cpu_avx_type_follows_the_kernel_family_in_use(model_path, monkeypatch):
     monkeypatch.setenv("ORTSPARSE_ISA", "scalar")  # every CPU can lower to it
     engine = ortsparse.compile_model(model_path)
     assert (engine.cpu_avx_type, engine.cpu_vnni) == ("scalar", False)
+
+
+@pytest.mark.parametrize(
+    "family, avx_type, vnni",
+    [
+        ("avx512vnni", "avx512", True),
+        ("avx512", "avx512", False),
+        ("avxvnni", "avx2", True),
+        ("avx2", "avx2", False),
+        ("scalar", "scalar", False),
+    ],
+)
+def test_cpu_avx_type_and_vnni_of_each_family(family, avx_type, vnni):
+    report = {"kernel_family": family}
+    assert (isa.cpu_avx_type(report), isa.cpu_vnni(report)) == (avx_type, vnni)
 
 
 def test_defaults_and_a_modelproto(model_path):

@@ -17,15 +17,25 @@ def cpu_report() -> dict[str, Any]:
     return report
 
 
+# Kernel family -> (vector ISA as DeepSparse names it, whether its INT8 kernels use vpdpbusd).
+_FAMILY_ISA = {
+    "avx512vnni": ("avx512", True),
+    "avx512": ("avx512", False),
+    "avxvnni": ("avx2", True),
+    "avx2": ("avx2", False),
+    "scalar": ("scalar", False),
+}
+
+
 def cpu_avx_type(report: dict[str, Any]) -> str:
     """The vector ISA of the kernel family in use, as DeepSparse names it: "avx512", "avx2", or
     "scalar" (no AVX2 kernels)."""
-    return report["kernel_family"].removesuffix("vnni")
+    return _FAMILY_ISA[report["kernel_family"]][0]
 
 
 def cpu_vnni(report: dict[str, Any]) -> bool:
-    """Whether the INT8 kernels in use have AVX-512 VNNI (vpdpbusd)."""
-    return report["kernel_family"] == "avx512vnni"
+    """Whether the INT8 kernels in use have VNNI (vpdpbusd: AVX-512 VNNI or AVX-VNNI)."""
+    return _FAMILY_ISA[report["kernel_family"]][1]
 
 
 _FLAG_LABELS = [
