@@ -10,7 +10,7 @@ namespace ortsparse::kernels {
 
 void PackQuadPanelAvx2(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
                        uint8_t* panel) {
-  PackQuadPanelPortable<kAvx2QuadPanelRows>(x, x_stride, rows, k, flip_sign, panel);
+  PackQuadPanelPortable<kAvx2QuadPanelRows, 8>(x, x_stride, rows, k, flip_sign, panel);
 }
 
 template <size_t kVectors>

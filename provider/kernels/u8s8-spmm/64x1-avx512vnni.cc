@@ -12,9 +12,10 @@ void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, siz
                              bool flip_sign, uint8_t* panel) {
   const __m512i flip = _mm512_set1_epi8(flip_sign ? static_cast<char>(0x80) : 0);
   const size_t quads = (k + 3) / 4;
+  const size_t packed_rows = std::min<size_t>(kVnniPanelRows, (rows + 15) / 16 * 16);
   // A row's quads are its bytes in order, so 16 quads (64 bytes) of a row load as one vector and
   // scatter as 16 dwords, one per quad, each to its row's slot.
-  for (size_t r = 0; r < kVnniPanelRows; ++r) {
+  for (size_t r = 0; r < packed_rows; ++r) {
     int32_t* row_slots = reinterpret_cast<int32_t*>(panel) + r;
     for (size_t q0 = 0; q0 < quads; q0 += 16) {
       const size_t first = 4 * q0;

@@ -8,7 +8,7 @@ namespace ortsparse::kernels {
 
 void PackQuadPanelScalar(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                          bool flip_sign, uint8_t* panel) {
-  PackQuadPanelPortable<kScalarQuadPanelRows>(x, x_stride, rows, k, flip_sign, panel);
+  PackQuadPanelPortable<kScalarQuadPanelRows, kScalarQuadPanelRows>(x, x_stride, rows, k, flip_sign, panel);
 }
 
 void QuadTileScalar(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
