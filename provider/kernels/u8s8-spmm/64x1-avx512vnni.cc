@@ -35,18 +35,37 @@ void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, siz
 template <size_t kVectors>
 void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                         size_t group_end, int32_t* acc) {
+  // Each quad adds into the same kVectors sums, a dependency chain of vpdpbusd latencies; short
+  // tiles spread their quads over several sets of sums so that four are in flight.
+  constexpr size_t kChains = (4 + kVectors - 1) / kVectors;
   for (size_t g = group_begin; g < group_end; ++g) {
-    __m512i sum[kVectors];
-    for (size_t v = 0; v < kVectors; ++v) sum[v] = _mm512_setzero_si512();
-    for (int32_t i = weights.group_offsets[g]; i < weights.group_offsets[g + 1]; ++i) {
+    __m512i sum[kChains][kVectors];
+    for (size_t c = 0; c < kChains; ++c) {
+      for (size_t v = 0; v < kVectors; ++v) sum[c][v] = _mm512_setzero_si512();
+    }
+    auto accumulate = [&](size_t chain, int32_t i) {
       const __m512i w = _mm512_set1_epi32(weights.values[i]);
       const uint8_t* quad = base + weights.input_offsets[i];
       for (size_t v = 0; v < kVectors; ++v) {
-        sum[v] = _mm512_dpbusd_epi32(sum[v], _mm512_loadu_si512(quad + 64 * v), w);
+        sum[chain][v] = _mm512_dpbusd_epi32(sum[chain][v], _mm512_loadu_si512(quad + 64 * v), w);
       }
+    };
+    int32_t i = weights.group_offsets[g];
+    const int32_t end = weights.group_offsets[g + 1];
+    for (; i + static_cast<int32_t>(kChains) <= end; i += kChains) {
+#pragma GCC unroll 4
+      for (size_t c = 0; c < kChains; ++c) accumulate(c, i + static_cast<int32_t>(c));
+    }
+#pragma GCC unroll 4
+    for (size_t c = 0; c + 1 < kChains; ++c) {
+      if (i + static_cast<int32_t>(c) < end) accumulate(c, i + static_cast<int32_t>(c));
     }
     int32_t* out = acc + (g - group_begin) * kVnniPanelRows;
-    for (size_t v = 0; v < kVectors; ++v) _mm512_store_si512(out + 16 * v, sum[v]);
+    for (size_t v = 0; v < kVectors; ++v) {
+      __m512i total = sum[0][v];
+      for (size_t c = 1; c < kChains; ++c) total = _mm512_add_epi32(total, sum[c][v]);
+      _mm512_store_si512(out + 16 * v, total);
+    }
   }
 }
 
