@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "operators/op_support.h"
 #include "operators/quad_tiles.h"
@@ -24,20 +25,48 @@ static_assert(kernels::kVnniPanelRows <= kMaxPanelRows &&
               kernels::kAvx2QuadPanelRows <= kMaxPanelRows &&
               kernels::kScalarQuadPanelRows <= kMaxPanelRows);
 
+// Both ops take weight_values, weight_group_offsets and weight_input_indices from this input on.
+inline constexpr size_t kQuadGemmWeightValuesInput = 1;
+
+// What SparseQGemm and SparseMatMulInteger read from their node alike: attributes K, N and format
+// (quad4) and the quad-packed weights, laid out for the family's panels.
+class QuadGemmWeights {
+ public:
+  // Throws std::invalid_argument for a malformed node.
+  explicit QuadGemmWeights(const Ort::ConstKernelInfo& info);
+
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  const QuadPackedWeights& packed() const { return packed_; }
+  const QuadMicrokernels& microkernels() const { return *microkernels_; }
+  kernels::QuadWeights View() const { return packed_.View(panel_offsets_); }
+
+ private:
+  int64_t k_ = 0;
+  int64_t n_ = 0;
+  QuadPackedWeights packed_;
+  const QuadMicrokernels* microkernels_ = nullptr;
+  // Where each stored quad's rows start in a panel of the family's height.
+  std::vector<int32_t> panel_offsets_;
+};
+
 struct QuadGemmShape {
   size_t rows;
   size_t k;
   size_t n;
 };
 
-// Multiplies x (rows x k bytes, row-major) by `weights` (panel offsets for mk's panels), flipping
-// the sign bit of every byte when flip_sign (int8 activations), and calls
-// finish(acc, acc_stride, row0, rows, channel_begin, channels) once per task with the task's
-// channel-major sums acc[c * acc_stride + r] of rows row0.. and channels channel_begin...
+// Multiplies x (rows x K bytes, row-major) by `weights`, flipping the sign bit of every byte when
+// flip_sign (int8 activations), and calls finish(acc, acc_stride, row0, rows, channel_begin,
+// channels) once per task with the task's channel-major sums acc[c * acc_stride + r] of rows
+// row0.. and channels channel_begin...
 template <typename Finish>
-void RunQuadGemm(Ort::KernelContext& context, const QuadMicrokernels& mk,
-                 const kernels::QuadWeights& weights, const uint8_t* x, QuadGemmShape shape,
-                 bool flip_sign, const Finish& finish) {
+void RunQuadGemm(Ort::KernelContext& context, const QuadGemmWeights& weights, const uint8_t* x,
+                 size_t rows, bool flip_sign, const Finish& finish) {
+  const QuadMicrokernels& mk = weights.microkernels();
+  const kernels::QuadWeights view = weights.View();
+  const QuadGemmShape shape = {rows, static_cast<size_t>(weights.k()),
+                               static_cast<size_t>(weights.n())};
   struct Job {
     const QuadMicrokernels* mk;
     const kernels::QuadWeights* weights;
@@ -69,7 +98,7 @@ void RunQuadGemm(Ort::KernelContext& context, const QuadMicrokernels& mk,
     (*job.finish)(acc, kernels.panel_rows, row0, rows, channel_begin, channels);
   };
 
-  Job job{&mk, &weights, x, shape, flip_sign, CeilDiv(shape.n, kQuadGemmChunkChannels),
+  Job job{&mk, &view, x, shape, flip_sign, CeilDiv(shape.n, kQuadGemmChunkChannels),
           nullptr, CeilDiv(shape.k, 4) * mk.panel_bytes_per_quad, nullptr, &finish};
   const size_t tiles = CeilDiv(shape.rows, mk.panel_rows);
   const ScratchBuffer panels(context, CeilDiv(tiles * job.panel_bytes, sizeof(float)));

@@ -7,17 +7,17 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "operators/op_support.h"
-#include "operators/quad_tiles.h"
+#include "operators/quad_gemm.h"
 
 namespace ortsparse {
 
 enum SparseMatMulIntegerInput : size_t {
   kIntegerInputX = 0,
-  kIntegerInputWeightValues = 1,
+  kIntegerInputWeightValues = kQuadGemmWeightValuesInput,
   kIntegerInputWeightGroupOffsets = 2,
   kIntegerInputWeightInputIndices = 3,
   kIntegerInputXZeroPoint = 4,
@@ -40,13 +40,8 @@ class SparseMatMulIntegerKernel {
   int32_t KernelZeroPoint(Ort::KernelContext& context) const;
 
   std::string node_label_;
-  int64_t k_ = 0;
-  int64_t n_ = 0;
   bool flip_sign_ = false;  // X is int8
-  QuadPackedWeights weights_;
-  const QuadMicrokernels* microkernels_ = nullptr;
-  // Where each stored quad's rows start in a panel of the family's height.
-  std::vector<int32_t> panel_offsets_;
+  std::optional<QuadGemmWeights> weights_;
 };
 
 OrtStatusPtr CreateSparseMatMulIntegerKernel(const OrtApi& api, const OrtKernelInfo* info,

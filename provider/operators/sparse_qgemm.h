@@ -8,17 +8,16 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "operators/op_support.h"
-#include "operators/quad_tiles.h"
+#include "operators/quad_gemm.h"
 #include "operators/quantized_output.h"
 
 namespace ortsparse {
 
 enum SparseQGemmInput : size_t {
   kQInputX = 0,
-  kQInputWeightValues = 1,
+  kQInputWeightValues = kQuadGemmWeightValuesInput,
   kQInputWeightGroupOffsets = 2,
   kQInputWeightInputIndices = 3,
   kQInputOutputScale = kQuantizedInputOutputScale,
@@ -39,12 +38,7 @@ class SparseQGemmKernel {
   void Compute(Ort::KernelContext& context) const;
 
   std::string node_label_;
-  int64_t k_ = 0;
-  int64_t n_ = 0;
-  QuadPackedWeights weights_;
-  const QuadMicrokernels* microkernels_ = nullptr;
-  // Where each stored quad's rows start in a panel of the family's height.
-  std::vector<int32_t> panel_offsets_;
+  std::optional<QuadGemmWeights> weights_;
   std::optional<QuantizedOutput> output_;
 };
 
