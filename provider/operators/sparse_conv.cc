@@ -40,6 +40,9 @@ struct ConvJob {
   float* planes;          // one image's planes every planes_stride floats, unless in place
   size_t planes_stride;
   PackProgress* pack_progress;  // one per image of the wave
+  // When Y's channels are the grid's runs and the family and epilogue allow: the kernels that
+  // run the last block of input features and finish Y themselves, with no output stage.
+  const DirectFinishFn* finishers;
 
   const float* PlanesOf(size_t image) const {
     const float* x_image = x + image * image_floats;
@@ -86,10 +89,32 @@ void ConvTileTask(void* data, size_t task) {
   const float* planes = job.PlanesOf(image);
 
   alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
-  MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, end - start, chunk, acc);
   const size_t chunk_begin = tw.ChunkBegin(chunk);
-  const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
-  job.Store(acc + (first - start), image, first, end - first, chunk_begin, chunk_channels);
+  const size_t rows = end - start;
+  if (job.finishers == nullptr) {
+    MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc);
+    const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
+    job.Store(acc + (first - start), image, first, end - first, chunk_begin, chunk_channels);
+    return;
+  }
+  const size_t last_block = tw.k_blocks - 1;
+  MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc,
+               last_block);
+  // Grid positions are pixels here; the last tile's rows before `first` are the previous tile's,
+  // written again with the same values.
+  const size_t offset = (image * job.n + chunk_begin) * job.pixels + start;
+  const size_t tail = rows % mk.vector_rows;
+  const kernels::FinishedChannels out = {
+      job.y + offset,
+      job.residual != nullptr ? job.residual + offset : nullptr,
+      job.bias != nullptr ? job.bias + chunk_begin : nullptr,
+      job.pixels,
+      static_cast<uint16_t>(tail == 0 ? 0xffff : (1u << tail) - 1),
+      job.epilogue};
+  const size_t pass = chunk * tw.k_blocks + last_block;
+  job.finishers[CeilDiv(rows, mk.vector_rows) - 1](planes + start, job.segments,
+                                                   tw.pass_offsets[pass],
+                                                   tw.pass_offsets[pass + 1], acc, out);
 }
 
 }  // namespace
@@ -177,6 +202,14 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.segments = {tile_weights_.values.data(), plan->offsets.data(),
                   tile_weights_.segment_offsets.data(), tile_weights_.segment_channels.data()};
   job.epilogue = matrix_.epilogue;
+  if (matrix_.block_size == 1 && plan->planes.plane_width == plan->out_width) {
+    const kernels::ResidualMode residual_mode =
+        residual == nullptr                          ? kernels::ResidualMode::kNone
+        : matrix_.epilogue.residual_before_activation ? kernels::ResidualMode::kBeforeActivation
+                                                      : kernels::ResidualMode::kAfterActivation;
+    job.finishers = DirectCsrFinishersFor(*microkernels_, tile_weights_.k_blocks > 1,
+                                          matrix_.epilogue.activation, residual_mode);
+  }
   job.n = static_cast<size_t>(matrix_.n);
   job.image_floats = static_cast<size_t>(channels_ * x_shape[2] * x_shape[3]);
   job.pixels = plan->out_height * plan->out_width;

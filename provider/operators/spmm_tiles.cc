@@ -130,7 +130,47 @@ size_t CountKBlocks(const PackedWeights& packed, const SparseMatrixAttributes& m
                             std::max(index_blocks, CeilDiv(k, l1_block_rows)));
 }
 
+using kernels::Activation;
+using kernels::ResidualMode;
+using kernels::SpmmCsrFinishAvx512;
+
+template <bool kAccumulate, Activation kActivation, ResidualMode kResidual>
+constexpr DirectFinishFn kAvx512Finishers[kernels::kMaxTileVectors] = {
+    SpmmCsrFinishAvx512<16, kAccumulate, kActivation, kResidual>,
+    SpmmCsrFinishAvx512<32, kAccumulate, kActivation, kResidual>,
+    SpmmCsrFinishAvx512<48, kAccumulate, kActivation, kResidual>,
+    SpmmCsrFinishAvx512<64, kAccumulate, kActivation, kResidual>};
+
+template <bool kAccumulate, Activation kActivation>
+const DirectFinishFn* Avx512FinishersFor(ResidualMode residual) {
+  switch (residual) {
+    case ResidualMode::kNone:
+      return kAvx512Finishers<kAccumulate, kActivation, ResidualMode::kNone>;
+    case ResidualMode::kBeforeActivation:
+      return kAvx512Finishers<kAccumulate, kActivation, ResidualMode::kBeforeActivation>;
+    case ResidualMode::kAfterActivation:
+      return kAvx512Finishers<kAccumulate, kActivation, ResidualMode::kAfterActivation>;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+const DirectFinishFn* DirectCsrFinishersFor(const SpmmMicrokernels& microkernels,
+                                            bool accumulate, Activation activation,
+                                            ResidualMode residual) {
+  if (&microkernels != &kAvx512Microkernels) return nullptr;
+  switch (activation) {
+    case Activation::kNone:
+      return accumulate ? Avx512FinishersFor<true, Activation::kNone>(residual)
+                        : Avx512FinishersFor<false, Activation::kNone>(residual);
+    case Activation::kRelu:
+      return accumulate ? Avx512FinishersFor<true, Activation::kRelu>(residual)
+                        : Avx512FinishersFor<false, Activation::kRelu>(residual);
+    default:
+      return nullptr;
+  }
+}
 
 const SpmmMicrokernels& SelectMicrokernels() {
   switch (isa::SelectKernelFamily()) {

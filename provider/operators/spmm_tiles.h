@@ -91,6 +91,16 @@ struct TileKernels {
 
 TileKernels<uint16_t> PanelTileKernelsFor(const SpmmMicrokernels& microkernels,
                                           size_t block_size);
+
+// The direct CSR tile kernels that finish Y in the last block of input features
+// (kernels::SpmmCsrFinishAvx512), indexed by tile variant; null where the family or the epilogue
+// has none, and the output stage finishes instead.
+using DirectFinishFn = void (*)(const float* base, const kernels::OffsetSegments& weights,
+                                size_t segment_begin, size_t segment_end, const float* acc,
+                                const kernels::FinishedChannels& out);
+const DirectFinishFn* DirectCsrFinishersFor(const SpmmMicrokernels& microkernels,
+                                            bool accumulate, kernels::Activation activation,
+                                            kernels::ResidualMode residual);
 TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
                                           size_t block_size);
 
@@ -123,12 +133,14 @@ void PackOnce(PackProgress& progress, size_t items, size_t items_per_part,
 // channel-major in acc (kMaxChunkChannels * kMaxPanelRows floats, 64-byte aligned). Block b of
 // input features reads its rows from base + b * block_stride: a panel's blocks follow each other,
 // while a direct convolution's offsets already count from one base.
+// Blocks from end_block on are left to the caller.
 template <typename Index>
 void MultiplyTile(const SpmmMicrokernels& microkernels, const TileKernels<Index>& tile_kernels,
                   const TileWeights& tile_weights, const kernels::TileSegments<Index>& segments,
-                  const float* base, size_t block_stride, size_t rows, size_t chunk, float* acc) {
+                  const float* base, size_t block_stride, size_t rows, size_t chunk, float* acc,
+                  size_t end_block = SIZE_MAX) {
   const size_t variant = CeilDiv(rows, microkernels.vector_rows) - 1;
-  for (size_t block = 0; block < tile_weights.k_blocks; ++block) {
+  for (size_t block = 0; block < std::min(end_block, tile_weights.k_blocks); ++block) {
     const size_t pass = chunk * tile_weights.k_blocks + block;
     const kernels::TileFn<Index> kernel =
         block == 0 ? tile_kernels.first_block[variant] : tile_kernels.later_blocks[variant];

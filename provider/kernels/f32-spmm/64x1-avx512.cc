@@ -1,13 +1,17 @@
 // CSR tile kernels for AVX-512: one output channel at a time, up to 64 rows (4 vectors).
 #include "kernels/f32-spmm/simd-avx512.h"
 
+#include "kernels/activations/math-avx512.h"
 #include "kernels/f32-spmm/spmm.h"
 
 namespace ortsparse::kernels {
+namespace {
 
-template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& weights,
-                   size_t segment_begin, size_t segment_end, float* acc) {
+// Computes each segment's products in registers and hands them to
+// finish(segment's first channel, sums[kVectors]).
+template <typename Rows, size_t kRows, typename Finish>
+void ForEachSegmentSum(const float* base, const TileSegments<typename Rows::Index>& weights,
+                       size_t segment_begin, size_t segment_end, Finish&& finish) {
   constexpr size_t kVectors = kRows / 16;
   // Every stored weight adds into the same kVectors accumulators, so a segment's FMAs form
   // dependency chains; narrow tiles split their weights over several accumulator sets. Four FMAs
@@ -18,7 +22,6 @@ void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& 
   const typename Rows::Index* indices = weights.input_indices;
 
   for (size_t s = segment_begin; s < segment_end; ++s) {
-    float* out = acc + static_cast<uint32_t>(weights.segment_channels[s]) * kAvx512PanelRows;
     __m512 sum[kChains][kVectors];
     for (size_t c = 0; c < kChains; ++c) {
       for (size_t v = 0; v < kVectors; ++v) sum[c][v] = _mm512_setzero_ps();
@@ -42,16 +45,84 @@ void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& 
       if (i + c < end) accumulate(c, i + c);
     }
 
-    // Earlier blocks' sums join last, so that no FMA waits for them.
+    __m512 total[kVectors];
     for (size_t v = 0; v < kVectors; ++v) {
-      __m512 total = sum[0][v];
-      for (size_t c = 1; c < kChains; ++c) total = _mm512_add_ps(total, sum[c][v]);
-      if (kAccumulate) total = _mm512_add_ps(total, _mm512_load_ps(out + 16 * v));
-      _mm512_store_ps(out + 16 * v, total);
+      total[v] = sum[0][v];
+      for (size_t c = 1; c < kChains; ++c) total[v] = _mm512_add_ps(total[v], sum[c][v]);
     }
+    finish(static_cast<uint32_t>(weights.segment_channels[s]), total);
   }
 }
 
+}  // namespace
+
+template <typename Rows, size_t kRows, bool kAccumulate>
+void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+                   size_t segment_begin, size_t segment_end, float* acc) {
+  ForEachSegmentSum<Rows, kRows>(
+      base, weights, segment_begin, segment_end, [&](size_t channel, const __m512* total) {
+        float* out = acc + channel * kAvx512PanelRows;
+        // Earlier blocks' sums join last, so that no FMA waits for them.
+        for (size_t v = 0; v < kRows / 16; ++v) {
+          __m512 sum = total[v];
+          if (kAccumulate) sum = _mm512_add_ps(sum, _mm512_load_ps(out + 16 * v));
+          _mm512_store_ps(out + 16 * v, sum);
+        }
+      });
+}
+
 ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmCsrAvx512, kAvx512PanelRows, 16)
+
+template <size_t kRows, bool kAccumulate, Activation kActivation, ResidualMode kResidual>
+void SpmmCsrFinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
+                         size_t segment_end, const float* acc, const FinishedChannels& out) {
+  constexpr size_t kVectors = kRows / 16;
+  const avx512::ActivationParams params = avx512::BroadcastParams(out.epilogue);
+  ForEachSegmentSum<InputOffsets, kRows>(
+      base, weights, segment_begin, segment_end, [&](size_t channel, const __m512* total) {
+        const float* earlier = acc + channel * kAvx512PanelRows;
+        const __m512 bias =
+            out.bias != nullptr ? _mm512_set1_ps(out.bias[channel]) : _mm512_setzero_ps();
+        float* y = out.y + channel * out.channel_stride;
+        const float* residual =
+            kResidual == ResidualMode::kNone ? nullptr : out.residual + channel * out.channel_stride;
+        for (size_t v = 0; v < kVectors; ++v) {
+          __m512 value = total[v];
+          if (kAccumulate) value = _mm512_add_ps(value, _mm512_load_ps(earlier + 16 * v));
+          value = _mm512_add_ps(value, bias);
+          const __mmask16 lanes = v + 1 == kVectors ? out.last_lanes : __mmask16{0xffff};
+          if (kResidual == ResidualMode::kBeforeActivation) {
+            value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, residual + 16 * v));
+          }
+          value = avx512::Activate<kActivation>(value, params);
+          if (kResidual == ResidualMode::kAfterActivation) {
+            value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, residual + 16 * v));
+          }
+          _mm512_mask_storeu_ps(y + 16 * v, lanes, value);
+        }
+      });
+}
+
+#define ORTSPARSE_INSTANTIATE_FINISH(rows, accumulate, activation)                           \
+  template void SpmmCsrFinishAvx512<rows, accumulate, activation, ResidualMode::kNone>(      \
+      const float*, const OffsetSegments&, size_t, size_t, const float*,                     \
+      const FinishedChannels&);                                                              \
+  template void SpmmCsrFinishAvx512<rows, accumulate, activation,                            \
+                                    ResidualMode::kBeforeActivation>(                        \
+      const float*, const OffsetSegments&, size_t, size_t, const float*,                     \
+      const FinishedChannels&);                                                              \
+  template void SpmmCsrFinishAvx512<rows, accumulate, activation,                            \
+                                    ResidualMode::kAfterActivation>(                         \
+      const float*, const OffsetSegments&, size_t, size_t, const float*,                     \
+      const FinishedChannels&);
+#define ORTSPARSE_INSTANTIATE_FINISH_HEIGHTS(accumulate, activation) \
+  ORTSPARSE_INSTANTIATE_FINISH(16, accumulate, activation)           \
+  ORTSPARSE_INSTANTIATE_FINISH(32, accumulate, activation)           \
+  ORTSPARSE_INSTANTIATE_FINISH(48, accumulate, activation)           \
+  ORTSPARSE_INSTANTIATE_FINISH(64, accumulate, activation)
+ORTSPARSE_INSTANTIATE_FINISH_HEIGHTS(false, Activation::kNone)
+ORTSPARSE_INSTANTIATE_FINISH_HEIGHTS(true, Activation::kNone)
+ORTSPARSE_INSTANTIATE_FINISH_HEIGHTS(false, Activation::kRelu)
+ORTSPARSE_INSTANTIATE_FINISH_HEIGHTS(true, Activation::kRelu)
 
 }  // namespace ortsparse::kernels

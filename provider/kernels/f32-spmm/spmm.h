@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/activations/epilogue.h"
+
 namespace ortsparse::kernels {
 
 // The contract's layout, read by the row kernels, with indices narrowed to 16 bits (the operator
@@ -99,6 +101,19 @@ inline constexpr size_t kMaxTileVectors = 4;
   ORTSPARSE_INSTANTIATE_TILE_HEIGHTS(kernel, PanelRows<panel_rows>, vector_rows)            \
   ORTSPARSE_INSTANTIATE_TILE_HEIGHTS(kernel, InputOffsets, vector_rows)
 
+// Where a finishing tile kernel writes a SparseConv's output, when Y's channels are the grid's
+// runs (a wide grid as wide as Y): channel c's rows go to y + c * channel_stride, finished with
+// bias, residual (same layout) and activation as the output stage would, the last vector's rows
+// under last_lanes. Pointers are at the chunk's first channel and the tile's first row.
+struct FinishedChannels {
+  float* y;
+  const float* residual;  // or null
+  const float* bias;      // or null
+  size_t channel_stride;
+  uint16_t last_lanes;
+  Epilogue epilogue;
+};
+
 // AVX-512: 16 floats per vector, panels of 64 rows.
 inline constexpr size_t kAvx512PanelRows = 64;
 void PackPanelAvx512(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
@@ -109,6 +124,12 @@ void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& 
 template <typename Rows, size_t kRows, bool kAccumulate>
 void SpmmBlock4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
                       size_t segment_begin, size_t segment_end, float* acc);
+// The direct CSR tile kernel for the last block of input features, finishing Y itself instead of
+// leaving the sums (plus acc's, kAccumulate) in acc for the output stage. Instantiated for the
+// epilogues that need no more than a max (kNone, kRelu), with every residual mode.
+template <size_t kRows, bool kAccumulate, Activation kActivation, ResidualMode kResidual>
+void SpmmCsrFinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
+                         size_t segment_end, const float* acc, const FinishedChannels& out);
 void SpmvCsrAvx512(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out);
 void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group_begin,
