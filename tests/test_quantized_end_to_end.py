@@ -82,6 +82,19 @@ MODELS = {
 }
 
 
+def assert_identical_outputs(model, rewritten, input_shapes):
+    """ORT on ``rewritten`` gives exactly ORT's outputs on ``model``, for random float inputs of
+    each shape."""
+    rng = np.random.default_rng(1)
+    input_name = model.graph.input[0].name
+    for shape in input_shapes:
+        feeds = {input_name: rng.standard_normal(shape, dtype=np.float32)}
+        (expected,) = run(model, feeds)
+        (actual,) = run(rewritten, feeds, ortsparse.library_path())
+        differing = int(np.count_nonzero(actual != expected))
+        assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
+
+
 @pytest.mark.parametrize(
     ("name", "activation_type", "per_channel"),
     list(itertools.product(sorted(MODELS), ["u8", "s8"], [False, True])),
@@ -114,14 +127,7 @@ def test_quantized_model_rewritten_matches_ort(tmp_path, name, activation_type, 
         inputs = len(sparse_nodes[f"{decision.node_name}_SparseQGemm"].input)
         assert inputs == (6 if decision.op_type == "Gemm" else 5)
 
-    rng = np.random.default_rng(1)
-    input_name = model.graph.input[0].name
-    for shape in input_shapes:
-        feeds = {input_name: rng.standard_normal(shape, dtype=np.float32)}
-        (expected,) = run(model, feeds)
-        (actual,) = run(result.model, feeds, ortsparse.library_path())
-        differing = int(np.count_nonzero(actual != expected))
-        assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
+    assert_identical_outputs(model, result.model, input_shapes)
 
 
 @pytest.mark.parametrize("per_channel", [False, True])
@@ -140,14 +146,7 @@ def test_dynamically_quantized_model_rewritten_matches_ort(tmp_path, name, per_c
     assert len(rewritten) == linears
     assert {d.op_type for d in rewritten} == {"MatMulInteger"}
     assert not any(node.op_type == "MatMulInteger" for node in result.model.graph.node)
-    rng = np.random.default_rng(1)
-    input_name = model.graph.input[0].name
-    for shape in input_shapes:
-        feeds = {input_name: rng.standard_normal(shape, dtype=np.float32)}
-        (expected,) = run(model, feeds)
-        (actual,) = run(result.model, feeds, ortsparse.library_path())
-        differing = int(np.count_nonzero(actual != expected))
-        assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
+    assert_identical_outputs(model, result.model, input_shapes)
 
 
 @pytest.mark.parametrize("activation_type", ["u8", "s8"])

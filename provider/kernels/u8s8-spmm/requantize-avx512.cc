@@ -28,8 +28,14 @@ __mmask16 FirstLanes(size_t count) {
 
 }  // namespace
 
-void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                          const Requantization& requantization, uint8_t* y, size_t y_stride) {
+namespace {
+
+// The row-major layouts: channel_vector(channel, sums) turns 16 rows of one channel's sums into
+// the 16 int32 outputs, and store_row(row, c0, channel_lanes, outputs) writes the outputs of
+// channels c0 .. c0 + 15 (those under channel_lanes) of one row, after 16x16 transposes.
+template <typename ChannelVector, typename StoreRow>
+void TransposeTile(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                   ChannelVector&& channel_vector, StoreRow&& store_row) {
   for (size_t c0 = 0; c0 < channels; c0 += 16) {
     const size_t block_channels = std::min<size_t>(16, channels - c0);
     const __mmask16 channel_lanes = FirstLanes(block_channels);
@@ -40,40 +46,42 @@ void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, si
       __m512 block[16];
       for (size_t c = 0; c < 16; ++c) {
         const size_t channel = c0 + std::min(c, block_channels - 1);
-        block[c] = _mm512_castsi512_ps(RequantizeVector(acc + channel * acc_stride + r0,
-                                                        0xffff, channel, requantization));
+        block[c] = _mm512_castsi512_ps(channel_vector(channel, acc + channel * acc_stride + r0));
       }
       Transpose16x16(block);
       for (size_t r = 0; r < block_rows; ++r) {
-        _mm_mask_storeu_epi8(y + (r0 + r) * y_stride + c0, channel_lanes,
-                             _mm512_cvtepi32_epi8(_mm512_castps_si512(block[r])));
+        store_row(r0 + r, c0, channel_lanes, _mm512_castps_si512(block[r]));
       }
     }
   }
 }
 
+}  // namespace
+
+void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                          const Requantization& requantization, uint8_t* y, size_t y_stride) {
+  TransposeTile(
+      acc, acc_stride, rows, channels,
+      [&](size_t channel, const int32_t* sums) {
+        return RequantizeVector(sums, 0xffff, channel, requantization);
+      },
+      [&](size_t row, size_t c0, __mmask16 channel_lanes, __m512i outputs) {
+        _mm_mask_storeu_epi8(y + row * y_stride + c0, channel_lanes,
+                             _mm512_cvtepi32_epi8(outputs));
+      });
+}
+
 void StoreSumsTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                          const int32_t* channel_offsets, int32_t* y, size_t y_stride) {
-  for (size_t c0 = 0; c0 < channels; c0 += 16) {
-    const size_t block_channels = std::min<size_t>(16, channels - c0);
-    const __mmask16 channel_lanes = FirstLanes(block_channels);
-    for (size_t r0 = 0; r0 < rows; r0 += 16) {
-      const size_t block_rows = std::min<size_t>(16, rows - r0);
-      // As in RequantizeTileAvx512: channels past `channels` repeat the last, never stored.
-      __m512 block[16];
-      for (size_t c = 0; c < 16; ++c) {
-        const size_t channel = c0 + std::min(c, block_channels - 1);
-        block[c] = _mm512_castsi512_ps(
-            _mm512_add_epi32(_mm512_loadu_si512(acc + channel * acc_stride + r0),
-                             _mm512_set1_epi32(channel_offsets[channel])));
-      }
-      Transpose16x16(block);
-      for (size_t r = 0; r < block_rows; ++r) {
-        _mm512_mask_storeu_epi32(y + (r0 + r) * y_stride + c0, channel_lanes,
-                                 _mm512_castps_si512(block[r]));
-      }
-    }
-  }
+  TransposeTile(
+      acc, acc_stride, rows, channels,
+      [&](size_t channel, const int32_t* sums) {
+        return _mm512_add_epi32(_mm512_loadu_si512(sums),
+                                _mm512_set1_epi32(channel_offsets[channel]));
+      },
+      [&](size_t row, size_t c0, __mmask16 channel_lanes, __m512i outputs) {
+        _mm512_mask_storeu_epi32(y + row * y_stride + c0, channel_lanes, outputs);
+      });
 }
 
 void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
