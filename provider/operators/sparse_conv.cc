@@ -91,7 +91,10 @@ void ConvTileTask(void* data, size_t task) {
   alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
   const size_t chunk_begin = tw.ChunkBegin(chunk);
   const size_t rows = end - start;
-  if (job.finishers == nullptr) {
+  // The last tile read in place starts early, over the previous tile's positions, which the
+  // output stage then leaves alone; a finishing kernel would write them again, racing with that
+  // tile's task.
+  if (job.finishers == nullptr || start != first) {
     MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc);
     const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
     job.Store(acc + (first - start), image, first, end - first, chunk_begin, chunk_channels);
@@ -100,8 +103,7 @@ void ConvTileTask(void* data, size_t task) {
   const size_t last_block = tw.k_blocks - 1;
   MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc,
                last_block);
-  // Grid positions are pixels here; the last tile's rows before `first` are the previous tile's,
-  // written again with the same values.
+  // Grid positions are pixels here.
   const size_t offset = (image * job.n + chunk_begin) * job.pixels + start;
   const size_t tail = rows % mk.vector_rows;
   const kernels::FinishedChannels out = {

@@ -91,6 +91,8 @@ struct TileKernels {
 
 TileKernels<uint16_t> PanelTileKernelsFor(const SpmmMicrokernels& microkernels,
                                           size_t block_size);
+TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
+                                          size_t block_size);
 
 // The direct CSR tile kernels that finish Y in the last block of input features
 // (kernels::SpmmCsrFinishAvx512), indexed by tile variant; null where the family or the epilogue
@@ -101,8 +103,6 @@ using DirectFinishFn = void (*)(const float* base, const kernels::OffsetSegments
 const DirectFinishFn* DirectCsrFinishersFor(const SpmmMicrokernels& microkernels,
                                             bool accumulate, kernels::Activation activation,
                                             kernels::ResidualMode residual);
-TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
-                                          size_t block_size);
 
 // What the tile tasks read is packed by the tasks that need it (a SparseGemm tile's panel, a
 // SparseConv image's input planes): whichever of them arrive first claim its parts, and each waits
