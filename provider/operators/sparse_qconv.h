@@ -15,16 +15,15 @@
 #include <string>
 #include <vector>
 
-#include "operators/conv_geometry.h"
 #include "operators/op_support.h"
-#include "operators/quad_tiles.h"
+#include "operators/quad_conv.h"
 #include "operators/quantized_output.h"
 
 namespace ortsparse {
 
 enum SparseQConvInput : size_t {
   kQConvInputX = 0,
-  kQConvInputWeightValues = 1,
+  kQConvInputWeightValues = kQuadConvWeightValuesInput,
   kQConvInputWeightGroupOffsets = 2,
   kQConvInputWeightInputIndices = 3,
   kQConvInputOutputScale = kQuantizedInputOutputScale,
@@ -44,20 +43,13 @@ class SparseQConvKernel {
 
  private:
   void ReadResidual(const Ort::ConstKernelInfo& info);
-  std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
   void Compute(Ort::KernelContext& context) const;
 
   std::string node_label_;
-  int64_t channels_ = 0;
-  int64_t channel_quads_ = 0;  // ceil(C / 4)
-  int64_t n_ = 0;
-  ConvWindow window_;
-  QuadPackedWeights weights_;
-  const QuadMicrokernels* microkernels_ = nullptr;
+  std::optional<QuadConv> conv_;
   std::optional<QuantizedOutput> output_;
   // With input R: the residual Add after the requantization.
   std::optional<kernels::QuantizedAddition> residual_addition_;
-  DirectConvPlans plans_;
 };
 
 // A new SparseQConvKernel, or the status of its creation error.
