@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "operators/sparse_conv.h"
+#include "operators/sparse_conv_integer.h"
 #include "operators/sparse_gemm.h"
 #include "operators/sparse_matmul_integer.h"
 #include "operators/sparse_qconv.h"
@@ -23,9 +24,12 @@ std::vector<OrtCustomOp*>& Operators() {
   static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> sparse_qconv_s8;
   static ortsparse::SparseMatMulIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8> matmul_integer_u8;
   static ortsparse::SparseMatMulIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> matmul_integer_s8;
+  static ortsparse::SparseConvIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8> conv_integer_u8;
+  static ortsparse::SparseConvIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> conv_integer_s8;
   static std::vector<OrtCustomOp*> operators = {
-      &sparse_gemm,     &sparse_conv,     &sparse_qgemm,      &sparse_qconv_u8,
-      &sparse_qconv_s8, &matmul_integer_u8, &matmul_integer_s8};
+      &sparse_gemm,       &sparse_conv,       &sparse_qgemm,    &sparse_qconv_u8,
+      &sparse_qconv_s8,   &matmul_integer_u8, &matmul_integer_s8, &conv_integer_u8,
+      &conv_integer_s8};
   return operators;
 }
 

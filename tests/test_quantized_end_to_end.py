@@ -6,8 +6,8 @@ Agreement criterion: identical outputs. ORT runs each QDQ MatMul as QLinearMatMu
 Gemm as QGemm, which SparseQGemm reproduces bit for bit (exact int32 sums, the same float32
 requantization, per tensor and per channel), and the rewrite leaves every other node as it was.
 Likewise each QDQ Conv runs as QLinearConv and each QDQ residual Add as QLinearAdd, which
-SparseQConv (with its residual input) reproduces. A dynamically quantized MatMulInteger's int32
-product is exact on both sides.
+SparseQConv (with its residual input) reproduces. A dynamically quantized MatMulInteger's or
+ConvInteger's int32 product is exact on both sides.
 """
 
 import itertools
@@ -147,6 +147,23 @@ def test_dynamically_quantized_model_rewritten_matches_ort(tmp_path, name, per_c
     assert {d.op_type for d in rewritten} == {"MatMulInteger"}
     assert not any(node.op_type == "MatMulInteger" for node in result.model.graph.node)
     assert_identical_outputs(model, result.model, input_shapes)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dynamically_quantized_resnet_convs_become_sparse_conv_integers(tmp_path, per_channel):
+    # quantize_dynamic: DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul (-> Add of the bias).
+    config = ResNetConfig(stages=(1, 2), width=16, resolution=32, classes=10, block="4k")
+    fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "dyn.onnx"
+    onnx.save(build_resnet(config), str(fp32_path))
+    quantize_model(fp32_path, int8_path, quant_format="dynamic", per_channel=per_channel)
+    model = onnx.load(str(int8_path))
+    result = rewrite_model(model)
+
+    convs = [d for d in result.decisions if d.op_type == "ConvInteger"]
+    # All but the dense stem, whose quads all hold a weight.
+    assert [d.node_name for d in convs if not d.rewritten] == ["/conv1/Conv_quant"]
+    assert sum(d.rewritten for d in convs) == len(convs) - 1 > 0
+    assert_identical_outputs(model, result.model, [(1, 3, 32, 32), (2, 3, 32, 32)])
 
 
 @pytest.mark.parametrize("activation_type", ["u8", "s8"])

@@ -11,35 +11,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.op_testing import creation_error, run_error, session
+from tests.op_testing import (
+    creation_error,
+    pack_conv_quads,
+    random_int8_conv_weight,
+    run_error,
+    session,
+)
 
 TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
 X_SCALE, Y_SCALE = np.float32(0.04), np.float32(0.5)
-
-
-def pack_conv_quads(weight):
-    """int8 W [N, C, kH, kW] in the contract's quad4 conv order: quad q = tap * ceil(C / 4) + u
-    holds channels 4u .. 4u + 3 (zero past C) of tap (i, j) = divmod(tap, kW)."""
-    n, c, kh, kw = weight.shape
-    quads_per_tap = -(-c // 4)
-    padded = np.zeros((n, quads_per_tap * 4, kh, kw), np.int8)
-    padded[:, :c] = weight
-    # [n, tap, channel quad, 4]
-    quads = padded.reshape(n, quads_per_tap, 4, kh * kw).transpose(0, 3, 1, 2)
-    quads = quads.reshape(n, kh * kw * quads_per_tap, 4)
-    stored = np.any(quads != 0, axis=2)
-    channel, quad = np.nonzero(stored)
-    return {
-        "values": quads[channel, quad].reshape(-1),
-        "offsets": np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(np.int32),
-        "indices": quad.astype(np.int32),
-    }
-
-
-def random_weight(rng, shape, sparsity):
-    weight = rng.integers(-128, 128, shape).astype(np.int8)
-    weight[rng.random(shape) < sparsity] = 0
-    return weight
 
 
 def graph_model(node, x_shape, elem, initializers, opsets):
@@ -116,7 +97,7 @@ def check(
     dtype = TYPES[kind][0]
     info = np.iinfo(dtype)
     c = x_shape[1]
-    weight = random_weight(rng, (n, c, *kernel), sparsity)
+    weight = random_int8_conv_weight(rng, (n, c, *kernel), sparsity)
     w_scales = (
         rng.uniform(0.002, 0.02, n).astype(np.float32)
         if per_channel
@@ -189,7 +170,7 @@ def test_per_tensor_weight_scale_without_bias(library, rng):
 
 
 def test_dynamic_image_sizes(library, rng):
-    weight = random_weight(rng, (6, 8, 3, 3), 0.5)
+    weight = random_int8_conv_weight(rng, (6, 8, 3, 3), 0.5)
     model = sparse_qconv_model(
         pack_conv_quads(weight), [None, 8, None, None], 8, 6, (3, 3), pads=[1, 1, 1, 1]
     )
@@ -202,7 +183,7 @@ def test_dynamic_image_sizes(library, rng):
 
 def test_output_bounds(library, rng):
     # A fused Relu raises output_min to the zero point; the output never goes below it.
-    weight = random_weight(rng, (8, 4, 3, 3), 0.3)
+    weight = random_int8_conv_weight(rng, (8, 4, 3, 3), 0.3)
     model = sparse_qconv_model(
         pack_conv_quads(weight),
         [1, 4, 6, 6],
@@ -224,7 +205,7 @@ def test_output_bounds(library, rng):
 
 @pytest.fixture
 def packed_3x3(rng):
-    return pack_conv_quads(random_weight(rng, (4, 6, 3, 3), 0.5))
+    return pack_conv_quads(random_int8_conv_weight(rng, (4, 6, 3, 3), 0.5))
 
 
 def test_channel_mismatch_at_run_time(library, packed_3x3):

@@ -13,13 +13,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.op_testing import creation_error, run_error, session
-from tests.test_sparse_qconv_op import (
-    TYPES,
-    X_SCALE,
+from tests.op_testing import (
+    creation_error,
     pack_conv_quads,
-    random_weight,
+    random_int8_conv_weight,
+    run_error,
+    session,
 )
+from tests.test_sparse_qconv_op import TYPES, X_SCALE
 
 OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
 
@@ -145,7 +146,7 @@ def check(library, rng, x_shape, n, kernel, kind, residual_first=False, threads=
     dtype = TYPES[kind][0]
     info = np.iinfo(dtype)
     c = x_shape[1]
-    weight = random_weight(rng, (n, c, *kernel), 0.8)
+    weight = random_int8_conv_weight(rng, (n, c, *kernel), 0.8)
     w_scales = rng.uniform(0.002, 0.02, n).astype(np.float32)
     x_zp = int(rng.integers(info.min, info.max + 1))
     quantization = add_quantization(rng, kind)
@@ -212,7 +213,7 @@ def test_many_scales(library, rng):
 
 def test_saturates(library, rng):
     # A sum scale far below the operands' sends most outputs past the type's range.
-    weight = random_weight(rng, (8, 8, 1, 1), 0.5)
+    weight = random_int8_conv_weight(rng, (8, 8, 1, 1), 0.5)
     quantization = [
         (np.float32(0.5), 10),
         (np.float32(0.5), 200),
@@ -246,7 +247,7 @@ WELL_FORMED = residual_attributes(QUANTIZATION, residual_first=False)
 
 def small_model(rng, y_shape=(1, 8, 4, 4), residual=True, **attributes):
     """A 1x1 SparseQConv of 8 channels on 4x4 uint8 images, R declared of y_shape."""
-    packed = pack_conv_quads(random_weight(rng, (8, 8, 1, 1), 0.5))
+    packed = pack_conv_quads(random_int8_conv_weight(rng, (8, 8, 1, 1), 0.5))
     scales = np.full(8, 0.01, np.float32)
     return residual_model(
         packed, [1, 8, 4, 4], list(y_shape), 8, 8, (1, 1), "u8", scales, residual, **attributes

@@ -26,6 +26,7 @@ const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     kernels::PackQuadPlanesAvx512,
     kernels::RequantizeChannelsAvx512,
     kernels::RequantizeAddChannelsAvx512,
+    kernels::StoreSumsChannelsAvx512,
 };
 
 const QuadMicrokernels kAvx2QuadMicrokernels = {
@@ -39,6 +40,7 @@ const QuadMicrokernels kAvx2QuadMicrokernels = {
     kernels::PackQuadPlanesScalar,
     kernels::RequantizeChannelsScalar,
     kernels::RequantizeAddChannelsScalar,
+    kernels::StoreSumsChannelsScalar,
 };
 
 const QuadMicrokernels kAvxVnniQuadMicrokernels = {
@@ -52,6 +54,7 @@ const QuadMicrokernels kAvxVnniQuadMicrokernels = {
     kernels::PackQuadPlanesScalar,
     kernels::RequantizeChannelsScalar,
     kernels::RequantizeAddChannelsScalar,
+    kernels::StoreSumsChannelsScalar,
 };
 
 const QuadMicrokernels kScalarQuadMicrokernels = {
@@ -65,6 +68,7 @@ const QuadMicrokernels kScalarQuadMicrokernels = {
     kernels::PackQuadPlanesScalar,
     kernels::RequantizeChannelsScalar,
     kernels::RequantizeAddChannelsScalar,
+    kernels::StoreSumsChannelsScalar,
 };
 
 }  // namespace

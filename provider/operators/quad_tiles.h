@@ -26,6 +26,7 @@ struct QuadMicrokernels {
   kernels::PackQuadPlanesFn pack_quad_planes;
   kernels::RequantizeChannelsFn requantize_channels;
   kernels::RequantizeAddChannelsFn requantize_add_channels;
+  kernels::StoreSumsChannelsFn store_sums_channels;
 
   kernels::QuadTileFn TileFor(size_t rows) const {
     return tiles[(rows + vector_rows - 1) / vector_rows - 1];

@@ -99,6 +99,20 @@ kernels::Requantization QuantizedOutput::requantization() const {
           static_cast<float>(output_max_ - y_zero_point_)};
 }
 
+int32_t RunTimeKernelZeroPoint(Ort::KernelContext& context, size_t index, bool flip_sign) {
+  const int32_t flip = flip_sign ? 128 : 0;
+  if (context.GetInputCount() <= index) return flip;
+  const Ort::ConstValue zero_point = context.GetInput(index);
+  if (zero_point == nullptr) return flip;
+  const Ort::TensorTypeAndShapeInfo info = zero_point.GetTensorTypeAndShapeInfo();
+  if (info.GetElementCount() != 1) {
+    throw std::invalid_argument("x_zero_point must hold one value (per-tensor quantization), got "
+                                "shape " + ShapeString(info.GetShape()));
+  }
+  return flip + (flip_sign ? int32_t{zero_point.GetTensorData<int8_t>()[0]}
+                           : int32_t{zero_point.GetTensorData<uint8_t>()[0]});
+}
+
 void QuantizedOutput::CheckRunType(const Ort::ConstValue& x) const {
   if (x.GetTensorTypeAndShapeInfo().GetElementType() != x_type_) {
     throw std::invalid_argument("X's element type changed since the session was created");

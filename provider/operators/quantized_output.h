@@ -51,6 +51,11 @@ class QuantizedOutput {
   std::vector<int32_t> channel_offsets_;
 };
 
+// The activation zero point given at run time as input `index` (0 when the node has none) as the
+// kernels see it: int8 activations flipped to uint8 move it by 128. Throws std::invalid_argument
+// unless it holds one value (per-tensor quantization).
+int32_t RunTimeKernelZeroPoint(Ort::KernelContext& context, size_t index, bool flip_sign);
+
 // The node's input of undefined type (X, uint8 or int8) gives Y its type, as ORT infers it.
 inline ONNXTensorElementDataType QuantizedOpInputType(size_t index, size_t weight_values_input) {
   if (index == 0) return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "operators/quad_gemm.h"
+#include "operators/quantized_output.h"
 
 namespace ortsparse {
 
@@ -30,25 +31,11 @@ OrtStatusPtr SparseMatMulIntegerKernel::ComputeV2(OrtKernelContext* context) con
   });
 }
 
-int32_t SparseMatMulIntegerKernel::KernelZeroPoint(Ort::KernelContext& context) const {
-  const int32_t flip = flip_sign_ ? 128 : 0;
-  if (context.GetInputCount() <= kIntegerInputXZeroPoint) return flip;
-  const Ort::ConstValue zero_point = context.GetInput(kIntegerInputXZeroPoint);
-  if (zero_point == nullptr) return flip;
-  const Ort::TensorTypeAndShapeInfo info = zero_point.GetTensorTypeAndShapeInfo();
-  if (info.GetElementCount() != 1) {
-    throw std::invalid_argument("x_zero_point must hold one value (per-tensor quantization), got "
-                                "shape " + ShapeString(info.GetShape()));
-  }
-  return flip + (flip_sign_ ? int32_t{zero_point.GetTensorData<int8_t>()[0]}
-                            : int32_t{zero_point.GetTensorData<uint8_t>()[0]});
-}
-
 void SparseMatMulIntegerKernel::Compute(Ort::KernelContext& context) const {
   const Ort::ConstValue x = context.GetInput(kIntegerInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   const auto [y_shape, rows] = MatrixProductShape(x_shape, weights_->k(), weights_->n());
-  const int32_t zero_point = KernelZeroPoint(context);
+  const int32_t zero_point = RunTimeKernelZeroPoint(context, kIntegerInputXZeroPoint, flip_sign_);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   if (rows == 0) return;
 

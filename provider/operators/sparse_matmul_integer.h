@@ -35,9 +35,6 @@ class SparseMatMulIntegerKernel {
 
  private:
   void Compute(Ort::KernelContext& context) const;
-  // X's zero point of this run as the kernels see X (int8 flipped to uint8): 0 (or 128) without
-  // the input; throws std::invalid_argument unless it is one value.
-  int32_t KernelZeroPoint(Ort::KernelContext& context) const;
 
   std::string node_label_;
   bool flip_sign_ = false;  // X is int8

@@ -84,6 +84,19 @@ void StoreSumsTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, siz
       });
 }
 
+void StoreSumsChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                             const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride) {
+  for (size_t c = 0; c < channels; ++c) {
+    const __m512i offset = _mm512_set1_epi32(channel_offsets[c]);
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+      const __mmask16 present = FirstLanes(rows - r0);
+      const __m512i sums = _mm512_maskz_loadu_epi32(present, acc + c * acc_stride + r0);
+      _mm512_mask_storeu_epi32(y + c * y_channel_stride + r0, present,
+                               _mm512_add_epi32(sums, offset));
+    }
+  }
+}
+
 void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
                               size_t channels, const Requantization& requantization, uint8_t* y,
                               size_t y_channel_stride) {

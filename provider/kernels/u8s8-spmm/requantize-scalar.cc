@@ -45,6 +45,15 @@ void StoreSumsTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, siz
   }
 }
 
+void StoreSumsChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                             const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride) {
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t r = 0; r < rows; ++r) {
+      y[c * y_channel_stride + r] = acc[c * acc_stride + r] + channel_offsets[c];
+    }
+  }
+}
+
 void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride) {
   for (size_t r = 0; r < rows; ++r) {

@@ -66,11 +66,20 @@ using StoreSumsTileFn = void (*)(const int32_t* acc, size_t acc_stride, size_t r
                                  size_t channels, const int32_t* channel_offsets, int32_t* y,
                                  size_t y_stride);
 
+// The same sums channel-major (SparseConvInteger's NCHW): y[c * y_channel_stride + r].
+using StoreSumsChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+                                     size_t channels, const int32_t* channel_offsets, int32_t* y,
+                                     size_t y_channel_stride);
+
 void StoreSumsTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                          const int32_t* channel_offsets, int32_t* y, size_t y_stride);
+void StoreSumsChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                             const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride);
 // acc_stride is a multiple of 16, as for RequantizeTileAvx512.
 void StoreSumsTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                          const int32_t* channel_offsets, int32_t* y, size_t y_stride);
+void StoreSumsChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                             const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride);
 
 void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);

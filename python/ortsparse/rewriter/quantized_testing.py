@@ -1,5 +1,6 @@
 """What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models
-(MatMulInteger included), QDQ Gemm models, and the exact comparison with ORT.
+(MatMulInteger included), QDQ Gemm models, ConvInteger models, and the exact comparison with
+ORT.
 
 SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul and
 QGemm do (same float32 scale, same clamping, round half to even), so where ORT runs the original
@@ -134,6 +135,31 @@ def matmul_integer_model(
     if a_zero_point == "constant":
         initializers += constants(a_z=NUMPY_TYPE[activation](3))
     model = _model([node], a_shape, [*a_shape[:-1], weight.shape[1]], elem, initializers)
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT32
+    if a_zero_point == "input":
+        model.graph.input.append(helper.make_tensor_value_info("a_zero_point", elem, []))
+    return model
+
+
+def conv_integer_model(
+    weight: np.ndarray,
+    x_shape: list,
+    activation: str = "u8",
+    a_zero_point: str = "constant",
+    **attributes,
+) -> onnx.ModelProto:
+    """Y = ConvInteger(A, constant W [N, C, kH, kW], a_zero_point, w_zero_point = 0), Y int32;
+    a_zero_point as for matmul_integer_model."""
+    elem = ONNX_TYPE[activation]
+    zero_point_name = {"constant": "a_z", "input": "a_zero_point", "none": ""}[a_zero_point]
+    node = helper.make_node(
+        "ConvInteger", ["A", "W", zero_point_name, "w_z"], ["Y"], name="ci", **attributes
+    )
+    initializers = constants(W=weight, w_z=np.int8(0))
+    if a_zero_point == "constant":
+        initializers += constants(a_z=NUMPY_TYPE[activation](3))
+    y_shape = [x_shape[0], weight.shape[0], "out_height", "out_width"]
+    model = _model([node], x_shape, y_shape, elem, initializers)
     model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT32
     if a_zero_point == "input":
         model.graph.input.append(helper.make_tensor_value_info("a_zero_point", elem, []))

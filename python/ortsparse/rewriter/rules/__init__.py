@@ -1,5 +1,8 @@
 """The rewrite rules, one per module, in the order the pipeline applies them."""
 
+from ortsparse.rewriter.rules.conv_integer_to_sparse_conv_integer import (
+    ConvIntegerToSparseConvInteger,
+)
 from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
 from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
@@ -36,6 +39,7 @@ CONVERSION_RULES = (
     QLinearMatMulToSparseQGemm(),
     QLinearConvToSparseQConv(),
     MatMulIntegerToSparseMatMulInteger(),
+    ConvIntegerToSparseConvInteger(),
 )
 
 # Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,

@@ -6,11 +6,8 @@ and what follows it stays with ORT."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
-from onnx import TensorProto
 
 from ortsparse.rewriter.conversion import (
     Conversion,
@@ -20,10 +17,9 @@ from ortsparse.rewriter.conversion import (
     replaced_by,
 )
 from ortsparse.rewriter.graph import Graph
+from ortsparse.rewriter.integer_ops import activation_refusal, weight_zero_point_refusal
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_matmul_integer import sparse_matmul_integer_node
-
-ACTIVATION_TYPES = (TensorProto.UINT8, TensorProto.INT8)
 
 
 class MatMulIntegerToSparseMatMulInteger(ConversionRule):
@@ -41,26 +37,11 @@ class MatMulIntegerToSparseMatMulInteger(ConversionRule):
             return kept(
                 node, f"weight is {weight.dtype}, SparseMatMulInteger takes int8", weight_shape
             )
-        if b_zero_point:
-            zero_point = graph.constant(b_zero_point)
-            if zero_point is None:
-                return kept(node, "weight zero point is not a constant", weight_shape)
-            if np.any(zero_point != 0):
-                # The pruned zeros would then stand for -zero_point: the weight is not sparse.
-                return kept(node, "weight zero point is not 0", weight_shape)
-        if graph.elem_type(a) not in ACTIVATION_TYPES:
-            return kept(node, "the activation is not known to be uint8 or int8", weight_shape)
-        a_shape = graph.shape(a)
-        if a_shape is None or len(a_shape) < 2:
-            return kept(node, "the activation's rank is unknown or below 2", weight_shape)
-        if a_zero_point:
-            zero_point_shape = graph.shape(a_zero_point)
-            if zero_point_shape is None or not all(isinstance(d, int) for d in zero_point_shape):
-                return kept(node, "the activation zero point's shape is unknown", weight_shape)
-            if math.prod(zero_point_shape) != 1:
-                return kept(
-                    node, "the activation zero point is per row, not per tensor", weight_shape
-                )
+        refusal = weight_zero_point_refusal(graph, b_zero_point) or activation_refusal(
+            graph, a, a_zero_point, "matrix"
+        )
+        if refusal:
+            return kept(node, refusal, weight_shape)
 
         verdict = policy.judge_quantized(weight)
         if not verdict.rewrite:
