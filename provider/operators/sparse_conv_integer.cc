@@ -17,7 +17,7 @@ SparseConvIntegerKernel::SparseConvIntegerKernel(const OrtApi& /*api*/,
                                                  const OrtKernelInfo* info) {
   const Ort::ConstKernelInfo kernel_info{info};
   node_label_ = NodeLabel("SparseConvInteger", kernel_info);
-  flip_sign_ = kernel_info.GetInputTypeInfo(kConvIntegerInputX)
+  flip_sign_ = kernel_info.GetInputTypeInfo(kIntegerInputX)
                    .GetTensorTypeAndShapeInfo()
                    .GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
   conv_.emplace(kernel_info);
@@ -31,12 +31,12 @@ OrtStatusPtr SparseConvIntegerKernel::ComputeV2(OrtKernelContext* context) const
 }
 
 void SparseConvIntegerKernel::Compute(Ort::KernelContext& context) const {
-  const Ort::ConstValue x = context.GetInput(kConvIntegerInputX);
+  const Ort::ConstValue x = context.GetInput(kIntegerInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   std::vector<int64_t> y_shape;
   const std::shared_ptr<const DirectConvPlan> plan = conv_->PlanFor(x_shape, &y_shape);
   const int32_t zero_point =
-      RunTimeKernelZeroPoint(context, kConvIntegerInputXZeroPoint, flip_sign_);
+      RunTimeKernelZeroPoint(context, kIntegerInputXZeroPoint, flip_sign_);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   const size_t images = static_cast<size_t>(x_shape[0]);
   if (images == 0) return;

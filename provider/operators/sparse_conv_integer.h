@@ -10,19 +10,13 @@
 #include <optional>
 #include <string>
 
+#include "operators/integer_op.h"
 #include "operators/op_support.h"
 #include "operators/quad_conv.h"
 
 namespace ortsparse {
 
-enum SparseConvIntegerInput : size_t {
-  kConvIntegerInputX = 0,
-  kConvIntegerInputWeightValues = kQuadConvWeightValuesInput,
-  kConvIntegerInputWeightGroupOffsets = 2,
-  kConvIntegerInputWeightInputIndices = 3,
-  kConvIntegerInputXZeroPoint = 4,
-  kConvIntegerInputCount = 5,
-};
+static_assert(kIntegerInputWeightValues == kQuadConvWeightValuesInput);
 
 class SparseConvIntegerKernel {
  public:
@@ -44,35 +38,13 @@ class SparseConvIntegerKernel {
 OrtStatusPtr CreateSparseConvIntegerKernel(const OrtApi& api, const OrtKernelInfo* info,
                                            void** kernel);
 
-// One op per activation type, both named SparseConvInteger: x_zero_point has X's type.
+// One op per activation type, both named SparseConvInteger (operators/integer_op.h).
 template <ONNXTensorElementDataType kType>
-struct SparseConvIntegerOp : Ort::CustomOpBase<SparseConvIntegerOp<kType>,
-                                               SparseConvIntegerKernel, /*WithStatus=*/true> {
+struct SparseConvIntegerOp
+    : IntegerOp<SparseConvIntegerOp<kType>, SparseConvIntegerKernel, kType> {
   const char* GetName() const { return "SparseConvInteger"; }
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
     return CreateSparseConvIntegerKernel(api, info, kernel);
-  }
-
-  size_t GetInputTypeCount() const { return kConvIntegerInputCount; }
-  ONNXTensorElementDataType GetInputType(size_t index) const {
-    switch (index) {
-      case kConvIntegerInputX:
-      case kConvIntegerInputXZeroPoint:
-        return kType;
-      case kConvIntegerInputWeightValues:
-        return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-      default:
-        return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    }
-  }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == kConvIntegerInputXZeroPoint
-               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
-    return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
   }
 };
 

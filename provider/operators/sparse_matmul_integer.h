@@ -10,19 +10,13 @@
 #include <optional>
 #include <string>
 
+#include "operators/integer_op.h"
 #include "operators/op_support.h"
 #include "operators/quad_gemm.h"
 
 namespace ortsparse {
 
-enum SparseMatMulIntegerInput : size_t {
-  kIntegerInputX = 0,
-  kIntegerInputWeightValues = kQuadGemmWeightValuesInput,
-  kIntegerInputWeightGroupOffsets = 2,
-  kIntegerInputWeightInputIndices = 3,
-  kIntegerInputXZeroPoint = 4,
-  kIntegerInputCount = 5,
-};
+static_assert(kIntegerInputWeightValues == kQuadGemmWeightValuesInput);
 
 class SparseMatMulIntegerKernel {
  public:
@@ -44,35 +38,13 @@ class SparseMatMulIntegerKernel {
 OrtStatusPtr CreateSparseMatMulIntegerKernel(const OrtApi& api, const OrtKernelInfo* info,
                                              void** kernel);
 
-// One op per activation type, both named SparseMatMulInteger: x_zero_point has X's type.
+// One op per activation type, both named SparseMatMulInteger (operators/integer_op.h).
 template <ONNXTensorElementDataType kType>
-struct SparseMatMulIntegerOp : Ort::CustomOpBase<SparseMatMulIntegerOp<kType>,
-                                                 SparseMatMulIntegerKernel, /*WithStatus=*/true> {
+struct SparseMatMulIntegerOp
+    : IntegerOp<SparseMatMulIntegerOp<kType>, SparseMatMulIntegerKernel, kType> {
   const char* GetName() const { return "SparseMatMulInteger"; }
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
     return CreateSparseMatMulIntegerKernel(api, info, kernel);
-  }
-
-  size_t GetInputTypeCount() const { return kIntegerInputCount; }
-  ONNXTensorElementDataType GetInputType(size_t index) const {
-    switch (index) {
-      case kIntegerInputX:
-      case kIntegerInputXZeroPoint:
-        return kType;
-      case kIntegerInputWeightValues:
-        return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-      default:
-        return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    }
-  }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == kIntegerInputXZeroPoint
-               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
-    return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
   }
 };
 
