@@ -58,21 +58,13 @@ def random_int8_weight(rng, k, n, sparsity):
 
 def pack_conv_quads(weight):
     """int8 W [N, C, kH, kW] in the contract's quad4 conv order: quad q = tap * ceil(C / 4) + u
-    holds channels 4u .. 4u + 3 (zero past C) of tap (i, j) = divmod(tap, kW)."""
+    holds channels 4u .. 4u + 3 (zero past C) of tap (i, j) = divmod(tap, kW), which is pack_quads
+    of the [kH * kW * C4, N] matrix whose feature tap * C4 + c is channel c at that tap."""
     n, c, kh, kw = weight.shape
-    quads_per_tap = -(-c // 4)
-    padded = np.zeros((n, quads_per_tap * 4, kh, kw), np.int8)
+    c4 = -(-c // 4) * 4
+    padded = np.zeros((n, c4, kh, kw), np.int8)
     padded[:, :c] = weight
-    # [n, tap, channel quad, 4]
-    quads = padded.reshape(n, quads_per_tap, 4, kh * kw).transpose(0, 3, 1, 2)
-    quads = quads.reshape(n, kh * kw * quads_per_tap, 4)
-    stored = np.any(quads != 0, axis=2)
-    channel, quad = np.nonzero(stored)
-    return {
-        "values": quads[channel, quad].reshape(-1),
-        "offsets": np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(np.int32),
-        "indices": quad.astype(np.int32),
-    }
+    return pack_quads(padded.transpose(2, 3, 1, 0).reshape(kh * kw * c4, n))
 
 
 def random_int8_conv_weight(rng, shape, sparsity):

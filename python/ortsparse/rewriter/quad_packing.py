@@ -8,8 +8,12 @@ increasing order. Features past K pad the last quad with zeros.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ortsparse.rewriter.graph import Graph
 
 QUAD = 4
 
@@ -67,3 +71,14 @@ def stored_quad_fraction(weight: np.ndarray) -> float:
     return float(np.count_nonzero(np.any(quads != 0, axis=2))) / max(
         1, quads.shape[0] * quads.shape[1]
     )
+
+
+def add_packed_quads(graph: Graph, base: str, packed: PackedQuads) -> list[str]:
+    """Adds ``packed`` to the graph as the weight_values, weight_group_offsets and
+    weight_input_indices initializers of the quad4 ops (named after ``base``), and returns their
+    names in that order."""
+    return [
+        graph.add_initializer(f"{base}.weight_values", packed.values),
+        graph.add_initializer(f"{base}.weight_group_offsets", packed.group_offsets),
+        graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
+    ]

@@ -8,7 +8,7 @@ import onnx
 from onnx import helper
 
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.quad_packing import pack_quads
+from ortsparse.rewriter.quad_packing import add_packed_quads, pack_quads
 from ortsparse.rewriter.sparse_op import DOMAIN
 from ortsparse.rewriter.sparse_qgemm import FORMAT
 
@@ -24,9 +24,7 @@ def sparse_matmul_integer_node(
     packed = pack_quads(weight)
     inputs = [
         x,
-        graph.add_initializer(f"{base}.weight_values", packed.values),
-        graph.add_initializer(f"{base}.weight_group_offsets", packed.group_offsets),
-        graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
+        *add_packed_quads(graph, base, packed),
     ]
     if x_zero_point:
         inputs.append(x_zero_point)

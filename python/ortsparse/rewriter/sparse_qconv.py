@@ -10,7 +10,7 @@ import onnx
 from onnx import helper
 
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.quad_packing import QUAD, PackedQuads, pack_quads
+from ortsparse.rewriter.quad_packing import QUAD, PackedQuads, add_packed_quads, pack_quads
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 OP_TYPE = "SparseQConv"
@@ -58,9 +58,7 @@ def sparse_qconv_node(graph: Graph, base: str, conv: QuantizedConv) -> onnx.Node
     packed = pack_conv_quads(conv.weight)
     inputs = [
         conv.x,
-        graph.add_initializer(f"{base}.weight_values", packed.values),
-        graph.add_initializer(f"{base}.weight_group_offsets", packed.group_offsets),
-        graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
+        *add_packed_quads(graph, base, packed),
         graph.add_initializer(f"{base}.output_scale", conv.output_scales),
     ]
     if conv.bias is not None:

@@ -10,7 +10,7 @@ import onnx
 from onnx import helper
 
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.quad_packing import pack_quads
+from ortsparse.rewriter.quad_packing import add_packed_quads, pack_quads
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 OP_TYPE = "SparseQGemm"
@@ -37,9 +37,7 @@ def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onn
     packed = pack_quads(product.weight)
     inputs = [
         product.x,
-        graph.add_initializer(f"{base}.weight_values", packed.values),
-        graph.add_initializer(f"{base}.weight_group_offsets", packed.group_offsets),
-        graph.add_initializer(f"{base}.weight_input_indices", packed.quad_indices),
+        *add_packed_quads(graph, base, packed),
         graph.add_initializer(f"{base}.output_scale", product.output_scales),
     ]
     if product.bias is not None:
