@@ -97,48 +97,139 @@ void StoreSumsChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
   }
 }
 
+namespace {
+
+// Channel-major outputs go 64 rows of a channel at a time where they can: four vectors of int32
+// values narrowed to one vector of bytes by packs, which take half the shuffles of four vpmovdb and
+// store once instead of four times. Shorter runs (a padded grid's output rows) go a vector at a
+// time, so that they cost no full-width work.
+constexpr size_t kRowsPerBlock = 64;
+
+// The packs interleave their operands by 128-bit lanes: lane L of packed holds dword L of each of
+// the four source vectors in turn (4 rows each); this puts the dwords back in row order.
+__m512i RowOrder(__m512i packed) {
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), packed);
+}
+
+// The low byte of each of 64 int32 values that already lie in [-128, 255], in row order: the
+// uint8 or int8 value alike. Masking each word to its low byte keeps the unsigned pack exact.
+__m512i LowBytes(const __m512i values[4]) {
+  const __m512i low_byte = _mm512_set1_epi16(0xff);
+  const __m512i first = _mm512_and_si512(_mm512_packs_epi32(values[0], values[1]), low_byte);
+  const __m512i second = _mm512_and_si512(_mm512_packs_epi32(values[2], values[3]), low_byte);
+  return RowOrder(_mm512_packus_epi16(first, second));
+}
+
+// 64 int32 values saturated to int8 or uint8, in row order: two saturating packs saturate as one
+// (the unsigned one takes negative words to 0).
+template <bool kSigned>
+__m512i SaturatedBytes(const __m512i values[4]) {
+  const __m512i first = _mm512_packs_epi32(values[0], values[1]);
+  const __m512i second = _mm512_packs_epi32(values[2], values[3]);
+  return RowOrder(kSigned ? _mm512_packs_epi16(first, second) : _mm512_packus_epi16(first, second));
+}
+
+// Calls block(c, r0) for each channel c and each whole block of 64 rows from r0, then
+// vector(c, r0, lanes) for the rows left, 16 (those under lanes) at a time.
+template <typename Block, typename Vector>
+void ForEachRowBlock(size_t rows, size_t channels, Block&& block, Vector&& vector) {
+  const size_t block_rows = rows / kRowsPerBlock * kRowsPerBlock;
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t r0 = 0; r0 < block_rows; r0 += kRowsPerBlock) block(c, r0);
+    for (size_t r0 = block_rows; r0 < rows; r0 += 16) vector(c, r0, FirstLanes(rows - r0));
+  }
+}
+
+// QLinearAdd's sum of a requantized value and a residual byte (see QuantizedAddition), rounded
+// half to even by cvtps2dq as MLAS does, before saturation.
+class ResidualSum {
+ public:
+  explicit ResidualSum(const QuantizedAddition& addition)
+      : first_ratio_(_mm512_set1_ps(addition.first_ratio)),
+        second_ratio_(_mm512_set1_ps(addition.second_ratio)),
+        offset_(_mm512_set1_ps(addition.offset)),
+        residual_first_(addition.residual_first) {}
+
+  template <bool kSigned>
+  __m512i operator()(__m512i requantized, __m128i residual_bytes) const {
+    const __m512 residual = _mm512_cvtepi32_ps(kSigned ? _mm512_cvtepi8_epi32(residual_bytes)
+                                                       : _mm512_cvtepu8_epi32(residual_bytes));
+    const __m512 value = _mm512_cvtepi32_ps(requantized);
+    const __m512 first = residual_first_ ? residual : value;
+    const __m512 second = residual_first_ ? value : residual;
+    return _mm512_cvtps_epi32(
+        _mm512_fmadd_ps(first, first_ratio_, _mm512_fmadd_ps(second, second_ratio_, offset_)));
+  }
+
+ private:
+  __m512 first_ratio_, second_ratio_, offset_;
+  bool residual_first_;
+};
+
+template <bool kSigned>
+void RequantizeAddChannels(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                           const Requantization& requantization,
+                           const QuantizedAddition& addition, const uint8_t* residual,
+                           uint8_t* y, size_t y_channel_stride) {
+  const ResidualSum residual_sum(addition);
+  ForEachRowBlock(
+      rows, channels,
+      [&](size_t c, size_t r0) {
+        const size_t at = c * y_channel_stride + r0;
+        __m512i values[4];
+        for (size_t v = 0; v < 4; ++v) {
+          const __m512i requantized =
+              RequantizeVector(acc + c * acc_stride + r0 + 16 * v, 0xffff, c, requantization);
+          values[v] = residual_sum.operator()<kSigned>(
+              requantized, _mm_loadu_si128(reinterpret_cast<const __m128i*>(residual + at + 16 * v)));
+        }
+        _mm512_storeu_si512(y + at, SaturatedBytes<kSigned>(values));
+      },
+      [&](size_t c, size_t r0, __mmask16 lanes) {
+        const size_t at = c * y_channel_stride + r0;
+        const __m512i requantized =
+            RequantizeVector(acc + c * acc_stride + r0, lanes, c, requantization);
+        const __m512i sum = residual_sum.operator()<kSigned>(
+            requantized, _mm_maskz_loadu_epi8(lanes, residual + at));
+        _mm_mask_storeu_epi8(y + at, lanes,
+                             kSigned ? _mm512_cvtsepi32_epi8(sum)
+                                     : _mm512_cvtusepi32_epi8(
+                                           _mm512_max_epi32(sum, _mm512_setzero_si512())));
+      });
+}
+
+}  // namespace
+
 void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
                               size_t channels, const Requantization& requantization, uint8_t* y,
                               size_t y_channel_stride) {
-  for (size_t c = 0; c < channels; ++c) {
-    for (size_t r0 = 0; r0 < rows; r0 += 16) {
-      const __mmask16 present = FirstLanes(rows - r0);
-      const __m512i values =
-          RequantizeVector(acc + c * acc_stride + r0, present, c, requantization);
-      _mm_mask_storeu_epi8(y + c * y_channel_stride + r0, present,
-                           _mm512_cvtepi32_epi8(values));
-    }
-  }
+  ForEachRowBlock(
+      rows, channels,
+      [&](size_t c, size_t r0) {
+        __m512i values[4];
+        for (size_t v = 0; v < 4; ++v) {
+          values[v] =
+              RequantizeVector(acc + c * acc_stride + r0 + 16 * v, 0xffff, c, requantization);
+        }
+        _mm512_storeu_si512(y + c * y_channel_stride + r0, LowBytes(values));
+      },
+      [&](size_t c, size_t r0, __mmask16 lanes) {
+        const __m512i values = RequantizeVector(acc + c * acc_stride + r0, lanes, c, requantization);
+        _mm_mask_storeu_epi8(y + c * y_channel_stride + r0, lanes, _mm512_cvtepi32_epi8(values));
+      });
 }
 
 void RequantizeAddChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
                                  size_t channels, const Requantization& requantization,
                                  const QuantizedAddition& addition, bool is_signed,
                                  const uint8_t* residual, uint8_t* y, size_t y_channel_stride) {
-  const __m512 first_ratio = _mm512_set1_ps(addition.first_ratio);
-  const __m512 second_ratio = _mm512_set1_ps(addition.second_ratio);
-  const __m512 offset = _mm512_set1_ps(addition.offset);
-  const bool residual_first = addition.residual_first;
-  for (size_t c = 0; c < channels; ++c) {
-    for (size_t r0 = 0; r0 < rows; r0 += 16) {
-      const __mmask16 present = FirstLanes(rows - r0);
-      const size_t at = c * y_channel_stride + r0;
-      const __m512 value = _mm512_cvtepi32_ps(
-          RequantizeVector(acc + c * acc_stride + r0, present, c, requantization));
-      const __m128i residual_bytes = _mm_maskz_loadu_epi8(present, residual + at);
-      const __m512 residual_value = _mm512_cvtepi32_ps(
-          is_signed ? _mm512_cvtepi8_epi32(residual_bytes) : _mm512_cvtepu8_epi32(residual_bytes));
-      const __m512 first = residual_first ? residual_value : value;
-      const __m512 second = residual_first ? value : residual_value;
-      const __m512 sum =
-          _mm512_fmadd_ps(first, first_ratio, _mm512_fmadd_ps(second, second_ratio, offset));
-      // cvtps2dq rounds half to even; saturating to the 8-bit type is MLAS's two packs in one.
-      const __m512i rounded = _mm512_cvtps_epi32(sum);
-      const __m128i bytes =
-          is_signed ? _mm512_cvtsepi32_epi8(rounded)
-                    : _mm512_cvtusepi32_epi8(_mm512_max_epi32(rounded, _mm512_setzero_si512()));
-      _mm_mask_storeu_epi8(y + at, present, bytes);
-    }
+  if (is_signed) {
+    RequantizeAddChannels<true>(acc, acc_stride, rows, channels, requantization, addition,
+                                residual, y, y_channel_stride);
+  } else {
+    RequantizeAddChannels<false>(acc, acc_stride, rows, channels, requantization, addition,
+                                 residual, y, y_channel_stride);
   }
 }
 
