@@ -65,7 +65,7 @@ class QuadConv {
 // fit this many bytes bound the scratch memory of large batches (one image per wave at least).
 inline constexpr size_t kMaxWavePlaneBytes = size_t{32} << 20;
 // A task's share of packing an image's planes: whole channel quads, about this many bytes.
-inline constexpr size_t kPackPartBytes = size_t{64} << 10;
+inline constexpr size_t kPackPartBytes = size_t{16} << 10;
 
 template <typename Finish>
 void QuadConv::Run(Ort::KernelContext& context, const DirectConvPlan& plan, const uint8_t* x,
