@@ -41,10 +41,8 @@ class QuadConv {
                                                 std::vector<int64_t>* y_shape) const;
 
   // Convolves `images` images of x (C x H x W bytes each, the plan's size), every byte XORed with
-  // `flip` and the padding holding `pad` (kernels::QuadPlanesSource), and calls
-  // finish(acc, acc_stride, image, first, end, channel_begin, channels) once per task with the
-  // sums of grid positions [first, end) of image `image` for channels channel_begin..:
-  // acc[c * acc_stride + (position - first)].
+  // `flip` and the padding holding `pad` (kernels::QuadPlanesSource), and calls finish(tile) once
+  // per task, for the op to multiply the tile (QuadConvTile) and write its outputs.
   template <typename Finish>
   void Run(Ort::KernelContext& context, const DirectConvPlan& plan, const uint8_t* x,
            size_t images, uint8_t flip, uint8_t pad, const Finish& finish) const;
@@ -59,6 +57,23 @@ class QuadConv {
   QuadPackedWeights packed_;
   const QuadMicrokernels* microkernels_ = nullptr;
   DirectConvPlans plans_;
+};
+
+// One task's part of a QuadConv: grid positions [first, end) of image `image` (counted from the
+// call's first) by output channels [channel_begin, channel_begin + channels).
+struct QuadConvTile {
+  const QuadMicrokernels* mk;
+  const uint8_t* base;  // the image's planes at grid position `first`
+  const kernels::QuadWeights* weights;
+  size_t image, first, end, channel_begin, channels;
+
+  // Calls store(acc, acc_stride) with the tile's sums: acc[c * acc_stride + (position - first)].
+  template <typename Store>
+  void WithSums(Store&& store) const {
+    alignas(64) int32_t acc[kQuadConvChunkChannels * kMaxPanelRows];
+    mk->TileFor(end - first)(base, *weights, channel_begin, channel_begin + channels, acc);
+    store(static_cast<const int32_t*>(acc), mk->panel_rows);
+  }
 };
 
 // Planes of all the images of one ParallelFor (a wave) exist at once; waves of as many images as
@@ -110,11 +125,15 @@ void QuadConv::Run(Ort::KernelContext& context, const DirectConvPlan& plan, cons
         reinterpret_cast<const uint8_t*>(image_planes) + first * sizeof(uint32_t);
 
     const size_t channel_begin = chunk * kQuadConvChunkChannels;
-    const size_t channels = std::min(kQuadConvChunkChannels, job.n - channel_begin);
-    alignas(64) int32_t acc[kQuadConvChunkChannels * kMaxPanelRows];
-    mk.TileFor(end - first)(tile_base, job.weights, channel_begin, channel_begin + channels, acc);
-    (*job.finish)(acc, mk.panel_rows, job.first_image + image, first, end, channel_begin,
-                  channels);
+    const QuadConvTile quad_tile = {&mk,
+                                    tile_base,
+                                    &job.weights,
+                                    job.first_image + image,
+                                    first,
+                                    end,
+                                    channel_begin,
+                                    std::min(kQuadConvChunkChannels, job.n - channel_begin)};
+    (*job.finish)(quad_tile);
   };
 
   const QuadMicrokernels& mk = *microkernels_;

@@ -11,9 +11,11 @@
 namespace ortsparse {
 namespace {
 
+using kernels::QuadResidual;
 using kernels::QuadTileAvx2;
 using kernels::QuadTileAvx512Vnni;
 using kernels::QuadTileAvxVnni;
+using kernels::QuadTileRequantizeAvx512Vnni;
 
 const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     kernels::kVnniPanelRows,
@@ -27,6 +29,18 @@ const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     kernels::RequantizeChannelsAvx512,
     kernels::RequantizeAddChannelsAvx512,
     kernels::StoreSumsChannelsAvx512,
+    {{QuadTileRequantizeAvx512Vnni<1, QuadResidual::kNone>,
+      QuadTileRequantizeAvx512Vnni<2, QuadResidual::kNone>,
+      QuadTileRequantizeAvx512Vnni<3, QuadResidual::kNone>,
+      QuadTileRequantizeAvx512Vnni<4, QuadResidual::kNone>},
+     {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kUint8>,
+      QuadTileRequantizeAvx512Vnni<2, QuadResidual::kUint8>,
+      QuadTileRequantizeAvx512Vnni<3, QuadResidual::kUint8>,
+      QuadTileRequantizeAvx512Vnni<4, QuadResidual::kUint8>},
+     {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kInt8>,
+      QuadTileRequantizeAvx512Vnni<2, QuadResidual::kInt8>,
+      QuadTileRequantizeAvx512Vnni<3, QuadResidual::kInt8>,
+      QuadTileRequantizeAvx512Vnni<4, QuadResidual::kInt8>}},
 };
 
 const QuadMicrokernels kAvx2QuadMicrokernels = {
@@ -41,6 +55,7 @@ const QuadMicrokernels kAvx2QuadMicrokernels = {
     kernels::RequantizeChannelsScalar,
     kernels::RequantizeAddChannelsScalar,
     kernels::StoreSumsChannelsScalar,
+    {},
 };
 
 const QuadMicrokernels kAvxVnniQuadMicrokernels = {
@@ -55,6 +70,7 @@ const QuadMicrokernels kAvxVnniQuadMicrokernels = {
     kernels::RequantizeChannelsScalar,
     kernels::RequantizeAddChannelsScalar,
     kernels::StoreSumsChannelsScalar,
+    {},
 };
 
 const QuadMicrokernels kScalarQuadMicrokernels = {
@@ -69,6 +85,7 @@ const QuadMicrokernels kScalarQuadMicrokernels = {
     kernels::RequantizeChannelsScalar,
     kernels::RequantizeAddChannelsScalar,
     kernels::StoreSumsChannelsScalar,
+    {},
 };
 
 }  // namespace

@@ -27,10 +27,12 @@ struct QuadMicrokernels {
   kernels::RequantizeChannelsFn requantize_channels;
   kernels::RequantizeAddChannelsFn requantize_add_channels;
   kernels::StoreSumsChannelsFn store_sums_channels;
+  // Tile kernels that requantize into Y themselves, by residual (kernels::QuadResidual) and
+  // height; null where the family has none.
+  kernels::QuadRequantizeTileFn requantize_tiles[3][kernels::kMaxQuadTileVectors];
 
-  kernels::QuadTileFn TileFor(size_t rows) const {
-    return tiles[(rows + vector_rows - 1) / vector_rows - 1];
-  }
+  kernels::QuadTileFn TileFor(size_t rows) const { return tiles[VariantFor(rows)]; }
+  size_t VariantFor(size_t rows) const { return (rows + vector_rows - 1) / vector_rows - 1; }
 };
 
 // The family ORTSPARSE_ISA and the CPU allow. Without VNNI (AVX2, and AVX-512 without VNNI) the

@@ -52,14 +52,16 @@ void SparseConvIntegerKernel::Compute(Ort::KernelContext& context) const {
   int32_t* y_data = y.GetTensorMutableData<int32_t>();
   conv_->Run(context, *plan, static_cast<const uint8_t*>(x.GetTensorRawData()), images,
              static_cast<uint8_t>(flip_sign_ ? 0x80 : 0x00), static_cast<uint8_t>(zero_point),
-             [&](const int32_t* acc, size_t acc_stride, size_t image, size_t first, size_t end,
-                 size_t channel_begin, size_t channels) {
-               int32_t* y_chunk = y_data + (image * n + channel_begin) * pixels;
-               plan->ForEachOutputRun(first, end, [&](size_t position, size_t length,
-                                                      size_t pixel) {
-                 mk.store_sums_channels(acc + (position - first), acc_stride, length, channels,
-                                        channel_offsets.data() + channel_begin, y_chunk + pixel,
-                                        pixels);
+             [&](const QuadConvTile& tile) {
+               int32_t* y_chunk = y_data + (tile.image * n + tile.channel_begin) * pixels;
+               tile.WithSums([&](const int32_t* acc, size_t acc_stride) {
+                 plan->ForEachOutputRun(tile.first, tile.end, [&](size_t position, size_t length,
+                                                                  size_t pixel) {
+                   mk.store_sums_channels(acc + (position - tile.first), acc_stride, length,
+                                          tile.channels,
+                                          channel_offsets.data() + tile.channel_begin,
+                                          y_chunk + pixel, pixels);
+                 });
                });
              });
 }

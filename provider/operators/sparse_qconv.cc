@@ -97,25 +97,51 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
   const size_t n = static_cast<size_t>(conv_->n());
   const size_t pixels = plan->out_height * plan->out_width;
   uint8_t* y_data = static_cast<uint8_t*>(y.GetTensorMutableRawData());
+  // Where the grid is Y (no padding columns), the tile kernels can write Y's rows themselves.
+  const kernels::QuadResidual residual_type = residual == nullptr ? kernels::QuadResidual::kNone
+                                              : is_signed       ? kernels::QuadResidual::kInt8
+                                                                : kernels::QuadResidual::kUint8;
+  const kernels::QuadRequantizeTileFn* requantize_tiles =
+      plan->planes.plane_width == plan->out_width
+          ? mk.requantize_tiles[static_cast<size_t>(residual_type)]
+          : nullptr;
+  if (requantize_tiles != nullptr && requantize_tiles[0] == nullptr) requantize_tiles = nullptr;
   conv_->Run(
       context, *plan, static_cast<const uint8_t*>(x.GetTensorRawData()), images,
       static_cast<uint8_t>(output_->flip_sign() ? 0x80 : 0x00), output_->kernel_zero_point(),
-      [&](const int32_t* acc, size_t acc_stride, size_t image, size_t first, size_t end,
-          size_t channel_begin, size_t channels) {
+      [&](const QuadConvTile& tile) {
         kernels::Requantization chunk = requantization;
-        chunk.channel_offsets += channel_begin;
-        chunk.scales += channel_begin;
-        const size_t chunk_offset = (image * n + channel_begin) * pixels;
-        plan->ForEachOutputRun(first, end, [&](size_t position, size_t length, size_t pixel) {
-          const int32_t* run_acc = acc + (position - first);
-          uint8_t* run_y = y_data + chunk_offset + pixel;
-          if (residual == nullptr) {
-            mk.requantize_channels(run_acc, acc_stride, length, channels, chunk, run_y, pixels);
-          } else {
-            mk.requantize_add_channels(run_acc, acc_stride, length, channels, chunk,
-                                       *residual_addition_, is_signed,
-                                       residual + chunk_offset + pixel, run_y, pixels);
-          }
+        chunk.channel_offsets += tile.channel_begin;
+        chunk.scales += tile.channel_begin;
+        const size_t chunk_offset = (tile.image * n + tile.channel_begin) * pixels;
+        if (requantize_tiles != nullptr) {
+          const size_t at = chunk_offset + tile.first;
+          const kernels::RequantizedChannels out = {
+              y_data + at,
+              residual != nullptr ? residual + at : nullptr,
+              pixels,
+              tile.end - tile.first,
+              chunk,
+              residual_addition_.value_or(kernels::QuantizedAddition{})};
+          requantize_tiles[mk.VariantFor(tile.end - tile.first)](
+              tile.base, *tile.weights, tile.channel_begin, tile.channel_begin + tile.channels,
+              out);
+          return;
+        }
+        tile.WithSums([&](const int32_t* acc, size_t acc_stride) {
+          plan->ForEachOutputRun(tile.first, tile.end, [&](size_t position, size_t length,
+                                                           size_t pixel) {
+            const int32_t* run_acc = acc + (position - tile.first);
+            uint8_t* run_y = y_data + chunk_offset + pixel;
+            if (residual == nullptr) {
+              mk.requantize_channels(run_acc, acc_stride, length, tile.channels, chunk, run_y,
+                                     pixels);
+            } else {
+              mk.requantize_add_channels(run_acc, acc_stride, length, tile.channels, chunk,
+                                         *residual_addition_, is_signed,
+                                         residual + chunk_offset + pixel, run_y, pixels);
+            }
+          });
         });
       });
 }

@@ -1,10 +1,8 @@
 // AVX-512 output stage: 16 rows of one channel per vector, requantized in registers; the
 // row-major variant transposes 16 channels x 16 rows before narrowing to bytes.
-#include "kernels/f32-spmm/simd-avx512.h"
+#include "kernels/u8s8-spmm/requantize-avx512.h"
 
 #include <algorithm>
-
-#include "kernels/u8s8-spmm/requantize.h"
 
 namespace ortsparse::kernels {
 namespace {
@@ -13,13 +11,9 @@ namespace {
 // `rows_present`.
 __m512i RequantizeVector(const int32_t* sums, __mmask16 rows_present, size_t c,
                          const Requantization& rq) {
-  const __m512i sum = _mm512_add_epi32(_mm512_maskz_loadu_epi32(rows_present, sums),
-                                       _mm512_set1_epi32(rq.channel_offsets[c]));
-  __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(rq.scales[c]));
-  scaled = _mm512_min_ps(_mm512_max_ps(scaled, _mm512_set1_ps(rq.min_minus_zero_point)),
-                         _mm512_set1_ps(rq.max_minus_zero_point));
-  // cvtps2dq rounds half to even in the default rounding mode, as MLAS does.
-  return _mm512_add_epi32(_mm512_cvtps_epi32(scaled), _mm512_set1_epi32(rq.zero_point));
+  return avx512::Requantize(_mm512_add_epi32(_mm512_maskz_loadu_epi32(rows_present, sums),
+                                             _mm512_set1_epi32(rq.channel_offsets[c])),
+                            c, rq);
 }
 
 __mmask16 FirstLanes(size_t count) {
@@ -99,73 +93,22 @@ void StoreSumsChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
 
 namespace {
 
-// Channel-major outputs go 64 rows of a channel at a time where they can: four vectors of int32
-// values narrowed to one vector of bytes by packs, which take half the shuffles of four vpmovdb and
-// store once instead of four times. Shorter runs (a padded grid's output rows) go a vector at a
-// time, so that they cost no full-width work.
-constexpr size_t kRowsPerBlock = 64;
-
-// The packs interleave their operands by 128-bit lanes: lane L of packed holds dword L of each of
-// the four source vectors in turn (4 rows each); this puts the dwords back in row order.
-__m512i RowOrder(__m512i packed) {
-  return _mm512_permutexvar_epi32(
-      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), packed);
-}
-
-// The low byte of each of 64 int32 values that already lie in [-128, 255], in row order: the
-// uint8 or int8 value alike. Masking each word to its low byte keeps the unsigned pack exact.
-__m512i LowBytes(const __m512i values[4]) {
-  const __m512i low_byte = _mm512_set1_epi16(0xff);
-  const __m512i first = _mm512_and_si512(_mm512_packs_epi32(values[0], values[1]), low_byte);
-  const __m512i second = _mm512_and_si512(_mm512_packs_epi32(values[2], values[3]), low_byte);
-  return RowOrder(_mm512_packus_epi16(first, second));
-}
-
-// 64 int32 values saturated to int8 or uint8, in row order: two saturating packs saturate as one
-// (the unsigned one takes negative words to 0).
-template <bool kSigned>
-__m512i SaturatedBytes(const __m512i values[4]) {
-  const __m512i first = _mm512_packs_epi32(values[0], values[1]);
-  const __m512i second = _mm512_packs_epi32(values[2], values[3]);
-  return RowOrder(kSigned ? _mm512_packs_epi16(first, second) : _mm512_packus_epi16(first, second));
-}
+using avx512::kRowsPerByteVector;
+using avx512::LowBytes;
+using avx512::ResidualSum;
+using avx512::SaturatedBytes;
 
 // Calls block(c, r0) for each channel c and each whole block of 64 rows from r0, then
-// vector(c, r0, lanes) for the rows left, 16 (those under lanes) at a time.
+// vector(c, r0, lanes) for the rows left, 16 (those under lanes) at a time: shorter runs (a padded
+// grid's output rows) cost no full-width work.
 template <typename Block, typename Vector>
 void ForEachRowBlock(size_t rows, size_t channels, Block&& block, Vector&& vector) {
-  const size_t block_rows = rows / kRowsPerBlock * kRowsPerBlock;
+  const size_t block_rows = rows / kRowsPerByteVector * kRowsPerByteVector;
   for (size_t c = 0; c < channels; ++c) {
-    for (size_t r0 = 0; r0 < block_rows; r0 += kRowsPerBlock) block(c, r0);
+    for (size_t r0 = 0; r0 < block_rows; r0 += kRowsPerByteVector) block(c, r0);
     for (size_t r0 = block_rows; r0 < rows; r0 += 16) vector(c, r0, FirstLanes(rows - r0));
   }
 }
-
-// QLinearAdd's sum of a requantized value and a residual byte (see QuantizedAddition), rounded
-// half to even by cvtps2dq as MLAS does, before saturation.
-class ResidualSum {
- public:
-  explicit ResidualSum(const QuantizedAddition& addition)
-      : first_ratio_(_mm512_set1_ps(addition.first_ratio)),
-        second_ratio_(_mm512_set1_ps(addition.second_ratio)),
-        offset_(_mm512_set1_ps(addition.offset)),
-        residual_first_(addition.residual_first) {}
-
-  template <bool kSigned>
-  __m512i operator()(__m512i requantized, __m128i residual_bytes) const {
-    const __m512 residual = _mm512_cvtepi32_ps(kSigned ? _mm512_cvtepi8_epi32(residual_bytes)
-                                                       : _mm512_cvtepu8_epi32(residual_bytes));
-    const __m512 value = _mm512_cvtepi32_ps(requantized);
-    const __m512 first = residual_first_ ? residual : value;
-    const __m512 second = residual_first_ ? value : residual;
-    return _mm512_cvtps_epi32(
-        _mm512_fmadd_ps(first, first_ratio_, _mm512_fmadd_ps(second, second_ratio_, offset_)));
-  }
-
- private:
-  __m512 first_ratio_, second_ratio_, offset_;
-  bool residual_first_;
-};
 
 template <bool kSigned>
 void RequantizeAddChannels(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
@@ -181,7 +124,7 @@ void RequantizeAddChannels(const int32_t* acc, size_t acc_stride, size_t rows, s
         for (size_t v = 0; v < 4; ++v) {
           const __m512i requantized =
               RequantizeVector(acc + c * acc_stride + r0 + 16 * v, 0xffff, c, requantization);
-          values[v] = residual_sum.operator()<kSigned>(
+          values[v] = residual_sum.Add<kSigned>(
               requantized, _mm_loadu_si128(reinterpret_cast<const __m128i*>(residual + at + 16 * v)));
         }
         _mm512_storeu_si512(y + at, SaturatedBytes<kSigned>(values));
@@ -190,7 +133,7 @@ void RequantizeAddChannels(const int32_t* acc, size_t acc_stride, size_t rows, s
         const size_t at = c * y_channel_stride + r0;
         const __m512i requantized =
             RequantizeVector(acc + c * acc_stride + r0, lanes, c, requantization);
-        const __m512i sum = residual_sum.operator()<kSigned>(
+        const __m512i sum = residual_sum.Add<kSigned>(
             requantized, _mm_maskz_loadu_epi8(lanes, residual + at));
         _mm_mask_storeu_epi8(y + at, lanes,
                              kSigned ? _mm512_cvtsepi32_epi8(sum)

@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/u8s8-spmm/requantize.h"
+
 namespace ortsparse::kernels {
 
 struct QuadWeights {
@@ -51,6 +53,30 @@ void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, siz
 template <size_t kVectors>
 void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                         size_t group_end, int32_t* acc);
+
+// Where a requantizing tile kernel writes, when the tile's rows are consecutive outputs of each
+// channel (a convolution whose grid is its output): group g's rows r (r < rows) go to
+// y[(g - group_begin) * channel_stride + r], requantized as RequantizeChannelsFn would (and, with
+// a residual, added to residual[same place] as RequantizeAddChannelsFn would), the requantization
+// read from the first group's channel on.
+struct RequantizedChannels {
+  uint8_t* y;
+  const uint8_t* residual;  // or null
+  size_t channel_stride;
+  size_t rows;
+  Requantization requantization;
+  QuantizedAddition addition;  // with a residual
+};
+enum class QuadResidual { kNone, kUint8, kInt8 };
+using QuadRequantizeTileFn = void (*)(const uint8_t* base, const QuadWeights& weights,
+                                      size_t group_begin, size_t group_end,
+                                      const RequantizedChannels& out);
+// The VNNI tile kernel finishing Y itself: its sums go from registers to Y's bytes, with no
+// int32 tile in between and no output stage.
+template <size_t kVectors, QuadResidual kResidual>
+void QuadTileRequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weights,
+                                  size_t group_begin, size_t group_end,
+                                  const RequantizedChannels& out);
 
 // AVX2 without VNNI: vpmaddubsw would saturate its 16-bit pair sums (255 * 127 * 2 > 32767), so
 // the kernels split each dword into its even and odd bytes as int16 and multiply them by the
