@@ -29,10 +29,17 @@ struct QuadMicrokernels {
   kernels::StoreSumsChannelsFn store_sums_channels;
   // Tile kernels that requantize into Y themselves, by residual (kernels::QuadResidual) and
   // height; null where the family has none.
-  kernels::QuadRequantizeTileFn requantize_tiles[3][kernels::kMaxQuadTileVectors];
+  kernels::QuadRequantizeTileFn requantize_tiles[kernels::kQuadResidualKinds]
+                                                [kernels::kMaxQuadTileVectors];
 
   kernels::QuadTileFn TileFor(size_t rows) const { return tiles[VariantFor(rows)]; }
   size_t VariantFor(size_t rows) const { return (rows + vector_rows - 1) / vector_rows - 1; }
+  // The requantizing tile kernels for the residual, by height, or null.
+  const kernels::QuadRequantizeTileFn* RequantizeTilesFor(kernels::QuadResidual residual) const {
+    const kernels::QuadRequantizeTileFn* by_height =
+        requantize_tiles[static_cast<size_t>(residual)];
+    return by_height[0] != nullptr ? by_height : nullptr;
+  }
 };
 
 // The family ORTSPARSE_ISA and the CPU allow. Without VNNI (AVX2, and AVX-512 without VNNI) the

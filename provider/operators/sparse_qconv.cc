@@ -102,10 +102,8 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
                                               : is_signed       ? kernels::QuadResidual::kInt8
                                                                 : kernels::QuadResidual::kUint8;
   const kernels::QuadRequantizeTileFn* requantize_tiles =
-      plan->planes.plane_width == plan->out_width
-          ? mk.requantize_tiles[static_cast<size_t>(residual_type)]
-          : nullptr;
-  if (requantize_tiles != nullptr && requantize_tiles[0] == nullptr) requantize_tiles = nullptr;
+      plan->planes.plane_width == plan->out_width ? mk.RequantizeTilesFor(residual_type)
+                                                  : nullptr;
   conv_->Run(
       context, *plan, static_cast<const uint8_t*>(x.GetTensorRawData()), images,
       static_cast<uint8_t>(output_->flip_sign() ? 0x80 : 0x00), output_->kernel_zero_point(),

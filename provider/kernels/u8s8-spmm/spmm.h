@@ -11,8 +11,9 @@
 // choice, given as a byte offset per stored quad from the tile's base: a packed panel
 // [quad][panel rows][4 bytes] (SparseQGemm), or the interleaved input planes of a direct
 // convolution (SparseQConv), read in place. They write acc[c * acc_rows + r] for each channel c of
-// the groups they are given. Zero points, bias and requantization are the operator's business:
-// the kernels only multiply.
+// the groups they are given. Zero points, bias and requantization are the operator's business,
+// with one exception: the AVX-512 VNNI family's requantizing tile kernels, which apply the
+// operator's Requantization (and residual Add) to their sums in registers and write Y's bytes.
 #pragma once
 
 #include <cstddef>
@@ -68,6 +69,7 @@ struct RequantizedChannels {
   QuantizedAddition addition;  // with a residual
 };
 enum class QuadResidual { kNone, kUint8, kInt8 };
+inline constexpr size_t kQuadResidualKinds = 3;
 using QuadRequantizeTileFn = void (*)(const uint8_t* base, const QuadWeights& weights,
                                       size_t group_begin, size_t group_end,
                                       const RequantizedChannels& out);
