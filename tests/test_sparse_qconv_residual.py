@@ -198,6 +198,8 @@ def check(library, rng, x_shape, n, kernel, kind, residual_first=False, threads=
         ((2, 13, 10, 7), 70, (3, 3), {"pads": [1, 1, 1, 1]}),
         ((1, 8, 11, 12), 33, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
         ((1, 64, 7, 7), 40, (1, 1), {}),
+        # Output rows of at least 64 pixels: the output stage takes whole 64-row blocks.
+        ((1, 6, 3, 130), 20, (3, 3), {"pads": [1, 1, 1, 1]}),
     ],
 )
 def test_matches_ort(library, rng, quad_family, kind, residual_first, x_shape, n, kernel, attrs):
@@ -211,28 +213,39 @@ def test_many_scales(library, rng):
         check(library, rng, (1, 8, 6, 6), 8, (3, 3), "u8", threads=1, pads=[1, 1, 1, 1])
 
 
-def test_saturates(library, rng):
+@pytest.mark.parametrize(
+    "image, kernel, pads",
+    [
+        # Whole tiles, requantized by the tile kernels where the family has them.
+        ((4, 4), (1, 1), [0, 0, 0, 0]),
+        # Output rows of at least 64 pixels, in the output stage's 64-row blocks.
+        ((2, 130), (3, 3), [1, 1, 1, 1]),
+    ],
+)
+def test_saturates(library, rng, quad_family, image, kernel, pads):
     # A sum scale far below the operands' sends most outputs past the type's range.
-    weight = random_int8_conv_weight(rng, (8, 8, 1, 1), 0.5)
+    weight = random_int8_conv_weight(rng, (8, 8, *kernel), 0.5)
     quantization = [
         (np.float32(0.5), 10),
         (np.float32(0.5), 200),
         (np.float32(0.01), 128),
     ]
-    x = rng.integers(0, 256, (1, 8, 4, 4)).astype(np.uint8)
-    r = rng.integers(0, 256, (1, 8, 4, 4)).astype(np.uint8)
+    shape = [1, 8, *image]
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+    r = rng.integers(0, 256, shape).astype(np.uint8)
     scales = np.full(8, 0.01, np.float32)
     model = residual_model(
         pack_conv_quads(weight),
-        [1, 8, 4, 4],
-        [1, 8, 4, 4],
+        shape,
+        shape,
         8,
         8,
-        (1, 1),
+        kernel,
         "u8",
         scales,
         x_zero_point=0,
         y_zero_point=10,
+        pads=pads,
         **residual_attributes(quantization, False),
     )
     (y,) = session(model, library).run(None, {"X": x, "R": r})
