@@ -124,8 +124,9 @@ void RequantizeAddChannels(const int32_t* acc, size_t acc_stride, size_t rows, s
         for (size_t v = 0; v < 4; ++v) {
           const __m512i requantized =
               RequantizeVector(acc + c * acc_stride + r0 + 16 * v, 0xffff, c, requantization);
-          values[v] = residual_sum.Add<kSigned>(
-              requantized, _mm_loadu_si128(reinterpret_cast<const __m128i*>(residual + at + 16 * v)));
+          const __m128i residual_bytes =
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(residual + at + 16 * v));
+          values[v] = residual_sum.Add<kSigned>(requantized, residual_bytes);
         }
         _mm512_storeu_si512(y + at, SaturatedBytes<kSigned>(values));
       },
@@ -158,7 +159,8 @@ void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows
         _mm512_storeu_si512(y + c * y_channel_stride + r0, LowBytes(values));
       },
       [&](size_t c, size_t r0, __mmask16 lanes) {
-        const __m512i values = RequantizeVector(acc + c * acc_stride + r0, lanes, c, requantization);
+        const __m512i values =
+            RequantizeVector(acc + c * acc_stride + r0, lanes, c, requantization);
         _mm_mask_storeu_epi8(y + c * y_channel_stride + r0, lanes, _mm512_cvtepi32_epi8(values));
       });
 }

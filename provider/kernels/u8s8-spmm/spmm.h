@@ -32,8 +32,9 @@ struct QuadWeights {
 // Packs rows [0, rows) of row-major x (row stride x_stride bytes, K bytes per row) into a panel
 // [ceil(K / 4) quads][panel_rows][4 bytes], zero-filling the features past K and the rows past
 // `rows` up to the next whole vector, which the tile kernel for `rows` reads; the panel's rows
-// after that are left alone (a one-row tile packs 16 rows, not 64). flip_sign XORs every byte with 0x80: it turns int8 activations into the uint8 the
-// kernels multiply (x + 128), which the operator's zero point then accounts for.
+// after that are left alone (a one-row tile packs 16 rows, not 64). flip_sign XORs every byte
+// with 0x80: it turns int8 activations into the uint8 the kernels multiply (x + 128), which the
+// operator's zero point then accounts for.
 using PackQuadPanelFn = void (*)(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                                  bool flip_sign, uint8_t* panel);
 
@@ -68,6 +69,7 @@ struct RequantizedChannels {
   Requantization requantization;
   QuantizedAddition addition;  // with a residual
 };
+// The residual Add a requantizing tile kernel applies: none, or R of Y's type.
 enum class QuadResidual { kNone, kUint8, kInt8 };
 inline constexpr size_t kQuadResidualKinds = 3;
 using QuadRequantizeTileFn = void (*)(const uint8_t* base, const QuadWeights& weights,
