@@ -19,16 +19,25 @@ constexpr const char* kDomain = "ortsparse";
 std::vector<OrtCustomOp*>& Operators() {
   static ortsparse::SparseGemmOp sparse_gemm;
   static ortsparse::SparseConvOp sparse_conv;
-  static ortsparse::SparseQGemmOp sparse_qgemm;
-  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8> sparse_qconv_u8;
-  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> sparse_qconv_s8;
+  using ortsparse::OutputForm;
+  static ortsparse::SparseQGemmOp<OutputForm::kRequantized> sparse_qgemm;
+  static ortsparse::SparseQGemmOp<OutputForm::kFloat> sparse_qgemm_float;
+  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, OutputForm::kRequantized>
+      sparse_qconv_u8;
+  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8, OutputForm::kRequantized>
+      sparse_qconv_s8;
+  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, OutputForm::kFloat>
+      sparse_qconv_u8_float;
+  static ortsparse::SparseQConvOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8, OutputForm::kFloat>
+      sparse_qconv_s8_float;
   static ortsparse::SparseMatMulIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8> matmul_integer_u8;
   static ortsparse::SparseMatMulIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> matmul_integer_s8;
   static ortsparse::SparseConvIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8> conv_integer_u8;
   static ortsparse::SparseConvIntegerOp<ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8> conv_integer_s8;
   static std::vector<OrtCustomOp*> operators = {
-      &sparse_gemm,       &sparse_conv,       &sparse_qgemm,    &sparse_qconv_u8,
-      &sparse_qconv_s8,   &matmul_integer_u8, &matmul_integer_s8, &conv_integer_u8,
+      &sparse_gemm,           &sparse_conv,           &sparse_qgemm,      &sparse_qgemm_float,
+      &sparse_qconv_u8,       &sparse_qconv_s8,       &sparse_qconv_u8_float,
+      &sparse_qconv_s8_float, &matmul_integer_u8,     &matmul_integer_s8, &conv_integer_u8,
       &conv_integer_s8};
   return operators;
 }

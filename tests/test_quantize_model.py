@@ -227,6 +227,26 @@ def test_dynamic_format_refuses_s8_activations(tmp_path):
         )
 
 
+def test_float_products_leave_the_matmul_output_unquantized(tmp_path):
+    fp32_path = _save(_matmul_model(), tmp_path / "fp32.onnx")
+    out = tmp_path / "int8.onnx"
+    assert main([str(fp32_path), str(out), "--float-products"]) == 0
+    graph = onnx.load(str(out)).graph
+    (matmul,) = [node for node in graph.node if node.op_type == "MatMul"]
+    producers = {node.output[0]: node.op_type for node in graph.node}
+    assert [producers.get(name) for name in matmul.input] == ["DequantizeLinear"] * 2
+    consumers = [node.op_type for node in graph.node if matmul.output[0] in node.input]
+    assert consumers == ["Relu"]
+
+
+def test_float_products_are_refused_outside_qdq(tmp_path):
+    fp32_path = _save(_matmul_model(), tmp_path / "fp32.onnx")
+    with pytest.raises(BadInput, match="form of the qdq format only"):
+        quantize_model(
+            fp32_path, tmp_path / "dyn.onnx", quant_format="dynamic", float_products=True
+        )
+
+
 def test_unsupported_input_type_is_rejected(tmp_path):
     fp32_path = _save(_sequence_model(TensorProto.DOUBLE), tmp_path / "fp64.onnx")
     with pytest.raises(BadInput, match="'x' has type DOUBLE"):

@@ -4,6 +4,10 @@ independently of the rewriter's), in every kernel family, and its error reportin
 INT8 oracle: identical outputs. SparseQConv sums exactly in int32 and requantizes with the float32
 scale (x_scale * w_scale[n]) / y_scale, clamping and rounding half to even, as MLAS does for
 QLinearConv.
+
+Float output (the form with a float bias): against ORT's float Conv of the dequantized operands,
+within float rounding (op_testing.assert_close: 1e-4 of the largest output), since ORT rounds every
+float product and partial sum where SparseQConv scales the exact int32 sum once.
 """
 
 import numpy as np
@@ -12,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
+    assert_close,
     creation_error,
     pack_conv_quads,
     random_int8_conv_weight,
@@ -23,12 +28,12 @@ TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
 X_SCALE, Y_SCALE = np.float32(0.04), np.float32(0.5)
 
 
-def graph_model(node, x_shape, elem, initializers, opsets):
+def graph_model(node, x_shape, elem, initializers, opsets, y_elem=None):
     graph = helper.make_graph(
         [node],
         "g",
         [helper.make_tensor_value_info("X", elem, x_shape)],
-        [helper.make_tensor_value_info("Y", elem, None)],
+        [helper.make_tensor_value_info("Y", elem if y_elem is None else y_elem, None)],
         initializers,
     )
     return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
@@ -54,7 +59,37 @@ def sparse_qconv_model(packed, x_shape, c, n, kernel, kind="u8", scales=None, bi
         **{"C": c, "N": n, "kernel_shape": list(kernel), "format": "quad4", **attrs},
     )
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
-    return graph_model(node, x_shape, elem, initializers, opsets)
+    float_output = bias is not None and bias.dtype == np.float32
+    y_elem = TensorProto.FLOAT if float_output else None
+    return graph_model(node, x_shape, elem, initializers, opsets, y_elem)
+
+
+def dequantized_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, **attrs):
+    """ORT's float Y = Conv(DequantizeLinear(X), DequantizeLinear(W), bias): what a graph computes
+    that dequantizes the convolution instead of quantizing it again."""
+    dtype, elem = TYPES[kind]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["X", "xs", "xz"], ["x"]),
+        helper.make_node("DequantizeLinear", ["W", "ws", "wz"], ["w"], axis=0),
+        helper.make_node("Conv", ["x", "w", "B"], ["Y"], **attrs),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
+        numpy_helper.from_array(np.array(x_zp, dtype), "xz"),
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(w_scales, "ws"),
+        numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
+        numpy_helper.from_array(bias, "B"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("X", elem, x_shape)],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString()
 
 
 def qlinear_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, y_zp, **attrs):
@@ -165,6 +200,45 @@ def test_shapes_and_attributes(library, rng, x_shape, n, kernel, attrs, sparsity
     check(library, rng, x_shape, n, kernel, "u8", sparsity, threads=2, **attrs)
 
 
+@pytest.mark.parametrize("kind", ["u8", "s8"])
+@pytest.mark.parametrize(
+    "x_shape, n, kernel, attrs",
+    [
+        ((1, 16, 9, 9), 24, (1, 1), {}),
+        ((2, 13, 10, 7), 70, (3, 3), {"pads": [1, 1, 1, 1]}),
+        ((1, 8, 11, 12), 33, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ],
+)
+def test_float_output(library, rng, quad_family, kind, x_shape, n, kernel, attrs):
+    dtype = TYPES[kind][0]
+    info = np.iinfo(dtype)
+    c = x_shape[1]
+    weight = random_int8_conv_weight(rng, (n, c, *kernel), 0.7)
+    w_scales = rng.uniform(0.002, 0.02, n).astype(np.float32)
+    bias = rng.uniform(-3, 3, n).astype(np.float32)
+    x_zp = int(rng.integers(info.min, info.max + 1))
+    x = rng.integers(info.min, info.max + 1, x_shape).astype(dtype)
+    reference = dequantized_conv_model(
+        weight, w_scales, bias, list(x_shape), kind, x_zp, kernel_shape=list(kernel), **attrs
+    )
+    (expected,) = session(reference).run(None, {"X": x})
+    model = sparse_qconv_model(
+        pack_conv_quads(weight),
+        list(x_shape),
+        c,
+        n,
+        kernel,
+        kind,
+        scales=(X_SCALE * w_scales).astype(np.float32),
+        bias=bias,
+        x_zero_point=x_zp,
+        **attrs,
+    )
+    (actual,) = session(model, library, threads=2).run(None, {"X": x})
+    assert actual.dtype == np.float32
+    assert_close(actual, expected)
+
+
 def test_per_tensor_weight_scale_without_bias(library, rng):
     check(library, rng, (2, 10, 6, 6), 20, (3, 3), "s8", 0.8, per_channel=False, pads=[1, 1, 1, 1])
 
@@ -241,6 +315,23 @@ def test_float_input_is_refused(library, packed_3x3):
 def test_bad_attributes(library, packed_3x3, change, expected):
     model = sparse_qconv_model(packed_3x3, [1, 6, 5, 5], 6, 4, (3, 3), **change)
     assert expected in creation_error(model, library)
+
+
+def test_float_output_takes_no_residual(library, packed_3x3):
+    model = onnx.load_from_string(
+        sparse_qconv_model(packed_3x3, [1, 6, 5, 5], 6, 4, (3, 3), bias=np.zeros(4, np.float32))
+    )
+    model.graph.node[0].input.append("R")
+    model.graph.input.append(helper.make_tensor_value_info("R", TensorProto.FLOAT, [1, 4, 3, 3]))
+    message = creation_error(model.SerializeToString(), library)
+    assert "a node with a float Y takes none" in message
+
+
+def test_float_output_has_no_output_zero_point(library, packed_3x3):
+    model = sparse_qconv_model(
+        packed_3x3, [1, 6, 5, 5], 6, 4, (3, 3), bias=np.zeros(4, np.float32), y_zero_point=0
+    )
+    assert "y_zero_point quantizes Y, which is float" in creation_error(model, library)
 
 
 def test_too_many_features(library):

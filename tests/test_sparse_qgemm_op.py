@@ -4,6 +4,10 @@ independently of the rewriter's), in every kernel family, and its error reportin
 INT8 oracle: identical outputs. SparseQGemm sums exactly in int32 and requantizes with the float32
 scale x_scale * w_scale / y_scale, clamping and rounding half to even, as MLAS does for
 QLinearMatMul.
+
+Float output (the form with a float bias): against ORT's float MatMul of the dequantized operands
+plus the bias, within float rounding (op_testing.assert_close: 1e-4 of the largest output), since
+ORT rounds every float product and partial sum where SparseQGemm scales the exact int32 sum once.
 """
 
 import numpy as np
@@ -11,19 +15,26 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.op_testing import creation_error, pack_quads, random_int8_weight, run_error, session
+from tests.op_testing import (
+    assert_close,
+    creation_error,
+    pack_quads,
+    random_int8_weight,
+    run_error,
+    session,
+)
 
 TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
 X_SCALE, W_SCALE, Y_SCALE = np.float32(0.04), np.float32(0.015), np.float32(0.5)
 
 
-def graph_model(node, x_shape, n, elem, initializers, opsets):
+def graph_model(node, x_shape, n, elem, initializers, opsets, y_elem=None):
     y_shape = [*x_shape[:-1], n]
     graph = helper.make_graph(
         [node],
         "g",
         [helper.make_tensor_value_info("X", elem, x_shape)],
-        [helper.make_tensor_value_info("Y", elem, y_shape)],
+        [helper.make_tensor_value_info("Y", elem if y_elem is None else y_elem, y_shape)],
         initializers,
     )
     return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
@@ -41,17 +52,20 @@ def sparse_qgemm_model(
         numpy_helper.from_array(packed["indices"], "indices"),
         numpy_helper.from_array(scales, "scale"),
     ] + ([numpy_helper.from_array(bias, "bias")] if bias is not None else [])
+    quantized_y = {} if y_zp is None else {"y_zero_point": y_zp}
     attributes = {
         "K": k,
         "N": n,
         "format": "quad4",
         "x_zero_point": x_zp,
-        "y_zero_point": y_zp,
+        **quantized_y,
         **attributes,
     }
+    float_output = bias is not None and bias.dtype == np.float32
     node = helper.make_node("SparseQGemm", inputs, ["Y"], domain="ortsparse", **attributes)
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
-    return graph_model(node, x_shape, n, elem, initializers, opsets)
+    y_elem = TensorProto.FLOAT if float_output else None
+    return graph_model(node, x_shape, n, elem, initializers, opsets, y_elem)
 
 
 def qlinear_matmul_model(weight, x_shape, kind, x_zp, y_zp):
@@ -71,6 +85,35 @@ def qlinear_matmul_model(weight, x_shape, kind, x_zp, y_zp):
     return graph_model(
         node, x_shape, weight.shape[1], elem, initializers, [helper.make_opsetid("", 17)]
     )
+
+
+def dequantized_matmul_model(weight, w_scales, bias, x_shape, kind, x_zp):
+    """ORT's float Y = MatMul(DequantizeLinear(X), DequantizeLinear(W)) + bias: what a graph
+    computes that dequantizes the product instead of quantizing it again."""
+    dtype, elem = TYPES[kind]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["X", "xs", "xz"], ["x"]),
+        helper.make_node("DequantizeLinear", ["W", "ws", "wz"], ["w"], axis=1),
+        helper.make_node("MatMul", ["x", "w"], ["p"]),
+        helper.make_node("Add", ["p", "B"], ["Y"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
+        numpy_helper.from_array(np.array(x_zp, dtype), "xz"),
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(w_scales, "ws"),
+        numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
+        numpy_helper.from_array(bias, "B"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("X", elem, x_shape)],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString()
 
 
 def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, threads=1):
@@ -105,6 +148,35 @@ def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, threads=1):
 )
 def test_kernel_families(library, rng, quad_family, kind, rows, k, n, sparsity):
     check(library, rng, (rows, k), n, kind, sparsity, threads=2)
+
+
+@pytest.mark.parametrize("kind", ["u8", "s8"])
+@pytest.mark.parametrize("x_shape, n, sparsity", [((1, 75), 38, 0.9), ((2, 50, 130), 70, 0.7)])
+def test_float_output(library, rng, quad_family, kind, x_shape, n, sparsity):
+    dtype = TYPES[kind][0]
+    info = np.iinfo(dtype)
+    k = x_shape[-1]
+    weight = random_int8_weight(rng, k, n, sparsity)
+    w_scales = rng.uniform(0.002, 0.02, n).astype(np.float32)
+    bias = rng.uniform(-3, 3, n).astype(np.float32)
+    x_zp = int(rng.integers(info.min, info.max + 1))
+    x = rng.integers(info.min, info.max + 1, x_shape).astype(dtype)
+    reference = dequantized_matmul_model(weight, w_scales, bias, list(x_shape), kind, x_zp)
+    (expected,) = session(reference).run(None, {"X": x})
+    model = sparse_qgemm_model(
+        pack_quads(weight),
+        list(x_shape),
+        k,
+        n,
+        kind,
+        x_zp,
+        y_zp=None,
+        scales=(X_SCALE * w_scales).astype(np.float32),
+        bias=bias,
+    )
+    (actual,) = session(model, library, threads=2).run(None, {"X": x})
+    assert actual.dtype == np.float32
+    assert_close(actual, expected)
 
 
 @pytest.mark.parametrize("x_shape", [(2, 3, 36), (1, 1, 5, 8)])
@@ -202,6 +274,20 @@ def test_nonzero_weight_past_k(library):
     packed["values"] = np.ones_like(packed["values"])  # fills features 6 and 7 of the last quad
     message = creation_error(sparse_qgemm_model(packed, [2, 6], 6, 2), library)
     assert "nonzero weight for no input feature" in message
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"y_zero_point": 3}, "attribute y_zero_point quantizes Y, which is float"),
+        ({"output_min": 0}, "attribute output_min quantizes Y, which is float"),
+        ({"bias": np.array([1, np.inf, 0, 0], np.float32)}, "bias must hold finite values"),
+    ],
+)
+def test_bad_float_output(library, packed_8x4, change, expected):
+    arguments = {"y_zp": None, "bias": np.zeros(4, np.float32), **change}
+    model = sparse_qgemm_model(packed_8x4, [2, 8], 8, 4, **arguments)
+    assert expected in creation_error(model, library)
 
 
 def test_non_positive_scale(library, packed_8x4):

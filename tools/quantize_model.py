@@ -152,6 +152,7 @@ def quantize_model(
     dims: dict[str, int] | None = None,
     batch: int = 1,
     seed: int = 0,
+    float_products: bool = False,
 ) -> None:
     """Quantize the FP32 model at `model_path` to INT8 (s8 weights) and save it at `out_path`.
 
@@ -160,6 +161,8 @@ def quantize_model(
     quantized at run time, to u8 only, no calibration). activation_type: "u8" or "s8".
     samples: how many random calibration feeds. dims: sizes of named symbolic input dims; a symbolic first dim not named
     there gets `batch`, any other one missing raises BadInput. seed: seeds the calibration data.
+    float_products: (qdq only) leave the outputs of Conv, MatMul and Gemm in float, dequantized
+    products as partly quantized models have them, instead of quantizing them again.
     """
     if quant_format not in _FORMATS:
         raise BadInput(f"quant_format must be one of {sorted(_FORMATS)}, not {quant_format!r}")
@@ -169,6 +172,8 @@ def quantize_model(
         )
     if quant_format == "dynamic" and activation_type != "u8":
         raise BadInput("dynamic quantization quantizes activations to u8 (DynamicQuantizeLinear)")
+    if float_products and quant_format != "qdq":
+        raise BadInput("float products are a form of the qdq format only")
     if samples < 1 or batch < 1 or any(size < 1 for size in (dims or {}).values()):
         raise BadInput("samples, batch and every --dim size must be at least 1")
     model_path, out_path = Path(model_path), Path(out_path)
@@ -211,6 +216,11 @@ def quantize_model(
             per_channel=per_channel,
             activation_type=_ACTIVATION_TYPES[activation_type],
             weight_type=QuantType.QInt8,
+            extra_options=(
+                {"OpTypesToExcludeOutputQuantization": ["Conv", "MatMul", "Gemm"]}
+                if float_products
+                else {}
+            ),
         )
     print(f"[quantize] wrote {out_path}", file=sys.stderr)
 
@@ -248,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(_ACTIVATION_TYPES),
         default="u8",
         help="activation type (default u8); weights are always s8",
+    )
+    parser.add_argument(
+        "--float-products",
+        action="store_true",
+        help="(qdq only) leave the outputs of Conv, MatMul and Gemm in float instead of "
+        "quantizing them again, as partly quantized models have them",
     )
     parser.add_argument(
         "--calibration-samples",
@@ -293,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             dims=dict(args.dim),
             batch=args.batch,
             seed=args.seed,
+            float_products=args.float_products,
         )
     except BadInput as error:
         # One line, even where the message came from protobuf or onnx.

@@ -35,15 +35,15 @@ QuantizedOutput::QuantizedOutput(const Ort::ConstKernelInfo& info, int64_t n,
       x_type_ != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8) {
     throw std::invalid_argument("X must be uint8 or int8");
   }
-  const TypeRange range = RangeOf(x_type_);
-  const int32_t x_zero_point = ZeroPointAttribute(info, "x_zero_point", range);
-  y_zero_point_ = ZeroPointAttribute(info, "y_zero_point", range);
-  output_min_ = IntAttribute(info, "output_min").value_or(range.min);
-  output_max_ = IntAttribute(info, "output_max").value_or(range.max);
-  if (output_min_ < range.min || output_max_ > range.max || output_min_ > output_max_) {
-    throw std::invalid_argument("attributes output_min = " + std::to_string(output_min_) +
-                                " and output_max = " + std::to_string(output_max_) +
-                                " must be ordered and within the range of X's type");
+  form_ = info.GetOutputTypeInfo(0).GetTensorTypeAndShapeInfo().GetElementType() ==
+                  ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+              ? OutputForm::kFloat
+              : OutputForm::kRequantized;
+  const int32_t x_zero_point = ZeroPointAttribute(info, "x_zero_point", RangeOf(x_type_));
+  if (form_ == OutputForm::kFloat) {
+    CheckNoRequantizedBounds(info);
+  } else {
+    ReadRequantizedBounds(info);
   }
 
   const size_t channels = static_cast<size_t>(n);
@@ -66,8 +66,9 @@ QuantizedOutput::QuantizedOutput(const Ort::ConstKernelInfo& info, int64_t n,
   }
 
   std::vector<int32_t> bias(channels, 0);
-  if (info.GetInputCount() > kQuantizedInputBias &&
-      !info.GetInputName(kQuantizedInputBias).empty()) {
+  const bool has_bias = info.GetInputCount() > kQuantizedInputBias &&
+                        !info.GetInputName(kQuantizedInputBias).empty();
+  if (has_bias) {
     const Ort::ConstValue value = info.GetTensorConstantInput(kQuantizedInputBias, &is_constant);
     if (!is_constant || value == nullptr) {
       throw std::invalid_argument("bias (input 5) must be a constant initializer");
@@ -77,8 +78,18 @@ QuantizedOutput::QuantizedOutput(const Ort::ConstKernelInfo& info, int64_t n,
       throw std::invalid_argument("bias has shape " + ShapeString(shape) + ", expected [" +
                                   std::to_string(n) + "]");
     }
-    bias.assign(value.GetTensorData<int32_t>(), value.GetTensorData<int32_t>() + channels);
+    if (form_ == OutputForm::kFloat) {
+      float_bias_.assign(value.GetTensorData<float>(), value.GetTensorData<float>() + channels);
+      for (const float b : float_bias_) {
+        if (!std::isfinite(b)) throw std::invalid_argument("bias must hold finite values");
+      }
+    } else {
+      bias.assign(value.GetTensorData<int32_t>(), value.GetTensorData<int32_t>() + channels);
+    }
   }
+  // ORT matches a node without input 5 to the requantizing variant: this only keeps the arrays
+  // whole.
+  if (form_ == OutputForm::kFloat && float_bias_.empty()) float_bias_.assign(channels, 0.0f);
   const int64_t kernel_zero_point = x_zero_point + (flip_sign() ? 128 : 0);
   kernel_zero_point_ = static_cast<uint8_t>(kernel_zero_point);
   channel_offsets_.resize(channels);
@@ -93,10 +104,35 @@ QuantizedOutput::QuantizedOutput(const Ort::ConstKernelInfo& info, int64_t n,
   }
 }
 
+void QuantizedOutput::ReadRequantizedBounds(const Ort::ConstKernelInfo& info) {
+  const TypeRange range = RangeOf(x_type_);
+  y_zero_point_ = ZeroPointAttribute(info, "y_zero_point", range);
+  output_min_ = IntAttribute(info, "output_min").value_or(range.min);
+  output_max_ = IntAttribute(info, "output_max").value_or(range.max);
+  if (output_min_ < range.min || output_max_ > range.max || output_min_ > output_max_) {
+    throw std::invalid_argument("attributes output_min = " + std::to_string(output_min_) +
+                                " and output_max = " + std::to_string(output_max_) +
+                                " must be ordered and within the range of X's type");
+  }
+}
+
+void QuantizedOutput::CheckNoRequantizedBounds(const Ort::ConstKernelInfo& info) const {
+  for (const char* name : {"y_zero_point", "output_min", "output_max"}) {
+    if (IntAttribute(info, name)) {
+      throw std::invalid_argument("attribute " + std::string(name) +
+                                  " quantizes Y, which is float in this node");
+    }
+  }
+}
+
 kernels::Requantization QuantizedOutput::requantization() const {
   return {channel_offsets_.data(), scales_.data(), y_zero_point_,
           static_cast<float>(output_min_ - y_zero_point_),
           static_cast<float>(output_max_ - y_zero_point_)};
+}
+
+kernels::Dequantization QuantizedOutput::dequantization() const {
+  return {channel_offsets_.data(), scales_.data(), float_bias_.data()};
 }
 
 int32_t RunTimeKernelZeroPoint(Ort::KernelContext& context, size_t index, bool flip_sign) {

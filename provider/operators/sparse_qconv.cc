@@ -27,6 +27,10 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
   const std::optional<std::vector<float>> scales = FloatsAttribute(info, "add_scales");
   const std::optional<std::vector<int64_t>> zero_points = IntsAttribute(info, "add_zero_points");
   const std::optional<int64_t> residual_input = IntAttribute(info, "residual_input");
+  if (has_residual && output_->form() == OutputForm::kFloat) {
+    throw std::invalid_argument(
+        "input R (6) is added to a requantized Y: a node with a float Y takes none");
+  }
   if (!has_residual) {
     if (scales || zero_points || residual_input) {
       throw std::invalid_argument(
@@ -90,6 +94,11 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   const size_t images = static_cast<size_t>(x_shape[0]);
   if (images == 0) return;
+  if (output_->form() == OutputForm::kFloat) {
+    ComputeFloat(context, *plan, static_cast<const uint8_t*>(x.GetTensorRawData()), images,
+                 y.GetTensorMutableData<float>());
+    return;
+  }
 
   const QuadMicrokernels& mk = conv_->microkernels();
   const kernels::Requantization requantization = output_->requantization();
@@ -139,6 +148,29 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
                                          *residual_addition_, is_signed,
                                          residual + chunk_offset + pixel, run_y, pixels);
             }
+          });
+        });
+      });
+}
+
+void SparseQConvKernel::ComputeFloat(Ort::KernelContext& context, const DirectConvPlan& plan,
+                                     const uint8_t* x, size_t images, float* y) const {
+  const kernels::Dequantization dequantization = output_->dequantization();
+  const size_t n = static_cast<size_t>(conv_->n());
+  const size_t pixels = plan.out_height * plan.out_width;
+  conv_->Run(
+      context, plan, x, images, static_cast<uint8_t>(output_->flip_sign() ? 0x80 : 0x00),
+      output_->kernel_zero_point(), [&](const QuadConvTile& tile) {
+        kernels::Dequantization chunk = dequantization;
+        chunk.channel_offsets += tile.channel_begin;
+        chunk.scales += tile.channel_begin;
+        chunk.bias += tile.channel_begin;
+        float* y_chunk = y + (tile.image * n + tile.channel_begin) * pixels;
+        tile.WithSums([&](const int32_t* acc, size_t acc_stride) {
+          plan.ForEachOutputRun(tile.first, tile.end, [&](size_t position, size_t length,
+                                                          size_t pixel) {
+            kernels::DequantizeChannels(acc + (position - tile.first), acc_stride, length,
+                                        tile.channels, chunk, y_chunk + pixel, pixels);
           });
         });
       });

@@ -1,6 +1,7 @@
 // SparseQConv (domain ortsparse): Y = requantize(conv2d(X - x_zero_point, W) + bias) on NCHW
 // tensors, X uint8 or int8, W int8, sparse, constant and packed in quads of four consecutive input
-// channels at one kernel tap by the rewriter; Y has X's type. Contract: docs/ops.md.
+// channels at one kernel tap by the rewriter; Y has X's type, or is float (dequantized, with a
+// float bias) where the graph dequantizes the convolution. Contract: docs/ops.md.
 //
 // A direct convolution like SparseConv's (operators/conv_geometry.h): the input of an image is
 // interleaved once into planes of channel quads (kernels/u8s8-spconv), which the u8s8-spmm tile
@@ -44,6 +45,9 @@ class SparseQConvKernel {
  private:
   void ReadResidual(const Ort::ConstKernelInfo& info);
   void Compute(Ort::KernelContext& context) const;
+  // Y float: the sums dequantized into NCHW runs.
+  void ComputeFloat(Ort::KernelContext& context, const DirectConvPlan& plan, const uint8_t* x,
+                    size_t images, float* y) const;
 
   std::string node_label_;
   std::optional<QuadConv> conv_;
@@ -55,11 +59,15 @@ class SparseQConvKernel {
 // A new SparseQConvKernel, or the status of its creation error.
 OrtStatusPtr CreateSparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info, void** kernel);
 
-// One op per activation type, both named SparseQConv: ORT picks the one whose types match the
-// node's. R must have X's type, which no single op with X and R of undefined type could declare.
-template <ONNXTensorElementDataType kType>
+// One op per activation type and output form, all named SparseQConv: ORT picks the one whose types
+// match the node's. R must have Y's type, which no single op with X and R of undefined type could
+// declare; the float form's bias is float.
+template <ONNXTensorElementDataType kType, OutputForm kForm>
 struct SparseQConvOp
-    : Ort::CustomOpBase<SparseQConvOp<kType>, SparseQConvKernel, /*WithStatus=*/true> {
+    : Ort::CustomOpBase<SparseQConvOp<kType, kForm>, SparseQConvKernel, /*WithStatus=*/true> {
+  static constexpr ONNXTensorElementDataType kYType =
+      kForm == OutputForm::kFloat ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : kType;
+
   const char* GetName() const { return "SparseQConv"; }
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
     return CreateSparseQConvKernel(api, info, kernel);
@@ -67,9 +75,9 @@ struct SparseQConvOp
 
   size_t GetInputTypeCount() const { return kQConvInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
-    return index == kQConvInputX || index == kQConvInputResidual
-               ? kType
-               : QuantizedOpInputType(index, kQConvInputWeightValues);
+    if (index == kQConvInputX) return kType;
+    if (index == kQConvInputResidual) return kYType;
+    return QuantizedOpInputType(index, kQConvInputWeightValues, kForm);
   }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
     return index == kQConvInputBias || index == kQConvInputResidual
@@ -77,7 +85,7 @@ struct SparseQConvOp
                : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
   }
   size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return kType; }
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return kYType; }
 };
 
 }  // namespace ortsparse

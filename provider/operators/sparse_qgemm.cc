@@ -1,13 +1,12 @@
 #include "operators/sparse_qgemm.h"
 
-
 #include "operators/quad_gemm.h"
 
 namespace ortsparse {
 
-OrtStatusPtr SparseQGemmOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info,
-                                           void** kernel) const {
-  return RunReportingErrors(NodeLabel(GetName(), Ort::ConstKernelInfo{info}),
+OrtStatusPtr CreateSparseQGemmKernel(const OrtApi& api, const OrtKernelInfo* info,
+                                     void** kernel) {
+  return RunReportingErrors(NodeLabel("SparseQGemm", Ort::ConstKernelInfo{info}),
                             [&] { *kernel = new SparseQGemmKernel(api, info); });
 }
 
@@ -33,12 +32,27 @@ void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   if (rows == 0) return;
 
-  const kernels::Requantization requantization = output_->requantization();
   const QuadMicrokernels& mk = weights_->microkernels();
-  uint8_t* y_data = static_cast<uint8_t*>(y.GetTensorMutableRawData());
   const size_t n = static_cast<size_t>(weights_->n());
-  RunQuadGemm(context, *weights_, static_cast<const uint8_t*>(x.GetTensorRawData()), rows,
-              output_->flip_sign(),
+  const uint8_t* x_data = static_cast<const uint8_t*>(x.GetTensorRawData());
+  if (output_->form() == OutputForm::kFloat) {
+    const kernels::Dequantization dequantization = output_->dequantization();
+    float* y_data = y.GetTensorMutableData<float>();
+    RunQuadGemm(context, *weights_, x_data, rows, output_->flip_sign(),
+                [&](const int32_t* acc, size_t acc_stride, size_t row0, size_t tile_rows,
+                    size_t channel_begin, size_t channels) {
+                  kernels::Dequantization chunk = dequantization;
+                  chunk.channel_offsets += channel_begin;
+                  chunk.scales += channel_begin;
+                  chunk.bias += channel_begin;
+                  kernels::DequantizeTile(acc, acc_stride, tile_rows, channels, chunk,
+                                          y_data + row0 * n + channel_begin, n);
+                });
+    return;
+  }
+  const kernels::Requantization requantization = output_->requantization();
+  uint8_t* y_data = static_cast<uint8_t*>(y.GetTensorMutableRawData());
+  RunQuadGemm(context, *weights_, x_data, rows, output_->flip_sign(),
               [&](const int32_t* acc, size_t acc_stride, size_t row0, size_t tile_rows,
                   size_t channel_begin, size_t channels) {
                 kernels::Requantization chunk = requantization;

@@ -1,5 +1,6 @@
 // SparseQGemm (domain ortsparse): Y = requantize((X - x_zero_point) · W + bias) with X uint8 or
-// int8, W int8, sparse, constant and packed in quads along K by the rewriter; Y has X's type.
+// int8, W int8, sparse, constant and packed in quads along K by the rewriter; Y has X's type, or
+// is float (dequantized, with a float bias) where the graph dequantizes the product.
 // Contract: docs/ops.md.
 #pragma once
 
@@ -42,22 +43,33 @@ class SparseQGemmKernel {
   std::optional<QuantizedOutput> output_;
 };
 
-struct SparseQGemmOp : Ort::CustomOpBase<SparseQGemmOp, SparseQGemmKernel, /*WithStatus=*/true> {
+// A new SparseQGemmKernel, or the status of its creation error.
+OrtStatusPtr CreateSparseQGemmKernel(const OrtApi& api, const OrtKernelInfo* info, void** kernel);
+
+// One op per output form, both named SparseQGemm: ORT picks the one whose bias type matches the
+// node's.
+template <OutputForm kForm>
+struct SparseQGemmOp
+    : Ort::CustomOpBase<SparseQGemmOp<kForm>, SparseQGemmKernel, /*WithStatus=*/true> {
   const char* GetName() const { return "SparseQGemm"; }
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
+    return CreateSparseQGemmKernel(api, info, kernel);
+  }
 
   size_t GetInputTypeCount() const { return kQInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
-    return QuantizedOpInputType(index, kQInputWeightValues);
+    // X of undefined type takes uint8 and int8 alike; requantized, Y gets X's type from it.
+    return index == kQInputX ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED
+                             : QuantizedOpInputType(index, kQInputWeightValues, kForm);
   }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
     return index == kQInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
                                 : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
   }
   size_t GetOutputTypeCount() const { return 1; }
-  // Undefined: ORT gives Y the type of X, the one input of undefined type.
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
-    return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    return kForm == OutputForm::kFloat ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+                                       : ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
   }
 };
 

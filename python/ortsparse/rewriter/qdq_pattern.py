@@ -1,5 +1,5 @@
 """Reading the QDQ patterns onnxruntime.quantization writes around a product (MatMul, Gemm,
-Conv): the DequantizeLinear and QuantizeLinear nodes, their quantization, and the int32 bias."""
+Conv): the DequantizeLinear and QuantizeLinear nodes, their quantization, and the bias."""
 
 from __future__ import annotations
 
@@ -26,23 +26,29 @@ def dequantized_by(graph: Graph, name: str) -> onnx.NodeProto | None:
 
 @dataclass(frozen=True)
 class QdqProduct:
-    """QuantizeLinear(product(DequantizeLinear(x), DequantizeLinear(W), ...)): the nodes around
-    the product and the quantization they read."""
+    """QuantizeLinear(product(DequantizeLinear(x), DequantizeLinear(W), ...)), or the product
+    alone where its float output goes to anything but one QuantizeLinear (the graph dequantizes
+    it): the nodes around the product and the quantization they read."""
 
     x_dequantize: onnx.NodeProto
     w_dequantize: onnx.NodeProto
-    quantize: onnx.NodeProto
+    quantize: onnx.NodeProto | None  # None: the product's output stays float
     x: Quantization
     w: Quantization
-    y: Quantization
+    y: Quantization | None  # the QuantizeLinear's
+
+    def output(self, node: onnx.NodeProto) -> str:
+        """What the sparse op replacing ``node`` writes: the QuantizeLinear's output, or
+        ``node``'s own float output."""
+        return node.output[0] if self.quantize is None else self.quantize.output[0]
 
     def replaced(
-        self, graph: Graph, node: onnx.NodeProto, bias: QuantizedBias | None = None
+        self, graph: Graph, node: onnx.NodeProto, bias: QuantizedBias | FloatBias | None = None
     ) -> list[onnx.NodeProto]:
         """What one sparse op replaces: ``node``, its QuantizeLinear, and those of its
         DequantizeLinear nodes (the bias's too) that nothing else reads."""
-        replaced = [node, self.quantize]
-        bias_dequantize = [] if bias is None else [bias.dequantize]
+        replaced = [node] if self.quantize is None else [node, self.quantize]
+        bias_dequantize = [bias.dequantize] if isinstance(bias, QuantizedBias) else []
         for dequantize in (self.x_dequantize, self.w_dequantize, *bias_dequantize):
             if graph.used_only_by(dequantize.output[0], [node]):
                 replaced.insert(0, dequantize)
@@ -62,12 +68,13 @@ def qdq_product(
     if x_dequantize is None:
         return "the activation does not come from a DequantizeLinear"
     if quantize is None or quantize.op_type != "QuantizeLinear" or not is_default_domain(quantize):
-        return "the product is not quantized by one QuantizeLinear alone"
+        quantize = None
     operands = {
         "activation": constant_quantization(graph, *[*x_dequantize.input, ""][1:3]),
         "weight": constant_quantization(graph, *[*w_dequantize.input, ""][1:3]),
-        "output": constant_quantization(graph, *[*quantize.input, ""][1:3]),
     }
+    if quantize is not None:
+        operands["output"] = constant_quantization(graph, *[*quantize.input, ""][1:3])
     for operand, quantization in operands.items():
         if isinstance(quantization, str):
             return f"{operand}: {quantization}"
@@ -81,7 +88,7 @@ def qdq_product(
         quantize,
         operands["activation"],
         operands["weight"],
-        operands["output"],
+        operands.get("output"),
     )
 
 
@@ -125,6 +132,35 @@ def quantized_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | st
     if isinstance(quantization, str):
         return f"bias: {quantization}"
     return QuantizedBias(values, quantization, dequantize)
+
+
+@dataclass(frozen=True)
+class FloatBias:
+    """The float32 constant bias of a product whose output stays float."""
+
+    values: np.ndarray
+
+    def per_channel(self, n: int) -> np.ndarray | str:
+        """The bias as float32 [N], or why it is not one value per output channel."""
+        if self.values.shape not in ((n,), (1, n)):
+            return f"the bias has shape {list(self.values.shape)}, not [{n}]"
+        if not np.all(np.isfinite(self.values)):
+            return "the bias is not finite"
+        return self.values.reshape(n)
+
+
+def float_output_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | FloatBias | str:
+    """The bias of a product whose output stays float, or why it is unusable: a float32 constant,
+    or an int32 one dequantized as ORT's ``fused_op`` takes it. ORT runs a DequantizeLinear ->
+    Gemm with float output as QGemm, which adds the stored integers to its int32 product whatever
+    the DequantizeLinear's scale says, so only the scale x_scale * w_scale means the same to ORT
+    and to the model."""
+    if dequantized_by(graph, name) is not None:
+        return quantized_bias(graph, name, fused_op)
+    values = graph.constant(name)
+    if values is None or values.dtype != np.float32:
+        return f"the bias is neither a float32 constant nor dequantized from int32 as {fused_op} takes it"
+    return FloatBias(values)
 
 
 def int32_bias(values: np.ndarray, weight: np.ndarray) -> np.ndarray | str:

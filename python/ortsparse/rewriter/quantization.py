@@ -69,13 +69,19 @@ def output_scales(x_scale: np.float32, w_scales: np.ndarray, y_scale: np.float32
 
 @dataclass(frozen=True)
 class ProductQuantization:
-    """What the requantization of a quantized product takes from its operands."""
+    """What the requantization of a quantized product takes from its operands, or its
+    dequantization where the output stays float."""
 
     x_scale: np.float32
     x_zero_point: int
-    y_zero_point: int
+    y_zero_point: int | None  # None: the output is float
     w_scales: np.ndarray  # float32 [N]
-    output_scales: np.ndarray  # float32 [N]
+    # float32 [N]: x_scale * w_scale / y_scale, or x_scale * w_scale for a float output
+    output_scales: np.ndarray
+
+    @property
+    def dequantizes(self) -> bool:
+        return self.y_zero_point is None
 
 
 def product_quantization(
@@ -84,23 +90,34 @@ def product_quantization(
     output: str,
     x_quantization: Quantization,
     w_quantization: Quantization,
-    y_quantization: Quantization,
+    y_quantization: Quantization | None,
     n: int,
 ) -> ProductQuantization | str:
     """The quantization of a product of ``x`` into ``output`` with N output channels as our INT8
-    ops take it (uint8 or int8 activations per tensor, the output of their type, symmetric int8
-    weights per tensor or per channel), or why it is not one."""
+    ops take it (uint8 or int8 activations per tensor, the output of their type, or float where
+    ``y_quantization`` is None, symmetric int8 weights per tensor or per channel), or why it is
+    not one."""
     x_type = graph.elem_type(x)
     if x_type not in ACTIVATION_TYPES:
         return "the activation is neither uint8 nor int8"
-    if graph.elem_type(output) not in (None, 0, x_type):
-        return "the output's type differs from the activation's"
-    x_params, y_params = per_tensor(x_quantization), per_tensor(y_quantization)
-    if x_params is None or y_params is None:
+    y_type = x_type if y_quantization is not None else onnx.TensorProto.FLOAT
+    if graph.elem_type(output) not in (None, 0, y_type):
+        return "the output's type is neither the activation's nor float"
+    x_params = per_tensor(x_quantization)
+    y_params = per_tensor(y_quantization) if y_quantization is not None else None
+    if x_params is None or (y_quantization is not None and y_params is None):
         return "the activation or output is quantized per channel"
     w_scales = weight_scales(w_quantization, n)
     if isinstance(w_scales, str):
         return w_scales
+    if y_params is None:
+        return ProductQuantization(
+            x_scale=x_params[0],
+            x_zero_point=x_params[1],
+            y_zero_point=None,
+            w_scales=w_scales,
+            output_scales=(np.float32(x_params[0]) * w_scales).astype(np.float32),
+        )
     return ProductQuantization(
         x_scale=x_params[0],
         x_zero_point=x_params[1],
@@ -108,6 +125,17 @@ def product_quantization(
         w_scales=w_scales,
         output_scales=output_scales(x_params[0], w_scales, y_params[0]),
     )
+
+
+def float_output_bias(bias: np.ndarray | None, quantization: ProductQuantization) -> np.ndarray:
+    """The float32 [N] bias a product with float output adds after scaling its sums: an int32 one
+    (in units of x_scale * w_scale[n]) as DequantizeLinear computes it, a float32 one as it is,
+    none as zeros."""
+    if bias is None:
+        return np.zeros(len(quantization.w_scales), np.float32)
+    if bias.dtype == np.float32:
+        return bias
+    return bias.astype(np.float32) * quantization.output_scales
 
 
 def dequantize_axis(node: onnx.NodeProto) -> int:

@@ -10,8 +10,12 @@ from ortsparse.rewriter.conv_window import explicit_pads
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import QuantizedBias, int32_bias
-from ortsparse.rewriter.quantization import Quantization, product_quantization
+from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, int32_bias
+from ortsparse.rewriter.quantization import (
+    Quantization,
+    float_output_bias,
+    product_quantization,
+)
 from ortsparse.rewriter.sparse_qconv import QuantizedConv, conv_quad_matrix, sparse_qconv_node
 
 
@@ -24,13 +28,15 @@ def convert_quantized_conv(
     x_quantization: Quantization,
     weight: np.ndarray | None,
     w_quantization: Quantization,
-    bias: QuantizedBias | np.ndarray | None,
-    y_quantization: Quantization,
+    bias: QuantizedBias | FloatBias | np.ndarray | None,
+    y_quantization: Quantization | None,
     output: str,
 ) -> Conversion:
     """Replaces ``replaced`` (the nodes computing the quantized convolution of ``node``, which is
     among them) by one SparseQConv reading ``x`` and writing ``output``, when eligible and worth
-    it. ``bias``: a QDQ bias, or QLinearConv's B (int32 in units of x_scale * w_scale[n])."""
+    it; ``output`` is float where ``y_quantization`` is None. ``bias``: a QDQ bias (int32, or a
+    float32 constant for a float output), or QLinearConv's B (int32 in units of x_scale *
+    w_scale[n])."""
     if weight is None:
         return kept(node, "weight is not a constant")
     if weight.ndim != 4:
@@ -53,10 +59,14 @@ def convert_quantized_conv(
     matrix = conv_quad_matrix(weight)
     if isinstance(bias, QuantizedBias):
         bias = bias.in_product_units(quantization.x_scale, quantization.w_scales, matrix)
+    elif isinstance(bias, FloatBias):
+        bias = bias.per_channel(n)
     elif bias is not None:
         bias = int32_bias(bias, matrix)
     if isinstance(bias, str):
         return kept(node, bias, matrix_shape)
+    if quantization.dequantizes:
+        bias = float_output_bias(bias, quantization)
     strides = tuple(attributes.get("strides", (1, 1)))
     dilations = tuple(attributes.get("dilations", (1, 1)))
     pads = explicit_pads(attributes, x_shape[2:], [kh, kw], strides, dilations)

@@ -9,8 +9,12 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import QuantizedBias
-from ortsparse.rewriter.quantization import Quantization, product_quantization
+from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias
+from ortsparse.rewriter.quantization import (
+    Quantization,
+    float_output_bias,
+    product_quantization,
+)
 from ortsparse.rewriter.sparse_qgemm import QuantizedProduct, sparse_qgemm_node
 
 
@@ -23,13 +27,14 @@ def convert_quantized_matmul(
     x_quantization: Quantization,
     weight: np.ndarray | None,
     w_quantization: Quantization,
-    y_quantization: Quantization,
+    y_quantization: Quantization | None,
     output: str,
-    bias: QuantizedBias | None = None,
+    bias: QuantizedBias | FloatBias | None = None,
 ) -> Conversion:
     """Replaces ``replaced`` (the nodes computing the quantized product of ``node``, which is
     among them) by one SparseQGemm reading ``x`` and writing ``output``, when eligible and worth
-    it. ``weight`` is [K, N]."""
+    it; ``output`` is float where ``y_quantization`` is None, when ``bias`` may be a float32
+    constant. ``weight`` is [K, N]."""
     if weight is None:
         return kept(node, "weight is not a constant")
     if weight.ndim != 2:
@@ -46,10 +51,14 @@ def convert_quantized_matmul(
     if isinstance(quantization, str):
         return kept(node, quantization, weight_shape)
     bias_values = None
-    if bias is not None:
+    if isinstance(bias, FloatBias):
+        bias_values = bias.per_channel(weight.shape[1])
+    elif bias is not None:
         bias_values = bias.in_product_units(quantization.x_scale, quantization.w_scales, weight)
-        if isinstance(bias_values, str):
-            return kept(node, bias_values, weight_shape)
+    if isinstance(bias_values, str):
+        return kept(node, bias_values, weight_shape)
+    if quantization.dequantizes:
+        bias_values = float_output_bias(bias_values, quantization)
 
     verdict = policy.judge_quantized(weight)
     if not verdict.rewrite:

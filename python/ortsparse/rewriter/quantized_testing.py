@@ -1,10 +1,12 @@
 """What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models
-(MatMulInteger included), QDQ Gemm models, ConvInteger models, and the exact comparison with
-ORT.
+(MatMulInteger included), QDQ Gemm models, ConvInteger models, QDQ models whose product stays
+float, and the comparisons with ORT.
 
 SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul and
 QGemm do (same float32 scale, same clamping, round half to even), so where ORT runs the original
-as one of them, or fuses the QDQ pattern into one, outputs must be identical.
+as one of them, or fuses the QDQ pattern into one, outputs must be identical. Where the product
+stays float, ORT multiplies the dequantized operands in float and rounds every product and partial
+sum, while our ops scale the exact int32 sum once: outputs agree to float rounding.
 """
 
 from __future__ import annotations
@@ -190,6 +192,33 @@ def _model(nodes, a_shape, y_shape, elem, initializers) -> onnx.ModelProto:
         initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+
+
+def with_float_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` without the QuantizeLinear that writes its output Y: the product before it
+    writes Y in float instead, as where a graph dequantizes a product and goes on in float."""
+    quantize = next(node for node in model.graph.node if list(node.output) == ["Y"])
+    assert quantize.op_type == "QuantizeLinear"
+    product = next(node for node in model.graph.node if quantize.input[0] in node.output)
+    model.graph.node.remove(quantize)
+    product.output[0] = "Y"
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    return model
+
+
+def assert_close_float_outputs(
+    original: onnx.ModelProto, rewritten: onnx.ModelProto, dims: dict[str, int]
+) -> None:
+    """ORT on ``rewritten`` (library registered) gives ORT's float outputs on ``original`` to
+    within float rounding: 1e-5 of the largest output."""
+    inputs = quantized_inputs(original, dims)
+    expected = run(original, inputs)
+    actual = run(rewritten, inputs, ortsparse.library_path())
+    for want, got in zip(expected, actual):
+        assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+        tolerance = 1e-5 * float(np.max(np.abs(want)))
+        error = float(np.max(np.abs(got - want)))
+        assert error <= tolerance, f"max |error| {error:.3g} > {tolerance:.3g}"
 
 
 def quantized_inputs(model: onnx.ModelProto, dims: dict[str, int], seed: int = 1) -> dict:

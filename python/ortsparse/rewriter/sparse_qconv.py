@@ -1,5 +1,5 @@
 """The SparseQConv node (contract: docs/ops.md): an int8 conv weight packed in quads of four input
-channels at one kernel tap, requantized output of X's type."""
+channels at one kernel tap, output requantized to X's type or dequantized to float."""
 
 from __future__ import annotations
 
@@ -38,14 +38,17 @@ def pack_conv_quads(weight: np.ndarray) -> PackedQuads:
 @dataclass(frozen=True)
 class QuantizedConv:
     """Y = requantize(conv2d(X - x_zero_point, W) + bias) of a quantized Conv, whatever form it
-    had."""
+    had; or, where y_zero_point is None, the float Y = conv2d(X - x_zero_point, W) * output_scale
+    + bias."""
 
     x: str  # uint8 or int8, NCHW
     weight: np.ndarray  # int8 [N, C, kH, kW], zero point 0
-    bias: np.ndarray | None  # int32 [N], in units of x_scale * w_scale[n]
-    output_scales: np.ndarray  # float32 [N]: x_scale * w_scale / y_scale, as ORT computes it
+    # int32 [N], in units of x_scale * w_scale[n]; float32 [N] (required) for a float Y
+    bias: np.ndarray | None
+    # float32 [N]: x_scale * w_scale / y_scale, as ORT computes it; x_scale * w_scale for a float Y
+    output_scales: np.ndarray
     x_zero_point: int
-    y_zero_point: int
+    y_zero_point: int | None
     strides: tuple[int, int]
     dilations: tuple[int, int]
     pads: tuple[int, int, int, int]  # top, left, bottom, right
@@ -62,8 +65,9 @@ def sparse_qconv_node(graph: Graph, base: str, conv: QuantizedConv) -> onnx.Node
         graph.add_initializer(f"{base}.output_scale", conv.output_scales),
     ]
     if conv.bias is not None:
-        inputs.append(graph.add_initializer(f"{base}.bias", conv.bias.astype(np.int32)))
+        inputs.append(graph.add_initializer(f"{base}.bias", conv.bias))
     n, c, kh, kw = conv.weight.shape
+    quantized_output = {} if conv.y_zero_point is None else {"y_zero_point": conv.y_zero_point}
     return helper.make_node(
         OP_TYPE,
         inputs,
@@ -78,5 +82,5 @@ def sparse_qconv_node(graph: Graph, base: str, conv: QuantizedConv) -> onnx.Node
         pads=list(conv.pads),
         format=FORMAT,
         x_zero_point=conv.x_zero_point,
-        y_zero_point=conv.y_zero_point,
+        **quantized_output,
     )

@@ -1,5 +1,5 @@
 """The SparseQGemm node (contract: docs/ops.md): an int8 weight packed in quads, an optional int32
-bias, requantized output of X's type."""
+bias and output requantized to X's type, or a float bias and output dequantized to float."""
 
 from __future__ import annotations
 
@@ -20,15 +20,18 @@ FORMAT = "quad4"
 @dataclass(frozen=True)
 class QuantizedProduct:
     """Y = requantize((X - x_zero_point) · W + bias) of a quantized MatMul or Gemm, whatever form
-    it had."""
+    it had; or, where y_zero_point is None, the float Y = ((X - x_zero_point) · W) *
+    output_scale + bias."""
 
     x: str  # uint8 or int8
     weight: np.ndarray  # int8 [K, N], zero point 0
-    output_scales: np.ndarray  # float32 [N]: x_scale * w_scale / y_scale, as ORT computes it
+    # float32 [N]: x_scale * w_scale / y_scale, as ORT computes it; x_scale * w_scale for a float Y
+    output_scales: np.ndarray
     x_zero_point: int
-    y_zero_point: int
+    y_zero_point: int | None
     output: str
-    bias: np.ndarray | None = None  # int32 [N], in units of x_scale * w_scale[n]
+    # int32 [N], in units of x_scale * w_scale[n]; float32 [N] (required) for a float Y
+    bias: np.ndarray | None = None
 
 
 def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onnx.NodeProto:
@@ -42,6 +45,9 @@ def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onn
     ]
     if product.bias is not None:
         inputs.append(graph.add_initializer(f"{base}.bias", product.bias))
+    quantized_output = (
+        {} if product.y_zero_point is None else {"y_zero_point": product.y_zero_point}
+    )
     return helper.make_node(
         OP_TYPE,
         inputs,
@@ -52,5 +58,5 @@ def sparse_qgemm_node(graph: Graph, base: str, product: QuantizedProduct) -> onn
         N=packed.n,
         format=FORMAT,
         x_zero_point=product.x_zero_point,
-        y_zero_point=product.y_zero_point,
+        **quantized_output,
     )

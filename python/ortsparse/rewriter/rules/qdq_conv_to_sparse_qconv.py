@@ -6,6 +6,10 @@
 
 ORT itself runs this pattern as QLinearConv, with B's integers as they are: SparseQConv does the
 same, so the bias's scale must be x_scale * w_scale (what the quantizer writes), or the node stays.
+
+Where the Conv's output goes on in float instead (anything but one QuantizeLinear reads it: the
+graph dequantizes the convolution), SparseQConv writes that float output itself: the exact int32
+sums times x_scale * w_scale, plus the bias as DequantizeLinear gives it (or a float32 B).
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product, quantized_bias
+from ortsparse.rewriter.qdq_pattern import (
+    dequantized_by,
+    float_output_bias,
+    qdq_product,
+    quantized_bias,
+)
 from ortsparse.rewriter.quantized_conv import convert_quantized_conv
 
 
@@ -32,7 +41,12 @@ class QdqConvToSparseQConv(ConversionRule):
         if isinstance(qdq, str):
             return kept(node, qdq)
         b = node.input[2] if len(node.input) > 2 else ""
-        bias = quantized_bias(graph, b, "QLinearConv") if b else None
+        if not b:
+            bias = None
+        elif qdq.quantize is None:
+            bias = float_output_bias(graph, b, "QLinearConv")
+        else:
+            bias = quantized_bias(graph, b, "QLinearConv")
         if isinstance(bias, str):
             return kept(node, bias)
         return convert_quantized_conv(
@@ -46,5 +60,5 @@ class QdqConvToSparseQConv(ConversionRule):
             qdq.w,
             bias,
             qdq.y,
-            qdq.quantize.output[0],
+            qdq.output(node),
         )

@@ -1,20 +1,25 @@
 # Outputs must be identical to ORT's: ORT fuses DQ -> Conv -> Q (per-tensor or per-output-channel
 # weight scales, int32 bias) into QLinearConv, whose integer arithmetic and MLAS requantization
-# SparseQConv reproduces.
+# SparseQConv reproduces. Where the Conv's output stays float, ORT convolves the dequantized
+# operands in float: outputs agree to float rounding (assert_close_float_outputs).
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
+import ortsparse
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
     OPSET,
+    assert_close_float_outputs,
     assert_identical_outputs,
     constants,
+    quantized_inputs,
     sparse_int8_conv_weight,
+    with_float_output,
 )
-from ortsparse.rewriter.testing import op_types, rewrite
+from ortsparse.rewriter.testing import op_types, rewrite, run
 
 X_SCALE = np.float32(0.05)
 
@@ -119,15 +124,59 @@ def test_grouped_conv_is_kept_with_a_reason():
     assert not decision.rewritten and "group=1" in decision.reason
 
 
-def test_unquantized_output_is_kept_with_a_reason():
-    model = qdq_conv_model(sparse_int8_conv_weight(8, 8, (1, 1)), [1, 8, 5, 5])
-    model.graph.node.remove(model.graph.node[-1])
-    model.graph.output[0].CopyFrom(
-        helper.make_tensor_value_info("y", TensorProto.FLOAT, ["yn", "yc", "yh", "yw"])
+@pytest.mark.parametrize("activation", ["u8", "s8"])
+@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_float_output_becomes_one_float_sparse_qconv(activation, per_channel, bias):
+    weight = sparse_int8_conv_weight(24, 16, (3, 3))
+    model = with_float_output(
+        qdq_conv_model(weight, ["b", 16, 10, 9], activation, per_channel, bias, pads=[1, 1, 1, 1])
+    )
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseQConv"]
+    (node,) = rewritten.graph.node
+    assert (node.input[0], list(node.output)) == ("X", ["Y"])
+    for batch in (1, 3):
+        assert_close_float_outputs(model, rewritten, {"b": batch})
+
+
+def test_float_output_takes_a_float_bias():
+    model = with_float_output(qdq_conv_model(sparse_int8_conv_weight(8, 8, (1, 1)), [1, 8, 5, 5]))
+    bias_dequantize = next(node for node in model.graph.node if node.output[0] == "b")
+    model.graph.node.remove(bias_dequantize)
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.linspace(-2, 2, 8).astype(np.float32), "b")
+    )
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseQConv"]
+    assert_close_float_outputs(model, rewritten, {})
+
+
+def test_float_output_with_a_bias_of_another_scale_is_kept_with_a_reason():
+    # As for the requantized form: the integers mean to ORT's fused ops what they mean to the
+    # model only in units of x_scale * w_scale.
+    weight = sparse_int8_conv_weight(8, 8, (1, 1))
+    model = with_float_output(
+        qdq_conv_model(weight, [1, 8, 5, 5], bias_scale=np.full(8, 0.5, np.float32))
     )
     result = rewrite_model(model, min_sparsity=0.5)
     (decision,) = result.decisions
-    assert not decision.rewritten and "QuantizeLinear" in decision.reason
+    assert not decision.rewritten and "x_scale * w_scale" in decision.reason
+
+
+def test_output_read_by_a_quantize_and_float_ops_stays_float():
+    # Not one QuantizeLinear alone reads the Conv: its float output goes to both, and the
+    # QuantizeLinear stays with ORT (within one step of ORT's, as float rounding may differ).
+    model = qdq_conv_model(sparse_int8_conv_weight(8, 8, (3, 3)), [1, 8, 6, 6], pads=[1, 1, 1, 1])
+    model.graph.node.append(helper.make_node("Relu", ["y"], ["Z"]))
+    model.graph.output.append(helper.make_tensor_value_info("Z", TensorProto.FLOAT, [1, 8, 6, 6]))
+    rewritten = rewrite(model)
+    assert sorted(op_types(rewritten)) == ["QuantizeLinear", "Relu", "SparseQConv"]
+    inputs = quantized_inputs(model, {})
+    want_y, want_z = run(model, inputs)
+    got_y, got_z = run(rewritten, inputs, ortsparse.library_path())
+    assert np.max(np.abs(got_y.astype(int) - want_y.astype(int))) <= 1
+    np.testing.assert_allclose(got_z, want_z, rtol=0, atol=1e-5 * np.max(np.abs(want_z)))
 
 
 def test_dense_weight_is_left_to_ort():

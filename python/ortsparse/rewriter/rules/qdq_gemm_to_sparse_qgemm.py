@@ -6,7 +6,9 @@ its pre-processing fused into a Gemm:
     ->  SparseQGemm(x_q, packed W[, bias])
 
 ORT itself runs this pattern as QGemm: the int32 bias added to the exact int32 product, then the
-requantization SparseQGemm reproduces. A weight stored [N, K] (transB=1) is packed transposed.
+requantization SparseQGemm reproduces. Where the Gemm's output goes on in float instead (anything
+but one QuantizeLinear reads it), SparseQGemm writes that float output: the exact int32 sums times
+x_scale * w_scale, plus the bias as DequantizeLinear gives it (or a float32 C). A weight stored [N, K] (transB=1) is packed transposed.
 alpha, transA and a beta other than 1 on a bias stay with ORT.
 """
 
@@ -17,7 +19,12 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product, quantized_bias
+from ortsparse.rewriter.qdq_pattern import (
+    dequantized_by,
+    float_output_bias,
+    qdq_product,
+    quantized_bias,
+)
 from ortsparse.rewriter.quantized_matmul import convert_quantized_matmul
 
 
@@ -43,7 +50,12 @@ class QdqGemmToSparseQGemm(ConversionRule):
         c = node.input[2] if len(node.input) > 2 else ""
         if c and attributes.get("beta", 1.0) != 1.0:
             return kept(node, "beta is not 1")
-        bias = quantized_bias(graph, c, "QGemm") if c else None
+        if not c:
+            bias = None
+        elif qdq.quantize is None:
+            bias = float_output_bias(graph, c, "QGemm")
+        else:
+            bias = quantized_bias(graph, c, "QGemm")
         if isinstance(bias, str):
             return kept(node, bias)
 
@@ -58,6 +70,6 @@ class QdqGemmToSparseQGemm(ConversionRule):
             weight.T if trans_b and weight is not None else weight,
             qdq.w,
             qdq.y,
-            qdq.quantize.output[0],
+            qdq.output(node),
             bias,
         )

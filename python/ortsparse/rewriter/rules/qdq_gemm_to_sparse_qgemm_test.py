@@ -1,6 +1,8 @@
 # Outputs must be identical to ORT's: ORT fuses the QDQ Gemm into QGemm, which adds the int32 bias
 # to the exact int32 product and requantizes with x_scale * w_scale[n] / y_scale per column, as
-# SparseQGemm does, per tensor and per channel alike.
+# SparseQGemm does, per tensor and per channel alike. Where the Gemm's output stays float, ORT
+# multiplies the dequantized operands in float: outputs agree to float rounding
+# (assert_close_float_outputs).
 import numpy as np
 import pytest
 from onnx import helper, numpy_helper
@@ -8,9 +10,11 @@ from onnx import helper, numpy_helper
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.quantized_testing import (
     A_SCALE,
+    assert_close_float_outputs,
     assert_identical_outputs,
     qdq_gemm_model,
     sparse_int8_weight,
+    with_float_output,
 )
 from ortsparse.rewriter.testing import op_types, rewrite
 
@@ -46,10 +50,26 @@ def test_qdq_gemm_becomes_one_sparse_qgemm_with_identical_outputs(
         assert_identical_outputs(model, rewritten, {"m": m})
 
 
-def _unquantized_output(model):
-    model.graph.node.remove(next(node for node in model.graph.node if node.name == "q_y"))
-    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", 1, ["m", N]))
-    return model
+@pytest.mark.parametrize("bias", ["none", "dequantized", "float"])
+@pytest.mark.parametrize("trans_b", [0, 1], ids=["transB0", "transB1"])
+@pytest.mark.parametrize("activation", ["u8", "s8"])
+def test_float_output_becomes_one_float_sparse_qgemm(activation, trans_b, bias):
+    model = with_float_output(
+        qdq_gemm_model(
+            WEIGHT,
+            "m",
+            activation,
+            SCALES["per_channel"],
+            None if bias == "none" else BIAS,
+            transB=trans_b,
+        )
+    )
+    if bias == "float":
+        model = _float_bias(model)
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseQGemm"]
+    for m in (1, 37):
+        assert_close_float_outputs(model, rewritten, {"m": m})
 
 
 def _float_bias(model):
@@ -90,13 +110,17 @@ KEPT = {
         lambda: _float_bias(qdq_gemm_model(WEIGHT, "m", bias=BIAS)),
         "the bias is not dequantized from int32",
     ),
+    "float_output_bias_scale": (
+        # ORT runs this as QGemm with float output, which adds the integers whatever their scale
+        # (unlike the model's own arithmetic): neither answer would be ORT's and the model's both.
+        lambda: with_float_output(
+            qdq_gemm_model(WEIGHT, "m", bias=BIAS, bias_scale=A_SCALE * np.float32(0.04))
+        ),
+        "the bias's scale is not x_scale * w_scale",
+    ),
     "huge_bias": (
         lambda: qdq_gemm_model(WEIGHT, "m", bias=np.full(N, 2**31 - 2**10, np.int32)),
         "the bias is too large for an int32 accumulator",
-    ),
-    "no_quantize": (
-        lambda: _unquantized_output(qdq_gemm_model(WEIGHT, "m", bias=BIAS)),
-        "not quantized by one QuantizeLinear",
     ),
     "scales_along_k": (
         lambda: _scales_along_k(qdq_gemm_model(WEIGHT, "m")),

@@ -4,6 +4,9 @@
     ->  SparseQGemm(x_q, packed W)
 
 ORT itself runs this pattern as QLinearMatMul, whose integer arithmetic SparseQGemm reproduces.
+Where the MatMul's output goes on in float instead (anything but one QuantizeLinear reads it: the
+graph dequantizes the product), SparseQGemm writes that float output: the exact int32 sums times
+x_scale * w_scale.
 """
 
 from __future__ import annotations
@@ -39,5 +42,5 @@ class QdqMatMulToSparseQGemm(ConversionRule):
             graph.constant(qdq.w_dequantize.input[0]),
             qdq.w,
             qdq.y,
-            qdq.quantize.output[0],
+            qdq.output(node),
         )

@@ -1,6 +1,8 @@
 # Outputs must be identical to ORT's where ORT fuses the QDQ pattern into QLinearMatMul (per-tensor
 # weight scales); with per-column scales ORT computes the product in float, so they may differ by
 # one quantization step where float rounding differs from the exact int32 sum (tested below).
+# Where the product stays float, ORT multiplies the dequantized operands in float: outputs agree to
+# float rounding (assert_close_float_outputs).
 import numpy as np
 import pytest
 from onnx import helper
@@ -8,10 +10,12 @@ from onnx import helper
 import ortsparse
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.quantized_testing import (
+    assert_close_float_outputs,
     assert_identical_outputs,
     qdq_matmul_model,
     quantized_inputs,
     sparse_int8_weight,
+    with_float_output,
 )
 from ortsparse.rewriter.testing import op_types, rewrite, run
 
@@ -49,15 +53,18 @@ def test_dequantized_activation_read_elsewhere_stays():
     assert_identical_outputs(model, rewritten, {"m": 5})
 
 
-def test_unquantized_product_is_kept_with_a_reason():
-    model = qdq_matmul_model(sparse_int8_weight(K, N), ["m", K])
-    quantize = model.graph.node[3]
-    model.graph.node.remove(quantize)
-    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", 1, ["m", N]))
-    result = rewrite_model(model, min_sparsity=0.5)
-    assert "SparseQGemm" not in op_types(result.model)
-    (decision,) = result.decisions
-    assert not decision.rewritten and "QuantizeLinear" in decision.reason
+@pytest.mark.parametrize("activation", ["u8", "s8"])
+@pytest.mark.parametrize("per_column", [False, True])
+def test_float_product_becomes_one_float_sparse_qgemm(activation, per_column):
+    scales = np.linspace(0.005, 0.05, N).astype(np.float32) if per_column else np.float32(0.02)
+    weight = sparse_int8_weight(K, N, quads=True)
+    model = with_float_output(qdq_matmul_model(weight, ["m", K], activation, w_scale=scales))
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["SparseQGemm"]
+    (node,) = rewritten.graph.node
+    assert (node.input[0], list(node.output)) == ("A", ["Y"])
+    for m in (1, 70):
+        assert_close_float_outputs(model, rewritten, {"m": m})
 
 
 def test_weight_quantized_along_k_is_kept():
