@@ -1,6 +1,6 @@
 """What the op-level tests share: packing in the contract's formats (written independently of the
-rewriter's packer; quad4 for the INT8 ops), reference activation nodes, sessions, the FP32
-comparison and error capture.
+rewriter's packer; quad4 for the INT8 ops), reference activation nodes, ORT's float reference for
+the INT8 ops' float output, sessions, the FP32 comparison and error capture.
 
 FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (1e-6 absolute when Y_ref is all
 zero). Summation order differs from MLAS's and the vectorized activations are accurate to about
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 CLIP_RANGE = (-0.5, 0.75)
 
@@ -91,12 +91,44 @@ def activation_nodes(activation, x, y, initializers, alpha=None):
     if activation == "sigmoid":
         return [helper.make_node("Sigmoid", [x], [y])]
     if activation == "silu":
-        return [helper.make_node("Sigmoid", [x], ["sigmoid"]), helper.make_node("Mul", [x, "sigmoid"], [y])]
+        return [
+            helper.make_node("Sigmoid", [x], ["sigmoid"]),
+            helper.make_node("Mul", [x, "sigmoid"], [y]),
+        ]
     if activation == "leaky_relu":  # both default to 0.01 when alpha is absent
-        return [helper.make_node("LeakyRelu", [x], [y], **({} if alpha is None else {"alpha": alpha}))]
+        return [
+            helper.make_node("LeakyRelu", [x], [y], **({} if alpha is None else {"alpha": alpha}))
+        ]
     if activation == "hard_swish":
         return [helper.make_node("HardSwish", [x], [y])]
     raise ValueError(activation)
+
+
+def dequantized_product_model(product_nodes, x, x_scale, x_zero_point, weight, w_scales, bias):
+    """ORT's float Y = product_nodes(DequantizeLinear(X) as "x", DequantizeLinear(W) per output
+    channel as "w", float bias "B"): what a graph computes that dequantizes a quantized product
+    instead of quantizing it again. ``x``: X's value info; W's output channels run along axis 0
+    (N, C, kH, kW) or 1 (K, N)."""
+    nodes = [
+        helper.make_node("DequantizeLinear", ["X", "xs", "xz"], ["x"]),
+        helper.make_node(
+            "DequantizeLinear", ["W", "ws", "wz"], ["w"], axis=0 if weight.ndim == 4 else 1
+        ),
+        *product_nodes,
+    ]
+    initializers = [
+        numpy_helper.from_array(np.asarray(x_scale, np.float32), "xs"),
+        numpy_helper.from_array(x_zero_point, "xz"),
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(w_scales, "ws"),
+        numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
+        numpy_helper.from_array(bias, "B"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [x], [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString()
 
 
 def session(model, library=None, threads=1):
@@ -113,7 +145,9 @@ def assert_close(actual, expected):
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     tolerance = 1e-4 * scale if scale > 0 else 1e-6
     error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-    assert error <= tolerance, f"max |error| {error:.3g} > {tolerance:.3g} (max |Y_ref| {scale:.3g})"
+    assert error <= tolerance, (
+        f"max |error| {error:.3g} > {tolerance:.3g} (max |Y_ref| {scale:.3g})"
+    )
 
 
 def run_error(model, library, feeds):

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.op_testing import (
     assert_close,
     creation_error,
+    dequantized_product_model,
     pack_conv_quads,
     random_int8_conv_weight,
     run_error,
@@ -65,31 +66,17 @@ def sparse_qconv_model(packed, x_shape, c, n, kernel, kind="u8", scales=None, bi
 
 
 def dequantized_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, **attrs):
-    """ORT's float Y = Conv(DequantizeLinear(X), DequantizeLinear(W), bias): what a graph computes
-    that dequantizes the convolution instead of quantizing it again."""
+    """ORT's float Y = Conv(DequantizeLinear(X), DequantizeLinear(W), bias)."""
     dtype, elem = TYPES[kind]
-    nodes = [
-        helper.make_node("DequantizeLinear", ["X", "xs", "xz"], ["x"]),
-        helper.make_node("DequantizeLinear", ["W", "ws", "wz"], ["w"], axis=0),
-        helper.make_node("Conv", ["x", "w", "B"], ["Y"], **attrs),
-    ]
-    initializers = [
-        numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
-        numpy_helper.from_array(np.array(x_zp, dtype), "xz"),
-        numpy_helper.from_array(weight, "W"),
-        numpy_helper.from_array(w_scales, "ws"),
-        numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
-        numpy_helper.from_array(bias, "B"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("X", elem, x_shape)],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-        initializers,
+    return dequantized_product_model(
+        [helper.make_node("Conv", ["x", "w", "B"], ["Y"], **attrs)],
+        helper.make_tensor_value_info("X", elem, x_shape),
+        X_SCALE,
+        np.array(x_zp, dtype),
+        weight,
+        w_scales,
+        bias,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    return model.SerializeToString()
 
 
 def qlinear_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, y_zp, **attrs):

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.op_testing import (
     assert_close,
     creation_error,
+    dequantized_product_model,
     pack_quads,
     random_int8_weight,
     run_error,
@@ -88,32 +89,20 @@ def qlinear_matmul_model(weight, x_shape, kind, x_zp, y_zp):
 
 
 def dequantized_matmul_model(weight, w_scales, bias, x_shape, kind, x_zp):
-    """ORT's float Y = MatMul(DequantizeLinear(X), DequantizeLinear(W)) + bias: what a graph
-    computes that dequantizes the product instead of quantizing it again."""
+    """ORT's float Y = MatMul(DequantizeLinear(X), DequantizeLinear(W)) + bias."""
     dtype, elem = TYPES[kind]
-    nodes = [
-        helper.make_node("DequantizeLinear", ["X", "xs", "xz"], ["x"]),
-        helper.make_node("DequantizeLinear", ["W", "ws", "wz"], ["w"], axis=1),
-        helper.make_node("MatMul", ["x", "w"], ["p"]),
-        helper.make_node("Add", ["p", "B"], ["Y"]),
-    ]
-    initializers = [
-        numpy_helper.from_array(np.array(X_SCALE, np.float32), "xs"),
-        numpy_helper.from_array(np.array(x_zp, dtype), "xz"),
-        numpy_helper.from_array(weight, "W"),
-        numpy_helper.from_array(w_scales, "ws"),
-        numpy_helper.from_array(np.zeros(len(w_scales), np.int8), "wz"),
-        numpy_helper.from_array(bias, "B"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("X", elem, x_shape)],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-        initializers,
+    return dequantized_product_model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["p"]),
+            helper.make_node("Add", ["p", "B"], ["Y"]),
+        ],
+        helper.make_tensor_value_info("X", elem, x_shape),
+        X_SCALE,
+        np.array(x_zp, dtype),
+        weight,
+        w_scales,
+        bias,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    return model.SerializeToString()
 
 
 def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, threads=1):

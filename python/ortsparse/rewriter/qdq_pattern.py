@@ -42,6 +42,18 @@ class QdqProduct:
         ``node``'s own float output."""
         return node.output[0] if self.quantize is None else self.quantize.output[0]
 
+    def bias(
+        self, graph: Graph, name: str, fused_op: str
+    ) -> QuantizedBias | FloatBias | None | str:
+        """The product's bias input ``name`` (None where it has none) as its output's form takes
+        it, or why it is unusable: an int32 one dequantized as ORT's ``fused_op`` takes it, or,
+        for a float output, a float32 constant too."""
+        if not name:
+            return None
+        if self.quantize is None:
+            return float_output_bias(graph, name, fused_op)
+        return quantized_bias(graph, name, fused_op)
+
     def replaced(
         self, graph: Graph, node: onnx.NodeProto, bias: QuantizedBias | FloatBias | None = None
     ) -> list[onnx.NodeProto]:

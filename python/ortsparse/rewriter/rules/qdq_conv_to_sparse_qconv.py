@@ -19,12 +19,7 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import (
-    dequantized_by,
-    float_output_bias,
-    qdq_product,
-    quantized_bias,
-)
+from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product
 from ortsparse.rewriter.quantized_conv import convert_quantized_conv
 
 
@@ -41,12 +36,7 @@ class QdqConvToSparseQConv(ConversionRule):
         if isinstance(qdq, str):
             return kept(node, qdq)
         b = node.input[2] if len(node.input) > 2 else ""
-        if not b:
-            bias = None
-        elif qdq.quantize is None:
-            bias = float_output_bias(graph, b, "QLinearConv")
-        else:
-            bias = quantized_bias(graph, b, "QLinearConv")
+        bias = qdq.bias(graph, b, "QLinearConv")
         if isinstance(bias, str):
             return kept(node, bias)
         return convert_quantized_conv(

@@ -19,12 +19,7 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import (
-    dequantized_by,
-    float_output_bias,
-    qdq_product,
-    quantized_bias,
-)
+from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product
 from ortsparse.rewriter.quantized_matmul import convert_quantized_matmul
 
 
@@ -50,12 +45,7 @@ class QdqGemmToSparseQGemm(ConversionRule):
         c = node.input[2] if len(node.input) > 2 else ""
         if c and attributes.get("beta", 1.0) != 1.0:
             return kept(node, "beta is not 1")
-        if not c:
-            bias = None
-        elif qdq.quantize is None:
-            bias = float_output_bias(graph, c, "QGemm")
-        else:
-            bias = quantized_bias(graph, c, "QGemm")
+        bias = qdq.bias(graph, c, "QGemm")
         if isinstance(bias, str):
             return kept(node, bias)
 
