@@ -159,8 +159,9 @@ def quantize_model(
     quant_format: "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops), "qoperator"
     (QLinearConv, QLinearMatMul, ...) or "dynamic" (MatMulInteger, ConvInteger: activations
     quantized at run time, to u8 only, no calibration). activation_type: "u8" or "s8".
-    samples: how many random calibration feeds. dims: sizes of named symbolic input dims; a symbolic first dim not named
-    there gets `batch`, any other one missing raises BadInput. seed: seeds the calibration data.
+    samples: how many random calibration feeds. dims: sizes of named symbolic input dims; a
+    symbolic first dim not named there gets `batch`, any other one missing raises BadInput. seed:
+    seeds the calibration data.
     float_products: (qdq only) leave the outputs of Conv, MatMul and Gemm in float, dequantized
     products as partly quantized models have them, instead of quantizing them again.
     """

@@ -51,7 +51,7 @@ class QdqProduct:
         if not name:
             return None
         if self.quantize is None:
-            return float_output_bias(graph, name, fused_op)
+            return float_product_bias(graph, name, fused_op)
         return quantized_bias(graph, name, fused_op)
 
     def replaced(
@@ -161,7 +161,7 @@ class FloatBias:
         return self.values.reshape(n)
 
 
-def float_output_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | FloatBias | str:
+def float_product_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | FloatBias | str:
     """The bias of a product whose output stays float, or why it is unusable: a float32 constant,
     or an int32 one dequantized as ORT's ``fused_op`` takes it. ORT runs a DequantizeLinear ->
     Gemm with float output as QGemm, which adds the stored integers to its int32 product whatever
@@ -171,7 +171,10 @@ def float_output_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias |
         return quantized_bias(graph, name, fused_op)
     values = graph.constant(name)
     if values is None or values.dtype != np.float32:
-        return f"the bias is neither a float32 constant nor dequantized from int32 as {fused_op} takes it"
+        return (
+            "the bias is neither a float32 constant nor dequantized from int32 as "
+            f"{fused_op} takes it"
+        )
     return FloatBias(values)
 
 

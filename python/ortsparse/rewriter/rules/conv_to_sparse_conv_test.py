@@ -148,9 +148,7 @@ def test_min_sparsity_overrides_the_cost_model():
     ],
     ids=["grouped", "depthwise", "depthwise-multiplier-strided", "grouped-1x1"],
 )
-def test_grouped_convolution_becomes_its_block_diagonal_matrix(
-    channels, outputs, group, attributes
-):
+def test_grouped_convolution_becomes_its_block_diagonal_matrix(channels, outputs, group, attributes):
     attributes = dict(attributes)
     kernel = attributes.pop("kernel", (3, 3))
     weight = conv_weight(outputs, channels // group, kernel, sparsity=0.5)
@@ -164,11 +162,7 @@ def test_grouped_convolution_becomes_its_block_diagonal_matrix(
     assert decision.sparsity == pytest.approx(1 - np.count_nonzero(weight) / weight.size)
     sparse_conv = result.model.graph.node[0]
     attrs = {a.name: helper.get_attribute_value(a) for a in sparse_conv.attribute}
-    assert (attrs["C"], attrs["K"], attrs["group"]) == (
-        channels,
-        channels * kernel[0] * kernel[1],
-        1,
-    )
+    assert (attrs["C"], attrs["K"], attrs["group"]) == (channels, channels * kernel[0] * kernel[1], 1)
     assert_same_outputs(model, result.model)
 
 

@@ -86,7 +86,9 @@ def test_resnet_block_conv_batch_norm_residual_relu_becomes_one_sparse_conv():
     }
     model = conv_then(
         [
-            helper.make_node("BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["n"]),
+            helper.make_node(
+                "BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["n"]
+            ),
             helper.make_node("Add", ["n", "R"], ["s"]),
             helper.make_node("Relu", ["s"], ["Y"]),
         ],

@@ -8,8 +8,9 @@ its pre-processing fused into a Gemm:
 ORT itself runs this pattern as QGemm: the int32 bias added to the exact int32 product, then the
 requantization SparseQGemm reproduces. Where the Gemm's output goes on in float instead (anything
 but one QuantizeLinear reads it), SparseQGemm writes that float output: the exact int32 sums times
-x_scale * w_scale, plus the bias as DequantizeLinear gives it (or a float32 C). A weight stored [N, K] (transB=1) is packed transposed.
-alpha, transA and a beta other than 1 on a bias stay with ORT.
+x_scale * w_scale, plus the bias as DequantizeLinear gives it (or a float32 C). A weight stored
+[N, K] (transB=1) is packed transposed. alpha, transA and a beta other than 1 on a bias stay with
+ORT.
 """
 
 from __future__ import annotations
