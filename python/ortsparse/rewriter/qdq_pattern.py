@@ -9,7 +9,13 @@ import numpy as np
 import onnx
 
 from ortsparse.rewriter.graph import Graph, is_default_domain
-from ortsparse.rewriter.quantization import Quantization, constant_quantization, dequantize_axis
+from ortsparse.rewriter.quantization import (
+    ProductQuantization,
+    Quantization,
+    constant_quantization,
+    dequantize_axis,
+    float_output_bias,
+)
 
 # The most |x - x_zero_point| can be for uint8 or int8 activations and zero points.
 _MAX_ACTIVATION_SPAN = 255
@@ -193,3 +199,24 @@ def int32_bias(values: np.ndarray, weight: np.ndarray) -> np.ndarray | str:
     if np.any(reach > _INT32_MAX):
         return "the bias is too large for an int32 accumulator"
     return values
+
+
+def product_bias(
+    bias: QuantizedBias | FloatBias | np.ndarray | None,
+    quantization: ProductQuantization,
+    matrix: np.ndarray,
+) -> np.ndarray | None | str:
+    """The bias input of the INT8 op computing the product of ``matrix`` [K, N], or why there can
+    be none. ``bias``: a QDQ bias, or a QOperator's int32 B. A requantized output takes int32 [N]
+    in units of x_scale * w_scale[n] (or none), a float output float32 [N] (zeros for none)."""
+    if isinstance(bias, QuantizedBias):
+        values = bias.in_product_units(quantization.x_scale, quantization.w_scales, matrix)
+    elif isinstance(bias, FloatBias):
+        values = bias.per_channel(matrix.shape[1])
+    elif bias is not None:
+        values = int32_bias(bias, matrix)
+    else:
+        values = None
+    if isinstance(values, str) or not quantization.dequantizes:
+        return values
+    return float_output_bias(values, quantization)

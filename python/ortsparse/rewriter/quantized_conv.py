@@ -10,12 +10,8 @@ from ortsparse.rewriter.conv_window import explicit_pads
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, int32_bias
-from ortsparse.rewriter.quantization import (
-    Quantization,
-    float_output_bias,
-    product_quantization,
-)
+from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, product_bias
+from ortsparse.rewriter.quantization import Quantization, product_quantization
 from ortsparse.rewriter.sparse_qconv import QuantizedConv, conv_quad_matrix, sparse_qconv_node
 
 
@@ -57,16 +53,9 @@ def convert_quantized_conv(
     if isinstance(quantization, str):
         return kept(node, quantization, matrix_shape)
     matrix = conv_quad_matrix(weight)
-    if isinstance(bias, QuantizedBias):
-        bias = bias.in_product_units(quantization.x_scale, quantization.w_scales, matrix)
-    elif isinstance(bias, FloatBias):
-        bias = bias.per_channel(n)
-    elif bias is not None:
-        bias = int32_bias(bias, matrix)
+    bias = product_bias(bias, quantization, matrix)
     if isinstance(bias, str):
         return kept(node, bias, matrix_shape)
-    if quantization.dequantizes:
-        bias = float_output_bias(bias, quantization)
     strides = tuple(attributes.get("strides", (1, 1)))
     dilations = tuple(attributes.get("dilations", (1, 1)))
     pads = explicit_pads(attributes, x_shape[2:], [kh, kw], strides, dilations)

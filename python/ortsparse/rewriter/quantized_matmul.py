@@ -9,12 +9,8 @@ import onnx
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias
-from ortsparse.rewriter.quantization import (
-    Quantization,
-    float_output_bias,
-    product_quantization,
-)
+from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, product_bias
+from ortsparse.rewriter.quantization import Quantization, product_quantization
 from ortsparse.rewriter.sparse_qgemm import QuantizedProduct, sparse_qgemm_node
 
 
@@ -50,15 +46,9 @@ def convert_quantized_matmul(
     )
     if isinstance(quantization, str):
         return kept(node, quantization, weight_shape)
-    bias_values = None
-    if isinstance(bias, FloatBias):
-        bias_values = bias.per_channel(weight.shape[1])
-    elif bias is not None:
-        bias_values = bias.in_product_units(quantization.x_scale, quantization.w_scales, weight)
+    bias_values = product_bias(bias, quantization, weight)
     if isinstance(bias_values, str):
         return kept(node, bias_values, weight_shape)
-    if quantization.dequantizes:
-        bias_values = float_output_bias(bias_values, quantization)
 
     verdict = policy.judge_quantized(weight)
     if not verdict.rewrite:
