@@ -150,6 +150,13 @@ def assert_close(actual, expected):
     )
 
 
+def assert_identical(actual, expected, reference):
+    """INT8 results must be ORT's exactly: same dtype, same shape, every value equal."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    differing = int(np.count_nonzero(actual != expected))
+    assert differing == 0, f"{differing} of {expected.size} outputs differ from {reference}"
+
+
 def run_error(model, library, feeds):
     with pytest.raises(Exception) as raised:
         session(model, library).run(None, feeds)

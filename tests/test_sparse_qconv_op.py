@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
     assert_close,
+    assert_identical,
     creation_error,
     dequantized_product_model,
     pack_conv_quads,
@@ -149,9 +150,7 @@ def check(
         **attrs,
     )
     (actual,) = session(model, library, threads).run(None, {"X": x})
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    differing = int(np.count_nonzero(actual != expected))
-    assert differing == 0, f"{differing} of {expected.size} outputs differ from QLinearConv's"
+    assert_identical(actual, expected, "QLinearConv's")
 
 
 @pytest.mark.parametrize("kind", ["u8", "s8"])

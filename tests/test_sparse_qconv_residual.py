@@ -14,6 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
+    assert_identical,
     creation_error,
     pack_conv_quads,
     random_int8_conv_weight,
@@ -183,9 +184,7 @@ def check(library, rng, x_shape, n, kernel, kind, residual_first=False, threads=
         **attrs,
     )
     (actual,) = session(model, library, threads).run(None, {"X": x, "R": r})
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    differing = int(np.count_nonzero(actual != expected))
-    assert differing == 0, f"{differing} of {expected.size} outputs differ from ORT's"
+    assert_identical(actual, expected, "ORT's")
     return actual
 
 

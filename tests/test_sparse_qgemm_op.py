@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
     assert_close,
+    assert_identical,
     creation_error,
     dequantized_product_model,
     pack_quads,
@@ -117,9 +118,7 @@ def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, threads=1):
     )
     model = sparse_qgemm_model(pack_quads(weight), list(x_shape), k, n, kind, x_zp, y_zp)
     (actual,) = session(model, library, threads).run(None, {"X": x})
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    differing = int(np.count_nonzero(actual != expected))
-    assert differing == 0, f"{differing} of {expected.size} outputs differ from QLinearMatMul's"
+    assert_identical(actual, expected, "QLinearMatMul's")
 
 
 @pytest.mark.parametrize("kind", ["u8", "s8"])
