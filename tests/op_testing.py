@@ -49,6 +49,19 @@ def pack_quads(weight):
     }
 
 
+# (rows, k, n, sparsity) of the int8 GEMM ops' kernel-family tests: rows below, at and past the
+# quad kernels' tile heights, K past a whole number of quads, empty and full weights.
+QUAD_GEMM_CASES = [
+    (1, 75, 38, 0.9),
+    (9, 75, 38, 0.9),
+    (17, 64, 16, 0.5),
+    (64, 130, 70, 0.9),
+    (100, 257, 33, 0.95),
+    (40, 96, 40, 0.0),
+    (20, 40, 12, 1.0),
+]
+
+
 def random_int8_weight(rng, k, n, sparsity):
     """int8 [k, n] over the whole range, about `sparsity` of it zero (unstructured)."""
     weight = rng.integers(-128, 128, (k, n)).astype(np.int8)

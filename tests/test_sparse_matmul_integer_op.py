@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
+    QUAD_GEMM_CASES,
     assert_identical,
     creation_error,
     pack_quads,
@@ -75,18 +76,7 @@ def check(library, rng, x_shape, n, kind="u8", sparsity=0.8, with_zero_point=Tru
 
 
 @pytest.mark.parametrize("kind", ["u8", "s8"])
-@pytest.mark.parametrize(
-    "rows, k, n, sparsity",
-    [
-        (1, 75, 38, 0.9),
-        (9, 75, 38, 0.9),
-        (17, 64, 16, 0.5),
-        (64, 130, 70, 0.9),
-        (100, 257, 33, 0.95),
-        (40, 96, 40, 0.0),
-        (20, 40, 12, 1.0),
-    ],
-)
+@pytest.mark.parametrize("rows, k, n, sparsity", QUAD_GEMM_CASES)
 def test_kernel_families(library, rng, quad_family, kind, rows, k, n, sparsity):
     check(library, rng, (rows, k), n, kind, sparsity, threads=2)
 
