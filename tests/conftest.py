@@ -31,7 +31,7 @@ def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
-def _force_family(name, monkeypatch):
+def force_family(name, monkeypatch):
     """ORTSPARSE_ISA only lowers the family, so one the CPU lacks would silently test a lower one:
     skipped instead. avxvnni is the one family below another that the CPU may lack."""
     report = isa.cpu_report()
@@ -46,11 +46,11 @@ def _force_family(name, monkeypatch):
 @pytest.fixture(params=KERNEL_FAMILIES)
 def family(request, monkeypatch):
     """Forces the FP32 kernel family that sessions created in the test will use."""
-    return _force_family(request.param, monkeypatch)
+    return force_family(request.param, monkeypatch)
 
 
 @pytest.fixture(params=QUAD_KERNEL_FAMILIES)
 def quad_family(request, monkeypatch):
     """Forces the INT8 kernel family: AVX-512 without VNNI runs the AVX2 kernels, so the families
     that differ are these (avxvnni: the AVX2 panels multiplied by 256-bit vpdpbusd)."""
-    return _force_family(request.param, monkeypatch)
+    return force_family(request.param, monkeypatch)

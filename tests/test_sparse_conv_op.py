@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.conftest import force_family
 from tests.op_testing import (
     CLIP_RANGE,
     activation_nodes,
@@ -434,3 +435,144 @@ def test_malformed_packed_weights(library, weight_4x3x3x3):
     # Validation is SparseGemm's (tested in full there); one case shows SparseConv runs it.
     model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "block4", WINDOW_3X3, attributes={"N": 5})
     assert "weight_group_offsets has 2 entries, expected 3" in creation_error(model, library)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled kernels: on AVX-512, a layer whose images span at least 6 tiles of 64 grid positions,
+# and whose tile kernels would not finish Y themselves, runs code generated for its weights.
+# ORTSPARSE_VERBOSE=1 makes each node report on stderr which kernels serve each input size.
+
+COMPILED_GEOMETRIES = {
+    # name: (x_shape, n, kernel, strides, dilations, pads)
+    # 29 channels: two blocks of sums in registers (15 and 14).
+    "3x3": ((1, 16, 24, 24), 29, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    # 56 channels: two blocks of 28, every register that holds sums.
+    "3x3-stride2": ((1, 12, 40, 38), 56, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    # Read in place, the last tile starting early; 57 channels: three blocks of 19.
+    "1x1-in-place": ((2, 24, 20, 21), 57, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "3x3-in-place-shifted-last-tile": ((1, 8, 22, 23), 9, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+    "5x5-dilation2": ((1, 6, 30, 30), 8, (5, 5), (1, 1), (2, 2), (4, 4, 4, 4)),
+    # 200 channels: chunks of 64, 64, 64 and 8.
+    "1x1-many-chunks": ((1, 10, 20, 20), 200, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+    # 2700 input features: each block of channels takes many pieces of code, each reading more
+    # weights than one 8-bit displacement window.
+    "3x3-many-pieces": ((1, 300, 20, 20), 30, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    "1x1-one-channel": ((1, 5, 20, 20), 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+}
+
+
+@pytest.fixture
+def avx512_reports(monkeypatch, capfd):
+    """Forces the AVX-512 family with ORTSPARSE_VERBOSE=1; returns a function that gives the
+    SparseConv kernel reports written since the last call."""
+    force_family("avx512", monkeypatch)
+    monkeypatch.setenv("ORTSPARSE_VERBOSE", "1")
+
+    def reports():
+        return [line for line in capfd.readouterr().err.splitlines() if line.startswith("ortsparse: SparseConv")]
+
+    return reports
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("geometry", COMPILED_GEOMETRIES.values(), ids=COMPILED_GEOMETRIES.keys())
+def test_compiled_geometries(library, rng, avx512_reports, geometry, fmt):
+    x_shape, n, kernel, strides, dilations, pads = geometry
+    sparsity = 0.5 if x_shape[1] == 300 else 0.8
+    check(
+        library,
+        rng,
+        x_shape,
+        n,
+        kernel,
+        strides=strides,
+        dilations=dilations,
+        pads=pads,
+        fmt=fmt,
+        sparsity=sparsity,
+        with_residual=True,
+        activation="silu",
+    )
+    (report,) = avx512_reports()
+    assert ": compiled, " in report, report
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 1.0])
+def test_compiled_dense_and_empty_weights(library, rng, avx512_reports, sparsity):
+    check(
+        library,
+        rng,
+        (1, 16, 24, 24),
+        33,
+        (3, 3),
+        pads=(1, 1, 1, 1),
+        sparsity=sparsity,
+        activation="gelu",
+    )
+    (report,) = avx512_reports()
+    assert ": compiled, " in report, report
+
+
+@pytest.mark.parametrize("activation, residual_before", [("none", 0), ("relu", 1), ("leaky_relu", 0)])
+def test_compiled_epilogues_batches_and_threads(library, rng, avx512_reports, activation, residual_before):
+    alpha = LEAKY_ALPHA if activation == "leaky_relu" else None
+    check(
+        library,
+        rng,
+        (3, 12, 26, 25),
+        20,
+        (3, 3),
+        pads=(1, 1, 1, 1),
+        with_residual=True,
+        activation=activation,
+        alpha=alpha,
+        residual_before=residual_before,
+        threads=2,
+    )
+    (report,) = avx512_reports()
+    assert ": compiled, " in report, report
+
+
+@pytest.mark.parametrize(
+    "x_shape, kernel, pads, activation, reason",
+    [
+        (
+            (1, 8, 7, 9),
+            (3, 3),
+            (1, 1, 1, 1),
+            "silu",
+            "tile kernels (2 tiles of grid positions per image, fewer than 6)",
+        ),
+        ((1, 8, 20, 20), (1, 1), (0, 0, 0, 0), "relu", "tile kernels (they finish Y themselves)"),
+    ],
+    ids=["small-image", "finishing-tile-kernels"],
+)
+def test_where_tile_kernels_serve(library, rng, avx512_reports, x_shape, kernel, pads, activation, reason):
+    check(library, rng, x_shape, 24, kernel, pads=pads, activation=activation, with_residual=True)
+    (report,) = avx512_reports()
+    assert report.endswith(f"input {x_shape[2]}x{x_shape[3]}: {reason}"), report
+
+
+def test_jit_turned_off(library, rng, avx512_reports, monkeypatch):
+    monkeypatch.setenv("ORTSPARSE_JIT", "0")
+    check(library, rng, (1, 16, 24, 24), 29, (3, 3), pads=(1, 1, 1, 1), activation="silu")
+    (report,) = avx512_reports()
+    assert report.endswith("input 24x24: tile kernels (ORTSPARSE_JIT=0)"), report
+
+
+def test_families_without_compiled_kernels(library, rng, family, capfd, monkeypatch):
+    monkeypatch.setenv("ORTSPARSE_VERBOSE", "1")
+    check(library, rng, (1, 16, 24, 24), 29, (3, 3), pads=(1, 1, 1, 1), activation="silu")
+    (report,) = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ortsparse: SparseConv")]
+    if family == "avx512":
+        assert ": compiled, " in report, report
+    else:
+        assert report.endswith("tile kernels (no compiled kernels in this ISA family)"), report
+
+
+@pytest.mark.parametrize("variable", ["ORTSPARSE_JIT", "ORTSPARSE_VERBOSE"])
+def test_switch_variables_other_than_0_or_1(library, weight_4x3x3x3, monkeypatch, variable):
+    monkeypatch.setenv(variable, "yes")
+    model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3)
+    message = creation_error(model, library)
+    assert "SparseConv node 'sc'" in message and f"{variable}='yes' is not 0 or 1" in message

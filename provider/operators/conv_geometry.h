@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/f32-spconv/compiled.h"
 #include "kernels/f32-spconv/spconv.h"
 
 namespace ortsparse {
@@ -72,6 +73,10 @@ struct DirectConvPlan {
   // (recomputing some of the previous tile's positions), else at its first position.
   size_t last_tile_start = 0;
   std::vector<int32_t> offsets;
+  // SparseConv's weights compiled for these planes, when its family compiles them; the tile
+  // kernels and `offsets` serve otherwise.
+  std::unique_ptr<const kernels::CompiledConv> compiled;
+  std::vector<int32_t> tile_lines;
 
   // Calls run(position, length, pixel) for the parts of grid positions [first, end) that are
   // output pixels: `length` positions from `position` that are the output pixels from `pixel` on

@@ -1,11 +1,20 @@
 #include "operators/op_support.h"
 
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <sstream>
 #include <stdexcept>
 
 namespace ortsparse {
+
+bool FlagVariable(const char* name, bool fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  const std::string text = value;
+  if (text == "0" || text == "1") return text == "1";
+  throw std::invalid_argument(std::string(name) + "='" + text + "' is not 0 or 1");
+}
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
   std::ostringstream s;

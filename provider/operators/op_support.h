@@ -18,6 +18,10 @@ inline size_t RoundUp(size_t a, size_t b) { return CeilDiv(a, b) * b; }
 
 std::string ShapeString(const std::vector<int64_t>& shape);
 
+// The environment variable `name` as a switch: `fallback` when unset or empty, false for 0, true
+// for 1; throws std::invalid_argument for anything else.
+bool FlagVariable(const char* name, bool fallback);
+
 // Y's shape and the number of rows (product of the leading dims) of X [..., K] · W [K, N];
 // throws std::invalid_argument when X's rank is below 2 or its last dim is not K.
 struct ProductShape {

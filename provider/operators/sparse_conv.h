@@ -36,6 +36,9 @@ class SparseConvKernel {
   // Checks X's shape and returns the plan for its height and width.
   std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape) const;
   std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
+  // Compiles the weights for `plan`'s planes where that pays; returns which kernels serve it, and
+  // why, for ORTSPARSE_VERBOSE.
+  std::string CompileFor(DirectConvPlan& plan, const std::vector<int64_t>& tap_offsets) const;
   void Compute(Ort::KernelContext& context) const;
 
   std::string node_label_;
@@ -47,6 +50,11 @@ class SparseConvKernel {
   const SpmmMicrokernels* microkernels_ = nullptr;
   TileKernels<int32_t> tile_kernels_{};
   TileWeights tile_weights_;
+  // The packed weights, kept for compiling them for each plan's planes layout; empty when they
+  // are not compiled, for the reason in not_compiled_.
+  std::optional<PackedWeights> weights_to_compile_;
+  std::string not_compiled_;
+  bool verbose_ = false;  // ORTSPARSE_VERBOSE: report each plan's kernels on stderr
 
   DirectConvPlans plans_;
 };

@@ -61,6 +61,7 @@ const SpmmMicrokernels kAvx512Microkernels = {
     kernels::StoreRowAvx512,
     kernels::StoreChannelRowsAvx512,
     kernels::PackInputPlanesAvx512,
+    kernels::CompiledConv::CompileAvx512,
 };
 
 const SpmmMicrokernels kAvx2Microkernels = {
@@ -90,6 +91,7 @@ const SpmmMicrokernels kAvx2Microkernels = {
     kernels::StoreRowAvx2,
     kernels::StoreChannelRowsAvx2,
     kernels::PackInputPlanesAvx2,
+    nullptr,
 };
 
 const SpmmMicrokernels kScalarMicrokernels = {
@@ -111,6 +113,7 @@ const SpmmMicrokernels kScalarMicrokernels = {
     kernels::StoreRowScalar,
     kernels::StoreChannelRowsScalar,
     kernels::PackInputPlanesScalar,
+    nullptr,
 };
 
 // How many blocks of input features the tile kernels take K in.

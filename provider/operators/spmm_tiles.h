@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/activations/epilogue.h"
+#include "kernels/f32-spconv/compiled.h"
 #include "kernels/f32-spconv/spconv.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "operators/packed_weights.h"
@@ -39,6 +40,9 @@ struct SpmmMicrokernels {
   kernels::StoreRowFn store_row;
   kernels::StoreChannelRowsFn store_channel_rows;
   kernels::PackInputPlanesFn pack_input_planes;
+  // Compiles a direct convolution's weights for one planes layout; null where the family has no
+  // compiled kernels.
+  kernels::CompileConvFn compile_conv;
 };
 
 // The family ORTSPARSE_ISA and the CPU allow (throws std::invalid_argument for an unknown name).

@@ -1,0 +1,188 @@
+// Compiled direct convolution for AVX-512 (compiled.h): blocks of up to 28 output channels by one
+// vector of 16 grid positions, the sums in zmm0-27 and the input vectors taking turns in
+// zmm28-31. Only the generated code runs AVX-512; this file just writes it.
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "kernels/f32-spconv/compiled.h"
+#include "kernels/jit/x86-assembler.h"
+
+namespace ortsparse::kernels {
+namespace {
+
+using jit::Gpr;
+
+// The generated functions' signature (System V): input in rdi, weights in rsi, acc in rdx.
+using CompiledTileFn = void (*)(const float* input, const float* weights, float* acc);
+
+constexpr size_t kBlockChannels = 28;
+constexpr int kFirstInputRegister = 28;
+constexpr int kInputRegisters = 4;
+constexpr size_t kVectorFloats = 16;
+// A piece ends after the input feature that takes it past this many FMAs: its code (7 bytes per
+// FMA, 6-10 per input load) then stays within L1i while it runs over a tile's vectors.
+constexpr size_t kPieceFmas = 2048;
+// A broadcast operand's 8-bit displacement reaches 256 floats around rsi; rsi moves on by that
+// many whenever the next weight is past them.
+constexpr size_t kWeightWindow = 256;
+constexpr int32_t kFloatBytes = 4;
+constexpr size_t kCodeAlignment = 64;
+constexpr uint8_t kTrap = 0xCC;  // int3: pads between pieces, never reached
+
+// One output channel's stored weights, walked in increasing input feature.
+struct ChannelCursor {
+  const float* values;  // the channel's value of stored block i is values[i * stride]
+  size_t stride;
+  const int32_t* input_indices;
+  size_t next, end;
+
+  bool Reads(int64_t k) const { return next < end && input_indices[next] == k; }
+};
+
+ChannelCursor CursorFor(const ConvWeightsToCompile& w, size_t channel) {
+  const size_t group = channel / w.block_size;
+  return {w.values + channel % w.block_size, w.block_size, w.input_indices,
+          static_cast<size_t>(w.group_offsets[group]),
+          static_cast<size_t>(w.group_offsets[group + 1])};
+}
+
+bool FitsDisplacement(int64_t offset_floats) {
+  const int64_t bytes = offset_floats * kFloatBytes;
+  return bytes >= std::numeric_limits<int32_t>::min() &&
+         bytes <= std::numeric_limits<int32_t>::max() - 64;
+}
+
+constexpr int64_t kNoFeature = std::numeric_limits<int64_t>::max();
+
+// The lowest input feature that some channel of the block still has a weight for.
+int64_t NextFeature(const std::vector<ChannelCursor>& cursors) {
+  int64_t k = kNoFeature;
+  for (const ChannelCursor& cursor : cursors) {
+    if (cursor.next < cursor.end) k = std::min<int64_t>(k, cursor.input_indices[cursor.next]);
+  }
+  return k;
+}
+
+// Writes the code of a block's next piece into `a`, and the weights its FMAs read onto `weights`:
+// the features from where `cursors` stand until the piece passes kPieceFmas FMAs. The first
+// piece of a block clears the sums, later ones load them from acc; each stores them back.
+// Returns false, saying why, when an input offset does not fit a displacement.
+bool WritePiece(const ConvWeightsToCompile& w, bool first_piece,
+                std::vector<ChannelCursor>& cursors, std::vector<float>& weights,
+                jit::Avx512Assembler& a, std::string* why_not) {
+  const int32_t acc_row_bytes = static_cast<int32_t>(w.acc_stride) * kFloatBytes;
+  const size_t channels = cursors.size();
+  // rsi starts mid-window, so that 8-bit displacements reach its 256 floats.
+  size_t window = weights.size();
+  a.AddImmediate(Gpr::kRsi, static_cast<int32_t>(kWeightWindow / 2) * kFloatBytes);
+  for (size_t r = 0; r < channels; ++r) {
+    if (first_piece) {
+      a.ZeroVector(static_cast<int>(r));
+    } else {
+      a.LoadVector(static_cast<int>(r), Gpr::kRdx, static_cast<int32_t>(r) * acc_row_bytes);
+    }
+  }
+  int input_register = 0;
+  for (size_t fmas = 0; fmas < kPieceFmas;) {
+    const int64_t k = NextFeature(cursors);
+    if (k == kNoFeature) break;
+    const int64_t offset = w.input_offsets[k];
+    if (!FitsDisplacement(offset)) {
+      *why_not =
+          "an input offset of " + std::to_string(offset) + " floats, past 32-bit displacements";
+      return false;
+    }
+    const int x = kFirstInputRegister + input_register;
+    input_register = (input_register + 1) % kInputRegisters;
+    a.LoadVector(x, Gpr::kRdi, static_cast<int32_t>(offset * kFloatBytes));
+    for (size_t r = 0; r < channels; ++r) {
+      ChannelCursor& cursor = cursors[r];
+      if (!cursor.Reads(k)) continue;
+      if (weights.size() - window == kWeightWindow) {
+        a.AddImmediate(Gpr::kRsi, static_cast<int32_t>(kWeightWindow) * kFloatBytes);
+        window += kWeightWindow;
+      }
+      const int32_t from_rsi =
+          static_cast<int32_t>(weights.size() - window) - static_cast<int32_t>(kWeightWindow / 2);
+      a.FmaBroadcast(static_cast<int>(r), x, Gpr::kRsi, from_rsi * kFloatBytes);
+      weights.push_back(cursor.values[cursor.next * cursor.stride]);
+      ++cursor.next;
+      ++fmas;
+    }
+  }
+  for (size_t r = 0; r < channels; ++r) {
+    a.StoreVector(static_cast<int>(r), Gpr::kRdx, static_cast<int32_t>(r) * acc_row_bytes);
+  }
+  a.Return();
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<CompiledConv> CompiledConv::CompileAvx512(const ConvWeightsToCompile& w,
+                                                         std::string* why_not) {
+  const size_t groups = (w.channels + w.block_size - 1) / w.block_size;
+  const size_t stored = static_cast<size_t>(w.group_offsets[groups]) * w.block_size;
+  if (stored > kMaxCompiledWeights) {
+    *why_not = std::to_string(stored) + " stored weights, more than the " +
+               std::to_string(kMaxCompiledWeights) + " compiled at most";
+    return nullptr;
+  }
+  std::unique_ptr<CompiledConv> compiled(new CompiledConv());
+  compiled->acc_stride_ = w.acc_stride;
+  compiled->weights_.reserve(stored);
+  std::vector<uint8_t> code;
+
+  const size_t chunks = (w.channels + w.chunk_channels - 1) / w.chunk_channels;
+  for (size_t chunk = 0; chunk < chunks; ++chunk) {
+    compiled->chunk_pieces_.push_back(compiled->pieces_.size());
+    const size_t chunk_begin = chunk * w.chunk_channels;
+    const size_t chunk_count = std::min(w.channels, chunk_begin + w.chunk_channels) - chunk_begin;
+    // Blocks of nearly equal size: each then keeps as many sums in registers as the others.
+    const size_t blocks = (chunk_count + kBlockChannels - 1) / kBlockChannels;
+    size_t block_begin = 0;
+    for (size_t block = 0; block < blocks; ++block) {
+      const size_t block_count = chunk_count / blocks + (block < chunk_count % blocks ? 1 : 0);
+      std::vector<ChannelCursor> cursors;
+      for (size_t c = 0; c < block_count; ++c) {
+        cursors.push_back(CursorFor(w, chunk_begin + block_begin + c));
+      }
+      // Every block has a first piece, which clears its sums even when it has no weights.
+      bool first_piece = true;
+      while (first_piece || NextFeature(cursors) != kNoFeature) {
+        jit::Avx512Assembler a;
+        const size_t weight_offset = compiled->weights_.size();
+        if (!WritePiece(w, first_piece, cursors, compiled->weights_, a, why_not)) return nullptr;
+        compiled->pieces_.push_back({code.size(), weight_offset, block_begin});
+        code.insert(code.end(), a.code().begin(), a.code().end());
+        code.resize((code.size() + kCodeAlignment - 1) / kCodeAlignment * kCodeAlignment, kTrap);
+        first_piece = false;
+      }
+      block_begin += block_count;
+    }
+  }
+  compiled->chunk_pieces_.push_back(compiled->pieces_.size());
+  compiled->code_ = jit::ExecutableCode::Map(code);
+  if (compiled->code_ == nullptr) {
+    *why_not = "the system refused executable memory";
+    return nullptr;
+  }
+  compiled->code_bytes_ = code.size();
+  return compiled;
+}
+
+void CompiledConv::MultiplyTile(const float* base, size_t vectors, size_t chunk,
+                                float* acc) const {
+  for (size_t p = chunk_pieces_[chunk]; p < chunk_pieces_[chunk + 1]; ++p) {
+    const Piece& piece = pieces_[p];
+    const auto function = reinterpret_cast<CompiledTileFn>(code_->At(piece.code_offset));
+    const float* weights = weights_.data() + piece.weight_offset;
+    float* block_acc = acc + piece.channel * acc_stride_;
+    for (size_t v = 0; v < vectors; ++v) {
+      function(base + v * kVectorFloats, weights, block_acc + v * kVectorFloats);
+    }
+  }
+}
+
+}  // namespace ortsparse::kernels

@@ -1,0 +1,81 @@
+// Compiled direct convolution: a SparseConv's stored weights turned into straight-line machine
+// code for one layout of the input planes (kernels/input-planes.h).
+//
+// The tile kernels (f32-spmm) load each stored weight's whole input run and so make one input
+// load per FMA, half of them split across cache lines. Compiled code instead keeps the sums of a
+// block of output channels for 16 grid positions in registers: it loads each input vector that
+// the block reads once, then multiplies it by every weight of the block's channels that reads
+// it, a broadcast float operand of the FMA itself. At 80% sparsity a block of 28 channels has
+// about 5.6 weights per input vector, so loads per FMA fall from about 1.5 to about 1.2, and
+// none of the weight loads splits a line. Which accumulator a weight adds into is a register
+// number, fixed when the code is written: that is what needs code generated per layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/jit/executable-code.h"
+
+namespace ortsparse::kernels {
+
+// The stored weights to compile, in the SparseGemm contract's groups (docs/ops.md), and where
+// each input feature's run lies.
+struct ConvWeightsToCompile {
+  const float* values;           // block_size floats per stored block
+  const int32_t* group_offsets;  // groups + 1 offsets into input_indices
+  const int32_t* input_indices;
+  size_t block_size;             // output channels per group: 1 (csr) or 4 (block4)
+  size_t channels;               // N
+  // Per input feature k: the offset, in floats, of its input run from a tile's first position.
+  const int64_t* input_offsets;
+  // Output channels per chunk, the operator's unit of parallel work.
+  size_t chunk_channels;
+  // Floats between two channels' rows of the accumulators (the operator's panel rows).
+  size_t acc_stride;
+};
+
+class CompiledConv {
+ public:
+  // Null when the weights cannot be compiled (an input offset past the 32-bit displacements, more
+  // stored weights than kMaxCompiledWeights, or no executable memory), and then *why_not says
+  // which.
+  static std::unique_ptr<CompiledConv> CompileAvx512(const ConvWeightsToCompile& weights,
+                                                     std::string* why_not);
+
+  // Multiplies `vectors` vectors of 16 grid positions from base (the tile's first position in the
+  // planes) by chunk `chunk`'s output channels, leaving the sums channel-major in acc:
+  // acc[c * acc_stride + position] for the chunk's channel c.
+  void MultiplyTile(const float* base, size_t vectors, size_t chunk, float* acc) const;
+
+  size_t PieceCount() const { return pieces_.size(); }
+  size_t CodeBytes() const { return code_bytes_; }
+
+  // Past this many stored weights (a few bytes of code each) the tile kernels serve instead.
+  static constexpr size_t kMaxCompiledWeights = size_t{1} << 20;
+
+ private:
+  // One generated function: the weights of one block of channels for a range of input features,
+  // adding into (or, the first, overwriting) the block's accumulators.
+  struct Piece {
+    size_t code_offset;
+    size_t weight_offset;  // of the weights its FMAs read, in weights_
+    size_t channel;        // the block's first channel, counted from the chunk's
+  };
+
+  CompiledConv() = default;
+
+  size_t acc_stride_ = 0;
+  size_t code_bytes_ = 0;
+  std::vector<float> weights_;
+  std::vector<Piece> pieces_;
+  std::vector<size_t> chunk_pieces_;  // first piece of each chunk, then the end
+  std::unique_ptr<jit::ExecutableCode> code_;
+};
+
+using CompileConvFn = std::unique_ptr<CompiledConv> (*)(const ConvWeightsToCompile& weights,
+                                                        std::string* why_not);
+
+}  // namespace ortsparse::kernels
