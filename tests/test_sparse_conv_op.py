@@ -452,7 +452,7 @@ COMPILED_GEOMETRIES = {
     "1x1-in-place": ((2, 24, 20, 21), 57, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
     "3x3-in-place-shifted-last-tile": ((1, 8, 22, 23), 9, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
     "5x5-dilation2": ((1, 6, 30, 30), 8, (5, 5), (1, 1), (2, 2), (4, 4, 4, 4)),
-    # 200 channels: chunks of 64, 64, 64 and 8.
+    # 200 channels: eight blocks of 25.
     "1x1-many-chunks": ((1, 10, 20, 20), 200, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
     # 2700 input features: each block of channels takes many pieces of code, each reading more
     # weights than one 8-bit displacement window.

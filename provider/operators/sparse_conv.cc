@@ -20,8 +20,15 @@ constexpr size_t kPackPartFloats = size_t{32} << 10;
 // Packed planes, and each image's planes, start on a cache line.
 constexpr size_t kCacheLineFloats = 64 / sizeof(float);
 
-// Images with fewer tiles than this keep to the tile kernels (see BuildPlan).
+// Images with fewer tiles than this keep to the tile kernels (see CompileFor).
 constexpr size_t kMinCompiledTiles = 6;
+// A compiled task multiplies this many consecutive tiles of an image by one block of channels:
+// each piece of code then runs over all of their vectors once fetched, and each input plane is
+// read in longer runs, which the hardware prefetchers follow.
+constexpr size_t kCompiledTilesPerTask = 4;
+constexpr size_t kCompiledAccStride = kCompiledTilesPerTask * kMaxPanelRows;
+static_assert(kernels::CompiledConv::kMaxBlockChannels * kCompiledAccStride <=
+              kMaxChunkChannels * kMaxPanelRows);
 
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
 
@@ -61,10 +68,11 @@ struct ConvJob {
     return image_planes;
   }
 
-  // Finishes grid positions [first, first + rows) of one chunk's accumulators into Y: the parts
-  // of them that are output pixels, one output row at a time unless the grid is as wide as Y.
-  void Store(const float* acc, size_t image, size_t first, size_t rows, size_t chunk_begin,
-             size_t chunk_channels) const {
+  // Finishes grid positions [first, first + rows) of the accumulators of channels
+  // [chunk_begin, + chunk_channels) into Y: the parts of them that are output pixels, one output
+  // row at a time unless the grid is as wide as Y.
+  void Store(const float* acc, size_t acc_stride, size_t image, size_t first, size_t rows,
+             size_t chunk_begin, size_t chunk_channels) const {
     const SpmmMicrokernels& mk = *microkernels;
     const size_t image_offset = (image * n + chunk_begin) * pixels;
     plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
@@ -73,7 +81,7 @@ struct ConvJob {
       const kernels::OutputBlock out = {
           y + offset, residual != nullptr ? residual + offset : nullptr,
           bias != nullptr ? bias + chunk_begin : nullptr, pixels};
-      mk.store_channel_rows(acc + (position - first), mk.panel_rows, length, chunk_channels, out,
+      mk.store_channel_rows(acc + (position - first), acc_stride, length, chunk_channels, out,
                             epilogue);
     });
   }
@@ -100,13 +108,10 @@ void ConvTileTask(void* data, size_t task) {
   // output stage then leaves alone; a finishing kernel would write them again, racing with that
   // tile's task.
   if (job.finishers == nullptr || start != first) {
-    if (job.plan->compiled != nullptr) {
-      job.plan->compiled->MultiplyTile(planes + start, CeilDiv(rows, mk.vector_rows), chunk, acc);
-    } else {
-      MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc);
-    }
+    MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc);
     const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
-    job.Store(acc + (first - start), image, first, end - first, chunk_begin, chunk_channels);
+    job.Store(acc + (first - start), mk.panel_rows, image, first, end - first, chunk_begin,
+              chunk_channels);
     return;
   }
   const size_t last_block = tw.k_blocks - 1;
@@ -126,6 +131,43 @@ void ConvTileTask(void* data, size_t task) {
   job.finishers[CeilDiv(rows, mk.vector_rows) - 1](planes + start, job.segments,
                                                    tw.pass_offsets[pass],
                                                    tw.pass_offsets[pass + 1], acc, out);
+}
+
+// Task (image, group of kCompiledTilesPerTask tiles, block of channels) of a wave, for a plan
+// whose weights are compiled.
+void CompiledConvTask(void* data, size_t task) {
+  const ConvJob& job = *static_cast<const ConvJob*>(data);
+  const SpmmMicrokernels& mk = *job.microkernels;
+  const kernels::CompiledConv& compiled = *job.plan->compiled;
+  const size_t block = task % compiled.BlockCount();
+  const size_t group_of_wave = task / compiled.BlockCount();
+  const size_t groups_per_image = CeilDiv(job.tiles_per_image, kCompiledTilesPerTask);
+  const size_t image = group_of_wave / groups_per_image;
+  const size_t first_tile = group_of_wave % groups_per_image * kCompiledTilesPerTask;
+  const size_t tiles = std::min(kCompiledTilesPerTask, job.tiles_per_image - first_tile);
+  const float* planes = job.PlanesOf(image);
+
+  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
+  struct Tile {
+    size_t first, end, start;
+  };
+  Tile tile_rows[kCompiledTilesPerTask];
+  kernels::CompiledRun runs[kCompiledTilesPerTask];
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t tile = first_tile + t;
+    const size_t first = tile * mk.panel_rows;
+    const size_t end = std::min(first + mk.panel_rows, job.plan->grid_positions);
+    const size_t start = tile + 1 == job.tiles_per_image ? job.plan->last_tile_start : first;
+    tile_rows[t] = {first, end, start};
+    runs[t] = {planes + start, CeilDiv(end - start, mk.vector_rows), acc + t * mk.panel_rows};
+  }
+  compiled.MultiplyBlock(block, runs, tiles);
+  const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
+  for (size_t t = 0; t < tiles; ++t) {
+    const Tile& rows = tile_rows[t];
+    job.Store(runs[t].acc + (rows.first - rows.start), kCompiledAccStride, image, rows.first,
+              rows.end - rows.first, channels.begin, channels.count);
+  }
 }
 
 }  // namespace
@@ -231,8 +273,7 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
                                                  matrix_.block_size,
                                                  static_cast<size_t>(matrix_.n),
                                                  tap_offsets.data(),
-                                                 tile_weights_.chunk_channels,
-                                                 microkernels_->panel_rows};
+                                                 kCompiledAccStride};
   std::string why_not;
   plan.compiled = microkernels_->compile_conv(weights, &why_not);
   if (plan.compiled == nullptr) return "tile kernels (not compiled: " + why_not + ")";
@@ -294,8 +335,13 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
     job.residual = residual != nullptr ? residual + first * y_image_floats : nullptr;
     const std::unique_ptr<PackProgress[]> pack_progress(new PackProgress[count]);
     job.pack_progress = pack_progress.get();
-    context.ParallelFor(ConvTileTask, count * job.tiles_per_image * tile_weights_.chunks, 0,
-                        &job);
+    if (plan->compiled != nullptr) {
+      const size_t groups = count * CeilDiv(job.tiles_per_image, kCompiledTilesPerTask);
+      context.ParallelFor(CompiledConvTask, groups * plan->compiled->BlockCount(), 0, &job);
+    } else {
+      context.ParallelFor(ConvTileTask, count * job.tiles_per_image * tile_weights_.chunks, 0,
+                          &job);
+    }
   }
 }
 

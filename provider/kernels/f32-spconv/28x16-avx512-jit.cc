@@ -16,8 +16,8 @@ using jit::Gpr;
 // The generated functions' signature (System V): input in rdi, weights in rsi, acc in rdx.
 using CompiledTileFn = void (*)(const float* input, const float* weights, float* acc);
 
-constexpr size_t kBlockChannels = 28;
-constexpr int kFirstInputRegister = 28;
+constexpr size_t kBlockChannels = CompiledConv::kMaxBlockChannels;
+constexpr int kFirstInputRegister = static_cast<int>(kBlockChannels);
 constexpr int kInputRegisters = 4;
 constexpr size_t kVectorFloats = 16;
 // A piece ends after the input feature that takes it past this many FMAs: its code (7 bytes per
@@ -130,39 +130,31 @@ std::unique_ptr<CompiledConv> CompiledConv::CompileAvx512(const ConvWeightsToCom
     return nullptr;
   }
   std::unique_ptr<CompiledConv> compiled(new CompiledConv());
-  compiled->acc_stride_ = w.acc_stride;
   compiled->weights_.reserve(stored);
   std::vector<uint8_t> code;
 
-  const size_t chunks = (w.channels + w.chunk_channels - 1) / w.chunk_channels;
-  for (size_t chunk = 0; chunk < chunks; ++chunk) {
-    compiled->chunk_pieces_.push_back(compiled->pieces_.size());
-    const size_t chunk_begin = chunk * w.chunk_channels;
-    const size_t chunk_count = std::min(w.channels, chunk_begin + w.chunk_channels) - chunk_begin;
-    // Blocks of nearly equal size: each then keeps as many sums in registers as the others.
-    const size_t blocks = (chunk_count + kBlockChannels - 1) / kBlockChannels;
-    size_t block_begin = 0;
-    for (size_t block = 0; block < blocks; ++block) {
-      const size_t block_count = chunk_count / blocks + (block < chunk_count % blocks ? 1 : 0);
-      std::vector<ChannelCursor> cursors;
-      for (size_t c = 0; c < block_count; ++c) {
-        cursors.push_back(CursorFor(w, chunk_begin + block_begin + c));
-      }
-      // Every block has a first piece, which clears its sums even when it has no weights.
-      bool first_piece = true;
-      while (first_piece || NextFeature(cursors) != kNoFeature) {
-        jit::Avx512Assembler a;
-        const size_t weight_offset = compiled->weights_.size();
-        if (!WritePiece(w, first_piece, cursors, compiled->weights_, a, why_not)) return nullptr;
-        compiled->pieces_.push_back({code.size(), weight_offset, block_begin});
-        code.insert(code.end(), a.code().begin(), a.code().end());
-        code.resize((code.size() + kCodeAlignment - 1) / kCodeAlignment * kCodeAlignment, kTrap);
-        first_piece = false;
-      }
-      block_begin += block_count;
+  // Blocks of nearly equal size: each then keeps as many sums in registers as the others.
+  const size_t blocks = (w.channels + kBlockChannels - 1) / kBlockChannels;
+  size_t block_begin = 0;
+  for (size_t block = 0; block < blocks; ++block) {
+    const size_t block_count = w.channels / blocks + (block < w.channels % blocks ? 1 : 0);
+    compiled->blocks_.push_back({{block_begin, block_count}, compiled->pieces_.size()});
+    std::vector<ChannelCursor> cursors;
+    for (size_t c = 0; c < block_count; ++c) cursors.push_back(CursorFor(w, block_begin + c));
+    // Every block has a first piece, which clears its sums even when it has no weights.
+    bool first_piece = true;
+    while (first_piece || NextFeature(cursors) != kNoFeature) {
+      jit::Avx512Assembler a;
+      const size_t weight_offset = compiled->weights_.size();
+      if (!WritePiece(w, first_piece, cursors, compiled->weights_, a, why_not)) return nullptr;
+      compiled->pieces_.push_back({code.size(), weight_offset});
+      code.insert(code.end(), a.code().begin(), a.code().end());
+      code.resize((code.size() + kCodeAlignment - 1) / kCodeAlignment * kCodeAlignment, kTrap);
+      first_piece = false;
     }
+    block_begin += block_count;
   }
-  compiled->chunk_pieces_.push_back(compiled->pieces_.size());
+  compiled->blocks_.push_back({{w.channels, 0}, compiled->pieces_.size()});
   compiled->code_ = jit::ExecutableCode::Map(code);
   if (compiled->code_ == nullptr) {
     *why_not = "the system refused executable memory";
@@ -172,15 +164,16 @@ std::unique_ptr<CompiledConv> CompiledConv::CompileAvx512(const ConvWeightsToCom
   return compiled;
 }
 
-void CompiledConv::MultiplyTile(const float* base, size_t vectors, size_t chunk,
-                                float* acc) const {
-  for (size_t p = chunk_pieces_[chunk]; p < chunk_pieces_[chunk + 1]; ++p) {
+void CompiledConv::MultiplyBlock(size_t block, const CompiledRun* runs,
+                                 size_t run_count) const {
+  for (size_t p = blocks_[block].first_piece; p < blocks_[block + 1].first_piece; ++p) {
     const Piece& piece = pieces_[p];
     const auto function = reinterpret_cast<CompiledTileFn>(code_->At(piece.code_offset));
     const float* weights = weights_.data() + piece.weight_offset;
-    float* block_acc = acc + piece.channel * acc_stride_;
-    for (size_t v = 0; v < vectors; ++v) {
-      function(base + v * kVectorFloats, weights, block_acc + v * kVectorFloats);
+    for (size_t r = 0; r < run_count; ++r) {
+      for (size_t v = 0; v < runs[r].vectors; ++v) {
+        function(runs[r].base + v * kVectorFloats, weights, runs[r].acc + v * kVectorFloats);
+      }
     }
   }
 }

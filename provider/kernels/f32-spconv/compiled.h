@@ -31,10 +31,16 @@ struct ConvWeightsToCompile {
   size_t channels;               // N
   // Per input feature k: the offset, in floats, of its input run from a tile's first position.
   const int64_t* input_offsets;
-  // Output channels per chunk, the operator's unit of parallel work.
-  size_t chunk_channels;
-  // Floats between two channels' rows of the accumulators (the operator's panel rows).
+  // Floats between two channels' rows of the accumulators.
   size_t acc_stride;
+};
+
+// A run of grid positions that compiled code multiplies: `vectors` vectors of 16 positions from
+// `base` (in the planes), whose sums go to acc (channel-major, the block's first channel's row).
+struct CompiledRun {
+  const float* base;
+  size_t vectors;
+  float* acc;
 };
 
 class CompiledConv {
@@ -45,10 +51,20 @@ class CompiledConv {
   static std::unique_ptr<CompiledConv> CompileAvx512(const ConvWeightsToCompile& weights,
                                                      std::string* why_not);
 
-  // Multiplies `vectors` vectors of 16 grid positions from base (the tile's first position in the
-  // planes) by chunk `chunk`'s output channels, leaving the sums channel-major in acc:
-  // acc[c * acc_stride + position] for the chunk's channel c.
-  void MultiplyTile(const float* base, size_t vectors, size_t chunk, float* acc) const;
+  // The output channels of each block, whose sums compiled code keeps in registers at once.
+  struct BlockChannels {
+    size_t begin, count;
+  };
+  size_t BlockCount() const { return blocks_.size() - 1; }
+  BlockChannels Block(size_t block) const { return blocks_[block].channels; }
+
+  // Multiplies each of `runs` by block `block`'s output channels: acc[c * acc_stride + position]
+  // gets the sum of the block's channel c. Each piece of code runs over all the runs before the
+  // next, so that the runs share its fetch.
+  void MultiplyBlock(size_t block, const CompiledRun* runs, size_t run_count) const;
+
+  // Channels per block at most: their sums fill zmm0-27, the input vectors zmm28-31.
+  static constexpr size_t kMaxBlockChannels = 28;
 
   size_t PieceCount() const { return pieces_.size(); }
   size_t CodeBytes() const { return code_bytes_; }
@@ -62,16 +78,18 @@ class CompiledConv {
   struct Piece {
     size_t code_offset;
     size_t weight_offset;  // of the weights its FMAs read, in weights_
-    size_t channel;        // the block's first channel, counted from the chunk's
+  };
+  struct BlockPieces {
+    BlockChannels channels;
+    size_t first_piece;  // its pieces run to the next block's first
   };
 
   CompiledConv() = default;
 
-  size_t acc_stride_ = 0;
   size_t code_bytes_ = 0;
   std::vector<float> weights_;
   std::vector<Piece> pieces_;
-  std::vector<size_t> chunk_pieces_;  // first piece of each chunk, then the end
+  std::vector<BlockPieces> blocks_;  // and a last one, with no channels, where pieces_ end
   std::unique_ptr<jit::ExecutableCode> code_;
 };
 
