@@ -474,9 +474,8 @@ def avx512_reports(monkeypatch, capfd):
     return reports
 
 
-@pytest.mark.parametrize("fmt", ["csr", "block4"])
 @pytest.mark.parametrize("geometry", COMPILED_GEOMETRIES.values(), ids=COMPILED_GEOMETRIES.keys())
-def test_compiled_geometries(library, rng, avx512_reports, geometry, fmt):
+def test_compiled_geometries(library, rng, avx512_reports, geometry):
     x_shape, n, kernel, strides, dilations, pads = geometry
     sparsity = 0.5 if x_shape[1] == 300 else 0.8
     check(
@@ -488,7 +487,6 @@ def test_compiled_geometries(library, rng, avx512_reports, geometry, fmt):
         strides=strides,
         dilations=dilations,
         pads=pads,
-        fmt=fmt,
         sparsity=sparsity,
         with_residual=True,
         activation="silu",
@@ -534,23 +532,38 @@ def test_compiled_epilogues_batches_and_threads(library, rng, avx512_reports, ac
 
 
 @pytest.mark.parametrize(
-    "x_shape, kernel, pads, activation, reason",
+    "x_shape, kernel, fmt, sparsity, activation, reason",
     [
-        (
-            (1, 8, 7, 9),
-            (3, 3),
-            (1, 1, 1, 1),
-            "silu",
-            "tile kernels (2 tiles of grid positions per image, fewer than 6)",
-        ),
-        ((1, 8, 20, 20), (1, 1), (0, 0, 0, 0), "relu", "tile kernels (they finish Y themselves)"),
+        ((1, 8, 7, 9), (3, 3), "csr", 0.7, "silu", "tile kernels (2 tiles of grid positions per image, fewer than 6)"),
+        # 24 channels at 10% density: 2.4 weights per input vector, too few to beat them.
+        ((1, 8, 20, 20), (1, 1), "csr", 0.9, "relu", "tile kernels (they finish Y themselves)"),
+        ((1, 8, 24, 24), (3, 3), "block4", 0.7, "silu", "tile kernels (block4 weights)"),
     ],
-    ids=["small-image", "finishing-tile-kernels"],
+    ids=["small-image", "finishing-tile-kernels", "block4"],
 )
-def test_where_tile_kernels_serve(library, rng, avx512_reports, x_shape, kernel, pads, activation, reason):
-    check(library, rng, x_shape, 24, kernel, pads=pads, activation=activation, with_residual=True)
+def test_where_tile_kernels_serve(library, rng, avx512_reports, x_shape, kernel, fmt, sparsity, activation, reason):
+    pads = (1, 1, 1, 1) if kernel == (3, 3) else (0, 0, 0, 0)
+    check(
+        library,
+        rng,
+        x_shape,
+        24,
+        kernel,
+        pads=pads,
+        fmt=fmt,
+        sparsity=sparsity,
+        activation=activation,
+        with_residual=True,
+    )
     (report,) = avx512_reports()
     assert report.endswith(f"input {x_shape[2]}x{x_shape[3]}: {reason}"), report
+
+
+def test_finishing_layers_compiled_when_dense_enough(library, rng, avx512_reports):
+    # 24 channels at 30% density: 7.2 weights per input vector.
+    check(library, rng, (1, 8, 20, 20), 24, (1, 1), sparsity=0.7, activation="relu", with_residual=True)
+    (report,) = avx512_reports()
+    assert ": compiled, " in report, report
 
 
 def test_jit_turned_off(library, rng, avx512_reports, monkeypatch):

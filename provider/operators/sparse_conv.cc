@@ -22,6 +22,9 @@ constexpr size_t kCacheLineFloats = 64 / sizeof(float);
 
 // Images with fewer tiles than this keep to the tile kernels (see CompileFor).
 constexpr size_t kMinCompiledTiles = 6;
+// Layers whose tile kernels finish Y themselves are compiled only when a block of channels reads
+// each input vector for at least this many weights, on average.
+constexpr double kMinFinishingReuse = 4.0;
 // A compiled task multiplies this many consecutive tiles of an image by one block of channels:
 // each piece of code then runs over all of their vectors once fetched, and each input plane is
 // read in longer runs, which the hardware prefetchers follow.
@@ -187,6 +190,10 @@ SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
     not_compiled_ = "ORTSPARSE_JIT=0";
   } else if (microkernels_->compile_conv == nullptr) {
     not_compiled_ = "no compiled kernels in this ISA family";
+  } else if (matrix_.block_size != 1) {
+    // Their tile kernels share each input load among a group's four channels: on YOLOv5s-like
+    // at 80% in 4-blocks, compiled code was 5-8% slower.
+    not_compiled_ = "block4 weights";
   } else {
     weights_to_compile_ = std::move(packed);
   }
@@ -253,10 +260,16 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(int64_t in_hei
 std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
                                          const std::vector<int64_t>& tap_offsets) const {
   if (!weights_to_compile_.has_value()) return "tile kernels (" + not_compiled_ + ")";
+  const PackedWeights& packed = *weights_to_compile_;
   // Compiled code beats the tile kernels where its pieces run over enough tiles to be fetched
-  // from L2 rather than L3 (ResNet-50's 7x7 and 14x14 layers lost 15-80% with it), and where the
-  // tile kernels do not finish Y themselves (its 1x1 Relu layers at 90% lost 25-50%).
-  if (matrix_.block_size == 1 && plan.planes.plane_width == plan.out_width &&
+  // from L2 rather than L3 (ResNet-50's 7x7 and 14x14 layers lost 15-80% with it), and, where the
+  // tile kernels finish Y themselves, only when a block's channels share each input vector among
+  // enough weights (ResNet-50's 1x1 Relu layers at 90%, about 2.8 weights, lost 25-50%).
+  const double weights_per_input = static_cast<double>(packed.input_indices.size()) /
+                                    static_cast<double>(matrix_.k * matrix_.n) *
+                                    static_cast<double>(std::min<int64_t>(
+                                        matrix_.n, kernels::CompiledConv::kMaxBlockChannels));
+  if (plan.planes.plane_width == plan.out_width && weights_per_input < kMinFinishingReuse &&
       DirectCsrFinishersFor(*microkernels_, false, matrix_.epilogue.activation,
                             kernels::ResidualMode::kNone) != nullptr) {
     return "tile kernels (they finish Y themselves)";
@@ -266,11 +279,9 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
     return "tile kernels (" + std::to_string(tiles) + (tiles == 1 ? " tile" : " tiles") +
            " of grid positions per image, fewer than " + std::to_string(kMinCompiledTiles) + ")";
   }
-  const PackedWeights& packed = *weights_to_compile_;
   const kernels::ConvWeightsToCompile weights = {packed.values.data(),
                                                  packed.group_offsets.data(),
                                                  packed.input_indices.data(),
-                                                 matrix_.block_size,
                                                  static_cast<size_t>(matrix_.n),
                                                  tap_offsets.data(),
                                                  kCompiledAccStride};

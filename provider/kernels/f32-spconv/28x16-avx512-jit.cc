@@ -32,8 +32,7 @@ constexpr uint8_t kTrap = 0xCC;  // int3: pads between pieces, never reached
 
 // One output channel's stored weights, walked in increasing input feature.
 struct ChannelCursor {
-  const float* values;  // the channel's value of stored block i is values[i * stride]
-  size_t stride;
+  const float* values;
   const int32_t* input_indices;
   size_t next, end;
 
@@ -41,10 +40,8 @@ struct ChannelCursor {
 };
 
 ChannelCursor CursorFor(const ConvWeightsToCompile& w, size_t channel) {
-  const size_t group = channel / w.block_size;
-  return {w.values + channel % w.block_size, w.block_size, w.input_indices,
-          static_cast<size_t>(w.group_offsets[group]),
-          static_cast<size_t>(w.group_offsets[group + 1])};
+  return {w.values, w.input_indices, static_cast<size_t>(w.group_offsets[channel]),
+          static_cast<size_t>(w.group_offsets[channel + 1])};
 }
 
 bool FitsDisplacement(int64_t offset_floats) {
@@ -106,7 +103,7 @@ bool WritePiece(const ConvWeightsToCompile& w, bool first_piece,
       const int32_t from_rsi =
           static_cast<int32_t>(weights.size() - window) - static_cast<int32_t>(kWeightWindow / 2);
       a.FmaBroadcast(static_cast<int>(r), x, Gpr::kRsi, from_rsi * kFloatBytes);
-      weights.push_back(cursor.values[cursor.next * cursor.stride]);
+      weights.push_back(cursor.values[cursor.next]);
       ++cursor.next;
       ++fmas;
     }
@@ -122,8 +119,7 @@ bool WritePiece(const ConvWeightsToCompile& w, bool first_piece,
 
 std::unique_ptr<CompiledConv> CompiledConv::CompileAvx512(const ConvWeightsToCompile& w,
                                                          std::string* why_not) {
-  const size_t groups = (w.channels + w.block_size - 1) / w.block_size;
-  const size_t stored = static_cast<size_t>(w.group_offsets[groups]) * w.block_size;
+  const size_t stored = static_cast<size_t>(w.group_offsets[w.channels]);
   if (stored > kMaxCompiledWeights) {
     *why_not = std::to_string(stored) + " stored weights, more than the " +
                std::to_string(kMaxCompiledWeights) + " compiled at most";

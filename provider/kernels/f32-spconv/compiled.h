@@ -21,13 +21,13 @@
 
 namespace ortsparse::kernels {
 
-// The stored weights to compile, in the SparseGemm contract's groups (docs/ops.md), and where
-// each input feature's run lies.
+// The stored weights to compile, in the SparseGemm contract's csr groups (docs/ops.md): one group
+// per output channel. (block4 weights stay on their tile kernels, which already share each input
+// load among a group's four channels.)
 struct ConvWeightsToCompile {
-  const float* values;           // block_size floats per stored block
-  const int32_t* group_offsets;  // groups + 1 offsets into input_indices
+  const float* values;           // one float per stored weight
+  const int32_t* group_offsets;  // channels + 1 offsets into input_indices
   const int32_t* input_indices;
-  size_t block_size;             // output channels per group: 1 (csr) or 4 (block4)
   size_t channels;               // N
   // Per input feature k: the offset, in floats, of its input run from a tile's first position.
   const int64_t* input_offsets;
