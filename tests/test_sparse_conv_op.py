@@ -461,17 +461,22 @@ COMPILED_GEOMETRIES = {
 }
 
 
+def kernel_reports(capfd):
+    """The SparseConv kernel reports (ORTSPARSE_VERBOSE=1) written to stderr since the last call."""
+    return [line for line in capfd.readouterr().err.splitlines() if line.startswith("ortsparse: SparseConv")]
+
+
 @pytest.fixture
 def avx512_reports(monkeypatch, capfd):
-    """Forces the AVX-512 family with ORTSPARSE_VERBOSE=1; returns a function that gives the
-    SparseConv kernel reports written since the last call."""
+    """Forces the AVX-512 family with ORTSPARSE_VERBOSE=1; returns kernel_reports for the test."""
     force_family("avx512", monkeypatch)
     monkeypatch.setenv("ORTSPARSE_VERBOSE", "1")
+    return lambda: kernel_reports(capfd)
 
-    def reports():
-        return [line for line in capfd.readouterr().err.splitlines() if line.startswith("ortsparse: SparseConv")]
 
-    return reports
+def assert_compiled(reports):
+    (report,) = reports
+    assert ": compiled, " in report, report
 
 
 @pytest.mark.parametrize("geometry", COMPILED_GEOMETRIES.values(), ids=COMPILED_GEOMETRIES.keys())
@@ -491,8 +496,7 @@ def test_compiled_geometries(library, rng, avx512_reports, geometry):
         with_residual=True,
         activation="silu",
     )
-    (report,) = avx512_reports()
-    assert ": compiled, " in report, report
+    assert_compiled(avx512_reports())
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 1.0])
@@ -507,8 +511,7 @@ def test_compiled_dense_and_empty_weights(library, rng, avx512_reports, sparsity
         sparsity=sparsity,
         activation="gelu",
     )
-    (report,) = avx512_reports()
-    assert ": compiled, " in report, report
+    assert_compiled(avx512_reports())
 
 
 @pytest.mark.parametrize("activation, residual_before", [("none", 0), ("relu", 1), ("leaky_relu", 0)])
@@ -527,8 +530,7 @@ def test_compiled_epilogues_batches_and_threads(library, rng, avx512_reports, ac
         residual_before=residual_before,
         threads=2,
     )
-    (report,) = avx512_reports()
-    assert ": compiled, " in report, report
+    assert_compiled(avx512_reports())
 
 
 @pytest.mark.parametrize(
@@ -562,8 +564,7 @@ def test_where_tile_kernels_serve(library, rng, avx512_reports, x_shape, kernel,
 def test_finishing_layers_compiled_when_dense_enough(library, rng, avx512_reports):
     # 24 channels at 30% density: 7.2 weights per input vector.
     check(library, rng, (1, 8, 20, 20), 24, (1, 1), sparsity=0.7, activation="relu", with_residual=True)
-    (report,) = avx512_reports()
-    assert ": compiled, " in report, report
+    assert_compiled(avx512_reports())
 
 
 def test_jit_turned_off(library, rng, avx512_reports, monkeypatch):
@@ -576,10 +577,10 @@ def test_jit_turned_off(library, rng, avx512_reports, monkeypatch):
 def test_families_without_compiled_kernels(library, rng, family, capfd, monkeypatch):
     monkeypatch.setenv("ORTSPARSE_VERBOSE", "1")
     check(library, rng, (1, 16, 24, 24), 29, (3, 3), pads=(1, 1, 1, 1), activation="silu")
-    (report,) = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ortsparse: SparseConv")]
     if family == "avx512":
-        assert ": compiled, " in report, report
+        assert_compiled(kernel_reports(capfd))
     else:
+        (report,) = kernel_reports(capfd)
         assert report.endswith("tile kernels (no compiled kernels in this ISA family)"), report
 
 
