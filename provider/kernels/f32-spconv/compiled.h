@@ -66,8 +66,8 @@ class CompiledConv {
   // Channels per block at most: their sums fill zmm0-27, the input vectors zmm28-31.
   static constexpr size_t kMaxBlockChannels = 28;
 
-  size_t PieceCount() const { return pieces_.size(); }
-  size_t CodeBytes() const { return code_bytes_; }
+  size_t PieceCount() const { return pieces_.size() - 1; }
+  size_t CodeBytes() const { return pieces_.back().code_offset; }
 
   // Past this many stored weights (a few bytes of code each) the tile kernels serve instead.
   static constexpr size_t kMaxCompiledWeights = size_t{1} << 20;
@@ -85,10 +85,11 @@ class CompiledConv {
   };
 
   CompiledConv() = default;
+  // Fetches `piece`'s code and weights (up to where `next` starts) into L2.
+  void PrefetchToL2(const Piece& piece, const Piece& next) const;
 
-  size_t code_bytes_ = 0;
   std::vector<float> weights_;
-  std::vector<Piece> pieces_;
+  std::vector<Piece> pieces_;  // and a last one where the code and the weights end
   std::vector<BlockPieces> blocks_;  // and a last one, with no channels, where pieces_ end
   std::unique_ptr<jit::ExecutableCode> code_;
 };
