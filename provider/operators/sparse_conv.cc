@@ -261,10 +261,12 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
                                          const std::vector<int64_t>& tap_offsets) const {
   if (!weights_to_compile_.has_value()) return "tile kernels (" + not_compiled_ + ")";
   const PackedWeights& packed = *weights_to_compile_;
-  // Compiled code beats the tile kernels where its pieces run over enough tiles to be fetched
-  // from L2 rather than L3 (ResNet-50's 7x7 and 14x14 layers lost 15-80% with it), and, where the
-  // tile kernels finish Y themselves, only when a block's channels share each input vector among
-  // enough weights (ResNet-50's 1x1 Relu layers at 90%, about 2.8 weights, lost 25-50%).
+  // Compiled code pays where its pieces run over enough vectors per fetch: ResNet-50's 7x7 and
+  // 14x14 layers lost 15-80% compiled when a task ran them over one tile; over up to 4, with the
+  // next piece prefetched, the whole network is the same either way, so they keep the tile
+  // kernels and spare megabytes of code. Where the tile kernels finish Y themselves, it pays
+  // only when a block's channels share each input vector among enough weights (ResNet-50's 1x1
+  // Relu layers at 90%, about 2.8 weights, lost 25-50%).
   const double weights_per_input = static_cast<double>(packed.input_indices.size()) /
                                     static_cast<double>(matrix_.k * matrix_.n) *
                                     static_cast<double>(std::min<int64_t>(
