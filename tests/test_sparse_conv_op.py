@@ -590,3 +590,10 @@ def test_switch_variables_other_than_0_or_1(library, weight_4x3x3x3, monkeypatch
     model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3)
     message = creation_error(model, library)
     assert "SparseConv node 'sc'" in message and f"{variable}='yes' is not 0 or 1" in message
+
+
+def test_weights_past_the_compiled_limit_keep_the_tile_kernels(library, rng, avx512_reports):
+    # 512 x 512 x 3 x 3 at 50%: about 1.18 million stored weights, past the 2^20 compiled at most.
+    check(library, rng, (1, 512, 20, 20), 512, (3, 3), pads=(1, 1, 1, 1), sparsity=0.5, activation="silu")
+    (report,) = avx512_reports()
+    assert "tile kernels (not compiled: " in report and "more than the 1048576 compiled at most)" in report, report
