@@ -339,17 +339,23 @@ def test_empty_batch(library, rng):
     check(library, rng, (0, 5, 6, 7), 8, (3, 3), pads=(1, 1, 1, 1), with_residual=True)
 
 
-def test_concurrent_runs_share_one_kernel(library, rng):
-    # ORT may run one session from several threads at once: the kernel keeps no per-call state.
+def run_concurrently(library, rng, sizes, width):
+    """Runs one session from 4 threads at once on inputs of (batch, height) `sizes` (each 4 times)
+    and `width`, and compares every output with ORT's."""
     w = sparse_conv_weight(rng, 24, 10, (3, 3), 0.8)
     window = conv_attributes((3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
     sess = session(sparse_conv_model([None, 10, None, None], w, "csr", window), library, threads=2)
     reference = session(reference_model([None, 10, None, None], w, window))
-    inputs = [rng.standard_normal((b, 10, h, 9)).astype(np.float32) for b, h in [(1, 5), (2, 12), (3, 7)] * 4]
+    inputs = [rng.standard_normal((b, 10, h, width)).astype(np.float32) for b, h in sizes * 4]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         outputs = list(pool.map(lambda x: sess.run(None, {"X": x})[0], inputs))
     for x, y in zip(inputs, outputs):
         assert_close(y, reference.run(None, {"X": x})[0])
+
+
+def test_concurrent_runs_share_one_kernel(library, rng):
+    # ORT may run one session from several threads at once: the kernel keeps no per-call state.
+    run_concurrently(library, rng, [(1, 5), (2, 12), (3, 7)], 9)
 
 
 def test_more_input_sizes_than_the_kernel_keeps_plans_for(library, rng):
@@ -597,3 +603,11 @@ def test_weights_past_the_compiled_limit_keep_the_tile_kernels(library, rng, avx
     check(library, rng, (1, 512, 20, 20), 512, (3, 3), pads=(1, 1, 1, 1), sparsity=0.5, activation="silu")
     (report,) = avx512_reports()
     assert "tile kernels (not compiled: " in report and "more than the 1048576 compiled at most)" in report, report
+
+
+def test_concurrent_runs_compile_each_input_size_safely(library, rng, avx512_reports):
+    # Runs meeting a new input size at once may each compile it; every run must still be right.
+    run_concurrently(library, rng, [(1, 24), (2, 30), (1, 26)], 25)
+    reports = avx512_reports()
+    assert all(": compiled, " in report for report in reports), reports
+    assert {report.split(", input ")[1].split(":")[0] for report in reports} == {"24x25", "30x25", "26x25"}
