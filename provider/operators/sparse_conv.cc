@@ -59,6 +59,18 @@ struct ConvJob {
   // run the last block of input features and finish Y themselves, with no output stage.
   const DirectFinishFn* finishers;
 
+  // Tile `tile` of an image: grid positions [first, end), computed from `start` on, which is
+  // earlier than `first` for the last tile read in place (see DirectConvPlan::last_tile_start).
+  struct TileRows {
+    size_t first, end, start;
+  };
+  TileRows RowsOf(size_t tile) const {
+    const size_t panel_rows = microkernels->panel_rows;
+    const size_t first = tile * panel_rows;
+    const size_t end = std::min(first + panel_rows, plan->grid_positions);
+    return {first, end, tile + 1 == tiles_per_image ? plan->last_tile_start : first};
+  }
+
   const float* PlanesOf(size_t image) const {
     const float* x_image = x + image * image_floats;
     if (plan->in_place) return x_image;
@@ -98,10 +110,7 @@ void ConvTileTask(void* data, size_t task) {
   const size_t tile_of_wave = task / tw.chunks;
   const size_t chunk = task % tw.chunks;
   const size_t image = tile_of_wave / job.tiles_per_image;
-  const size_t tile = tile_of_wave % job.tiles_per_image;
-  const size_t first = tile * mk.panel_rows;
-  const size_t end = std::min(first + mk.panel_rows, job.plan->grid_positions);
-  const size_t start = tile + 1 == job.tiles_per_image ? job.plan->last_tile_start : first;
+  const auto [first, end, start] = job.RowsOf(tile_of_wave % job.tiles_per_image);
   const float* planes = job.PlanesOf(image);
 
   alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
@@ -151,23 +160,18 @@ void CompiledConvTask(void* data, size_t task) {
   const float* planes = job.PlanesOf(image);
 
   alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
-  struct Tile {
-    size_t first, end, start;
-  };
-  Tile tile_rows[kCompiledTilesPerTask];
+  ConvJob::TileRows tile_rows[kCompiledTilesPerTask];
   kernels::CompiledRun runs[kCompiledTilesPerTask];
   for (size_t t = 0; t < tiles; ++t) {
-    const size_t tile = first_tile + t;
-    const size_t first = tile * mk.panel_rows;
-    const size_t end = std::min(first + mk.panel_rows, job.plan->grid_positions);
-    const size_t start = tile + 1 == job.tiles_per_image ? job.plan->last_tile_start : first;
-    tile_rows[t] = {first, end, start};
-    runs[t] = {planes + start, CeilDiv(end - start, mk.vector_rows), acc + t * mk.panel_rows};
+    const ConvJob::TileRows rows = job.RowsOf(first_tile + t);
+    tile_rows[t] = rows;
+    runs[t] = {planes + rows.start, CeilDiv(rows.end - rows.start, mk.vector_rows),
+               acc + t * mk.panel_rows};
   }
   compiled.MultiplyBlock(block, runs, tiles);
   const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
   for (size_t t = 0; t < tiles; ++t) {
-    const Tile& rows = tile_rows[t];
+    const ConvJob::TileRows& rows = tile_rows[t];
     job.Store(runs[t].acc + (rows.first - rows.start), kCompiledAccStride, image, rows.first,
               rows.end - rows.first, channels.begin, channels.count);
   }
