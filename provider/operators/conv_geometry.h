@@ -76,7 +76,6 @@ struct DirectConvPlan {
   // SparseConv's weights compiled for these planes, when its family compiles them; the tile
   // kernels and `offsets` serve otherwise.
   std::unique_ptr<const kernels::CompiledConv> compiled;
-  std::vector<int32_t> tile_lines;
 
   // Calls run(position, length, pixel) for the parts of grid positions [first, end) that are
   // output pixels: `length` positions from `position` that are the output pixels from `pixel` on

@@ -23,7 +23,7 @@ constexpr int kFirstInputRegister = static_cast<int>(kBlockChannels);
 constexpr int kInputRegisters = 4;
 constexpr size_t kVectorFloats = 16;
 // A piece ends after the input feature that takes it past this many FMAs: its code (7 bytes per
-// FMA, 6-10 per input load) then stays within L1i while it runs over a tile's vectors.
+// FMA, 7 or 10 per input load) then stays within L1i while it runs over a task's vectors.
 constexpr size_t kPieceFmas = 2048;
 // A broadcast operand's 8-bit displacement reaches 256 floats around rsi; rsi moves on by that
 // many whenever the next weight is past them.
@@ -179,7 +179,7 @@ void CompiledConv::MultiplyBlock(size_t block, const CompiledRun* runs,
     const Piece& piece = pieces_[p];
     // The next piece (of this block, or the next block's first, which this thread will likely
     // run next) is fetched into L2 meanwhile: code is otherwise fetched from L3 a line at a time,
-    // with no prefetcher ahead of it (+4-8% on YOLOv5s-like at 80%, whose 20x20 layers run
+    // with no prefetcher ahead of it (+4-5% on YOLOv5s-like at 80%, whose 20x20 layers run
     // megabytes of code over a few vectors).
     if (p + 2 < pieces_.size()) PrefetchToL2(pieces_[p + 1], pieces_[p + 2]);
     const auto function = reinterpret_cast<CompiledTileFn>(code_->At(piece.code_offset));
