@@ -6,13 +6,18 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.conv_window import explicit_pads
+from ortsparse.rewriter.conv_window import conv_window
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, product_bias
 from ortsparse.rewriter.quantization import Quantization, product_quantization
-from ortsparse.rewriter.sparse_qconv import QuantizedConv, conv_quad_matrix, sparse_qconv_node
+from ortsparse.rewriter.sparse_qconv import (
+    QuantizedConv,
+    conv_quad_matrix,
+    int8_conv_weight_refusal,
+    sparse_qconv_node,
+)
 
 
 def convert_quantized_conv(
@@ -33,17 +38,11 @@ def convert_quantized_conv(
     it; ``output`` is float where ``y_quantization`` is None. ``bias``: a QDQ bias (int32, or a
     float32 constant for a float output), or QLinearConv's B (int32 in units of x_scale *
     w_scale[n])."""
-    if weight is None:
-        return kept(node, "weight is not a constant")
-    if weight.ndim != 4:
-        return kept(node, f"weight is {weight.ndim}-D, SparseQConv is a 2-D convolution")
-    n, c, kh, kw = weight.shape
-    matrix_shape = (c * kh * kw, n)
-    if weight.dtype != np.int8:
-        return kept(node, f"weight is {weight.dtype}, SparseQConv takes int8", matrix_shape)
     attributes = attribute_values(node)
-    if attributes.get("group", 1) != 1:
-        return kept(node, "grouped convolution, SparseQConv takes group=1", matrix_shape)
+    refusal, matrix_shape = int8_conv_weight_refusal(weight, attributes, "SparseQConv")
+    if refusal:
+        return kept(node, refusal, matrix_shape)
+    n, _, kh, kw = weight.shape
     x_shape = graph.shape(x)
     if x_shape is None or len(x_shape) != 4:
         return kept(node, "the activation is not known to be NCHW (rank 4)", matrix_shape)
@@ -56,13 +55,9 @@ def convert_quantized_conv(
     bias = product_bias(bias, quantization, matrix)
     if isinstance(bias, str):
         return kept(node, bias, matrix_shape)
-    strides = tuple(attributes.get("strides", (1, 1)))
-    dilations = tuple(attributes.get("dilations", (1, 1)))
-    pads = explicit_pads(attributes, x_shape[2:], [kh, kw], strides, dilations)
-    if pads is None:
-        return kept(
-            node, "auto_pad SAME_* needs X's height and width, which are not static", matrix_shape
-        )
+    window = conv_window(attributes, x_shape[2:], [kh, kw])
+    if isinstance(window, str):
+        return kept(node, window, matrix_shape)
 
     verdict = policy.judge_quantized(matrix)
     if not verdict.rewrite:
@@ -74,9 +69,9 @@ def convert_quantized_conv(
         output_scales=quantization.output_scales,
         x_zero_point=quantization.x_zero_point,
         y_zero_point=quantization.y_zero_point,
-        strides=strides,
-        dilations=dilations,
-        pads=pads,
+        strides=window.strides,
+        dilations=window.dilations,
+        pads=window.pads,
         output=output,
     )
     sparse_node = sparse_qconv_node(graph, display_name(node), conv)

@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ortsparse.rewriter.conv_window import ConvWindow
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.quad_packing import add_packed_quads
 from ortsparse.rewriter.sparse_op import DOMAIN
@@ -21,7 +22,7 @@ def sparse_conv_integer_node(
     x: str,
     weight: np.ndarray,
     x_zero_point: str,
-    window: dict,
+    window: ConvWindow,
     output: str,
 ) -> onnx.NodeProto:
     """A SparseConvInteger node computing conv2d(x - x_zero_point, weight) (int8 [N, C, kH, kW],
@@ -45,5 +46,7 @@ def sparse_conv_integer_node(
         N=n,
         kernel_shape=[kh, kw],
         format=FORMAT,
-        **{name: list(value) for name, value in window.items()},
+        strides=list(window.strides),
+        dilations=list(window.dilations),
+        pads=list(window.pads),
     )

@@ -30,6 +30,25 @@ def conv_quad_matrix(weight: np.ndarray) -> np.ndarray:
     return matrix.reshape(kh * kw * c4, n)
 
 
+def int8_conv_weight_refusal(
+    weight: np.ndarray | None, attributes: dict, op_type: str
+) -> tuple[str, tuple[int, int] | None]:
+    """Why ``op_type``, an int8 2-D convolution of group 1, cannot take the constant ``weight``
+    of a Conv node with these attributes ("" when it can), and the weight's matrix shape (K, N)
+    where it is known."""
+    if weight is None:
+        return "weight is not a constant", None
+    if weight.ndim != 4:
+        return f"weight is {weight.ndim}-D, {op_type} is a 2-D convolution", None
+    n, c, kh, kw = weight.shape
+    matrix_shape = (c * kh * kw, n)
+    if weight.dtype != np.int8:
+        return f"weight is {weight.dtype}, {op_type} takes int8", matrix_shape
+    if attributes.get("group", 1) != 1:
+        return f"grouped convolution, {op_type} takes group=1", matrix_shape
+    return "", matrix_shape
+
+
 def pack_conv_quads(weight: np.ndarray) -> PackedQuads:
     """Packs int8 W [N, C, kH, kW] in SparseQConv's quad order."""
     return pack_quads(conv_quad_matrix(weight))

@@ -6,10 +6,9 @@ stays with ORT."""
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 
-from ortsparse.rewriter.conv_window import explicit_pads
+from ortsparse.rewriter.conv_window import conv_window
 from ortsparse.rewriter.conversion import (
     Conversion,
     ConversionRule,
@@ -21,7 +20,7 @@ from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.integer_ops import activation_refusal, weight_zero_point_refusal
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv_integer import sparse_conv_integer_node
-from ortsparse.rewriter.sparse_qconv import conv_quad_matrix
+from ortsparse.rewriter.sparse_qconv import conv_quad_matrix, int8_conv_weight_refusal
 
 
 class ConvIntegerToSparseConvInteger(ConversionRule):
@@ -30,38 +29,22 @@ class ConvIntegerToSparseConvInteger(ConversionRule):
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
         x, w, x_zero_point, w_zero_point = [*node.input, "", ""][:4]
         weight = graph.constant(w)
-        if weight is None:
-            return kept(node, "weight is not a constant")
-        if weight.ndim != 4:
-            return kept(node, f"weight is {weight.ndim}-D, SparseConvInteger is a 2-D convolution")
-        n, c, kh, kw = weight.shape
-        matrix_shape = (c * kh * kw, n)
-        if weight.dtype != np.int8:
-            return kept(
-                node, f"weight is {weight.dtype}, SparseConvInteger takes int8", matrix_shape
-            )
         attributes = attribute_values(node)
-        if attributes.get("group", 1) != 1:
-            return kept(node, "grouped convolution, SparseConvInteger takes group=1", matrix_shape)
-        refusal = weight_zero_point_refusal(graph, w_zero_point) or activation_refusal(
-            graph, x, x_zero_point, "image"
+        refusal, matrix_shape = int8_conv_weight_refusal(weight, attributes, "SparseConvInteger")
+        refusal = (
+            refusal
+            or weight_zero_point_refusal(graph, w_zero_point)
+            or activation_refusal(graph, x, x_zero_point, "image")
         )
         if refusal:
             return kept(node, refusal, matrix_shape)
-        strides = tuple(attributes.get("strides", (1, 1)))
-        dilations = tuple(attributes.get("dilations", (1, 1)))
-        pads = explicit_pads(attributes, graph.shape(x)[2:], [kh, kw], strides, dilations)
-        if pads is None:
-            return kept(
-                node,
-                "auto_pad SAME_* needs X's height and width, which are not static",
-                matrix_shape,
-            )
+        window = conv_window(attributes, graph.shape(x)[2:], list(weight.shape[2:]))
+        if isinstance(window, str):
+            return kept(node, window, matrix_shape)
 
         verdict = policy.judge_quantized(conv_quad_matrix(weight))
         if not verdict.rewrite:
             return kept(node, verdict.reason, matrix_shape, verdict.sparsity)
-        window = {"strides": strides, "dilations": dilations, "pads": pads}
         sparse_node = sparse_conv_integer_node(
             graph, display_name(node), x, weight, x_zero_point, window, node.output[0]
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.conv_window import explicit_pads
+from ortsparse.rewriter.conv_window import conv_window
 from ortsparse.rewriter.conversion import (
     Conversion,
     ConversionRule,
@@ -54,15 +54,10 @@ class ConvToSparseConv(ConversionRule):
         if bias and graph.constant(bias) is None:
             return kept(node, "bias is not a constant", matrix.shape)
 
-        strides = tuple(attributes.get("strides", (1, 1)))
-        dilations = tuple(attributes.get("dilations", (1, 1)))
-        pads = explicit_pads(attributes, graph.shape(x)[2:], kernel, strides, dilations)
-        if pads is None:
-            return kept(
-                node,
-                "auto_pad SAME_* needs X's height and width, which are not static",
-                matrix.shape,
-            )
+        window = conv_window(attributes, graph.shape(x)[2:], kernel)
+        if isinstance(window, str):
+            return kept(node, window, matrix.shape)
+        strides, dilations, pads = window.strides, window.dilations, window.pads
 
         y_shape = graph.shape(node.output[0])
         out_size = tuple(y_shape[2:]) if y_shape is not None and len(y_shape) == 4 else None
