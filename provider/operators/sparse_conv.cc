@@ -30,8 +30,6 @@ constexpr double kMinFinishingReuse = 4.0;
 // read in longer runs, which the hardware prefetchers follow.
 constexpr size_t kCompiledTilesPerTask = 4;
 constexpr size_t kCompiledAccStride = kCompiledTilesPerTask * kMaxPanelRows;
-static_assert(kernels::CompiledConv::kMaxBlockChannels * kCompiledAccStride <=
-              kMaxChunkChannels * kMaxPanelRows);
 
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
 
@@ -159,7 +157,7 @@ void CompiledConvTask(void* data, size_t task) {
   const size_t tiles = std::min(kCompiledTilesPerTask, job.tiles_per_image - first_tile);
   const float* planes = job.PlanesOf(image);
 
-  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
+  alignas(64) float acc[kernels::CompiledConv::kMaxBlockChannels * kCompiledAccStride];
   ConvJob::TileRows tile_rows[kCompiledTilesPerTask];
   kernels::CompiledRun runs[kCompiledTilesPerTask];
   for (size_t t = 0; t < tiles; ++t) {
