@@ -51,10 +51,13 @@ struct StoreTransposedBody {
       float* y = out.y + c0;
       const float* residual = kResidual == ResidualMode::kNone ? nullptr : out.residual + c0;
       for (size_t r0 = 0; r0 < rows; r0 += 8) {
-        // Channels past `channels` hold whatever the caller left there; their lanes are never
-        // stored.
+        // Channels past `channels` hold whatever the caller left there, never stored, and are
+        // not read: denormal garbage would slow down the whole vector's finishing many times.
         __m256 block[8];
-        for (size_t c = 0; c < 8; ++c) block[c] = _mm256_loadu_ps(acc + (c0 + c) * acc_stride + r0);
+        for (size_t c = 0; c < 8; ++c) {
+          block[c] = c0 + c < channels ? _mm256_loadu_ps(acc + (c0 + c) * acc_stride + r0)
+                                       : _mm256_setzero_ps();
+        }
         Transpose8x8(block);
         // A full block's rows stay in registers only if the loop over them is unrolled.
         auto finish_row = [&](size_t r) {
