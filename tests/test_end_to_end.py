@@ -227,15 +227,20 @@ def test_rewritten_resnet_folds_batch_norms_and_fuses_residual_relus():
     assert _op_count(result.model, "Add") == _op_count(result.model, "Relu") == 0
 
 
-def test_rewritten_yolo_fuses_silu_and_keeps_resize_and_concat():
+def test_rewritten_yolo_fuses_silu_and_the_detect_layout_and_keeps_resize_and_concat():
     model, result = _yolo(0.9, 1)
     convs = _sparse_nodes(result.model, "SparseConv")
     activations = Counter(_string_attribute(n, "activation") for n in convs)
-    assert activations == {"silu": 57, "none": 3}  # the detect convs end in Reshape
+    # The detect convs take the output's Sigmoid, through their Reshapes and the Concat.
+    assert activations == {"silu": 57, "sigmoid": 3}
     assert _op_count(result.model, "Mul") == 0
-    assert _op_count(result.model, "Sigmoid") == 1  # the detect output's
+    assert _op_count(result.model, "Sigmoid") == 0
     assert _op_count(result.model, "Add") == 0  # the shortcuts are fused residuals
-    for op_type in ("Resize", "Concat", "MaxPool", "Reshape", "Transpose"):
+    # Each detect conv writes its anchors' predictions channels last, in place of a Transpose.
+    groups = [attr.i for n in convs for attr in n.attribute if attr.name == "output_channel_groups"]
+    assert groups == [3, 3, 3]
+    assert _op_count(result.model, "Transpose") == 0
+    for op_type in ("Resize", "Concat", "MaxPool", "Reshape"):
         assert _op_count(result.model, op_type) == _op_count(model, op_type)
 
 

@@ -115,9 +115,19 @@ def sparse_conv_model(
 
 
 def reference_model(
-    x_shape, w, window, *, bias=None, residual_shape=None, activation="none", alpha=None, residual_before=0
+    x_shape,
+    w,
+    window,
+    *,
+    bias=None,
+    residual_shape=None,
+    activation="none",
+    alpha=None,
+    residual_before=0,
+    channels_last_shape=None,
 ):
-    """The same computation with standard ONNX operators."""
+    """The same computation with standard ONNX operators; with channels_last_shape [B, A, P, OH, OW],
+    Y reshaped to it and transposed to [B, A, OH, OW, P], as SparseConv's output_channel_groups."""
     initializers = [numpy_helper.from_array(w, "W")]
     conv_inputs = ["X", "W"]
     if bias is not None:
@@ -137,6 +147,11 @@ def reference_model(
     if residual_shape is not None and not residual_before:
         nodes.append(helper.make_node("Add", [current, "residual"], ["with_residual"]))
         current = "with_residual"
+    if channels_last_shape is not None:
+        initializers.append(numpy_helper.from_array(np.array(channels_last_shape, np.int64), "grouped_shape"))
+        nodes.append(helper.make_node("Reshape", [current, "grouped_shape"], ["grouped"]))
+        nodes.append(helper.make_node("Transpose", ["grouped"], ["channels_last"], perm=[0, 1, 3, 4, 2]))
+        current = "channels_last"
     nodes.append(helper.make_node("Identity", [current], ["Y"]))
     graph = helper.make_graph(
         nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
@@ -174,6 +189,7 @@ def check(
     alpha=None,
     residual_before=0,
     threads=1,
+    output_channel_groups=0,
 ):
     """Runs SparseConv and its reference on random data and compares them."""
     w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity)
@@ -188,9 +204,16 @@ def check(
     common = dict(
         bias=bias, residual_shape=residual_shape, activation=activation, alpha=alpha, residual_before=residual_before
     )
-    model = sparse_conv_model(list(x_shape), w, fmt, window, **common)
+    groups = output_channel_groups
+    model = sparse_conv_model(
+        list(x_shape), w, fmt, window, **common, attributes={"output_channel_groups": groups or None}
+    )
     actual = session(model, library, threads).run(None, feeds)[0]
-    expected = session(reference_model(list(x_shape), w, window, **common), threads=threads).run(None, feeds)[0]
+    channels_last_shape = [y_shape[0], groups, n // groups, *y_shape[2:]] if groups else None
+    reference = reference_model(list(x_shape), w, window, **common, channels_last_shape=channels_last_shape)
+    expected = session(reference, threads=threads).run(None, feeds)[0]
+    if groups:
+        y_shape = [y_shape[0], groups, *y_shape[2:], n // groups]
     assert list(expected.shape) == y_shape
     assert_close(actual, expected)
 
@@ -611,3 +634,67 @@ def test_concurrent_runs_compile_each_input_size_safely(library, rng, avx512_rep
     reports = avx512_reports()
     assert all(": compiled, " in report for report in reports), reports
     assert {report.split(", input ")[1].split(":")[0] for report in reports} == {"24x25", "30x25", "26x25"}
+
+
+# ---------------------------------------------------------------------------------------------
+# output_channel_groups A: Y is [B, A, OH, OW, N / A], the NCHW result reshaped to
+# [B, A, N / A, OH, OW] and transposed, as detection heads lay out each anchor's predictions.
+
+CHANNELS_LAST_GEOMETRIES = {
+    # name: (x_shape, n, groups, kernel, strides, pads)
+    # 51 channels in groups of 17: compiled blocks of 26 and 25 and stores of up to 16 channels
+    # each straddle groups; 7 tiles per image, so AVX-512 compiles it.
+    "1x1-detect-like": ((2, 24, 20, 21), 51, 3, (1, 1), (1, 1), (0, 0, 0, 0)),
+    # The grid is wider than Y: the output stage writes one output row at a time.
+    "3x3-stride2": ((1, 8, 30, 27), 12, 4, (3, 3), (2, 2), (1, 1, 1, 1)),
+    "one-channel-per-group": ((1, 6, 9, 10), 5, 5, (1, 1), (1, 1), (0, 0, 0, 0)),
+    "one-group": ((1, 6, 9, 10), 20, 1, (3, 3), (1, 1), (1, 1, 1, 1)),
+}
+
+
+@pytest.mark.parametrize("jit", ["0", "1"])
+@pytest.mark.parametrize("geometry", CHANNELS_LAST_GEOMETRIES.values(), ids=CHANNELS_LAST_GEOMETRIES.keys())
+def test_output_channel_groups(library, rng, family, monkeypatch, geometry, jit):
+    if family != "avx512" and jit == "0":
+        pytest.skip("only AVX-512 compiles")
+    monkeypatch.setenv("ORTSPARSE_JIT", jit)
+    x_shape, n, groups, kernel, strides, pads = geometry
+    for activation in ["none", "sigmoid"]:
+        check(
+            library,
+            rng,
+            x_shape,
+            n,
+            kernel,
+            strides=strides,
+            pads=pads,
+            activation=activation,
+            threads=2,
+            output_channel_groups=groups,
+        )
+
+
+def test_output_channel_groups_in_block4(library, rng):
+    check(library, rng, (1, 8, 12, 13), 12, (3, 3), pads=(1, 1, 1, 1), fmt="block4", output_channel_groups=3)
+
+
+@pytest.mark.parametrize(
+    "groups, residual, expected",
+    [
+        (5, False, "output_channel_groups = 5 must be 0 (NCHW output) or divide N = 4"),
+        (-1, False, "output_channel_groups = -1 must be 0"),
+        (2, True, "a residual input cannot be added to output_channel_groups' layout"),
+    ],
+    ids=["not-dividing", "negative", "with-residual"],
+)
+def test_bad_output_channel_groups(library, weight_4x3x3x3, groups, residual, expected):
+    model = sparse_conv_model(
+        [1, 3, 5, 5],
+        weight_4x3x3x3,
+        "csr",
+        WINDOW_3X3,
+        residual_shape=[1, 2, 5, 5, 2] if residual else None,
+        attributes={"output_channel_groups": groups},
+    )
+    message = creation_error(model, library)
+    assert "SparseConv node 'sc'" in message and expected in message

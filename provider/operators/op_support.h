@@ -13,8 +13,8 @@
 
 namespace ortsparse {
 
-inline size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
-inline size_t RoundUp(size_t a, size_t b) { return CeilDiv(a, b) * b; }
+constexpr size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
+constexpr size_t RoundUp(size_t a, size_t b) { return CeilDiv(a, b) * b; }
 
 std::string ShapeString(const std::vector<int64_t>& shape);
 

@@ -32,6 +32,11 @@ constexpr size_t kCompiledTilesPerTask = 4;
 constexpr size_t kCompiledAccStride = kCompiledTilesPerTask * kMaxPanelRows;
 
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
+// StoreChannelsLast reads accumulators up to whole vectors (16 floats) past those it stores,
+// so a compiled task's have rows for whole vectors of channels.
+constexpr size_t kVectorFloats = 16;
+constexpr size_t kCompiledAccRows =
+    RoundUp(kernels::CompiledConv::kMaxBlockChannels, kVectorFloats);
 
 // Everything one wave's parallel tasks read; tasks write disjoint parts of Y and planes.
 struct ConvJob {
@@ -56,6 +61,8 @@ struct ConvJob {
   // When Y's channels are the grid's runs and the family and epilogue allow: the kernels that
   // run the last block of input features and finish Y themselves, with no output stage.
   const DirectFinishFn* finishers;
+  // Channels per group when Y holds each group's channels last, else 0 (NCHW).
+  size_t group_channels;
 
   // Tile `tile` of an image: grid positions [first, end), computed from `start` on, which is
   // earlier than `first` for the last tile read in place (see DirectConvPlan::last_tile_start).
@@ -68,6 +75,11 @@ struct ConvJob {
     const size_t end = std::min(first + panel_rows, plan->grid_positions);
     return {first, end, tile + 1 == tiles_per_image ? plan->last_tile_start : first};
   }
+
+  // Channel slices (tile chunks or compiled blocks, of `slices`) that one task multiplies: all of
+  // them when Y holds groups of channels last, whose lines then mix several slices' channels, so
+  // that two threads never write one line at once; else one.
+  size_t SlicesPerTask(size_t slices) const { return group_channels != 0 ? slices : 1; }
 
   const float* PlanesOf(size_t image) const {
     const float* x_image = x + image * image_floats;
@@ -86,6 +98,10 @@ struct ConvJob {
   // row at a time unless the grid is as wide as Y.
   void Store(const float* acc, size_t acc_stride, size_t image, size_t first, size_t rows,
              size_t chunk_begin, size_t chunk_channels) const {
+    if (group_channels != 0) {
+      StoreChannelsLast(acc, acc_stride, image, first, rows, chunk_begin, chunk_channels);
+      return;
+    }
     const SpmmMicrokernels& mk = *microkernels;
     const size_t image_offset = (image * n + chunk_begin) * pixels;
     plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
@@ -98,20 +114,42 @@ struct ConvJob {
                             epilogue);
     });
   }
+
+  // Store for Y of [B, A, OH, OW, group_channels]: each group's channels are Y's rows there, so
+  // the output stage transposes the accumulators as SparseGemm's does, one stretch of channels
+  // of one group at a time. It reads acc up to whole vectors past `rows` and `chunk_channels`.
+  void StoreChannelsLast(const float* acc, size_t acc_stride, size_t image, size_t first,
+                         size_t rows, size_t chunk_begin, size_t chunk_channels) const {
+    const SpmmMicrokernels& mk = *microkernels;
+    const size_t groups = n / group_channels;
+    const size_t chunk_end = chunk_begin + chunk_channels;
+    plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
+                                                    size_t pixel) {
+      for (size_t c0 = chunk_begin; c0 < chunk_end;) {
+        const size_t group = c0 / group_channels;
+        const size_t end =
+            std::min({chunk_end, (group + 1) * group_channels, c0 + kStoreChannels});
+        const kernels::OutputBlock out = {
+            y + ((image * groups + group) * pixels + pixel) * group_channels +
+                c0 % group_channels,
+            nullptr, bias != nullptr ? bias + c0 : nullptr, group_channels};
+        mk.store_transposed(acc + (c0 - chunk_begin) * acc_stride + (position - first),
+                            acc_stride, length, end - c0, out, epilogue);
+        c0 = end;
+      }
+    });
+  }
 };
 
-// Task (image, tile of grid positions, channel chunk) of a wave.
-void ConvTileTask(void* data, size_t task) {
-  const ConvJob& job = *static_cast<const ConvJob*>(data);
+// Tile `tile_of_wave` of a wave by channel chunk `chunk`.
+void MultiplyTileChunk(const ConvJob& job, size_t tile_of_wave, size_t chunk) {
   const SpmmMicrokernels& mk = *job.microkernels;
   const TileWeights& tw = *job.tile_weights;
-  const size_t tile_of_wave = task / tw.chunks;
-  const size_t chunk = task % tw.chunks;
   const size_t image = tile_of_wave / job.tiles_per_image;
   const auto [first, end, start] = job.RowsOf(tile_of_wave % job.tiles_per_image);
   const float* planes = job.PlanesOf(image);
 
-  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows];
+  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kVectorFloats];
   const size_t chunk_begin = tw.ChunkBegin(chunk);
   const size_t rows = end - start;
   // The last tile read in place starts early, over the previous tile's positions, which the
@@ -143,21 +181,35 @@ void ConvTileTask(void* data, size_t task) {
                                                    tw.pass_offsets[pass + 1], acc, out);
 }
 
-// Task (image, group of kCompiledTilesPerTask tiles, block of channels) of a wave, for a plan
+// Task (image, tile of grid positions, channel chunks) of a wave.
+void ConvTileTask(void* data, size_t task) {
+  const ConvJob& job = *static_cast<const ConvJob*>(data);
+  const size_t chunks = job.tile_weights->chunks;
+  const size_t chunks_per_task = job.SlicesPerTask(chunks);
+  const size_t tasks_per_tile = chunks / chunks_per_task;
+  const size_t first_chunk = task % tasks_per_tile * chunks_per_task;
+  for (size_t chunk = first_chunk; chunk < first_chunk + chunks_per_task; ++chunk) {
+    MultiplyTileChunk(job, task / tasks_per_tile, chunk);
+  }
+}
+
+// Task (image, group of kCompiledTilesPerTask tiles, blocks of channels) of a wave, for a plan
 // whose weights are compiled.
 void CompiledConvTask(void* data, size_t task) {
   const ConvJob& job = *static_cast<const ConvJob*>(data);
   const SpmmMicrokernels& mk = *job.microkernels;
   const kernels::CompiledConv& compiled = *job.plan->compiled;
-  const size_t block = task % compiled.BlockCount();
-  const size_t group_of_wave = task / compiled.BlockCount();
+  const size_t blocks_per_task = job.SlicesPerTask(compiled.BlockCount());
+  const size_t tasks_per_group = compiled.BlockCount() / blocks_per_task;
+  const size_t first_block = task % tasks_per_group * blocks_per_task;
+  const size_t group_of_wave = task / tasks_per_group;
   const size_t groups_per_image = CeilDiv(job.tiles_per_image, kCompiledTilesPerTask);
   const size_t image = group_of_wave / groups_per_image;
   const size_t first_tile = group_of_wave % groups_per_image * kCompiledTilesPerTask;
   const size_t tiles = std::min(kCompiledTilesPerTask, job.tiles_per_image - first_tile);
   const float* planes = job.PlanesOf(image);
 
-  alignas(64) float acc[kernels::CompiledConv::kMaxBlockChannels * kCompiledAccStride];
+  alignas(64) float acc[kCompiledAccRows * kCompiledAccStride];
   ConvJob::TileRows tile_rows[kCompiledTilesPerTask];
   kernels::CompiledRun runs[kCompiledTilesPerTask];
   for (size_t t = 0; t < tiles; ++t) {
@@ -166,12 +218,14 @@ void CompiledConvTask(void* data, size_t task) {
     runs[t] = {planes + rows.start, CeilDiv(rows.end - rows.start, mk.vector_rows),
                acc + t * mk.panel_rows};
   }
-  compiled.MultiplyBlock(block, runs, tiles);
-  const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
-  for (size_t t = 0; t < tiles; ++t) {
-    const ConvJob::TileRows& rows = tile_rows[t];
-    job.Store(runs[t].acc + (rows.first - rows.start), kCompiledAccStride, image, rows.first,
-              rows.end - rows.first, channels.begin, channels.count);
+  for (size_t block = first_block; block < first_block + blocks_per_task; ++block) {
+    compiled.MultiplyBlock(block, runs, tiles);
+    const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
+    for (size_t t = 0; t < tiles; ++t) {
+      const ConvJob::TileRows& rows = tile_rows[t];
+      job.Store(runs[t].acc + (rows.first - rows.start), kCompiledAccStride, image, rows.first,
+                rows.end - rows.first, channels.begin, channels.count);
+    }
   }
 }
 
@@ -182,6 +236,7 @@ SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   node_label_ = NodeLabel("SparseConv", kernel_info);
   matrix_ = ReadSparseMatrixAttributes(kernel_info);
   ReadWindow(kernel_info);
+  ReadOutputChannelGroups(kernel_info);
   PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
   constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
@@ -212,6 +267,21 @@ void SparseConvKernel::ReadWindow(const Ort::ConstKernelInfo& info) {
                                 std::to_string(window_.height.kernel) + " * " +
                                 std::to_string(window_.width.kernel));
   }
+}
+
+void SparseConvKernel::ReadOutputChannelGroups(const Ort::ConstKernelInfo& info) {
+  const int64_t groups = IntAttribute(info, "output_channel_groups").value_or(0);
+  if (groups < 0 || groups > matrix_.n || matrix_.n % std::max<int64_t>(groups, 1) != 0) {
+    throw std::invalid_argument("attribute output_channel_groups = " + std::to_string(groups) +
+                                " must be 0 (NCHW output) or divide N = " +
+                                std::to_string(matrix_.n));
+  }
+  if (groups != 0 && info.GetInputCount() > kInputResidual &&
+      !info.GetInputName(kInputResidual).empty()) {
+    throw std::invalid_argument("a residual input cannot be added to output_channel_groups' "
+                                "layout");
+  }
+  output_channel_groups_ = groups;
 }
 
 OrtStatusPtr SparseConvKernel::ComputeV2(OrtKernelContext* context) const {
@@ -273,7 +343,8 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
                                     static_cast<double>(matrix_.k * matrix_.n) *
                                     static_cast<double>(std::min<int64_t>(
                                         matrix_.n, kernels::CompiledConv::kMaxBlockChannels));
-  if (plan.planes.plane_width == plan.out_width && weights_per_input < kMinFinishingReuse &&
+  if (plan.planes.plane_width == plan.out_width && output_channel_groups_ == 0 &&
+      weights_per_input < kMinFinishingReuse &&
       DirectCsrFinishersFor(*microkernels_, false, matrix_.epilogue.activation,
                             kernels::ResidualMode::kNone) != nullptr) {
     return "tile kernels (they finish Y themselves)";
@@ -303,9 +374,13 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   ConvJob job{};
   job.plan = plan.get();
   const size_t images = static_cast<size_t>(x_shape[0]);
-  const std::vector<int64_t> y_shape = {x_shape[0], matrix_.n,
-                                        static_cast<int64_t>(plan->out_height),
-                                        static_cast<int64_t>(plan->out_width)};
+  const int64_t out_height = static_cast<int64_t>(plan->out_height);
+  const int64_t out_width = static_cast<int64_t>(plan->out_width);
+  const int64_t groups = output_channel_groups_;
+  const std::vector<int64_t> y_shape =
+      groups == 0 ? std::vector<int64_t>{x_shape[0], matrix_.n, out_height, out_width}
+                  : std::vector<int64_t>{x_shape[0], groups, out_height, out_width,
+                                         matrix_.n / groups};
   job.bias = BiasForRun(context, constant_bias_, matrix_.n);
   const float* residual = ResidualForRun(context, y_shape);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
@@ -317,7 +392,8 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.segments = {tile_weights_.values.data(), plan->offsets.data(),
                   tile_weights_.segment_offsets.data(), tile_weights_.segment_channels.data()};
   job.epilogue = matrix_.epilogue;
-  if (plan->compiled == nullptr && matrix_.block_size == 1 &&
+  job.group_channels = groups == 0 ? 0 : static_cast<size_t>(matrix_.n / groups);
+  if (plan->compiled == nullptr && matrix_.block_size == 1 && groups == 0 &&
       plan->planes.plane_width == plan->out_width) {
     const kernels::ResidualMode residual_mode =
         residual == nullptr                          ? kernels::ResidualMode::kNone
@@ -352,9 +428,12 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
     job.pack_progress = pack_progress.get();
     if (plan->compiled != nullptr) {
       const size_t groups = count * CeilDiv(job.tiles_per_image, kCompiledTilesPerTask);
-      context.ParallelFor(CompiledConvTask, groups * plan->compiled->BlockCount(), 0, &job);
+      const size_t blocks = plan->compiled->BlockCount();
+      context.ParallelFor(CompiledConvTask, groups * blocks / job.SlicesPerTask(blocks), 0, &job);
     } else {
-      context.ParallelFor(ConvTileTask, count * job.tiles_per_image * tile_weights_.chunks, 0,
+      const size_t chunks = tile_weights_.chunks;
+      context.ParallelFor(ConvTileTask,
+                          count * job.tiles_per_image * chunks / job.SlicesPerTask(chunks), 0,
                           &job);
     }
   }

@@ -4,7 +4,9 @@
 // A direct convolution (kernels/f32-spconv): output positions play the role of SparseGemm's rows,
 // the tile kernels read each stored weight's input run in place in the image's input planes (or
 // in X itself), and their channel-major accumulators are already NCHW, so the output stage
-// finishes runs of each channel without a transpose.
+// finishes runs of each channel without a transpose. With output_channel_groups, Y is instead
+// [B, A, OH, OW, Cout / A], as detection heads reshape and transpose a conv's output, and the
+// output stage writes each finished run across its group's rows.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
@@ -33,6 +35,7 @@ class SparseConvKernel {
 
  private:
   void ReadWindow(const Ort::ConstKernelInfo& info);
+  void ReadOutputChannelGroups(const Ort::ConstKernelInfo& info);
   // Checks X's shape and returns the plan for its height and width.
   std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape) const;
   std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
@@ -45,6 +48,8 @@ class SparseConvKernel {
   SparseMatrixAttributes matrix_;
   int64_t channels_ = 0;
   ConvWindow window_;
+  // A of output_channel_groups: Y is [B, A, OH, OW, N / A]; 0 for NCHW.
+  int64_t output_channel_groups_ = 0;
   std::optional<std::vector<float>> constant_bias_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;

@@ -22,10 +22,11 @@ from ortsparse.rewriter.sparse_op import NO_ACTIVATION, Activation, SparseOp
 @dataclass(frozen=True)
 class Fusion:
     """Fold ``absorbed`` into the sparse op, which becomes ``fused`` and takes over the output
-    of the last absorbed node."""
+    of the last absorbed node, unless nodes ``after`` it compute that output from the op's."""
 
     absorbed: tuple[onnx.NodeProto, ...]
     fused: SparseOp
+    after: tuple[onnx.NodeProto, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class EpilogueRule(ABC):
 
 
 def apply_fusion(graph: Graph, op_node: onnx.NodeProto, fusion: Fusion) -> None:
-    graph.replace([op_node, *fusion.absorbed], [fusion.fused.to_node()])
+    graph.replace([op_node, *fusion.absorbed], [fusion.fused.to_node(), *fusion.after])
 
 
 def sole_consumer_of_type(graph: Graph, op: SparseOp, op_type: str) -> onnx.NodeProto | None:

@@ -6,7 +6,9 @@
    Conv whose weight comes out of a DequantizeLinear goes to its INT8 rule); nodes inside
    control-flow subgraphs are reported as kept.
 3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies;
-   a quantized residual Add after a new SparseQConv folds into it the same way.
+   a quantized residual Add after a new SparseQConv folds into it the same way. Then a Sigmoid or
+   Relu that only data movement (Concat, Reshape, Transpose, ...) separates from such ops folds
+   into each of them.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
 
@@ -24,6 +26,7 @@ from ortsparse.rewriter.fusion import apply_fusion
 from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES, QUANTIZED_EPILOGUE_RULES
+from ortsparse.rewriter.rules.hoist_activation_through_layout import HoistActivationThroughLayout
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
@@ -83,6 +86,9 @@ def rewrite_owned_model(
         _fuse_epilogue(graph, conversion)
     for conversion in rewritten:
         _fuse_quantized_epilogue(graph, conversion)
+    by_node = {conversion.sparse_node: conversion for conversion in rewritten}
+    for node_name, fused in HoistActivationThroughLayout().apply(graph):
+        by_node[node_name].decision.fused.append(fused)
     graph.commit()
     if rewritten:
         _import_ortsparse_opset(model)

@@ -11,7 +11,9 @@ from ortsparse.rewriter.sparse_op import SparseOp
 @dataclass(frozen=True, kw_only=True)
 class SparseConv(SparseOp):
     """Y = epilogue(conv2d(X, W)), NCHW, W [N, C, kH, kW] packed as the [K, N] matrix
-    Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]."""
+    Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]. With output_channel_groups A, Y is
+    [B, A, OH, OW, N / A] instead: the NCHW result reshaped to [B, A, N / A, OH, OW] and
+    transposed to put each group's channels last."""
 
     OP_TYPE = "SparseConv"
     ACTIVATIONS = SparseGemm.ACTIVATIONS | {"leaky_relu", "hard_swish"}
@@ -22,9 +24,13 @@ class SparseConv(SparseOp):
     strides: tuple[int, int] = (1, 1)
     dilations: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    output_channel_groups: int = 0  # 0: NCHW output
+
+    def channels_on_axis(self) -> bool:
+        return self.output_channel_groups == 0
 
     def op_attributes(self) -> dict:
-        return {
+        attributes = {
             **super().op_attributes(),
             "C": self.c,
             "kernel_shape": list(self.kernel_shape),
@@ -33,6 +39,9 @@ class SparseConv(SparseOp):
             "pads": list(self.pads),
             "group": 1,
         }
+        if self.output_channel_groups:
+            attributes["output_channel_groups"] = self.output_channel_groups
+        return attributes
 
     @classmethod
     def fields_from_attributes(cls, attributes: dict) -> dict:
@@ -42,4 +51,5 @@ class SparseConv(SparseOp):
             "strides": tuple(attributes["strides"]),
             "dilations": tuple(attributes["dilations"]),
             "pads": tuple(attributes["pads"]),
+            "output_channel_groups": attributes.get("output_channel_groups", 0),
         }

@@ -101,6 +101,11 @@ class SparseOp:
             self.OP_TYPE, inputs, [self.output], name=self.name, domain=DOMAIN, **attributes
         )
 
+    def channels_on_axis(self) -> bool:
+        """Whether the output's channels lie along CHANNEL_AXIS, as the bias, BatchNormalization
+        and residual fusions require."""
+        return True
+
     def op_attributes(self) -> dict:
         """The attributes that describe the product itself (not the epilogue)."""
         return {"K": self.k, "N": self.n}

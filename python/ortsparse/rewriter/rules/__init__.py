@@ -6,6 +6,7 @@ from ortsparse.rewriter.rules.conv_integer_to_sparse_conv_integer import (
 from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
 from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
+from ortsparse.rewriter.rules.fuse_channel_groups_last import FuseChannelGroupsLast
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
 from ortsparse.rewriter.rules.fuse_gelu import FuseGelu
 from ortsparse.rewriter.rules.fuse_gelu_erf import FuseGeluErf
@@ -45,7 +46,7 @@ CONVERSION_RULES = (
 # Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,
 # a bias Add and a residual Add before the activation, the activation, then a residual Add after
 # it. Each rule's own preconditions (e.g. no activation yet) keep the epilogue's order of
-# operations exact.
+# operations exact. The layout change comes last: after it only activations fuse.
 EPILOGUE_RULES = (
     FoldBatchNorm(),
     FuseBiasAdd(),
@@ -60,6 +61,7 @@ EPILOGUE_RULES = (
     FuseLeakyRelu(),
     FuseHardSwish(),
     FuseXTimesHardSigmoid(),
+    FuseChannelGroupsLast(),
 )
 
 # What SparseQConv takes over from the QDQ graph after it (its requantization already holds the

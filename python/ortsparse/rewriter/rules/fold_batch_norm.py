@@ -29,6 +29,8 @@ class FoldBatchNorm(EpilogueRule):
     def match(self, graph: Graph, op: SparseOp) -> Fusion | None:
         if not isinstance(op, SparseConv) or op.activation.name != NO_ACTIVATION or op.residual:
             return None
+        if not op.channels_on_axis():
+            return None
         batch_norm = sole_consumer_of_type(graph, op, "BatchNormalization")
         if batch_norm is None or not _is_inference_form(batch_norm, op.output):
             return None

@@ -19,7 +19,7 @@ class FuseBiasAdd(EpilogueRule):
     label = "Add"
 
     def match(self, graph: Graph, op: SparseOp) -> Fusion | None:
-        if op.activation.name != NO_ACTIVATION:
+        if op.activation.name != NO_ACTIVATION or not op.channels_on_axis():
             return None
         add = sole_consumer_of_type(graph, op, "Add")
         shape = graph.shape(op.output)
