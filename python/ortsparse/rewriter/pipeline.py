@@ -86,8 +86,8 @@ def rewrite_owned_model(
         _fuse_epilogue(graph, conversion)
     for conversion in rewritten:
         _fuse_quantized_epilogue(graph, conversion)
-    by_node = {conversion.sparse_node: conversion for conversion in rewritten}
-    for node_name, fused in HoistActivationThroughLayout().apply(graph):
+    by_node = {conversion.sparse_node: conversion for conversion in with_epilogue}
+    for node_name, fused in HoistActivationThroughLayout().apply(graph, set(by_node)):
         by_node[node_name].decision.fused.append(fused)
     graph.commit()
     if rewritten:

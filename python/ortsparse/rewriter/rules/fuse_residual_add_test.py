@@ -1,8 +1,7 @@
+import numpy as np
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
-import numpy as np
-
 from ortsparse.rewriter.testing import (
     CONV_N,
     FORCE_REWRITE,

@@ -30,15 +30,15 @@ _SPARSE_OPS = {op_class.OP_TYPE: op_class for op_class in (SparseGemm, SparseCon
 class HoistActivationThroughLayout:
     label = "through Concat/Reshape/Transpose"
 
-    def apply(self, graph: Graph) -> list[tuple[str, str]]:
-        """Hoists every such activation; returns (sparse node name, what it fused) for each op
-        that took one."""
+    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
+        """Hoists every such activation into the sparse nodes named in ``ops`` (this rewrite's);
+        returns (sparse node name, what it fused) for each op that took one."""
         hoisted = []
         for node in list(graph.nodes):
             if node.op_type not in _ACTIVATIONS or not is_default_domain(node):
                 continue
             activation = Activation(_ACTIVATIONS[node.op_type])
-            sources = _sparse_sources(graph, node.input[0]) if len(node.input) == 1 else None
+            sources = _sparse_sources(graph, node.input[0], ops) if len(node.input) == 1 else None
             if not sources:
                 continue
             for source in sources:
@@ -56,13 +56,14 @@ class HoistActivationThroughLayout:
         return hoisted
 
 
-def _sparse_sources(graph: Graph, tensor: str) -> list[onnx.NodeProto] | None:
-    """The SparseGemm/SparseConv nodes whose outputs ``tensor`` only moves around, each without
-    an activation and read only on the way to ``tensor``; None when it is anything else."""
+def _sparse_sources(graph: Graph, tensor: str, ops: set[str]) -> list[onnx.NodeProto] | None:
+    """The SparseGemm/SparseConv nodes of ``ops`` whose outputs ``tensor`` only moves around,
+    each without an activation and read only on the way to ``tensor``; None when it is anything
+    else."""
     producer = graph.producer(tensor)
     if producer is None or graph.sole_consumer(tensor) is None:
         return None
-    if producer.domain == DOMAIN and producer.op_type in _SPARSE_OPS:
+    if producer.domain == DOMAIN and producer.op_type in _SPARSE_OPS and producer.name in ops:
         op: SparseOp = _SPARSE_OPS[producer.op_type].from_node(producer)
         return [producer] if op.activation.name == NO_ACTIVATION else None
     if not is_default_domain(producer) or len(producer.output) != 1:
@@ -75,7 +76,7 @@ def _sparse_sources(graph: Graph, tensor: str) -> list[onnx.NodeProto] | None:
         return None
     sources = []
     for data_input in data_inputs:
-        found = _sparse_sources(graph, data_input)
+        found = _sparse_sources(graph, data_input, ops)
         if found is None:
             return None
         sources += found

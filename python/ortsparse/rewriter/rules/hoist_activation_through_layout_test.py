@@ -1,7 +1,9 @@
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
+from ortsparse import library_path
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
@@ -12,7 +14,9 @@ from ortsparse.rewriter.testing import (
     conv_weight,
     make_model,
     op_types,
+    random_inputs,
     rewrite,
+    run,
     sparse_nodes,
     sparse_weight,
 )
@@ -113,3 +117,18 @@ def test_a_fused_residual_joins_the_sum_before_the_hoisted_activation():
     assert gemm_attributes["activation"] == "sigmoid"
     assert gemm_attributes["residual_before_activation"] == 1
     assert_same_outputs(model, rewritten)
+
+
+def test_sparse_ops_of_an_earlier_rewrite_are_left_alone():
+    # A Sigmoid added after a rewritten model's SparseConv + Reshape: a second rewrite did not
+    # make that op, has no decision to record for it, and leaves the Sigmoid as it is.
+    once = rewrite(two_heads(final="Identity"))
+    once.graph.node.append(helper.make_node("Sigmoid", ["Y"], ["activated"]))
+    once.graph.output.append(
+        helper.make_tensor_value_info("activated", onnx.TensorProto.FLOAT, ["b", 2 * ROWS, 1])
+    )
+    twice = rewrite(once)
+    assert op_types(twice) == op_types(once)
+    inputs = random_inputs(once, {"b": 2})
+    for want, got in zip(run(once, inputs, library_path()), run(twice, inputs, library_path())):
+        np.testing.assert_array_equal(got, want)
