@@ -25,7 +25,7 @@ class FuseResidualAdd(EpilogueRule):
     label = "Add"
 
     def match(self, graph: Graph, op: SparseOp) -> Fusion | None:
-        if op.residual or not op.channels_on_axis():  # the kernel adds a residual channel-major
+        if op.residual or not op.channels_on_axis():  # SparseConv takes none with channels last
             return None
         add = sole_consumer_of_type(graph, op, "Add")
         residual = other_operand(add, op.output) if add is not None else None
