@@ -32,11 +32,10 @@ constexpr size_t kCompiledTilesPerTask = 4;
 constexpr size_t kCompiledAccStride = kCompiledTilesPerTask * kMaxPanelRows;
 
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
-// StoreChannelsLast reads accumulators up to whole vectors (16 floats) past those it stores,
-// so a compiled task's have rows for whole vectors of channels.
-constexpr size_t kVectorFloats = 16;
+// StoreChannelsLast transposes accumulators in blocks of kStoreChannels channels by as many
+// positions, reading past those it stores: a compiled task's have rows for whole blocks.
 constexpr size_t kCompiledAccRows =
-    RoundUp(kernels::CompiledConv::kMaxBlockChannels, kVectorFloats);
+    RoundUp(kernels::CompiledConv::kMaxBlockChannels, kStoreChannels);
 
 // Everything one wave's parallel tasks read; tasks write disjoint parts of Y and planes.
 struct ConvJob {
@@ -149,7 +148,7 @@ void MultiplyTileChunk(const ConvJob& job, size_t tile_of_wave, size_t chunk) {
   const auto [first, end, start] = job.RowsOf(tile_of_wave % job.tiles_per_image);
   const float* planes = job.PlanesOf(image);
 
-  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kVectorFloats];
+  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kStoreChannels];
   const size_t chunk_begin = tw.ChunkBegin(chunk);
   const size_t rows = end - start;
   // The last tile read in place starts early, over the previous tile's positions, which the

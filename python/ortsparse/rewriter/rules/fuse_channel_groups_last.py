@@ -47,10 +47,8 @@ class FuseChannelGroupsLast(EpilogueRule):
             return None
         batch, _, height, width = y_shape
         groups, group_channels = grouped[:2]
-        if (
-            grouped[2:] not in ((height, width), (height * width,))
-            or groups * group_channels != op.n
-        ):
+        # _grouped_dims keeps the element count, so with the pixels last A * P is N.
+        if grouped[2:] not in ((height, width), (height * width,)):
             return None
         if len(grouped) == 4:
             fused = op.replace(output_channel_groups=groups, output=transpose.output[0])
