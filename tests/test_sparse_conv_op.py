@@ -636,6 +636,77 @@ def test_concurrent_runs_compile_each_input_size_safely(library, rng, avx512_rep
     assert {report.split(", input ")[1].split(":")[0] for report in reports} == {"24x25", "30x25", "26x25"}
 
 
+# Compiled plans whose input planes pass 256K floats per image pack them in bands of output rows
+# (each band's task packs it into its thread's buffer, then multiplies it by every block): about
+# 1/16 of the rows, at least enough for 256 grid positions, within 192K floats, and 4 bands or
+# more per image. Grid position 0 of a band is its first row's first pixel.
+
+BANDED_GEOMETRIES = {
+    # name: (x_shape, n, kernel, strides, dilations, pads, band rows or None for whole planes)
+    # 66 output rows in bands of 5: the last band has one row.
+    "3x3-stride2": ((1, 32, 132, 122), 30, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 5),
+    # Two images; 110 rows in bands of 7, the last of 5.
+    "3x3-batch2": ((2, 24, 110, 100), 29, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 7),
+    # Taps reach 4 rows past a band's last.
+    "5x5-dilation2": ((1, 16, 128, 120), 24, (5, 5), (1, 1), (2, 2), (4, 4, 4, 4), 8),
+    # A 1x1 layer packs planes only for its stride; 256 grid positions take 6 of its 45 rows.
+    "1x1-stride2": ((1, 160, 90, 90), 20, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), 6),
+    # 249,984 floats of planes: at most 256K, the whole image's.
+    "3x3-whole-planes": ((1, 24, 100, 100), 29, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), None),
+    # Bands of 256 grid positions would take 10 of its 24 rows: fewer than 4 bands.
+    "3x3-too-few-bands": ((1, 512, 24, 24), 16, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), None),
+}
+
+
+@pytest.mark.parametrize("geometry", BANDED_GEOMETRIES.values(), ids=BANDED_GEOMETRIES.keys())
+def test_compiled_planes_in_bands(library, rng, avx512_reports, geometry):
+    x_shape, n, kernel, strides, dilations, pads, band_rows = geometry
+    check(
+        library,
+        rng,
+        x_shape,
+        n,
+        kernel,
+        strides=strides,
+        dilations=dilations,
+        pads=pads,
+        sparsity=0.8,
+        with_residual=True,
+        activation="silu",
+        threads=2,
+    )
+    (report,) = avx512_reports()
+    assert ": compiled, " in report, report
+    assert report.endswith(f", planes in bands of {band_rows} rows") == (band_rows is not None), report
+
+
+def test_planes_in_bands_with_output_channel_groups(library, rng, avx512_reports):
+    check(
+        library,
+        rng,
+        (1, 32, 132, 122),
+        30,
+        (3, 3),
+        strides=(2, 2),
+        pads=(1, 1, 1, 1),
+        sparsity=0.8,
+        activation="sigmoid",
+        threads=2,
+        output_channel_groups=3,
+    )
+    (report,) = avx512_reports()
+    assert report.endswith(", planes in bands of 5 rows"), report
+
+
+def test_planes_in_bands_given_back_when_the_weights_do_not_compile(library, rng, avx512_reports):
+    # 1024 x 256 x 3 x 3 at 50%: about 1.18 million stored weights, past the 2^20 compiled at most;
+    # its planes (454K floats) would be packed in bands of 7 rows, but the tile kernels read the
+    # whole image's.
+    check(library, rng, (1, 256, 40, 40), 1024, (3, 3), pads=(1, 1, 1, 1), sparsity=0.5, threads=2)
+    (report,) = avx512_reports()
+    assert "tile kernels (not compiled: " in report, report
+
+
 # ---------------------------------------------------------------------------------------------
 # output_channel_groups A: Y is [B, A, OH, OW, N / A], the NCHW result reshaped to
 # [B, A, N / A, OH, OW] and transposed, as detection heads lay out each anchor's predictions.

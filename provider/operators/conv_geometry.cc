@@ -151,9 +151,13 @@ std::vector<int64_t> LayOutDirectConv(const ConvWindow& window, size_t units, in
   planes.row_phase_count = plan.row_phases.size();
   planes.column_phases = plan.column_phases.data();
   planes.column_phase_count = plan.column_phases.size();
-  planes.plane_height = plan.out_height + static_cast<size_t>(Reach(height));
+  plan.band_rows = reading.band_rows;
+  plan.in_place = false;
+  const size_t grid_rows =
+      plan.band_rows == 0 ? plan.out_height : std::min(plan.band_rows, plan.out_height);
+  planes.plane_height = grid_rows + static_cast<size_t>(Reach(height));
   planes.plane_width = plan.out_width + static_cast<size_t>(Reach(width));
-  plan.grid_positions = (plan.out_height - 1) * planes.plane_width + plan.out_width;
+  plan.grid_positions = (grid_rows - 1) * planes.plane_width + plan.out_width;
 
   // Sizes are products of attributes and dims below 2^31 and of at most a few such factors, so
   // int64 holds them; what must also fit the op's offsets is checked once, below.
@@ -194,8 +198,8 @@ std::vector<int64_t> LayOutDirectConv(const ConvWindow& window, size_t units, in
                         width.pad_end == 0;
   const size_t plane_elements = planes.plane_height * planes.plane_width;
   int64_t max_offset = 0;
-  if (reading.may_read_in_place && height.stride == 1 && width.stride == 1 && unpadded &&
-      plan.grid_positions >= last_span) {
+  if (reading.may_read_in_place && plan.band_rows == 0 && height.stride == 1 &&
+      width.stride == 1 && unpadded && plan.grid_positions >= last_span) {
     max_offset = lay_out_planes(plane_elements);
     plan.in_place = true;
     plan.last_tile_start = std::min(last_first, plan.grid_positions - last_span);

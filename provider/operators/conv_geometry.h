@@ -67,7 +67,11 @@ struct DirectConvPlan {
   // planes.channels counts plane elements' channel units: channels, or quads of channels.
   kernels::InputPlanes planes{};
   bool in_place = false;  // X is the planes (stride 1, unpadded)
-  // Grid positions up to the last output pixel; the columns past it are never computed.
+  // 0 when the planes are the whole image's; else they are those of a band of this many output
+  // rows, which the op packs and multiplies one at a time (the last band may have fewer rows).
+  size_t band_rows = 0;
+  // Grid positions up to the last output pixel (of a whole band, for a band's planes); the
+  // columns past it are never computed.
   size_t grid_positions = 0;
   // Where the last tile starts computing: in place, early enough that its reads stay inside X
   // (recomputing some of the previous tile's positions), else at its first position.
@@ -104,13 +108,15 @@ struct DirectConvPlan {
 };
 
 // How the op reads planes: tiles of panel_rows grid positions whose kernels read whole vectors of
-// vector_rows; whether X may be read in place when the convolution allows it; and how many plane
-// elements its 32-bit offsets reach.
+// vector_rows; whether X may be read in place when the convolution allows it; how many plane
+// elements its 32-bit offsets reach; and whether it packs the whole image's planes at once (0) or
+// bands of band_rows output rows (then X is never read in place).
 struct PlaneReading {
   size_t panel_rows;
   size_t vector_rows;
   bool may_read_in_place;
   int64_t max_elements;
+  size_t band_rows = 0;
 };
 
 // Lays out `plan`'s geometry and planes for `units` channel units and X of in_height x in_width,

@@ -31,6 +31,19 @@ constexpr double kMinFinishingReuse = 4.0;
 constexpr size_t kCompiledTilesPerTask = 4;
 constexpr size_t kCompiledAccStride = kCompiledTilesPerTask * kMaxPanelRows;
 
+// Compiled plans whose planes would take more than this many floats per image pack them in bands
+// of output rows, each packed by the task that multiplies it, into its thread's buffer, where it
+// stays in L2 from packing to multiplying: the whole image's planes, packed first, went out to L3
+// and came back (YOLOv5s-like at 80%: the 320x320 and 160x160 layers' planes, 3-13 MB, made the
+// network 4-5% slower than bands of at most kBandPlanesFloats).
+constexpr size_t kMinBandedPlanesFloats = size_t{256} << 10;
+constexpr size_t kBandPlanesFloats = size_t{192} << 10;
+// Bands of about 1/kTargetBandsPerImage of the output rows, for threads to share; an image of
+// fewer than kMinBandsPerImage bands keeps the whole image's planes, whose tasks also split the
+// blocks of channels.
+constexpr size_t kTargetBandsPerImage = 16;
+constexpr size_t kMinBandsPerImage = 4;
+
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
 // StoreChannelsLast transposes accumulators in blocks of kStoreChannels channels by as many
 // positions, reading past those it stores: a compiled task's have rows for whole blocks.
@@ -86,23 +99,25 @@ struct ConvJob {
     float* image_planes = planes + image * planes_stride;
     PackOnce(pack_progress[image], plan->planes.channels, channels_per_pack_part,
              [&](size_t channel_begin, size_t channel_end) {
-               microkernels->pack_input_planes(x_image, plan->planes, channel_begin, channel_end,
-                                               image_planes);
+               microkernels->pack_input_planes(x_image, plan->planes, 0, channel_begin,
+                                               channel_end, image_planes);
              });
     return image_planes;
   }
 
   // Finishes grid positions [first, first + rows) of the accumulators of channels
   // [chunk_begin, + chunk_channels) into Y: the parts of them that are output pixels, one output
-  // row at a time unless the grid is as wide as Y.
-  void Store(const float* acc, size_t acc_stride, size_t image, size_t first, size_t rows,
-             size_t chunk_begin, size_t chunk_channels) const {
+  // row at a time unless the grid is as wide as Y. Grid position 0 is Y's pixel first_pixel (not
+  // 0 in a band of output rows).
+  void Store(const float* acc, size_t acc_stride, size_t image, size_t first_pixel, size_t first,
+             size_t rows, size_t chunk_begin, size_t chunk_channels) const {
     if (group_channels != 0) {
-      StoreChannelsLast(acc, acc_stride, image, first, rows, chunk_begin, chunk_channels);
+      StoreChannelsLast(acc, acc_stride, image, first_pixel, first, rows, chunk_begin,
+                        chunk_channels);
       return;
     }
     const SpmmMicrokernels& mk = *microkernels;
-    const size_t image_offset = (image * n + chunk_begin) * pixels;
+    const size_t image_offset = (image * n + chunk_begin) * pixels + first_pixel;
     plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
                                                     size_t pixel) {
       const size_t offset = image_offset + pixel;
@@ -117,8 +132,9 @@ struct ConvJob {
   // Store for Y of [B, A, OH, OW, group_channels]: each group's channels are Y's rows there, so
   // the output stage transposes the accumulators as SparseGemm's does, one stretch of channels
   // of one group at a time. It reads acc up to whole vectors past `rows` and `chunk_channels`.
-  void StoreChannelsLast(const float* acc, size_t acc_stride, size_t image, size_t first,
-                         size_t rows, size_t chunk_begin, size_t chunk_channels) const {
+  void StoreChannelsLast(const float* acc, size_t acc_stride, size_t image, size_t first_pixel,
+                         size_t first, size_t rows, size_t chunk_begin,
+                         size_t chunk_channels) const {
     const SpmmMicrokernels& mk = *microkernels;
     const size_t groups = n / group_channels;
     const size_t chunk_end = chunk_begin + chunk_channels;
@@ -129,7 +145,7 @@ struct ConvJob {
         const size_t end =
             std::min({chunk_end, (group + 1) * group_channels, c0 + kStoreChannels});
         const kernels::OutputBlock out = {
-            y + ((image * groups + group) * pixels + pixel) * group_channels +
+            y + ((image * groups + group) * pixels + first_pixel + pixel) * group_channels +
                 c0 % group_channels,
             nullptr, bias != nullptr ? bias + c0 : nullptr, group_channels};
         mk.store_transposed(acc + (c0 - chunk_begin) * acc_stride + (position - first),
@@ -157,7 +173,7 @@ void MultiplyTileChunk(const ConvJob& job, size_t tile_of_wave, size_t chunk) {
   if (job.finishers == nullptr || start != first) {
     MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc);
     const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
-    job.Store(acc + (first - start), mk.panel_rows, image, first, end - first, chunk_begin,
+    job.Store(acc + (first - start), mk.panel_rows, image, 0, first, end - first, chunk_begin,
               chunk_channels);
     return;
   }
@@ -192,40 +208,103 @@ void ConvTileTask(void* data, size_t task) {
   }
 }
 
-// Task (image, group of kCompiledTilesPerTask tiles, blocks of channels) of a wave, for a plan
-// whose weights are compiled.
-void CompiledConvTask(void* data, size_t task) {
-  const ConvJob& job = *static_cast<const ConvJob*>(data);
+// Multiplies tiles `rows` (up to kCompiledTilesPerTask) of an image's planes by compiled blocks
+// [first_block, end_block) and stores them into Y, whose pixel first_pixel is grid position 0.
+void MultiplyCompiledTiles(const ConvJob& job, const float* planes, size_t image,
+                           size_t first_pixel, const ConvJob::TileRows* rows, size_t tiles,
+                           size_t first_block, size_t end_block) {
   const SpmmMicrokernels& mk = *job.microkernels;
   const kernels::CompiledConv& compiled = *job.plan->compiled;
-  const size_t blocks_per_task = job.SlicesPerTask(compiled.BlockCount());
-  const size_t tasks_per_group = compiled.BlockCount() / blocks_per_task;
+  alignas(64) float acc[kCompiledAccRows * kCompiledAccStride];
+  kernels::CompiledRun runs[kCompiledTilesPerTask];
+  for (size_t t = 0; t < tiles; ++t) {
+    runs[t] = {planes + rows[t].start, CeilDiv(rows[t].end - rows[t].start, mk.vector_rows),
+               acc + t * mk.panel_rows};
+  }
+  for (size_t block = first_block; block < end_block; ++block) {
+    compiled.MultiplyBlock(block, runs, tiles);
+    const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
+    for (size_t t = 0; t < tiles; ++t) {
+      job.Store(runs[t].acc + (rows[t].first - rows[t].start), kCompiledAccStride, image,
+                first_pixel, rows[t].first, rows[t].end - rows[t].first, channels.begin,
+                channels.count);
+    }
+  }
+}
+
+// Task (image, group of kCompiledTilesPerTask tiles, blocks of channels) of a wave, for a plan
+// whose weights are compiled for the whole image's planes.
+void CompiledConvTask(void* data, size_t task) {
+  const ConvJob& job = *static_cast<const ConvJob*>(data);
+  const size_t blocks = job.plan->compiled->BlockCount();
+  const size_t blocks_per_task = job.SlicesPerTask(blocks);
+  const size_t tasks_per_group = blocks / blocks_per_task;
   const size_t first_block = task % tasks_per_group * blocks_per_task;
   const size_t group_of_wave = task / tasks_per_group;
   const size_t groups_per_image = CeilDiv(job.tiles_per_image, kCompiledTilesPerTask);
   const size_t image = group_of_wave / groups_per_image;
   const size_t first_tile = group_of_wave % groups_per_image * kCompiledTilesPerTask;
   const size_t tiles = std::min(kCompiledTilesPerTask, job.tiles_per_image - first_tile);
-  const float* planes = job.PlanesOf(image);
+  ConvJob::TileRows rows[kCompiledTilesPerTask];
+  for (size_t t = 0; t < tiles; ++t) rows[t] = job.RowsOf(first_tile + t);
+  MultiplyCompiledTiles(job, job.PlanesOf(image), image, 0, rows, tiles, first_block,
+                        first_block + blocks_per_task);
+}
 
-  alignas(64) float acc[kCompiledAccRows * kCompiledAccStride];
-  ConvJob::TileRows tile_rows[kCompiledTilesPerTask];
-  kernels::CompiledRun runs[kCompiledTilesPerTask];
-  for (size_t t = 0; t < tiles; ++t) {
-    const ConvJob::TileRows rows = job.RowsOf(first_tile + t);
-    tile_rows[t] = rows;
-    runs[t] = {planes + rows.start, CeilDiv(rows.end - rows.start, mk.vector_rows),
-               acc + t * mk.panel_rows};
-  }
-  for (size_t block = first_block; block < first_block + blocks_per_task; ++block) {
-    compiled.MultiplyBlock(block, runs, tiles);
-    const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
-    for (size_t t = 0; t < tiles; ++t) {
-      const ConvJob::TileRows& rows = tile_rows[t];
-      job.Store(runs[t].acc + (rows.first - rows.start), kCompiledAccStride, image, rows.first,
-                rows.end - rows.first, channels.begin, channels.count);
+// One band's planes in this thread's buffer, which the next band it packs overwrites while the
+// lines are still in its L2.
+float* ThreadBandPlanes(size_t floats) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < floats + kCacheLineFloats) buffer.resize(floats + kCacheLineFloats);
+  const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + (RoundUp(address, 64) - address) / sizeof(float);
+}
+
+// Task (image, band of output rows) for a plan whose planes are laid out in bands: packs the
+// band's planes, then multiplies them by every block of channels, a group of tiles at a time.
+void CompiledBandTask(void* data, size_t task) {
+  const ConvJob& job = *static_cast<const ConvJob*>(data);
+  const DirectConvPlan& plan = *job.plan;
+  const size_t panel_rows = job.microkernels->panel_rows;
+  const size_t bands = CeilDiv(plan.out_height, plan.band_rows);
+  const size_t image = task / bands;
+  const size_t first_row = task % bands * plan.band_rows;
+  float* planes = ThreadBandPlanes(plan.planes.total_elements);
+  job.microkernels->pack_input_planes(job.x + image * job.image_floats, plan.planes, first_row, 0,
+                                      plan.planes.channels, planes);
+
+  const size_t band_rows = std::min(plan.band_rows, plan.out_height - first_row);
+  const size_t grid_positions = (band_rows - 1) * plan.planes.plane_width + plan.out_width;
+  const size_t tiles = CeilDiv(grid_positions, panel_rows);
+  const size_t blocks = plan.compiled->BlockCount();
+  for (size_t first_tile = 0; first_tile < tiles; first_tile += kCompiledTilesPerTask) {
+    const size_t group_tiles = std::min(kCompiledTilesPerTask, tiles - first_tile);
+    ConvJob::TileRows rows[kCompiledTilesPerTask];
+    for (size_t t = 0; t < group_tiles; ++t) {
+      const size_t first = (first_tile + t) * panel_rows;
+      rows[t] = {first, std::min(first + panel_rows, grid_positions), first};
     }
+    MultiplyCompiledTiles(job, planes, image, first_row * plan.out_width, rows, group_tiles, 0,
+                          blocks);
   }
+}
+
+// Output rows per band for compiled code on `whole`, the whole image's planes; 0 to keep those:
+// X itself, or small enough to stay in L2, or where a band that fits kBandPlanesFloats holds
+// fewer grid positions than a task multiplies at once on the whole image's planes, so that each
+// piece of code would run over fewer vectors per fetch.
+size_t BandRowsFor(const DirectConvPlan& whole, size_t panel_rows) {
+  const kernels::InputPlanes& planes = whole.planes;
+  if (whole.in_place || planes.total_elements <= kMinBandedPlanesFloats) return 0;
+  const size_t row_floats = planes.channels * planes.row_phase_count *
+                            planes.column_phase_count * planes.plane_width;
+  const size_t reach = planes.plane_height - whole.out_height;
+  const size_t fitting_rows = kBandPlanesFloats / row_floats;
+  const size_t task_rows = CeilDiv(kCompiledTilesPerTask * panel_rows, planes.plane_width);
+  if (fitting_rows < reach + task_rows) return 0;
+  const size_t rows = std::clamp(CeilDiv(whole.out_height, kTargetBandsPerImage), task_rows,
+                                 fitting_rows - reach);
+  return CeilDiv(whole.out_height, rows) < kMinBandsPerImage ? 0 : rows;
 }
 
 }  // namespace
@@ -302,9 +381,9 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(int64_t in_hei
   auto plan = std::make_shared<DirectConvPlan>();
   const PlaneReading reading = {microkernels_->panel_rows, microkernels_->vector_rows,
                                 /*may_read_in_place=*/true, kMaxAttribute};
-  const std::vector<int64_t> tap_offsets = LayOutDirectConv(
+  std::vector<int64_t> tap_offsets = LayOutDirectConv(
       window_, static_cast<size_t>(channels_), in_height, in_width, reading, *plan);
-  const std::string kernels = CompileFor(*plan, tap_offsets);
+  const std::string kernels = CompileFor(*plan, reading, tap_offsets);
   if (verbose_) {
     std::fprintf(stderr, "ortsparse: %s, input %lldx%lld: %s\n", node_label_.c_str(),
                  static_cast<long long>(in_height), static_cast<long long>(in_width),
@@ -328,8 +407,8 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(int64_t in_hei
   return plan;
 }
 
-std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
-                                         const std::vector<int64_t>& tap_offsets) const {
+std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading reading,
+                                         std::vector<int64_t>& tap_offsets) const {
   if (!weights_to_compile_.has_value()) return "tile kernels (" + not_compiled_ + ")";
   const PackedWeights& packed = *weights_to_compile_;
   // Compiled code pays where its pieces run over enough vectors per fetch: ResNet-50's 7x7 and
@@ -353,6 +432,13 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
     return "tile kernels (" + std::to_string(tiles) + (tiles == 1 ? " tile" : " tiles") +
            " of grid positions per image, fewer than " + std::to_string(kMinCompiledTiles) + ")";
   }
+  const auto lay_out = [&](size_t band_rows) {
+    reading.band_rows = band_rows;
+    tap_offsets = LayOutDirectConv(window_, static_cast<size_t>(channels_), plan.in_height,
+                                   plan.in_width, reading, plan);
+  };
+  const size_t band_rows = BandRowsFor(plan, microkernels_->panel_rows);
+  if (band_rows != 0) lay_out(band_rows);
   const kernels::ConvWeightsToCompile weights = {packed.values.data(),
                                                  packed.group_offsets.data(),
                                                  packed.input_indices.data(),
@@ -361,9 +447,14 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan,
                                                  kCompiledAccStride};
   std::string why_not;
   plan.compiled = microkernels_->compile_conv(weights, &why_not);
-  if (plan.compiled == nullptr) return "tile kernels (not compiled: " + why_not + ")";
+  if (plan.compiled == nullptr) {
+    // The tile kernels read the whole image's planes.
+    if (band_rows != 0) lay_out(0);
+    return "tile kernels (not compiled: " + why_not + ")";
+  }
   return "compiled, " + std::to_string(plan.compiled->PieceCount()) + " pieces, " +
-         std::to_string(CeilDiv(plan.compiled->CodeBytes(), 1024)) + " KiB of code";
+         std::to_string(CeilDiv(plan.compiled->CodeBytes(), 1024)) + " KiB of code" +
+         (band_rows == 0 ? "" : ", planes in bands of " + std::to_string(band_rows) + " rows");
 }
 
 void SparseConvKernel::Compute(Ort::KernelContext& context) const {
@@ -408,6 +499,17 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.channels_per_pack_part =
       std::max<size_t>(1, kPackPartFloats / plan->planes.ChannelElements());
 
+  const float* x_data = x.GetTensorData<float>();
+  float* y_data = y.GetTensorMutableData<float>();
+  if (plan->band_rows != 0) {
+    job.x = x_data;
+    job.y = y_data;
+    job.residual = residual;
+    context.ParallelFor(CompiledBandTask, images * CeilDiv(plan->out_height, plan->band_rows), 0,
+                        &job);
+    return;
+  }
+
   job.planes_stride = plan->in_place ? 0 : RoundUp(plan->planes.total_elements, kCacheLineFloats);
   const size_t wave_images =
       plan->in_place ? images
@@ -415,8 +517,6 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   const ScratchBuffer planes(context, wave_images * job.planes_stride);
   job.planes = planes.data();
 
-  const float* x_data = x.GetTensorData<float>();
-  float* y_data = y.GetTensorMutableData<float>();
   const size_t y_image_floats = job.n * job.pixels;
   for (size_t first = 0; first < images; first += wave_images) {
     const size_t count = std::min(wave_images, images - first);

@@ -39,9 +39,11 @@ class SparseConvKernel {
   // Checks X's shape and returns the plan for its height and width.
   std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape) const;
   std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
-  // Compiles the weights for `plan`'s planes where that pays; returns which kernels serve it, and
-  // why, for ORTSPARSE_VERBOSE.
-  std::string CompileFor(DirectConvPlan& plan, const std::vector<int64_t>& tap_offsets) const;
+  // Compiles the weights for `plan`'s planes where that pays, first laying the planes out anew in
+  // bands (reading.band_rows, tap_offsets) where the whole image's would not stay in L2; returns
+  // which kernels serve it, and why, for ORTSPARSE_VERBOSE.
+  std::string CompileFor(DirectConvPlan& plan, PlaneReading reading,
+                         std::vector<int64_t>& tap_offsets) const;
   void Compute(Ort::KernelContext& context) const;
 
   std::string node_label_;

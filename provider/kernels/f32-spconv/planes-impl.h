@@ -27,8 +27,8 @@ void GatherStridedRun(const float* row, int64_t width, int64_t first, size_t str
 // Runs: struct with static void Copy(row, width, first, count, out) and CopyEveryOther(...), which
 // are GatherStridedRun for strides 1 and 2, and static void Zero(out, count).
 template <typename Runs>
-void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t channel_begin,
-                         size_t channel_end, float* planes) {
+void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t first_plane_row,
+                         size_t channel_begin, size_t channel_end, float* planes) {
   const int64_t height = static_cast<int64_t>(p.in_height);
   const int64_t width = static_cast<int64_t>(p.in_width);
   const size_t plane_floats = p.plane_height * p.plane_width;
@@ -41,8 +41,9 @@ void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t channe
             static_cast<int64_t>(p.column_phases[b]) - static_cast<int64_t>(p.pad_left);
         float* out = plane;
         for (size_t i = 0; i < p.plane_height; ++i, out += p.plane_width) {
-          const int64_t row = static_cast<int64_t>(i * p.stride_height + p.row_phases[a]) -
-                              static_cast<int64_t>(p.pad_top);
+          const int64_t row =
+              static_cast<int64_t>((first_plane_row + i) * p.stride_height + p.row_phases[a]) -
+              static_cast<int64_t>(p.pad_top);
           if (row < 0 || row >= height) {
             Runs::Zero(out, p.plane_width);
           } else if (p.stride_width == 1) {

@@ -15,15 +15,21 @@ namespace ortsparse::kernels {
 
 // Writes the planes of channels [channel_begin, channel_end) of `image` (C x H x W) into
 // `planes` (which points at channel 0's), and the trailing zeros when channel_end is the last.
-// The ISA variants differ in how they move a run of input columns.
+// Their rows are the image's plane rows from first_plane_row on (0 but for a band of output rows,
+// whose first is first_plane_row). The ISA variants differ in how they move a run of input
+// columns.
 using PackInputPlanesFn = void (*)(const float* image, const InputPlanes& planes_layout,
-                                   size_t channel_begin, size_t channel_end, float* planes);
+                                   size_t first_plane_row, size_t channel_begin,
+                                   size_t channel_end, float* planes);
 
 void PackInputPlanesAvx512(const float* image, const InputPlanes& planes_layout,
-                           size_t channel_begin, size_t channel_end, float* planes);
+                           size_t first_plane_row, size_t channel_begin, size_t channel_end,
+                           float* planes);
 void PackInputPlanesAvx2(const float* image, const InputPlanes& planes_layout,
-                         size_t channel_begin, size_t channel_end, float* planes);
+                         size_t first_plane_row, size_t channel_begin, size_t channel_end,
+                         float* planes);
 void PackInputPlanesScalar(const float* image, const InputPlanes& planes_layout,
-                           size_t channel_begin, size_t channel_end, float* planes);
+                           size_t first_plane_row, size_t channel_begin, size_t channel_end,
+                           float* planes);
 
 }  // namespace ortsparse::kernels
