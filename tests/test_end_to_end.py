@@ -227,7 +227,7 @@ def test_rewritten_resnet_folds_batch_norms_and_fuses_residual_relus():
     assert _op_count(result.model, "Add") == _op_count(result.model, "Relu") == 0
 
 
-def test_rewritten_yolo_fuses_silu_and_the_detect_layout_and_keeps_resize_and_concat():
+def test_rewritten_yolo_fuses_silu_the_detect_layout_and_the_concats():
     model, result = _yolo(0.9, 1)
     convs = _sparse_nodes(result.model, "SparseConv")
     activations = Counter(_string_attribute(n, "activation") for n in convs)
@@ -240,7 +240,13 @@ def test_rewritten_yolo_fuses_silu_and_the_detect_layout_and_keeps_resize_and_co
     groups = [attr.i for n in convs for attr in n.attribute if attr.name == "output_channel_groups"]
     assert groups == [3, 3, 3]
     assert _op_count(result.model, "Transpose") == 0
-    for op_type in ("Resize", "Concat", "MaxPool", "Reshape"):
+    # The convs after the Concats read their inputs in place: each C3's cv3 (2 parts), the cv1
+    # and cv2 of the head's C3s (2 parts) and SPPF's cv2 (4 parts). Only the Concat of the detect
+    # outputs is left. (Inputs: X, 3 of weights, bias, residual, then the parts after X.)
+    parts = Counter(len(n.input) - 5 for n in convs if len(n.input) > 6)
+    assert parts == {2: 8 + 4 * 2, 4: 1}
+    assert _op_count(result.model, "Concat") == 1
+    for op_type in ("Resize", "MaxPool", "Reshape"):
         assert _op_count(result.model, op_type) == _op_count(model, op_type)
 
 

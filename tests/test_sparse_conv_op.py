@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -71,11 +72,17 @@ def sparse_conv_model(
     alpha=None,
     residual_before=0,
     attributes=None,
+    x_parts=None,
 ):
-    """A model computing SparseConv(X, packed W [, bias] [, residual]) -> Y."""
+    """A model computing SparseConv(X, packed W [, bias] [, residual] [, X_1, ...]) -> Y; with
+    x_parts (channel counts), X comes as that many inputs X, X_1, ..., joined on the channels."""
     n, c, kh, kw = w.shape
     packed = pack(w.reshape(w.shape[0], -1).T, fmt)  # as the matrix Wm [K, N]
-    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    part_names = part_input_names(x_parts)
+    inputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, part_shape(x_shape, channels))
+        for name, channels in zip(part_names, x_parts or [None])
+    ]
     initializers = [
         numpy_helper.from_array(packed["values"], "weight_values"),
         numpy_helper.from_array(packed["offsets"], "weight_group_offsets"),
@@ -88,9 +95,10 @@ def sparse_conv_model(
             inputs.append(helper.make_tensor_value_info("bias", TensorProto.FLOAT, [None]))
         else:
             initializers.append(numpy_helper.from_array(bias, "bias"))
+    node_inputs.append("" if residual_shape is None else "residual")
     if residual_shape is not None:
-        node_inputs.append("residual")
         inputs.append(helper.make_tensor_value_info("residual", TensorProto.FLOAT, residual_shape))
+    node_inputs += part_names[1:]
     while node_inputs[-1] == "":
         node_inputs.pop()
 
@@ -114,6 +122,19 @@ def sparse_conv_model(
     return helper.make_model(graph, opset_imports=opsets).SerializeToString()
 
 
+def part_input_names(x_parts):
+    """The names of X's parts as inputs: X, then X_1, X_2, ..."""
+    return ["X", *(f"X_{p}" for p in range(1, len(x_parts or [None])))]
+
+
+def part_shape(x_shape, channels):
+    """The declared shape of a part of X with `channels` channels (None: X's own, or any count);
+    None, of any rank, when x_shape is."""
+    if x_shape is None:
+        return None
+    return [x_shape[0], channels or x_shape[1], *x_shape[2:]]
+
+
 def reference_model(
     x_shape,
     w,
@@ -125,16 +146,23 @@ def reference_model(
     alpha=None,
     residual_before=0,
     channels_last_shape=None,
+    x_parts=None,
 ):
     """The same computation with standard ONNX operators; with channels_last_shape [B, A, P, OH, OW],
-    Y reshaped to it and transposed to [B, A, OH, OW, P], as SparseConv's output_channel_groups."""
+    Y reshaped to it and transposed to [B, A, OH, OW, P], as SparseConv's output_channel_groups;
+    with x_parts, X's parts joined by a Concat."""
     initializers = [numpy_helper.from_array(w, "W")]
-    conv_inputs = ["X", "W"]
+    conv_inputs = ["joined" if x_parts else "X", "W"]
     if bias is not None:
         initializers.append(numpy_helper.from_array(bias, "B"))
         conv_inputs.append("B")
-    nodes = [helper.make_node("Conv", conv_inputs, ["conv"], **window)]
-    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    part_names = part_input_names(x_parts)
+    nodes = [helper.make_node("Concat", part_names, ["joined"], axis=1)] if x_parts else []
+    nodes.append(helper.make_node("Conv", conv_inputs, ["conv"], **window))
+    inputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, part_shape(x_shape, channels))
+        for name, channels in zip(part_names, x_parts or [None])
+    ]
     current = "conv"
     if residual_shape is not None:
         inputs.append(helper.make_tensor_value_info("residual", TensorProto.FLOAT, residual_shape))
@@ -190,19 +218,28 @@ def check(
     residual_before=0,
     threads=1,
     output_channel_groups=0,
+    x_parts=None,
 ):
-    """Runs SparseConv and its reference on random data and compares them."""
+    """Runs SparseConv and its reference on random data and compares them; with x_parts (channel
+    counts adding up to x_shape[1]), X is fed to both in that many parts."""
     w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity)
     bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
     y_shape = output_shape(x_shape, n, kernel, strides, dilations, pads)
     residual_shape = y_shape if with_residual else None
-    feeds = {"X": rng.standard_normal(x_shape).astype(np.float32)}
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    splits = np.cumsum(x_parts or [x_shape[1]])[:-1]
+    feeds = dict(zip(part_input_names(x_parts), np.split(x, splits, axis=1)))
     if with_residual:
         feeds["residual"] = rng.standard_normal(y_shape).astype(np.float32)
 
     window = conv_attributes(kernel, strides, dilations, pads)
     common = dict(
-        bias=bias, residual_shape=residual_shape, activation=activation, alpha=alpha, residual_before=residual_before
+        bias=bias,
+        residual_shape=residual_shape,
+        activation=activation,
+        alpha=alpha,
+        residual_before=residual_before,
+        x_parts=x_parts,
     )
     groups = output_channel_groups
     model = sparse_conv_model(
@@ -311,10 +348,23 @@ def test_threads(library, rng, threads, x_shape, kernel):
     check(library, rng, x_shape, 150, kernel, pads=pads, threads=threads, with_residual=True, activation="silu")
 
 
-def test_batch_larger_than_one_wave(library, rng):
+@pytest.mark.parametrize("x_parts", [None, [24, 40]], ids=["one-x", "x-in-parts"])
+def test_batch_larger_than_one_wave(library, rng, monkeypatch, x_parts):
     # Each image's input planes (64 channels of 262 x 262) take over half the scratch budget of
-    # one parallel wave, so the images run one wave each.
-    check(library, rng, (3, 64, 260, 260), 8, (3, 3), pads=(1, 1, 1, 1), sparsity=0.95, threads=2, with_residual=True)
+    # one parallel wave, so the images run one wave each. (Compiled code would pack them in bands.)
+    monkeypatch.setenv("ORTSPARSE_JIT", "0")
+    check(
+        library,
+        rng,
+        (3, 64, 260, 260),
+        8,
+        (3, 3),
+        pads=(1, 1, 1, 1),
+        sparsity=0.95,
+        threads=2,
+        with_residual=True,
+        x_parts=x_parts,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csr", "block4"])
@@ -705,6 +755,99 @@ def test_planes_in_bands_given_back_when_the_weights_do_not_compile(library, rng
     check(library, rng, (1, 256, 40, 40), 1024, (3, 3), pads=(1, 1, 1, 1), sparsity=0.5, threads=2)
     (report,) = avx512_reports()
     assert "tile kernels (not compiled: " in report, report
+
+
+# ---------------------------------------------------------------------------------------------
+# X in parts (inputs 6-8 after X): a Concat of them along the channels, read by SparseConv itself.
+# Compiled code reads each part in place where X could be read in place (stride 1, unpadded),
+# each from its own base register; otherwise the parts are packed into the planes.
+
+X_PARTS_GEOMETRIES = {
+    # name: (x_shape, n, kernel, strides, pads, x_parts, how the compiled kernels read them)
+    "1x1-two-parts": ((2, 40, 20, 21), 57, (1, 1), (1, 1), (0, 0, 0, 0), [16, 24], "in place"),
+    "1x1-four-parts": ((1, 37, 24, 20), 30, (1, 1), (1, 1), (0, 0, 0, 0), [8, 1, 20, 8], "in place"),
+    # The last tile starts early, inside every part.
+    "3x3-unpadded": ((1, 12, 22, 23), 9, (3, 3), (1, 1), (0, 0, 0, 0), [5, 7], "in place"),
+    "3x3-padded": ((1, 12, 24, 24), 29, (3, 3), (1, 1), (1, 1, 1, 1), [4, 8], "packed"),
+    # Planes past 256K floats: packed from the parts band by band.
+    "3x3-stride2-bands": ((1, 32, 132, 122), 30, (3, 3), (2, 2), (1, 1, 1, 1), [20, 12], "bands"),
+}
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("geometry", X_PARTS_GEOMETRIES.values(), ids=X_PARTS_GEOMETRIES.keys())
+def test_x_in_parts(library, rng, avx512_reports, monkeypatch, geometry, jit):
+    monkeypatch.setenv("ORTSPARSE_JIT", jit)
+    x_shape, n, kernel, strides, pads, x_parts, reading = geometry
+    check(
+        library,
+        rng,
+        x_shape,
+        n,
+        kernel,
+        strides=strides,
+        pads=pads,
+        sparsity=0.8,
+        with_residual=True,
+        activation="silu",
+        threads=2,
+        x_parts=x_parts,
+    )
+    (report,) = avx512_reports()
+    in_place = f", X's {len(x_parts)} parts read in place"
+    if jit == "0":
+        packed = f", on planes packed from X's {len(x_parts)} parts"
+        assert report.endswith(packed) == (reading == "in place"), report
+    else:
+        assert ": compiled, " in report and report.endswith(in_place) == (reading == "in place"), report
+        assert ("planes in bands" in report) == (reading == "bands"), report
+
+
+def test_x_in_parts_for_tile_kernels_of_each_family(library, rng, family):
+    check(library, rng, (1, 20, 9, 10), 17, (1, 1), x_parts=[12, 8], with_residual=True, activation="relu")
+
+
+def test_x_in_parts_of_a_new_size_get_a_new_plan(library, rng, avx512_reports):
+    # The same node, fed parts of other channel counts (the same C): the in-place offsets differ.
+    w = sparse_conv_weight(rng, 24, 40, (1, 1), 0.8)
+    window = conv_attributes((1, 1), (1, 1), (1, 1), (0, 0, 0, 0))
+    x_shape = [1, 40, 20, 21]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    expected = session(reference_model(x_shape, w, window)).run(None, {"X": x})[0]
+    model = sparse_conv_model([1, "c", 20, 21], w, "csr", window, x_parts=[None, None])
+    sess = session(model, library)
+    for split in [16, 30, 16]:
+        actual = sess.run(None, {"X": x[:, :split], "X_1": x[:, split:]})[0]
+        assert_close(actual, expected)
+    reports = avx512_reports()
+    assert len(reports) == 2 and all(report.endswith("X's 2 parts read in place") for report in reports), reports
+
+
+@pytest.mark.parametrize(
+    "shapes, expected",
+    [
+        ([[1, 16, 5, 5], [1, 24, 5, 6]], "part 1 of X has shape [1, 24, 5, 6], which does not match X's [1, 16, 5, 5]"),
+        ([[1, 16, 5, 5], [2, 24, 5, 5]], "part 1 of X has shape [2, 24, 5, 5]"),
+        ([[1, 16, 5, 5], [1, 20, 5, 5]], "X has 36 channels (shape [1, 36, 5, 5]) but attribute C is 40"),
+        ([[16, 5, 5], [1, 24, 5, 5]], "X must have rank 4 (NCHW), got shape [16, 5, 5]"),
+    ],
+    ids=["width", "batch", "channels", "rank"],
+)
+def test_x_parts_mismatch_at_run_time(library, rng, shapes, expected):
+    w = sparse_conv_weight(rng, 8, 40, (1, 1), 0.5)
+    window = conv_attributes((1, 1), (1, 1), (1, 1), (0, 0, 0, 0))
+    model = sparse_conv_model(None, w, "csr", window, x_parts=[16, 24])
+    feeds = {name: np.zeros(shape, np.float32) for name, shape in zip(["X", "X_1"], shapes)}
+    message = run_error(model, library, feeds)
+    assert "SparseConv node 'sc'" in message and expected in message, message
+
+
+def test_x_part_after_a_missing_one(library, weight_4x3x3x3):
+    model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3)
+    model = onnx.load_from_string(model)
+    model.graph.node[0].input.extend(["", "", "", "X"])
+    message = creation_error(model.SerializeToString(), library)
+    assert "input 6 (a part of X) is missing while a later part is given" in message, message
 
 
 # ---------------------------------------------------------------------------------------------

@@ -222,12 +222,16 @@ std::vector<int64_t> LayOutDirectConv(const ConvWindow& window, size_t units, in
   return tap_offsets;
 }
 
-std::shared_ptr<const DirectConvPlan> DirectConvPlans::Get(int64_t in_height, int64_t in_width,
-                                                           const Builder& build) const {
+std::shared_ptr<const DirectConvPlan> DirectConvPlans::Get(
+    int64_t in_height, int64_t in_width, const std::vector<size_t>& x_part_channels,
+    const Builder& build) const {
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& plan : plans_) {
-      if (plan->in_height == in_height && plan->in_width == in_width) return plan;
+      if (plan->in_height == in_height && plan->in_width == in_width &&
+          plan->x_part_channels == x_part_channels) {
+        return plan;
+      }
     }
   }
   // Built outside the lock: two runs meeting a new size at once both build it, harmlessly.

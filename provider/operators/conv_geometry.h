@@ -77,6 +77,9 @@ struct DirectConvPlan {
   // (recomputing some of the previous tile's positions), else at its first position.
   size_t last_tile_start = 0;
   std::vector<int32_t> offsets;
+  // The channels of each part of X for a SparseConv whose X comes in parts (else empty): read in
+  // place, each part is its own base of the compiled code.
+  std::vector<size_t> x_part_channels;
   // SparseConv's weights compiled for these planes, when its family compiles them; the tile
   // kernels and `offsets` serve otherwise.
   std::unique_ptr<const kernels::CompiledConv> compiled;
@@ -128,12 +131,14 @@ std::vector<int64_t> LayOutDirectConv(const ConvWindow& window, size_t units, in
                                       DirectConvPlan& plan);
 
 // The plans of the input sizes a node has seen, the most recent last; a run holds its plan while
-// another run's size may evict it.
+// another run's size may evict it. A SparseConv whose X comes in parts also tells their channels,
+// which its plans depend on (DirectConvPlan::x_part_channels).
 class DirectConvPlans {
  public:
   using Builder = std::function<std::shared_ptr<const DirectConvPlan>(int64_t, int64_t)>;
 
   std::shared_ptr<const DirectConvPlan> Get(int64_t in_height, int64_t in_width,
+                                            const std::vector<size_t>& x_part_channels,
                                             const Builder& build) const;
 
  private:

@@ -51,7 +51,7 @@ std::shared_ptr<const DirectConvPlan> QuadConv::PlanFor(const std::vector<int64_
                                                         std::vector<int64_t>* y_shape) const {
   const auto [out_height, out_width] = ConvOutputSize(x_shape, channels_, window_);
   *y_shape = {x_shape[0], n_, out_height, out_width};
-  return plans_.Get(x_shape[2], x_shape[3], [this](int64_t height, int64_t width) {
+  return plans_.Get(x_shape[2], x_shape[3], {}, [this](int64_t height, int64_t width) {
     return BuildPlan(height, width);
   });
 }

@@ -58,12 +58,18 @@ struct ConvJob {
   const DirectConvPlan* plan;
   kernels::OffsetSegments segments;
   kernels::Epilogue epilogue;
-  const float* x;         // at the wave's first image
+  // X's parts, each at the wave's first image, and where its channels start in X.
+  struct XPart {
+    const float* data;
+    size_t first_channel, channels;
+  };
+  XPart x_parts[kMaxXParts];
+  size_t x_part_count;
+  size_t channel_floats;  // H * W
   const float* bias;
   const float* residual;  // at the wave's first image, or null
   float* y;               // at the wave's first image
   size_t n;
-  size_t image_floats;    // C * H * W
   size_t pixels;          // OH * OW
   size_t tiles_per_image;
   size_t channels_per_pack_part;
@@ -93,14 +99,34 @@ struct ConvJob {
   // that two threads never write one line at once; else one.
   size_t SlicesPerTask(size_t slices) const { return group_channels != 0 ? slices : 1; }
 
+  // Packs the planes of channels [channel_begin, channel_end) of an image, from each part of X
+  // that holds some of them, with rows from first_plane_row on.
+  void PackPlanes(size_t image, size_t first_plane_row, size_t channel_begin, size_t channel_end,
+                  float* image_planes) const {
+    for (size_t p = 0; p < x_part_count; ++p) {
+      const XPart& part = x_parts[p];
+      const size_t begin = std::max(channel_begin, part.first_channel);
+      const size_t end = std::min(channel_end, part.first_channel + part.channels);
+      if (begin >= end) continue;
+      const float* channels =
+          part.data + (image * part.channels + begin - part.first_channel) * channel_floats;
+      microkernels->pack_input_planes(channels, plan->planes, first_plane_row, begin, end,
+                                      image_planes);
+    }
+  }
+
+  const float* ImageOfPart(size_t part, size_t image) const {
+    return x_parts[part].data + image * x_parts[part].channels * channel_floats;
+  }
+
+  // The planes of an image, packed once by the tasks that read them, or X read in place (then
+  // only one part of it, for the tile kernels).
   const float* PlanesOf(size_t image) const {
-    const float* x_image = x + image * image_floats;
-    if (plan->in_place) return x_image;
+    if (plan->in_place) return ImageOfPart(0, image);
     float* image_planes = planes + image * planes_stride;
     PackOnce(pack_progress[image], plan->planes.channels, channels_per_pack_part,
              [&](size_t channel_begin, size_t channel_end) {
-               microkernels->pack_input_planes(x_image, plan->planes, 0, channel_begin,
-                                               channel_end, image_planes);
+               PackPlanes(image, 0, channel_begin, channel_end, image_planes);
              });
     return image_planes;
   }
@@ -208,9 +234,10 @@ void ConvTileTask(void* data, size_t task) {
   }
 }
 
-// Multiplies tiles `rows` (up to kCompiledTilesPerTask) of an image's planes by compiled blocks
+// Multiplies tiles `rows` (up to kCompiledTilesPerTask) of an image's input by compiled blocks
 // [first_block, end_block) and stores them into Y, whose pixel first_pixel is grid position 0.
-void MultiplyCompiledTiles(const ConvJob& job, const float* planes, size_t image,
+// The input is its planes, or each part of X read in place (`bases`, kMaxInputBases of them).
+void MultiplyCompiledTiles(const ConvJob& job, const float* const* bases, size_t image,
                            size_t first_pixel, const ConvJob::TileRows* rows, size_t tiles,
                            size_t first_block, size_t end_block) {
   const SpmmMicrokernels& mk = *job.microkernels;
@@ -218,8 +245,11 @@ void MultiplyCompiledTiles(const ConvJob& job, const float* planes, size_t image
   alignas(64) float acc[kCompiledAccRows * kCompiledAccStride];
   kernels::CompiledRun runs[kCompiledTilesPerTask];
   for (size_t t = 0; t < tiles; ++t) {
-    runs[t] = {planes + rows[t].start, CeilDiv(rows[t].end - rows[t].start, mk.vector_rows),
-               acc + t * mk.panel_rows};
+    for (size_t b = 0; b < kernels::kMaxInputBases; ++b) {
+      runs[t].bases[b] = bases[b] + rows[t].start;
+    }
+    runs[t].vectors = CeilDiv(rows[t].end - rows[t].start, mk.vector_rows);
+    runs[t].acc = acc + t * mk.panel_rows;
   }
   for (size_t block = first_block; block < end_block; ++block) {
     compiled.MultiplyBlock(block, runs, tiles);
@@ -247,7 +277,14 @@ void CompiledConvTask(void* data, size_t task) {
   const size_t tiles = std::min(kCompiledTilesPerTask, job.tiles_per_image - first_tile);
   ConvJob::TileRows rows[kCompiledTilesPerTask];
   for (size_t t = 0; t < tiles; ++t) rows[t] = job.RowsOf(first_tile + t);
-  MultiplyCompiledTiles(job, job.PlanesOf(image), image, 0, rows, tiles, first_block,
+  const float* bases[kernels::kMaxInputBases];
+  std::fill(bases, bases + kernels::kMaxInputBases, job.PlanesOf(image));
+  if (job.plan->in_place) {
+    for (size_t part = 1; part < job.x_part_count; ++part) {
+      bases[part] = job.ImageOfPart(part, image);
+    }
+  }
+  MultiplyCompiledTiles(job, bases, image, 0, rows, tiles, first_block,
                         first_block + blocks_per_task);
 }
 
@@ -270,8 +307,9 @@ void CompiledBandTask(void* data, size_t task) {
   const size_t image = task / bands;
   const size_t first_row = task % bands * plan.band_rows;
   float* planes = ThreadBandPlanes(plan.planes.total_elements);
-  job.microkernels->pack_input_planes(job.x + image * job.image_floats, plan.planes, first_row, 0,
-                                      plan.planes.channels, planes);
+  job.PackPlanes(image, first_row, 0, plan.planes.channels, planes);
+  const float* bases[kernels::kMaxInputBases];
+  std::fill(bases, bases + kernels::kMaxInputBases, planes);
 
   const size_t band_rows = std::min(plan.band_rows, plan.out_height - first_row);
   const size_t grid_positions = (band_rows - 1) * plan.planes.plane_width + plan.out_width;
@@ -284,7 +322,7 @@ void CompiledBandTask(void* data, size_t task) {
       const size_t first = (first_tile + t) * panel_rows;
       rows[t] = {first, std::min(first + panel_rows, grid_positions), first};
     }
-    MultiplyCompiledTiles(job, planes, image, first_row * plan.out_width, rows, group_tiles, 0,
+    MultiplyCompiledTiles(job, bases, image, first_row * plan.out_width, rows, group_tiles, 0,
                           blocks);
   }
 }
@@ -315,6 +353,7 @@ SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   matrix_ = ReadSparseMatrixAttributes(kernel_info);
   ReadWindow(kernel_info);
   ReadOutputChannelGroups(kernel_info);
+  CountXParts(kernel_info);
   PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
   constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
@@ -362,6 +401,47 @@ void SparseConvKernel::ReadOutputChannelGroups(const Ort::ConstKernelInfo& info)
   output_channel_groups_ = groups;
 }
 
+void SparseConvKernel::CountXParts(const Ort::ConstKernelInfo& info) {
+  const size_t inputs = info.GetInputCount();
+  for (size_t index = kInputMoreXParts; index < inputs; ++index) {
+    if (info.GetInputName(index).empty()) {
+      throw std::invalid_argument("input " + std::to_string(index) + " (a part of X) is missing "
+                                  "while a later part is given: X's parts must follow it without "
+                                  "a gap");
+    }
+  }
+  x_parts_ = 1 + std::max(inputs, kInputMoreXParts) - kInputMoreXParts;
+}
+
+std::vector<int64_t> SparseConvKernel::JoinedXShape(const Ort::KernelContext& context,
+                                                    size_t part_channels[kMaxXParts]) const {
+  std::vector<int64_t> joined = context.GetInput(kInputX).GetTensorTypeAndShapeInfo().GetShape();
+  if (x_parts_ == 1) {
+    part_channels[0] = joined.size() == 4 ? static_cast<size_t>(joined[1]) : 0;
+    return joined;
+  }
+  if (joined.size() != 4) {
+    throw std::invalid_argument("X must have rank 4 (NCHW), got shape " + ShapeString(joined));
+  }
+  part_channels[0] = static_cast<size_t>(joined[1]);
+  for (size_t p = 1; p < x_parts_; ++p) {
+    const std::vector<int64_t> shape =
+        context.GetInput(kInputMoreXParts + p - 1).GetTensorTypeAndShapeInfo().GetShape();
+    if (shape.size() != 4 || shape[0] != joined[0] || shape[2] != joined[2] ||
+        shape[3] != joined[3]) {
+      throw std::invalid_argument("part " + std::to_string(p) + " of X has shape " +
+                                  ShapeString(shape) + ", which does not match X's " +
+                                  ShapeString(context.GetInput(kInputX)
+                                                  .GetTensorTypeAndShapeInfo()
+                                                  .GetShape()) +
+                                  " but for its channels");
+    }
+    part_channels[p] = static_cast<size_t>(shape[1]);
+    joined[1] += shape[1];
+  }
+  return joined;
+}
+
 OrtStatusPtr SparseConvKernel::ComputeV2(OrtKernelContext* context) const {
   return RunReportingErrors(node_label_, [&] {
     Ort::KernelContext kernel_context{context};
@@ -370,20 +450,32 @@ OrtStatusPtr SparseConvKernel::ComputeV2(OrtKernelContext* context) const {
 }
 
 std::shared_ptr<const DirectConvPlan> SparseConvKernel::PlanFor(
-    const std::vector<int64_t>& x_shape) const {
+    const std::vector<int64_t>& x_shape, const size_t part_channels[kMaxXParts]) const {
   ConvOutputSize(x_shape, channels_, window_);
-  return plans_.Get(x_shape[2], x_shape[3],
-                    [this](int64_t height, int64_t width) { return BuildPlan(height, width); });
+  std::vector<size_t> parts;
+  if (x_parts_ > 1) parts.assign(part_channels, part_channels + x_parts_);
+  return plans_.Get(x_shape[2], x_shape[3], parts, [&](int64_t height, int64_t width) {
+    return BuildPlan(height, width, parts);
+  });
 }
 
-std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(int64_t in_height,
-                                                                  int64_t in_width) const {
+std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(
+    int64_t in_height, int64_t in_width, const std::vector<size_t>& part_channels) const {
   auto plan = std::make_shared<DirectConvPlan>();
-  const PlaneReading reading = {microkernels_->panel_rows, microkernels_->vector_rows,
-                                /*may_read_in_place=*/true, kMaxAttribute};
+  plan->x_part_channels = part_channels;
+  PlaneReading reading = {microkernels_->panel_rows, microkernels_->vector_rows,
+                          /*may_read_in_place=*/true, kMaxAttribute};
   std::vector<int64_t> tap_offsets = LayOutDirectConv(
       window_, static_cast<size_t>(channels_), in_height, in_width, reading, *plan);
-  const std::string kernels = CompileFor(*plan, reading, tap_offsets);
+  std::string kernels = CompileFor(*plan, reading, tap_offsets);
+  if (plan->compiled == nullptr && plan->in_place && !part_channels.empty()) {
+    // Only compiled code reads X's parts in place, each from its own base; the tile kernels read
+    // planes packed from them.
+    reading.may_read_in_place = false;
+    tap_offsets = LayOutDirectConv(window_, static_cast<size_t>(channels_), in_height, in_width,
+                                   reading, *plan);
+    kernels += ", on planes packed from X's " + std::to_string(part_channels.size()) + " parts";
+  }
   if (verbose_) {
     std::fprintf(stderr, "ortsparse: %s, input %lldx%lld: %s\n", node_label_.c_str(),
                  static_cast<long long>(in_height), static_cast<long long>(in_width),
@@ -439,11 +531,27 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading read
   };
   const size_t band_rows = BandRowsFor(plan, microkernels_->panel_rows);
   if (band_rows != 0) lay_out(band_rows);
+  // X's parts read in place: each feature's offset counts from its part's own base.
+  std::vector<int64_t> offsets = tap_offsets;
+  std::vector<uint8_t> bases;
+  if (plan.in_place && !plan.x_part_channels.empty()) {
+    const size_t taps = static_cast<size_t>(window_.Taps());
+    const int64_t channel_elements = static_cast<int64_t>(plan.planes.ChannelElements());
+    bases.resize(offsets.size());
+    for (size_t part = 0, k = 0, first_channel = 0; part < plan.x_part_channels.size();
+         first_channel += plan.x_part_channels[part++]) {
+      for (; k < (first_channel + plan.x_part_channels[part]) * taps; ++k) {
+        bases[k] = static_cast<uint8_t>(part);
+        offsets[k] -= static_cast<int64_t>(first_channel) * channel_elements;
+      }
+    }
+  }
   const kernels::ConvWeightsToCompile weights = {packed.values.data(),
                                                  packed.group_offsets.data(),
                                                  packed.input_indices.data(),
                                                  static_cast<size_t>(matrix_.n),
-                                                 tap_offsets.data(),
+                                                 offsets.data(),
+                                                 bases.empty() ? nullptr : bases.data(),
                                                  kCompiledAccStride};
   std::string why_not;
   plan.compiled = microkernels_->compile_conv(weights, &why_not);
@@ -454,13 +562,16 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading read
   }
   return "compiled, " + std::to_string(plan.compiled->PieceCount()) + " pieces, " +
          std::to_string(CeilDiv(plan.compiled->CodeBytes(), 1024)) + " KiB of code" +
-         (band_rows == 0 ? "" : ", planes in bands of " + std::to_string(band_rows) + " rows");
+         (band_rows == 0 ? "" : ", planes in bands of " + std::to_string(band_rows) + " rows") +
+         (bases.empty() ? ""
+                        : ", X's " + std::to_string(plan.x_part_channels.size()) +
+                              " parts read in place");
 }
 
 void SparseConvKernel::Compute(Ort::KernelContext& context) const {
-  const Ort::ConstValue x = context.GetInput(kInputX);
-  const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
-  const std::shared_ptr<const DirectConvPlan> plan = PlanFor(x_shape);
+  size_t part_channels[kMaxXParts];
+  const std::vector<int64_t> x_shape = JoinedXShape(context, part_channels);
+  const std::shared_ptr<const DirectConvPlan> plan = PlanFor(x_shape, part_channels);
   ConvJob job{};
   job.plan = plan.get();
   const size_t images = static_cast<size_t>(x_shape[0]);
@@ -493,16 +604,20 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
                                           matrix_.epilogue.activation, residual_mode);
   }
   job.n = static_cast<size_t>(matrix_.n);
-  job.image_floats = static_cast<size_t>(channels_ * x_shape[2] * x_shape[3]);
+  job.channel_floats = static_cast<size_t>(x_shape[2] * x_shape[3]);
+  job.x_part_count = x_parts_;
+  for (size_t p = 0, first_channel = 0; p < x_parts_; first_channel += part_channels[p++]) {
+    const size_t input = p == 0 ? kInputX : kInputMoreXParts + p - 1;
+    job.x_parts[p] = {context.GetInput(input).GetTensorData<float>(), first_channel,
+                      part_channels[p]};
+  }
   job.pixels = plan->out_height * plan->out_width;
   job.tiles_per_image = CeilDiv(plan->grid_positions, microkernels_->panel_rows);
   job.channels_per_pack_part =
       std::max<size_t>(1, kPackPartFloats / plan->planes.ChannelElements());
 
-  const float* x_data = x.GetTensorData<float>();
   float* y_data = y.GetTensorMutableData<float>();
   if (plan->band_rows != 0) {
-    job.x = x_data;
     job.y = y_data;
     job.residual = residual;
     context.ParallelFor(CompiledBandTask, images * CeilDiv(plan->out_height, plan->band_rows), 0,
@@ -518,9 +633,13 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.planes = planes.data();
 
   const size_t y_image_floats = job.n * job.pixels;
+  ConvJob::XPart whole_x[kMaxXParts];
+  std::copy(job.x_parts, job.x_parts + x_parts_, whole_x);
   for (size_t first = 0; first < images; first += wave_images) {
     const size_t count = std::min(wave_images, images - first);
-    job.x = x_data + first * job.image_floats;
+    for (size_t p = 0; p < x_parts_; ++p) {
+      job.x_parts[p].data = whole_x[p].data + first * whole_x[p].channels * job.channel_floats;
+    }
     job.y = y_data + first * y_image_floats;
     job.residual = residual != nullptr ? residual + first * y_image_floats : nullptr;
     const std::unique_ptr<PackProgress[]> pack_progress(new PackProgress[count]);

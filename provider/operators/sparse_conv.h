@@ -24,6 +24,11 @@
 
 namespace ortsparse {
 
+// After SparseGemm's inputs: up to three more parts of X, whose channels follow X's, as a Concat
+// along the channels would join them (docs/ops.md).
+inline constexpr size_t kInputMoreXParts = kPackedOpInputCount;
+inline constexpr size_t kMaxXParts = 4;
+
 class SparseConvKernel {
  public:
   // Reads the attributes and the constant packed weights, validates them and lays the weights out
@@ -36,9 +41,16 @@ class SparseConvKernel {
  private:
   void ReadWindow(const Ort::ConstKernelInfo& info);
   void ReadOutputChannelGroups(const Ort::ConstKernelInfo& info);
+  void CountXParts(const Ort::ConstKernelInfo& info);
+  // The shape of X joined from its parts' (each [B, C_i, H, W] with the sum of C_i equal to C),
+  // which are checked; each part's channels go to part_channels.
+  std::vector<int64_t> JoinedXShape(const Ort::KernelContext& context,
+                                    size_t part_channels[kMaxXParts]) const;
   // Checks X's shape and returns the plan for its height and width.
-  std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape) const;
-  std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width) const;
+  std::shared_ptr<const DirectConvPlan> PlanFor(const std::vector<int64_t>& x_shape,
+                                                const size_t part_channels[kMaxXParts]) const;
+  std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width,
+                                                  const std::vector<size_t>& part_channels) const;
   // Compiles the weights for `plan`'s planes where that pays, first laying the planes out anew in
   // bands (reading.band_rows, tap_offsets) where the whole image's would not stay in L2; returns
   // which kernels serve it, and why, for ORTSPARSE_VERBOSE.
@@ -52,6 +64,7 @@ class SparseConvKernel {
   ConvWindow window_;
   // A of output_channel_groups: Y is [B, A, OH, OW, N / A]; 0 for NCHW.
   int64_t output_channel_groups_ = 0;
+  size_t x_parts_ = 1;  // tensors whose channels make up X: X and the inputs after the residual
   std::optional<std::vector<float>> constant_bias_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;
@@ -68,6 +81,7 @@ class SparseConvKernel {
 
 struct SparseConvOp : PackedWeightOp<SparseConvOp, SparseConvKernel> {
   const char* GetName() const { return "SparseConv"; }
+  size_t GetInputTypeCount() const { return kInputMoreXParts + kMaxXParts - 1; }
 };
 
 }  // namespace ortsparse

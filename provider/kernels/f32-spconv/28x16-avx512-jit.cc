@@ -15,8 +15,11 @@ namespace {
 
 using jit::Gpr;
 
-// The generated functions' signature (System V): input in rdi, weights in rsi, acc in rdx.
-using CompiledTileFn = void (*)(const float* input, const float* weights, float* acc);
+// The generated functions' signature (System V): the input bases in rdi, rcx, r8 and r9, weights
+// in rsi, acc in rdx.
+using CompiledTileFn = void (*)(const float* input, const float* weights, float* acc,
+                                const float* input1, const float* input2, const float* input3);
+constexpr Gpr kInputBaseRegisters[kMaxInputBases] = {Gpr::kRdi, Gpr::kRcx, Gpr::kR8, Gpr::kR9};
 
 constexpr size_t kBlockChannels = CompiledConv::kMaxBlockChannels;
 constexpr int kFirstInputRegister = static_cast<int>(kBlockChannels);
@@ -96,7 +99,8 @@ bool WritePiece(const ConvWeightsToCompile& w, bool first_piece,
     }
     const int x = kFirstInputRegister + input_register;
     input_register = (input_register + 1) % kInputRegisters;
-    a.LoadVector(x, Gpr::kRdi, static_cast<int32_t>(offset * kFloatBytes));
+    const Gpr base = kInputBaseRegisters[w.input_bases != nullptr ? w.input_bases[k] : 0];
+    a.LoadVector(x, base, static_cast<int32_t>(offset * kFloatBytes));
     for (size_t r = 0; r < channels; ++r) {
       ChannelCursor& cursor = cursors[r];
       if (!cursor.Reads(k)) continue;
@@ -185,8 +189,10 @@ void CompiledConv::MultiplyBlock(size_t block, const CompiledRun* runs,
     const auto function = reinterpret_cast<CompiledTileFn>(code_->At(piece.code_offset));
     const float* weights = weights_.data() + piece.weight_offset;
     for (size_t r = 0; r < run_count; ++r) {
-      for (size_t v = 0; v < runs[r].vectors; ++v) {
-        function(runs[r].base + v * kVectorFloats, weights, runs[r].acc + v * kVectorFloats);
+      const CompiledRun& run = runs[r];
+      for (size_t at = 0; at < run.vectors * kVectorFloats; at += kVectorFloats) {
+        function(run.bases[0] + at, weights, run.acc + at, run.bases[1] + at, run.bases[2] + at,
+                 run.bases[3] + at);
       }
     }
   }

@@ -29,16 +29,23 @@ struct ConvWeightsToCompile {
   const int32_t* group_offsets;  // channels + 1 offsets into input_indices
   const int32_t* input_indices;
   size_t channels;               // N
-  // Per input feature k: the offset, in floats, of its input run from a tile's first position.
+  // Per input feature k: the offset, in floats, of its input run from a tile's first position in
+  // the run's base input_bases[k] (null: base 0 for every feature). Several bases let a 1x1
+  // convolution read a Concat's inputs in place, each where it lies.
   const int64_t* input_offsets;
+  const uint8_t* input_bases;
   // Floats between two channels' rows of the accumulators.
   size_t acc_stride;
 };
 
+// Bases an input feature's offset may count from.
+inline constexpr size_t kMaxInputBases = 4;
+
 // A run of grid positions that compiled code multiplies: `vectors` vectors of 16 positions from
-// `base` (in the planes), whose sums go to acc (channel-major, the block's first channel's row).
+// each of `bases` (in the planes, or in each part of X read in place; all of them valid
+// pointers), whose sums go to acc (channel-major, the block's first channel's row).
 struct CompiledRun {
-  const float* base;
+  const float* bases[kMaxInputBases];
   size_t vectors;
   float* acc;
 };

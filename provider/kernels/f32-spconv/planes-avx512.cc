@@ -44,10 +44,10 @@ struct MaskedRuns {
 
 }  // namespace
 
-void PackInputPlanesAvx512(const float* image, const InputPlanes& planes_layout,
+void PackInputPlanesAvx512(const float* channels, const InputPlanes& planes_layout,
                            size_t first_plane_row, size_t channel_begin, size_t channel_end,
                            float* planes) {
-  PackInputPlanesWith<MaskedRuns>(image, planes_layout, first_plane_row, channel_begin,
+  PackInputPlanesWith<MaskedRuns>(channels, planes_layout, first_plane_row, channel_begin,
                                   channel_end, planes);
 }
 

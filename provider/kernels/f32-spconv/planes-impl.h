@@ -27,14 +27,14 @@ void GatherStridedRun(const float* row, int64_t width, int64_t first, size_t str
 // Runs: struct with static void Copy(row, width, first, count, out) and CopyEveryOther(...), which
 // are GatherStridedRun for strides 1 and 2, and static void Zero(out, count).
 template <typename Runs>
-void PackInputPlanesWith(const float* image, const InputPlanes& p, size_t first_plane_row,
+void PackInputPlanesWith(const float* channels, const InputPlanes& p, size_t first_plane_row,
                          size_t channel_begin, size_t channel_end, float* planes) {
   const int64_t height = static_cast<int64_t>(p.in_height);
   const int64_t width = static_cast<int64_t>(p.in_width);
   const size_t plane_floats = p.plane_height * p.plane_width;
   float* plane = planes + channel_begin * p.ChannelElements();
   for (size_t c = channel_begin; c < channel_end; ++c) {
-    const float* channel = image + c * p.in_height * p.in_width;
+    const float* channel = channels + (c - channel_begin) * p.in_height * p.in_width;
     for (size_t a = 0; a < p.row_phase_count; ++a) {
       for (size_t b = 0; b < p.column_phase_count; ++b, plane += p.plane_stride) {
         const int64_t first_column =

@@ -19,10 +19,10 @@ struct ElementRuns {
 
 }  // namespace
 
-void PackInputPlanesScalar(const float* image, const InputPlanes& planes_layout,
+void PackInputPlanesScalar(const float* channels, const InputPlanes& planes_layout,
                            size_t first_plane_row, size_t channel_begin, size_t channel_end,
                            float* planes) {
-  PackInputPlanesWith<ElementRuns>(image, planes_layout, first_plane_row, channel_begin,
+  PackInputPlanesWith<ElementRuns>(channels, planes_layout, first_plane_row, channel_begin,
                                    channel_end, planes);
 }
 

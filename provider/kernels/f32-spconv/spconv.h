@@ -13,22 +13,23 @@
 
 namespace ortsparse::kernels {
 
-// Writes the planes of channels [channel_begin, channel_end) of `image` (C x H x W) into
-// `planes` (which points at channel 0's), and the trailing zeros when channel_end is the last.
-// Their rows are the image's plane rows from first_plane_row on (0 but for a band of output rows,
-// whose first is first_plane_row). The ISA variants differ in how they move a run of input
-// columns.
-using PackInputPlanesFn = void (*)(const float* image, const InputPlanes& planes_layout,
+// Writes the planes of channels [channel_begin, channel_end) of an image into `planes` (which
+// points at channel 0's), and the trailing zeros when channel_end is the last. `channels` points
+// at channel channel_begin of the image (H x W floats each, one after the other), which may be
+// part of a Concat's input rather than of one tensor. The planes' rows are the image's plane rows
+// from first_plane_row on (0 but for a band of output rows, whose first is first_plane_row). The
+// ISA variants differ in how they move a run of input columns.
+using PackInputPlanesFn = void (*)(const float* channels, const InputPlanes& planes_layout,
                                    size_t first_plane_row, size_t channel_begin,
                                    size_t channel_end, float* planes);
 
-void PackInputPlanesAvx512(const float* image, const InputPlanes& planes_layout,
+void PackInputPlanesAvx512(const float* channels, const InputPlanes& planes_layout,
                            size_t first_plane_row, size_t channel_begin, size_t channel_end,
                            float* planes);
-void PackInputPlanesAvx2(const float* image, const InputPlanes& planes_layout,
+void PackInputPlanesAvx2(const float* channels, const InputPlanes& planes_layout,
                          size_t first_plane_row, size_t channel_begin, size_t channel_end,
                          float* planes);
-void PackInputPlanesScalar(const float* image, const InputPlanes& planes_layout,
+void PackInputPlanesScalar(const float* channels, const InputPlanes& planes_layout,
                            size_t first_plane_row, size_t channel_begin, size_t channel_end,
                            float* planes);
 

@@ -25,7 +25,8 @@ void Avx512Assembler::Evex(int map, int prefix, int reg, int vvvv, int rm, bool 
 }
 
 void Avx512Assembler::MemoryOperand(int reg, Gpr base, int32_t displacement, int scale) {
-  const int rm = static_cast<int>(base);
+  // The base's bit 3 (r8, r9) is in the EVEX prefix.
+  const int rm = static_cast<int>(base) & 7;
   const int reg_bits = (reg & 7) << 3;
   if (displacement % scale == 0 && displacement / scale >= -128 && displacement / scale <= 127) {
     code_.push_back(static_cast<uint8_t>(0x40 | reg_bits | rm));

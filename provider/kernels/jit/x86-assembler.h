@@ -10,8 +10,8 @@
 
 namespace ortsparse::kernels::jit {
 
-// The System V argument registers the generated functions read (first, second, third argument).
-enum class Gpr : uint8_t { kRdi = 7, kRsi = 6, kRdx = 2 };
+// The System V argument registers the generated functions read (first to sixth argument).
+enum class Gpr : uint8_t { kRdi = 7, kRsi = 6, kRdx = 2, kRcx = 1, kR8 = 8, kR9 = 9 };
 
 class Avx512Assembler {
  public:
@@ -23,7 +23,7 @@ class Avx512Assembler {
   void ZeroVector(int zmm);
   // vfmadd231ps sum, x, dword [base + displacement]{1to16}: sum += x * broadcast float.
   void FmaBroadcast(int sum, int x, Gpr base, int32_t displacement);
-  // add base, value
+  // add base, value (base one of rdi, rsi, rdx, rcx)
   void AddImmediate(Gpr base, int32_t value);
   void Return();
 

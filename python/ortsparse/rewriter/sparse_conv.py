@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+import onnx
 
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import SparseOp
@@ -13,7 +16,8 @@ class SparseConv(SparseOp):
     """Y = epilogue(conv2d(X, W)), NCHW, W [N, C, kH, kW] packed as the [K, N] matrix
     Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]. With output_channel_groups A, Y is
     [B, A, OH, OW, N / A] instead: the NCHW result reshaped to [B, A, N / A, OH, OW] and
-    transposed to put each group's channels last."""
+    transposed to put each group's channels last. X's channels may come in parts: X and then
+    x_parts, as a Concat along the channels would join them, which the op reads in place."""
 
     OP_TYPE = "SparseConv"
     ACTIVATIONS = SparseGemm.ACTIVATIONS | {"leaky_relu", "hard_swish"}
@@ -25,6 +29,17 @@ class SparseConv(SparseOp):
     dilations: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
     output_channel_groups: int = 0  # 0: NCHW output
+    x_parts: tuple[str, ...] = ()  # more of X's channels, after X's own
+
+    # X and at most this many more parts.
+    MAX_X_PARTS: ClassVar[int] = 3
+
+    def more_inputs(self) -> list[str]:
+        return list(self.x_parts)
+
+    @classmethod
+    def from_node(cls, node: onnx.NodeProto) -> SparseConv:
+        return super().from_node(node).replace(x_parts=tuple(node.input[6:]))
 
     def channels_on_axis(self) -> bool:
         return self.output_channel_groups == 0

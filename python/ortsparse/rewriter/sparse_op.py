@@ -85,9 +85,9 @@ class SparseOp:
             self.weight_group_offsets,
             self.weight_input_indices,
             self.bias,
+            self.residual,
+            *self.more_inputs(),
         ]
-        if self.residual:
-            inputs.append(self.residual)
         while inputs[-1] == "":  # optional inputs at the end are left out, not named ""
             inputs.pop()
         attributes = {
@@ -100,6 +100,10 @@ class SparseOp:
         return helper.make_node(
             self.OP_TYPE, inputs, [self.output], name=self.name, domain=DOMAIN, **attributes
         )
+
+    def more_inputs(self) -> list[str]:
+        """The subclass's own inputs, after the residual."""
+        return []
 
     def channels_on_axis(self) -> bool:
         """Whether the output's channels lie along CHANNEL_AXIS, as the bias, BatchNormalization
