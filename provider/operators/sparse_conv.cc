@@ -254,10 +254,18 @@ void MultiplyCompiledTiles(const ConvJob& job, const float* const* bases, size_t
   for (size_t block = first_block; block < end_block; ++block) {
     compiled.MultiplyBlock(block, runs, tiles);
     const kernels::CompiledConv::BlockChannels channels = compiled.Block(block);
-    for (size_t t = 0; t < tiles; ++t) {
+    // Tiles whose sums lie one after the other in acc (all but a last tile started early) are
+    // stored at once, in runs of each channel as long as the group's.
+    for (size_t t = 0; t < tiles;) {
+      size_t end = t + 1;
+      while (end < tiles && rows[end].start == rows[end - 1].end &&
+             rows[end].start == rows[end].first) {
+        ++end;
+      }
       job.Store(runs[t].acc + (rows[t].first - rows[t].start), kCompiledAccStride, image,
-                first_pixel, rows[t].first, rows[t].end - rows[t].first, channels.begin,
+                first_pixel, rows[t].first, rows[end - 1].end - rows[t].first, channels.begin,
                 channels.count);
+      t = end;
     }
   }
 }
