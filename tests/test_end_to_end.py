@@ -231,8 +231,11 @@ def test_rewritten_yolo_fuses_silu_the_detect_layout_and_the_concats():
     model, result = _yolo(0.9, 1)
     convs = _sparse_nodes(result.model, "SparseConv")
     activations = Counter(_string_attribute(n, "activation") for n in convs)
-    # The detect convs take the output's Sigmoid, through their Reshapes and the Concat.
-    assert activations == {"silu": 57, "sigmoid": 3}
+    # The detect convs take the output's Sigmoid, through their Reshapes and the Concat. Each
+    # C3's cv1 and cv2 read the same input: 8 pairs merged into one SparseConv with 2 outputs.
+    assert activations == {"silu": 57 - 8, "sigmoid": 3}
+    split = [n for n in convs if len(n.output) == 2]
+    assert len(split) == 8 and all(_int_attribute(n, "output_split") > 0 for n in split)
     assert _op_count(result.model, "Mul") == 0
     assert _op_count(result.model, "Sigmoid") == 0
     assert _op_count(result.model, "Add") == 0  # the shortcuts are fused residuals
@@ -240,11 +243,11 @@ def test_rewritten_yolo_fuses_silu_the_detect_layout_and_the_concats():
     groups = [attr.i for n in convs for attr in n.attribute if attr.name == "output_channel_groups"]
     assert groups == [3, 3, 3]
     assert _op_count(result.model, "Transpose") == 0
-    # The convs after the Concats read their inputs in place: each C3's cv3 (2 parts), the cv1
-    # and cv2 of the head's C3s (2 parts) and SPPF's cv2 (4 parts). Only the Concat of the detect
-    # outputs is left. (Inputs: X, 3 of weights, bias, residual, then the parts after X.)
+    # The convs after the Concats read their inputs in place: each C3's cv3 (2 parts), the
+    # merged cv1 and cv2 of the head's C3s (2 parts) and SPPF's cv2 (4 parts). Only the Concat of
+    # the detect outputs is left. (Inputs: X, 3 of weights, bias, residual, then more parts.)
     parts = Counter(len(n.input) - 5 for n in convs if len(n.input) > 6)
-    assert parts == {2: 8 + 4 * 2, 4: 1}
+    assert parts == {2: 8 + 4, 4: 1}
     assert _op_count(result.model, "Concat") == 1
     for op_type in ("Resize", "MaxPool", "Reshape"):
         assert _op_count(result.model, op_type) == _op_count(model, op_type)

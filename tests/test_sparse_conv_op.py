@@ -73,9 +73,11 @@ def sparse_conv_model(
     residual_before=0,
     attributes=None,
     x_parts=None,
+    output_split=0,
 ):
     """A model computing SparseConv(X, packed W [, bias] [, residual] [, X_1, ...]) -> Y; with
-    x_parts (channel counts), X comes as that many inputs X, X_1, ..., joined on the channels."""
+    x_parts (channel counts), X comes as that many inputs X, X_1, ..., joined on the channels;
+    with output_split S, Y has the first S channels and Y_2 the others."""
     n, c, kh, kw = w.shape
     packed = pack(w.reshape(w.shape[0], -1).T, fmt)  # as the matrix Wm [K, N]
     part_names = part_input_names(x_parts)
@@ -113,10 +115,18 @@ def sparse_conv_model(
         **epilogue_attributes(activation, alpha),
     )
     attrs.update(attributes or {})
+    outputs = ["Y"]
+    if output_split:
+        attrs["output_split"] = output_split
+        outputs.append("Y_2")
     attrs = {key: value for key, value in attrs.items() if value is not None}
-    node = helper.make_node("SparseConv", node_inputs, ["Y"], domain="ortsparse", name="sc", **attrs)
+    node = helper.make_node("SparseConv", node_inputs, outputs, domain="ortsparse", name="sc", **attrs)
     graph = helper.make_graph(
-        [node], "sparse_conv", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
+        [node],
+        "sparse_conv",
+        inputs,
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+        initializers,
     )
     opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
     return helper.make_model(graph, opset_imports=opsets).SerializeToString()
@@ -219,9 +229,11 @@ def check(
     threads=1,
     output_channel_groups=0,
     x_parts=None,
+    output_split=0,
 ):
     """Runs SparseConv and its reference on random data and compares them; with x_parts (channel
-    counts adding up to x_shape[1]), X is fed to both in that many parts."""
+    counts adding up to x_shape[1]), X is fed to both in that many parts; with output_split,
+    SparseConv's two outputs are compared joined."""
     w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity)
     bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
     y_shape = output_shape(x_shape, n, kernel, strides, dilations, pads)
@@ -243,9 +255,18 @@ def check(
     )
     groups = output_channel_groups
     model = sparse_conv_model(
-        list(x_shape), w, fmt, window, **common, attributes={"output_channel_groups": groups or None}
+        list(x_shape),
+        w,
+        fmt,
+        window,
+        **common,
+        attributes={"output_channel_groups": groups or None},
+        output_split=output_split,
     )
-    actual = session(model, library, threads).run(None, feeds)[0]
+    outputs = session(model, library, threads).run(None, feeds)
+    if output_split:
+        assert outputs[0].shape[1] == output_split and outputs[1].shape[1] == n - output_split
+    actual = np.concatenate(outputs, axis=1)
     channels_last_shape = [y_shape[0], groups, n // groups, *y_shape[2:]] if groups else None
     reference = reference_model(list(x_shape), w, window, **common, channels_last_shape=channels_last_shape)
     expected = session(reference, threads=threads).run(None, feeds)[0]
@@ -348,8 +369,8 @@ def test_threads(library, rng, threads, x_shape, kernel):
     check(library, rng, x_shape, 150, kernel, pads=pads, threads=threads, with_residual=True, activation="silu")
 
 
-@pytest.mark.parametrize("x_parts", [None, [24, 40]], ids=["one-x", "x-in-parts"])
-def test_batch_larger_than_one_wave(library, rng, monkeypatch, x_parts):
+@pytest.mark.parametrize("x_parts, split", [(None, 0), ([24, 40], 3)], ids=["one-x", "x-in-parts-split-y"])
+def test_batch_larger_than_one_wave(library, rng, monkeypatch, x_parts, split):
     # Each image's input planes (64 channels of 262 x 262) take over half the scratch budget of
     # one parallel wave, so the images run one wave each. (Compiled code would pack them in bands.)
     monkeypatch.setenv("ORTSPARSE_JIT", "0")
@@ -362,8 +383,9 @@ def test_batch_larger_than_one_wave(library, rng, monkeypatch, x_parts):
         pads=(1, 1, 1, 1),
         sparsity=0.95,
         threads=2,
-        with_residual=True,
+        with_residual=not split,
         x_parts=x_parts,
+        output_split=split,
     )
 
 
@@ -848,6 +870,76 @@ def test_x_part_after_a_missing_one(library, weight_4x3x3x3):
     model.graph.node[0].input.extend(["", "", "", "X"])
     message = creation_error(model.SerializeToString(), library)
     assert "input 6 (a part of X) is missing while a later part is given" in message, message
+
+
+# ---------------------------------------------------------------------------------------------
+# output_split S: Y gets channels [0, S), the second output Y_2 the others (two sibling convs of
+# the same X merged into one).
+
+SPLIT_GEOMETRIES = {
+    # name: (x_shape, n, split, kernel, strides, pads)
+    # 64 channels in compiled blocks of 22, 21 and 21: the split at 30 falls inside the second.
+    "1x1-in-place": ((2, 24, 20, 21), 64, 30, (1, 1), (1, 1), (0, 0, 0, 0)),
+    # The split on a block's edge, and on a 16-channel store's.
+    "3x3-padded": ((1, 12, 24, 24), 48, 16, (3, 3), (1, 1), (1, 1, 1, 1)),
+    "3x3-stride2-bands": ((1, 32, 132, 122), 30, 7, (3, 3), (2, 2), (1, 1, 1, 1)),
+    "one-channel-each-side": ((1, 8, 20, 20), 2, 1, (1, 1), (1, 1), (0, 0, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("geometry", SPLIT_GEOMETRIES.values(), ids=SPLIT_GEOMETRIES.keys())
+def test_output_split(library, rng, monkeypatch, geometry, jit):
+    monkeypatch.setenv("ORTSPARSE_JIT", jit)
+    x_shape, n, split, kernel, strides, pads = geometry
+    for with_bias, activation in [(True, "silu"), (False, "none")]:
+        check(
+            library,
+            rng,
+            x_shape,
+            n,
+            kernel,
+            strides=strides,
+            pads=pads,
+            sparsity=0.8,
+            with_bias=with_bias,
+            activation=activation,
+            threads=2,
+            output_split=split,
+        )
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+def test_output_split_in_each_family(library, rng, family, fmt):
+    check(library, rng, (1, 20, 9, 10), 40, (1, 1), fmt=fmt, output_split=12, activation="relu")
+    check(library, rng, (1, 6, 9, 10), 24, (3, 3), pads=(1, 1, 1, 1), fmt=fmt, output_split=20)
+
+
+@pytest.mark.parametrize(
+    "split, outputs, attributes, residual, expected",
+    [
+        (4, 2, {}, False, "output_split = 4 must be in [1, N = 4) with a second output Y_2"),
+        (2, 1, {}, False, "output_split = 2 must be in [1, N = 4) with a second output Y_2, or 0"),
+        (0, 2, {}, False, "output_split = 0 must be in [1, N = 4) with a second output Y_2"),
+        (2, 2, {"output_channel_groups": 2}, False, "output_split and output_channel_groups cannot"),
+        (2, 2, {}, True, "a residual input cannot be added to an output split in two"),
+    ],
+    ids=["not-below-n", "no-second-output", "second-output-unsplit", "with-groups", "with-residual"],
+)
+def test_bad_output_split(library, weight_4x3x3x3, split, outputs, attributes, residual, expected):
+    model = sparse_conv_model(
+        [1, 3, 5, 5],
+        weight_4x3x3x3,
+        "csr",
+        WINDOW_3X3,
+        residual_shape=[1, 4, 5, 5] if residual else None,
+        attributes={**attributes, "output_split": split or None},
+    )
+    model = onnx.load_from_string(model)
+    del model.graph.node[0].output[1:]
+    model.graph.node[0].output.extend(["Y_2"] * (outputs - 1))
+    message = creation_error(model.SerializeToString(), library)
+    assert "SparseConv node 'sc'" in message and expected in message, message
 
 
 # ---------------------------------------------------------------------------------------------

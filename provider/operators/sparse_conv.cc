@@ -69,6 +69,9 @@ struct ConvJob {
   const float* bias;
   const float* residual;  // at the wave's first image, or null
   float* y;               // at the wave's first image
+  // With output_split S: Y holds channels [0, S) and y_2 (at the wave's first image) the rest.
+  size_t split;
+  float* y_2;
   size_t n;
   size_t pixels;          // OH * OW
   size_t tiles_per_image;
@@ -142,13 +145,35 @@ struct ConvJob {
                         chunk_channels);
       return;
     }
+    const size_t chunk_end = chunk_begin + chunk_channels;
+    if (split == 0 || chunk_end <= split) {
+      StoreNchw(acc, acc_stride, image, first_pixel, first, rows, chunk_begin, chunk_channels, y,
+                split == 0 ? n : split, chunk_begin);
+      return;
+    }
+    // A chunk that straddles the split stores its channels before it into Y, the rest into y_2.
+    const size_t second_begin = std::max(chunk_begin, split);
+    if (chunk_begin < split) {
+      StoreNchw(acc, acc_stride, image, first_pixel, first, rows, chunk_begin,
+                split - chunk_begin, y, split, chunk_begin);
+    }
+    StoreNchw(acc + (second_begin - chunk_begin) * acc_stride, acc_stride, image, first_pixel,
+              first, rows, second_begin, chunk_end - second_begin, y_2, n - split,
+              second_begin - split);
+  }
+
+  // Store of channels [chunk_begin, + chunk_channels) into `out_y`, NCHW with out_channels
+  // channels, from its channel out_begin on.
+  void StoreNchw(const float* acc, size_t acc_stride, size_t image, size_t first_pixel,
+                 size_t first, size_t rows, size_t chunk_begin, size_t chunk_channels,
+                 float* out_y, size_t out_channels, size_t out_begin) const {
     const SpmmMicrokernels& mk = *microkernels;
-    const size_t image_offset = (image * n + chunk_begin) * pixels + first_pixel;
+    const size_t image_offset = (image * out_channels + out_begin) * pixels + first_pixel;
     plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
                                                     size_t pixel) {
       const size_t offset = image_offset + pixel;
       const kernels::OutputBlock out = {
-          y + offset, residual != nullptr ? residual + offset : nullptr,
+          out_y + offset, residual != nullptr ? residual + offset : nullptr,
           bias != nullptr ? bias + chunk_begin : nullptr, pixels};
       mk.store_channel_rows(acc + (position - first), acc_stride, length, chunk_channels, out,
                             epilogue);
@@ -361,6 +386,7 @@ SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   matrix_ = ReadSparseMatrixAttributes(kernel_info);
   ReadWindow(kernel_info);
   ReadOutputChannelGroups(kernel_info);
+  ReadOutputSplit(kernel_info);
   CountXParts(kernel_info);
   PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
   constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
@@ -407,6 +433,24 @@ void SparseConvKernel::ReadOutputChannelGroups(const Ort::ConstKernelInfo& info)
                                 "layout");
   }
   output_channel_groups_ = groups;
+}
+
+void SparseConvKernel::ReadOutputSplit(const Ort::ConstKernelInfo& info) {
+  const int64_t split = IntAttribute(info, "output_split").value_or(0);
+  const bool second_output = info.GetOutputCount() > 1 && !info.GetOutputName(1).empty();
+  if (split < 0 || split >= matrix_.n || (split != 0) != second_output) {
+    throw std::invalid_argument("attribute output_split = " + std::to_string(split) +
+                                " must be in [1, N = " + std::to_string(matrix_.n) +
+                                ") with a second output Y_2, or 0 without one");
+  }
+  if (split != 0 && output_channel_groups_ != 0) {
+    throw std::invalid_argument("output_split and output_channel_groups cannot be combined");
+  }
+  if (split != 0 && info.GetInputCount() > kInputResidual &&
+      !info.GetInputName(kInputResidual).empty()) {
+    throw std::invalid_argument("a residual input cannot be added to an output split in two");
+  }
+  output_split_ = split;
 }
 
 void SparseConvKernel::CountXParts(const Ort::ConstKernelInfo& info) {
@@ -586,14 +630,22 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   const int64_t out_height = static_cast<int64_t>(plan->out_height);
   const int64_t out_width = static_cast<int64_t>(plan->out_width);
   const int64_t groups = output_channel_groups_;
+  const int64_t split = output_split_;
   const std::vector<int64_t> y_shape =
-      groups == 0 ? std::vector<int64_t>{x_shape[0], matrix_.n, out_height, out_width}
-                  : std::vector<int64_t>{x_shape[0], groups, out_height, out_width,
-                                         matrix_.n / groups};
+      groups != 0  ? std::vector<int64_t>{x_shape[0], groups, out_height, out_width,
+                                          matrix_.n / groups}
+      : split != 0 ? std::vector<int64_t>{x_shape[0], split, out_height, out_width}
+                   : std::vector<int64_t>{x_shape[0], matrix_.n, out_height, out_width};
   job.bias = BiasForRun(context, constant_bias_, matrix_.n);
   const float* residual = ResidualForRun(context, y_shape);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
+  float* y_2_data = nullptr;
+  if (split != 0) {
+    y_2_data = context.GetOutput(1, {x_shape[0], matrix_.n - split, out_height, out_width})
+                   .GetTensorMutableData<float>();
+  }
   if (images == 0) return;
+  job.split = static_cast<size_t>(split);
 
   job.microkernels = microkernels_;
   job.tile_kernels = tile_kernels_;
@@ -602,7 +654,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
                   tile_weights_.segment_offsets.data(), tile_weights_.segment_channels.data()};
   job.epilogue = matrix_.epilogue;
   job.group_channels = groups == 0 ? 0 : static_cast<size_t>(matrix_.n / groups);
-  if (plan->compiled == nullptr && matrix_.block_size == 1 && groups == 0 &&
+  if (plan->compiled == nullptr && matrix_.block_size == 1 && groups == 0 && split == 0 &&
       plan->planes.plane_width == plan->out_width) {
     const kernels::ResidualMode residual_mode =
         residual == nullptr                          ? kernels::ResidualMode::kNone
@@ -627,6 +679,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   float* y_data = y.GetTensorMutableData<float>();
   if (plan->band_rows != 0) {
     job.y = y_data;
+    job.y_2 = y_2_data;
     job.residual = residual;
     context.ParallelFor(CompiledBandTask, images * CeilDiv(plan->out_height, plan->band_rows), 0,
                         &job);
@@ -640,7 +693,8 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   const ScratchBuffer planes(context, wave_images * job.planes_stride);
   job.planes = planes.data();
 
-  const size_t y_image_floats = job.n * job.pixels;
+  const size_t y_image_floats = (split != 0 ? job.split : job.n) * job.pixels;
+  const size_t y_2_image_floats = (job.n - job.split) * job.pixels;
   ConvJob::XPart whole_x[kMaxXParts];
   std::copy(job.x_parts, job.x_parts + x_parts_, whole_x);
   for (size_t first = 0; first < images; first += wave_images) {
@@ -649,6 +703,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
       job.x_parts[p].data = whole_x[p].data + first * whole_x[p].channels * job.channel_floats;
     }
     job.y = y_data + first * y_image_floats;
+    job.y_2 = split != 0 ? y_2_data + first * y_2_image_floats : nullptr;
     job.residual = residual != nullptr ? residual + first * y_image_floats : nullptr;
     const std::unique_ptr<PackProgress[]> pack_progress(new PackProgress[count]);
     job.pack_progress = pack_progress.get();

@@ -41,6 +41,7 @@ class SparseConvKernel {
  private:
   void ReadWindow(const Ort::ConstKernelInfo& info);
   void ReadOutputChannelGroups(const Ort::ConstKernelInfo& info);
+  void ReadOutputSplit(const Ort::ConstKernelInfo& info);
   void CountXParts(const Ort::ConstKernelInfo& info);
   // The shape of X joined from its parts' (each [B, C_i, H, W] with the sum of C_i equal to C),
   // which are checked; each part's channels go to part_channels.
@@ -64,6 +65,8 @@ class SparseConvKernel {
   ConvWindow window_;
   // A of output_channel_groups: Y is [B, A, OH, OW, N / A]; 0 for NCHW.
   int64_t output_channel_groups_ = 0;
+  // S of output_split: Y gets channels [0, S) and the second output Y_2 the rest; 0 for one Y.
+  int64_t output_split_ = 0;
   size_t x_parts_ = 1;  // tensors whose channels make up X: X and the inputs after the residual
   std::optional<std::vector<float>> constant_bias_;
 
@@ -82,6 +85,12 @@ class SparseConvKernel {
 struct SparseConvOp : PackedWeightOp<SparseConvOp, SparseConvKernel> {
   const char* GetName() const { return "SparseConv"; }
   size_t GetInputTypeCount() const { return kInputMoreXParts + kMaxXParts - 1; }
+  // Y, and Y_2 with the channels past output_split.
+  size_t GetOutputTypeCount() const { return 2; }
+  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t index) const {
+    return index == 0 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED
+                      : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL;
+  }
 };
 
 }  // namespace ortsparse

@@ -8,8 +8,9 @@
 3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies;
    a quantized residual Add after a new SparseQConv folds into it the same way. Then a Sigmoid or
    Relu that only data movement (Concat, Reshape, Transpose, ...) separates from such ops folds
-   into each of them, and a channel Concat that only new SparseConv nodes read as X gives them
-   its inputs to read in place.
+   into each of them, a channel Concat that only new SparseConv nodes read as X gives them its
+   inputs to read in place, and pairs of new SparseConv nodes that read the same X the same way
+   merge into one with two outputs.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
 
@@ -28,6 +29,7 @@ from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES, QUANTIZED_EPILOGUE_RULES
 from ortsparse.rewriter.rules.hoist_activation_through_layout import HoistActivationThroughLayout
+from ortsparse.rewriter.rules.merge_sibling_convs import MergeSiblingConvs
 from ortsparse.rewriter.rules.read_concat_in_place import ReadConcatInPlace
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
@@ -89,7 +91,7 @@ def rewrite_owned_model(
     for conversion in rewritten:
         _fuse_quantized_epilogue(graph, conversion)
     by_node = {conversion.sparse_node: conversion for conversion in with_epilogue}
-    for rule in (HoistActivationThroughLayout(), ReadConcatInPlace()):
+    for rule in (HoistActivationThroughLayout(), ReadConcatInPlace(), MergeSiblingConvs()):
         for node_name, fused in rule.apply(graph, set(by_node)):
             by_node[node_name].decision.fused.append(fused)
     graph.commit()

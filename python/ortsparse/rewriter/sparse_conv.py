@@ -17,7 +17,8 @@ class SparseConv(SparseOp):
     Wm[(c * kH + i) * kW + j, n] = W[n, c, i, j]. With output_channel_groups A, Y is
     [B, A, OH, OW, N / A] instead: the NCHW result reshaped to [B, A, N / A, OH, OW] and
     transposed to put each group's channels last. X's channels may come in parts: X and then
-    x_parts, as a Concat along the channels would join them, which the op reads in place."""
+    x_parts, as a Concat along the channels would join them, which the op reads in place. With
+    output_split S, Y holds channels [0, S) and output_2 the others."""
 
     OP_TYPE = "SparseConv"
     ACTIVATIONS = SparseGemm.ACTIVATIONS | {"leaky_relu", "hard_swish"}
@@ -30,6 +31,8 @@ class SparseConv(SparseOp):
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
     output_channel_groups: int = 0  # 0: NCHW output
     x_parts: tuple[str, ...] = ()  # more of X's channels, after X's own
+    output_split: int = 0  # 0: one output
+    output_2: str = ""
 
     # X and at most this many more parts.
     MAX_X_PARTS: ClassVar[int] = 3
@@ -37,9 +40,19 @@ class SparseConv(SparseOp):
     def more_inputs(self) -> list[str]:
         return list(self.x_parts)
 
+    def more_outputs(self) -> list[str]:
+        return [self.output_2] if self.output_2 else []
+
     @classmethod
     def from_node(cls, node: onnx.NodeProto) -> SparseConv:
-        return super().from_node(node).replace(x_parts=tuple(node.input[6:]))
+        return (
+            super()
+            .from_node(node)
+            .replace(
+                x_parts=tuple(node.input[6:]),
+                output_2=node.output[1] if len(node.output) > 1 else "",
+            )
+        )
 
     def channels_on_axis(self) -> bool:
         return self.output_channel_groups == 0
@@ -56,6 +69,8 @@ class SparseConv(SparseOp):
         }
         if self.output_channel_groups:
             attributes["output_channel_groups"] = self.output_channel_groups
+        if self.output_split:
+            attributes["output_split"] = self.output_split
         return attributes
 
     @classmethod
@@ -67,4 +82,5 @@ class SparseConv(SparseOp):
             "dilations": tuple(attributes["dilations"]),
             "pads": tuple(attributes["pads"]),
             "output_channel_groups": attributes.get("output_channel_groups", 0),
+            "output_split": attributes.get("output_split", 0),
         }

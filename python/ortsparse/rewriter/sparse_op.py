@@ -97,12 +97,17 @@ class SparseOp:
         }
         if self.residual:
             attributes["residual_before_activation"] = int(self.residual_before_activation)
+        outputs = [self.output, *self.more_outputs()]
         return helper.make_node(
-            self.OP_TYPE, inputs, [self.output], name=self.name, domain=DOMAIN, **attributes
+            self.OP_TYPE, inputs, outputs, name=self.name, domain=DOMAIN, **attributes
         )
 
     def more_inputs(self) -> list[str]:
         """The subclass's own inputs, after the residual."""
+        return []
+
+    def more_outputs(self) -> list[str]:
+        """The subclass's own outputs, after Y."""
         return []
 
     def channels_on_axis(self) -> bool:

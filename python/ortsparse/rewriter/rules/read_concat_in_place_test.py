@@ -19,8 +19,9 @@ LABEL = "Concat (its inputs read in place)"
 
 
 def joined_then_convs(part_channels=(4, 6), readers=1, axis=1, extra_outputs=None, dense=False):
-    """Relu of each part, Concat of them on ``axis``, then ``readers`` 1x1 convs of the Concat
-    (with ``dense``, the second conv's weight has no zeros, so it stays a Conv)."""
+    """Relu of each part, Concat of them on ``axis``, then ``readers`` convs of the Concat: a 1x1,
+    then 3x3 ones, padded, which the rewriter does not merge with it (with ``dense``, the second
+    conv's weight has no zeros, so it stays a Conv)."""
     inputs = {f"x{p}": ["b", c, H, W] for p, c in enumerate(part_channels)}
     nodes = [helper.make_node("Relu", [f"x{p}"], [f"r{p}"]) for p in range(len(part_channels))]
     nodes.append(
@@ -30,8 +31,10 @@ def joined_then_convs(part_channels=(4, 6), readers=1, axis=1, extra_outputs=Non
     constants, outputs = {}, {}
     for r in range(readers):
         sparsity = 0.0 if dense and r == 1 else 0.7
-        constants[f"W{r}"] = conv_weight(5, joined, (1, 1), sparsity=sparsity, seed=r)
-        nodes.append(helper.make_node("Conv", ["j", f"W{r}"], [f"Y{r}"], name=f"conv{r}"))
+        kernel = 1 if r == 0 else 3
+        constants[f"W{r}"] = conv_weight(5, joined, (kernel, kernel), sparsity=sparsity, seed=r)
+        window = dict(kernel_shape=[kernel] * 2, pads=[kernel // 2] * 4)
+        nodes.append(helper.make_node("Conv", ["j", f"W{r}"], [f"Y{r}"], name=f"conv{r}", **window))
         outputs[f"Y{r}"] = ["b", 5, H * (len(part_channels) if axis == 2 else 1), W]
     return make_model(nodes, inputs, {**outputs, **(extra_outputs or {})}, constants)
 
