@@ -142,7 +142,7 @@ def part_shape(x_shape, channels):
     None, of any rank, when x_shape is."""
     if x_shape is None:
         return None
-    return [x_shape[0], channels or x_shape[1], *x_shape[2:]]
+    return [x_shape[0], x_shape[1] if channels is None else channels, *x_shape[2:]]
 
 
 def reference_model(
@@ -788,6 +788,7 @@ X_PARTS_GEOMETRIES = {
     # name: (x_shape, n, kernel, strides, pads, x_parts, how the compiled kernels read them)
     "1x1-two-parts": ((2, 40, 20, 21), 57, (1, 1), (1, 1), (0, 0, 0, 0), [16, 24], "in place"),
     "1x1-four-parts": ((1, 37, 24, 20), 30, (1, 1), (1, 1), (0, 0, 0, 0), [8, 1, 20, 8], "in place"),
+    "1x1-an-empty-part": ((1, 24, 20, 21), 30, (1, 1), (1, 1), (0, 0, 0, 0), [16, 0, 8], "in place"),
     # The last tile starts early, inside every part.
     "3x3-unpadded": ((1, 12, 22, 23), 9, (3, 3), (1, 1), (0, 0, 0, 0), [5, 7], "in place"),
     "3x3-padded": ((1, 12, 24, 24), 29, (3, 3), (1, 1), (1, 1, 1, 1), [4, 8], "packed"),

@@ -44,6 +44,8 @@ constexpr size_t kBandPlanesFloats = size_t{192} << 10;
 constexpr size_t kTargetBandsPerImage = 16;
 constexpr size_t kMinBandsPerImage = 4;
 
+static_assert(kMaxXParts <= kernels::kMaxInputBases, "compiled code reads each part of X in place");
+
 constexpr int64_t kMaxAttribute = std::numeric_limits<int32_t>::max();
 // StoreChannelsLast transposes accumulators in blocks of kStoreChannels channels by as many
 // positions, reading past those it stores: a compiled task's have rows for whole blocks.
@@ -313,8 +315,9 @@ void CompiledConvTask(void* data, size_t task) {
   const float* bases[kernels::kMaxInputBases];
   std::fill(bases, bases + kernels::kMaxInputBases, job.PlanesOf(image));
   if (job.plan->in_place) {
+    // A part without channels has no feature reading it, and maybe no data to point at.
     for (size_t part = 1; part < job.x_part_count; ++part) {
-      bases[part] = job.ImageOfPart(part, image);
+      if (job.x_parts[part].channels != 0) bases[part] = job.ImageOfPart(part, image);
     }
   }
   MultiplyCompiledTiles(job, bases, image, 0, rows, tiles, first_block,
@@ -322,7 +325,8 @@ void CompiledConvTask(void* data, size_t task) {
 }
 
 // One band's planes in this thread's buffer, which the next band it packs overwrites while the
-// lines are still in its L2.
+// lines are still in its L2. It keeps the largest band's size (about kBandPlanesFloats floats at
+// most) for the thread's life.
 float* ThreadBandPlanes(size_t floats) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < floats + kCacheLineFloats) buffer.resize(floats + kCacheLineFloats);

@@ -34,8 +34,8 @@ class SparseConv(SparseOp):
     output_split: int = 0  # 0: one output
     output_2: str = ""
 
-    # X and at most this many more parts.
-    MAX_X_PARTS: ClassVar[int] = 3
+    # Parts of X the op takes besides X itself (inputs 6-8).
+    MAX_MORE_X_PARTS: ClassVar[int] = 3
 
     def more_inputs(self) -> list[str]:
         return list(self.x_parts)

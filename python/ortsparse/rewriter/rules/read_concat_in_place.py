@@ -45,7 +45,7 @@ def _readers(graph: Graph, concat: onnx.NodeProto, ops: set[str]) -> list[onnx.N
     None when it is not such a Concat or something else reads its output."""
     if concat.op_type != "Concat" or not is_default_domain(concat):
         return None
-    if not 2 <= len(concat.input) <= 1 + SparseConv.MAX_X_PARTS:
+    if not 2 <= len(concat.input) <= 1 + SparseConv.MAX_MORE_X_PARTS:
         return None
     joined = concat.output[0]
     shape = graph.shape(joined)
