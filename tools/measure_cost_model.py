@@ -15,7 +15,9 @@ with SparseGemm there, so that the two are compared under the same machine state
 SparseConv is measured the same way against ORT's dense Conv, on single-node convolutions of one
 image (3x3 stride 1 and 2, 1x1 read in place and packed) at several channel counts, feature-map
 sizes and densities; its fit counts the direct kernels' grid positions instead of output pixels
-and adds a term per input plane element (cost_model.conv_work).
+and adds a term per input plane element (cost_model.conv_work). At each shape both are also
+timed with a SiLU after them (ORT's Conv, Sigmoid and Mul; SparseConv's activation silu, csr at
+density 0.2): the extra time per output is fitted on each side.
 
 Which families the CPU supports comes from the compiled ISA module (ortsparse._isa). Without it,
 e.g. run from the source tree as
@@ -51,7 +53,7 @@ from ortsparse.rewriter.cost_model import (
 from ortsparse.rewriter.packing import PackedWeight, count_stored_blocks, pack
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
-from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
+from ortsparse.rewriter.sparse_op import DOMAIN, NO_ACTIVATION, OPSET_VERSION, Activation
 
 # The source tree's copy, not the one of whichever ortsparse is imported (maybe an installed one).
 DATA_PATH = Path(__file__).resolve().parents[1] / "python/ortsparse/rewriter/cost_model_data.json"
@@ -88,6 +90,7 @@ CONV_SHAPES = (
     (32, 32, 3, 1, 160),
 )
 CONV_DENSITIES = (0.05, 0.2, 0.5)
+SILU_DENSITY = 0.2
 
 ROUNDS = 7
 SECONDS_PER_BATCH = 0.01
@@ -173,9 +176,9 @@ def packed_initializers(packed: PackedWeight) -> list:
     ]
 
 
-def conv_model(node: onnx.NodeProto, initializers: list, c: int, opsets: list) -> onnx.ModelProto:
+def conv_model(nodes: list, initializers: list, c: int, opsets: list) -> onnx.ModelProto:
     graph = helper.make_graph(
-        [node],
+        nodes,
         "cost",
         [helper.make_tensor_value_info("X", FLOAT, [1, c, None, None])],
         [helper.make_tensor_value_info("Y", FLOAT, None)],
@@ -184,18 +187,33 @@ def conv_model(node: onnx.NodeProto, initializers: list, c: int, opsets: list) -
     return helper.make_model(graph, opset_imports=opsets, ir_version=8)
 
 
-def dense_conv_model(weight: np.ndarray, stride: int) -> onnx.ModelProto:
+def dense_conv_model(weight: np.ndarray, stride: int, silu: bool = False) -> onnx.ModelProto:
     _, c, kernel, _ = weight.shape
     pad = kernel // 2
-    node = helper.make_node(
-        "Conv", ["X", "W"], ["Y"], strides=[stride] * 2, pads=[pad] * 4, kernel_shape=[kernel] * 2
-    )
+    conv_output = "conv" if silu else "Y"
+    nodes = [
+        helper.make_node(
+            "Conv",
+            ["X", "W"],
+            [conv_output],
+            strides=[stride] * 2,
+            pads=[pad] * 4,
+            kernel_shape=[kernel] * 2,
+        )
+    ]
+    if silu:
+        nodes += [
+            helper.make_node("Sigmoid", [conv_output], ["gate"]),
+            helper.make_node("Mul", [conv_output, "gate"], ["Y"]),
+        ]
     return conv_model(
-        node, [numpy_helper.from_array(weight, "W")], c, [helper.make_opsetid("", 17)]
+        nodes, [numpy_helper.from_array(weight, "W")], c, [helper.make_opsetid("", 17)]
     )
 
 
-def sparse_conv_model(weight: np.ndarray, stride: int, format: str) -> onnx.ModelProto:
+def sparse_conv_model(
+    weight: np.ndarray, stride: int, format: str, silu: bool = False
+) -> onnx.ModelProto:
     n, c, kernel, _ = weight.shape
     packed = pack(weight.reshape(n, -1).T, format)
     pad = kernel // 2
@@ -213,8 +231,9 @@ def sparse_conv_model(weight: np.ndarray, stride: int, format: str) -> onnx.Mode
         kernel_shape=(kernel, kernel),
         strides=(stride, stride),
         pads=(pad,) * 4,
+        activation=Activation("silu" if silu else NO_ACTIVATION),
     )
-    return conv_model(conv.to_node(), packed_initializers(packed), c, SPARSE_OPSETS)
+    return conv_model([conv.to_node()], packed_initializers(packed), c, SPARSE_OPSETS)
 
 
 def random_weight(
@@ -296,6 +315,29 @@ def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
                 f"density {density:<4}: {sparse / 1e3:8.1f} us, dense {dense / 1e3:8.1f} us"
             )
         dense_points.append({"m": m, "k": k, "n": n, "ns": fastest_dense})
+
+        # The same shape with a SiLU after it, on each side: the extra time per output.
+        matrix = random_weight(k, n, SILU_DENSITY, 1, rng)
+        weight = np.ascontiguousarray(matrix.T.reshape(n, c, kernel, kernel))
+        sessions = [
+            session(dense_conv_model(dense_weight, stride)),
+            session(dense_conv_model(dense_weight, stride, silu=True)),
+            session(sparse_conv_model(weight, stride, "csr"), library),
+            session(sparse_conv_model(weight, stride, "csr", silu=True), library),
+        ]
+        dense, dense_silu, sparse, sparse_silu = nanoseconds_per_run(sessions, x)
+        sparse_points.append(
+            {
+                "silu": True,
+                "outputs": m * n,
+                "dense_ns": dense_silu - dense,
+                "sparse_ns": sparse_silu - sparse,
+            }
+        )
+        progress(
+            f"conv {c}->{n} {kernel}x{kernel}/{stride} at {size}x{size} SiLU after it: dense "
+            f"+{(dense_silu - dense) / 1e3:.1f} us, sparse +{(sparse_silu - sparse) / 1e3:.1f} us"
+        )
     return dense_points, sparse_points
 
 
@@ -355,11 +397,22 @@ def fit_sparse(points: list[dict]) -> tuple[dict, float]:
 
 
 def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
-    """fit_sparse on the grid positions, plus a constant per input plane element."""
-    features = np.array([sparse_features(p) + [p["plane_elements"]] for p in points])
-    coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in points]))
+    """fit_sparse on the grid positions, plus a constant per input plane element; and each
+    side's time per output of a SiLU after the convolution (the "silu" points)."""
+    conv_points = [p for p in points if not p.get("silu")]
+    features = np.array([sparse_features(p) + [p["plane_elements"]] for p in conv_points])
+    coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in conv_points]))
     names = SPARSE_CONSTANTS + ("sparse_ns_per_plane_element",)
-    return dict(zip(names, coefficients)), error
+    constants = dict(zip(names, coefficients))
+    # Least squares through zero, clipped at zero: an extra time is a difference of two noisy
+    # ones, small beside them, and may come out negative.
+    silu_points = [p for p in points if p.get("silu")]
+    outputs = np.array([p["outputs"] for p in silu_points], dtype=np.float64)
+    for side in ("dense", "sparse"):
+        extra = np.array([p[f"{side}_ns"] for p in silu_points])
+        per_output = float(outputs @ extra / (outputs @ outputs))
+        constants[f"{side}_ns_per_silu_output"] = max(0.0, per_output)
+    return constants, error
 
 
 # --- families ----------------------------------------------------------------------------------

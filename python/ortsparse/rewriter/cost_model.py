@@ -13,6 +13,9 @@ a grid of output positions as wide as the input planes (wider than OW by the ker
 which replaces M in the nonzero term, and unless X is read in place it first packs the input
 planes, a term per plane element. A grouped convolution is packed as one block-diagonal matrix,
 while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul are measured separately.
+A SiLU (x * Sigmoid(x)) after the convolution adds a term per output on both sides: ORT runs it as
+a pass of its own after its Conv (it fuses Relu or Clip into the Conv, not SiLU), while
+SparseConv's output stage finishes the sums with it.
 
 ``tools/measure_cost_model.py`` fits the constants per kernel family on this machine and writes
 them to cost_model_data.json: "families" for MatMul/SparseGemm, "conv_families" for
@@ -48,6 +51,7 @@ class ConvWork:
     positions: int  # grid positions the tile kernels compute: M plus the planes' extra columns
     plane_elements: int  # input plane floats packed, 0 when X is read in place
     groups: int = 1  # the Conv's groups: ORT's dense Conv does K / groups per output
+    silu: bool = False  # a SiLU follows the Conv (maybe after a BatchNormalization)
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,16 @@ class KernelCosts:
     csr_ns_per_nonzero_row: float  # one stored weight applied to one row of X
     block4_ns_per_block_row: float  # one stored 4-channel block applied to one row of X
     sparse_ns_per_plane_element: float = 0.0  # SparseConv's input planes; SparseGemm has none
+    # A SiLU after a convolution, per output: ORT's pass of its own, SparseConv's fused one.
+    dense_ns_per_silu_output: float = 0.0
+    sparse_ns_per_silu_output: float = 0.0
 
-    def dense_ns(self, m: int, k: int, n: int) -> float:
-        return self.dense_ns_per_call + self.dense_ns_per_mac * m * k * n
+    def dense_ns(self, m: int, k: int, n: int, silu: bool = False) -> float:
+        return (
+            self.dense_ns_per_call
+            + self.dense_ns_per_mac * m * k * n
+            + (self.dense_ns_per_silu_output * m * n if silu else 0.0)
+        )
 
     def sparse_ns(
         self, m: int, n: int, format: str, stored_blocks: int, conv: ConvWork | None = None
@@ -71,11 +82,13 @@ class KernelCosts:
         )
         rows = m if conv is None else conv.positions
         planes = 0 if conv is None else conv.plane_elements
+        silu_outputs = m * n if conv is not None and conv.silu else 0
         return (
             self.sparse_ns_per_call
             + self.sparse_ns_per_output * m * n
             + per_block_row * rows * stored_blocks
             + self.sparse_ns_per_plane_element * planes
+            + self.sparse_ns_per_silu_output * silu_outputs
         )
 
 
@@ -137,8 +150,9 @@ class CostModel:
         return min(1.0, max(0.0, 1.0 - break_even_density))
 
     def _dense_ns(self, m: int, k: int, n: int, conv: ConvWork | None) -> float:
-        groups = 1 if conv is None else conv.groups
-        return self.costs.dense_ns(m, k // groups, n)
+        if conv is None:
+            return self.costs.dense_ns(m, k, n)
+        return self.costs.dense_ns(m, k // conv.groups, n, conv.silu)
 
 
 def representative_m(leading_dims: tuple) -> int:
@@ -171,6 +185,7 @@ def conv_work(
     dilations: tuple,
     pads: tuple,
     groups: int = 1,
+    silu: bool = False,
 ) -> ConvWork:
     """ConvWork of one call, with the batch conv_rows assumes, mirroring the provider's plan: the
     planes are as wide as OW plus the kernel's reach in plane columns, one plane per stride phase
@@ -182,7 +197,7 @@ def conv_work(
     channels = x_shape[1] if x_shape is not None and isinstance(x_shape[1], int) else None
     if out_size is None or not all(isinstance(size, int) for size in out_size) or not channels:
         # Unknown sizes: a representative call, packing one input per output position.
-        return ConvWork(REPRESENTATIVE_M, REPRESENTATIVE_M * (channels or 1), groups)
+        return ConvWork(REPRESENTATIVE_M, REPRESENTATIVE_M * (channels or 1), groups, silu)
     reach = [(k - 1) * d // s for k, s, d in zip(kernel, strides, dilations)]
     phases = [len({i * d % s for i in range(k)}) for k, s, d in zip(kernel, strides, dilations)]
     out_height, out_width = out_size
@@ -195,7 +210,7 @@ def conv_work(
     else:
         plane_floats = (out_height + reach[0]) * plane_width
         plane_elements = channels * phases[0] * phases[1] * -(-plane_floats // 16) * 16
-    return ConvWork(batch * positions, batch * plane_elements, groups)
+    return ConvWork(batch * positions, batch * plane_elements, groups, silu)
 
 
 # Kernel families that run another family's FP32 kernels, which the constants describe.

@@ -89,6 +89,25 @@ def test_planes_and_wider_grids_move_break_even_up():
     assert model.break_even_sparsity(64, 1024, 1024, "csr", wide) > base
 
 
+def test_a_silu_after_the_conv_counts_per_output_on_each_side():
+    costs = KernelCosts(**{**vars(COSTS), "dense_ns_per_silu_output": 0.5, "sparse_ns_per_silu_output": 0.2})
+    model = CostModel(costs, "test")
+    stored = {"csr": 1000, "block4": 1000}
+    plain = model.predict(64, 576, 32, stored, ConvWork(64, 0))
+    with_silu = model.predict(64, 576, 32, stored, ConvWork(64, 0, silu=True))
+    assert with_silu.dense_ns - plain.dense_ns == pytest.approx(0.5 * 64 * 32)
+    assert with_silu.sparse_ns - plain.sparse_ns == pytest.approx(0.2 * 64 * 32)
+    # ORT's pass costing more than the fused one moves break-even down.
+    base = model.break_even_sparsity(64, 576, 32, "csr", ConvWork(64, 0))
+    assert model.break_even_sparsity(64, 576, 32, "csr", ConvWork(64, 0, silu=True)) < base
+
+
+def test_shipped_conv_data_measures_the_silu_on_each_side():
+    for family in json.loads(DATA_PATH.read_text())["conv_families"]:
+        costs = CostModel.load_conv(family=family).costs
+        assert costs.dense_ns_per_silu_output > 0 and costs.sparse_ns_per_silu_output > 0
+
+
 def test_conv_rows_are_output_pixels_with_one_image_for_a_symbolic_batch():
     assert conv_rows((2, 64, 7, 7)) == 98
     assert conv_rows(("batch", 64, 7, 7)) == 49

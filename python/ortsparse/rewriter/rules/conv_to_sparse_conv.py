@@ -25,7 +25,7 @@ from ortsparse.rewriter.conversion import (
     rewritten,
 )
 from ortsparse.rewriter.cost_model import conv_rows, conv_work
-from ortsparse.rewriter.graph import Graph, attribute_values
+from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv
 
@@ -61,7 +61,16 @@ class ConvToSparseConv(ConversionRule):
 
         y_shape = graph.shape(node.output[0])
         out_size = tuple(y_shape[2:]) if y_shape is not None and len(y_shape) == 4 else None
-        work = conv_work(graph.shape(x), out_size, kernel, strides, dilations, pads, groups)
+        work = conv_work(
+            graph.shape(x),
+            out_size,
+            kernel,
+            strides,
+            dilations,
+            pads,
+            groups,
+            silu=_followed_by_silu(graph, node.output[0]),
+        )
         verdict = policy.judge_conv(
             matrix, conv_rows(y_shape), work, own_sparsity if groups > 1 else None
         )
@@ -84,6 +93,22 @@ class ConvToSparseConv(ConversionRule):
         )
         graph.replace([node], [conv.to_node()])
         return rewritten(node, conv, verdict)
+
+
+def _followed_by_silu(graph: Graph, y: str) -> bool:
+    """Whether the Conv's output ``y``, maybe through a BatchNormalization that alone reads it,
+    goes through a SiLU (Mul of it and its Sigmoid): the cost model then counts ORT's pass for it
+    against SparseConv's fused one."""
+    reader = graph.sole_consumer(y)
+    if reader is not None and reader.op_type == "BatchNormalization" and is_default_domain(reader):
+        y = reader.output[0]
+    for sigmoid in graph.consumers(y):
+        if sigmoid.op_type != "Sigmoid" or not is_default_domain(sigmoid):
+            continue
+        for mul in graph.consumers(sigmoid.output[0]):
+            if mul.op_type == "Mul" and sorted(mul.input) == sorted([y, sigmoid.output[0]]):
+                return True
+    return False
 
 
 def _unsupported_input(graph: Graph, x: str, attributes: dict) -> str:

@@ -3,7 +3,10 @@ import pytest
 from onnx import helper, numpy_helper
 
 from ortsparse.rewriter import rewrite_model
+from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.packing import PackedWeight, unpack
+from ortsparse.rewriter.policy import Verdict
+from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
 from ortsparse.rewriter.testing import (
     FORCE_REWRITE,
     assert_same_outputs,
@@ -209,3 +212,49 @@ def test_float16_convolution_is_kept():
     model.graph.output[0].type.tensor_type.elem_type = 10
     result = rewrite_model(model, min_sparsity=0.0)
     assert op_types(result.model) == ["Conv"] and "float32" in result.decisions[0].reason
+
+
+class RecordingPolicy:
+    """Keeps every Conv, recording the ConvWork the rule judged it by."""
+
+    def __init__(self):
+        self.works = []
+
+    def judge_conv(self, weight, m, work, sparsity=None):
+        self.works.append(work)
+        return Verdict(False, "csr", 0.0, "recorded")
+
+
+@pytest.mark.parametrize(
+    "after, silu",
+    [
+        (["Sigmoid", "Mul"], True),
+        (["BatchNormalization", "Sigmoid", "Mul"], True),
+        (["Relu"], False),
+        (["Sigmoid"], False),
+        (["BatchNormalization", "Mul"], False),
+    ],
+    ids=["silu", "bn-silu", "relu", "sigmoid", "square"],
+)
+def test_the_cost_model_is_told_of_a_silu_after_the_conv(after, silu):
+    # ORT runs a SiLU after its Conv as a pass of its own; SparseConv fuses it.
+    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    constants = {"W": conv_weight(N, C, (3, 3))}
+    current = "y"
+    for op_type in after:
+        if op_type == "BatchNormalization":
+            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
+            nodes.append(helper.make_node(op_type, [current, "scale", "shift", "mean", "var"], ["bn"]))
+            current = "bn"
+        elif op_type == "Sigmoid":
+            nodes.append(helper.make_node("Sigmoid", [current], ["gate"]))
+        else:  # Relu of y, or Mul of the current tensor and its Sigmoid (or itself)
+            inputs = [current] if op_type == "Relu" else [current, "gate" if "Sigmoid" in after else current]
+            nodes.append(helper.make_node(op_type, inputs, ["out"]))
+            current = "out"
+    output = "gate" if after[-1] == "Sigmoid" else current
+    model = make_model(nodes, {"X": [1, C, 8, 8]}, {output: [1, N, 8, 8]}, constants)
+    policy = RecordingPolicy()
+    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
+    (work,) = policy.works
+    assert work.silu == silu
