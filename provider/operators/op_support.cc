@@ -93,6 +93,10 @@ Ort::ConstValue OptionalInput(const Ort::KernelContext& context, size_t index) {
   return context.GetInput(index);
 }
 
+bool NodeHasInput(const Ort::ConstKernelInfo& info, size_t index) {
+  return index < info.GetInputCount() && !info.GetInputName(index).empty();
+}
+
 OrtStatusPtr CurrentExceptionStatus(const std::string& node_label) {
   const OrtApi& api = Ort::GetApi();
   try {

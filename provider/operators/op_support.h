@@ -66,6 +66,9 @@ std::vector<T> ConstantVectorInput(const Ort::ConstKernelInfo& info, size_t inde
 // An optional input as the run sees it: null when the node leaves it out.
 Ort::ConstValue OptionalInput(const Ort::KernelContext& context, size_t index);
 
+// Whether the node gives optional input `index`: neither leaves it out nor names it "".
+bool NodeHasInput(const Ort::ConstKernelInfo& info, size_t index);
+
 // Called inside a catch block: the exception in flight as an ORT status whose message starts with
 // `node_label`. Invalid arguments (what the operators throw for a bad model or input) become
 // ORT_INVALID_ARGUMENT, errors of ORT's API keep their code, anything else is ORT_FAIL.

@@ -141,9 +141,7 @@ PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
 }
 
 std::optional<std::vector<float>> ReadConstantBias(const Ort::ConstKernelInfo& info, int64_t n) {
-  if (info.GetInputCount() <= kInputBias || info.GetInputName(kInputBias).empty()) {
-    return std::nullopt;
-  }
+  if (!NodeHasInput(info, kInputBias)) return std::nullopt;
   int is_constant = 0;
   const Ort::ConstValue bias = info.GetTensorConstantInput(kInputBias, &is_constant);
   if (!is_constant || bias == nullptr) return std::nullopt;

@@ -66,8 +66,7 @@ QuantizedOutput::QuantizedOutput(const Ort::ConstKernelInfo& info, int64_t n,
   }
 
   std::vector<int32_t> bias(channels, 0);
-  const bool has_bias = info.GetInputCount() > kQuantizedInputBias &&
-                        !info.GetInputName(kQuantizedInputBias).empty();
+  const bool has_bias = NodeHasInput(info, kQuantizedInputBias);
   if (has_bias) {
     const Ort::ConstValue value = info.GetTensorConstantInput(kQuantizedInputBias, &is_constant);
     if (!is_constant || value == nullptr) {

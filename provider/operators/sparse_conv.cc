@@ -71,8 +71,8 @@ struct ConvJob {
   const float* bias;
   const float* residual;  // at the wave's first image, or null
   float* y;               // at the wave's first image
-  // With output_split S: Y holds channels [0, S) and y_2 (at the wave's first image) the rest.
-  size_t split;
+  // Y's channels: N, or S with output_split S, y_2 (at the wave's first image) taking the rest.
+  size_t y_channels;
   float* y_2;
   size_t n;
   size_t pixels;          // OH * OW
@@ -147,21 +147,17 @@ struct ConvJob {
                         chunk_channels);
       return;
     }
+    // A chunk may straddle Y's last channel: the channels past it go to y_2.
     const size_t chunk_end = chunk_begin + chunk_channels;
-    if (split == 0 || chunk_end <= split) {
-      StoreNchw(acc, acc_stride, image, first_pixel, first, rows, chunk_begin, chunk_channels, y,
-                split == 0 ? n : split, chunk_begin);
-      return;
-    }
-    // A chunk that straddles the split stores its channels before it into Y, the rest into y_2.
-    const size_t second_begin = std::max(chunk_begin, split);
-    if (chunk_begin < split) {
+    if (chunk_begin < y_channels) {
       StoreNchw(acc, acc_stride, image, first_pixel, first, rows, chunk_begin,
-                split - chunk_begin, y, split, chunk_begin);
+                std::min(chunk_end, y_channels) - chunk_begin, y, y_channels, chunk_begin);
     }
-    StoreNchw(acc + (second_begin - chunk_begin) * acc_stride, acc_stride, image, first_pixel,
-              first, rows, second_begin, chunk_end - second_begin, y_2, n - split,
-              second_begin - split);
+    if (chunk_end > y_channels) {
+      const size_t begin = std::max(chunk_begin, y_channels);
+      StoreNchw(acc + (begin - chunk_begin) * acc_stride, acc_stride, image, first_pixel, first,
+                rows, begin, chunk_end - begin, y_2, n - y_channels, begin - y_channels);
+    }
   }
 
   // Store of channels [chunk_begin, + chunk_channels) into `out_y`, NCHW with out_channels
@@ -330,8 +326,9 @@ void CompiledConvTask(void* data, size_t task) {
 float* ThreadBandPlanes(size_t floats) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < floats + kCacheLineFloats) buffer.resize(floats + kCacheLineFloats);
+  constexpr size_t kCacheLineBytes = kCacheLineFloats * sizeof(float);
   const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
-  return buffer.data() + (RoundUp(address, 64) - address) / sizeof(float);
+  return buffer.data() + (RoundUp(address, kCacheLineBytes) - address) / sizeof(float);
 }
 
 // Task (image, band of output rows) for a plan whose planes are laid out in bands: packs the
@@ -431,8 +428,7 @@ void SparseConvKernel::ReadOutputChannelGroups(const Ort::ConstKernelInfo& info)
                                 " must be 0 (NCHW output) or divide N = " +
                                 std::to_string(matrix_.n));
   }
-  if (groups != 0 && info.GetInputCount() > kInputResidual &&
-      !info.GetInputName(kInputResidual).empty()) {
+  if (groups != 0 && NodeHasInput(info, kInputResidual)) {
     throw std::invalid_argument("a residual input cannot be added to output_channel_groups' "
                                 "layout");
   }
@@ -450,8 +446,7 @@ void SparseConvKernel::ReadOutputSplit(const Ort::ConstKernelInfo& info) {
   if (split != 0 && output_channel_groups_ != 0) {
     throw std::invalid_argument("output_split and output_channel_groups cannot be combined");
   }
-  if (split != 0 && info.GetInputCount() > kInputResidual &&
-      !info.GetInputName(kInputResidual).empty()) {
+  if (split != 0 && NodeHasInput(info, kInputResidual)) {
     throw std::invalid_argument("a residual input cannot be added to an output split in two");
   }
   output_split_ = split;
@@ -460,7 +455,7 @@ void SparseConvKernel::ReadOutputSplit(const Ort::ConstKernelInfo& info) {
 void SparseConvKernel::CountXParts(const Ort::ConstKernelInfo& info) {
   const size_t inputs = info.GetInputCount();
   for (size_t index = kInputMoreXParts; index < inputs; ++index) {
-    if (info.GetInputName(index).empty()) {
+    if (!NodeHasInput(info, index)) {
       throw std::invalid_argument("input " + std::to_string(index) + " (a part of X) is missing "
                                   "while a later part is given: X's parts must follow it without "
                                   "a gap");
@@ -471,15 +466,17 @@ void SparseConvKernel::CountXParts(const Ort::ConstKernelInfo& info) {
 
 std::vector<int64_t> SparseConvKernel::JoinedXShape(const Ort::KernelContext& context,
                                                     size_t part_channels[kMaxXParts]) const {
-  std::vector<int64_t> joined = context.GetInput(kInputX).GetTensorTypeAndShapeInfo().GetShape();
+  const std::vector<int64_t> x_shape =
+      context.GetInput(kInputX).GetTensorTypeAndShapeInfo().GetShape();
   if (x_parts_ == 1) {
-    part_channels[0] = joined.size() == 4 ? static_cast<size_t>(joined[1]) : 0;
-    return joined;
+    part_channels[0] = x_shape.size() == 4 ? static_cast<size_t>(x_shape[1]) : 0;
+    return x_shape;
   }
-  if (joined.size() != 4) {
-    throw std::invalid_argument("X must have rank 4 (NCHW), got shape " + ShapeString(joined));
+  if (x_shape.size() != 4) {
+    throw std::invalid_argument("X must have rank 4 (NCHW), got shape " + ShapeString(x_shape));
   }
-  part_channels[0] = static_cast<size_t>(joined[1]);
+  std::vector<int64_t> joined = x_shape;
+  part_channels[0] = static_cast<size_t>(x_shape[1]);
   for (size_t p = 1; p < x_parts_; ++p) {
     const std::vector<int64_t> shape =
         context.GetInput(kInputMoreXParts + p - 1).GetTensorTypeAndShapeInfo().GetShape();
@@ -487,10 +484,7 @@ std::vector<int64_t> SparseConvKernel::JoinedXShape(const Ort::KernelContext& co
         shape[3] != joined[3]) {
       throw std::invalid_argument("part " + std::to_string(p) + " of X has shape " +
                                   ShapeString(shape) + ", which does not match X's " +
-                                  ShapeString(context.GetInput(kInputX)
-                                                  .GetTensorTypeAndShapeInfo()
-                                                  .GetShape()) +
-                                  " but for its channels");
+                                  ShapeString(x_shape) + " but for its channels");
     }
     part_channels[p] = static_cast<size_t>(shape[1]);
     joined[1] += shape[1];
@@ -649,7 +643,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
                    .GetTensorMutableData<float>();
   }
   if (images == 0) return;
-  job.split = static_cast<size_t>(split);
+  job.y_channels = static_cast<size_t>(split != 0 ? split : matrix_.n);
 
   job.microkernels = microkernels_;
   job.tile_kernels = tile_kernels_;
@@ -697,8 +691,8 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   const ScratchBuffer planes(context, wave_images * job.planes_stride);
   job.planes = planes.data();
 
-  const size_t y_image_floats = (split != 0 ? job.split : job.n) * job.pixels;
-  const size_t y_2_image_floats = (job.n - job.split) * job.pixels;
+  const size_t y_image_floats = job.y_channels * job.pixels;
+  const size_t y_2_image_floats = (job.n - job.y_channels) * job.pixels;
   ConvJob::XPart whole_x[kMaxXParts];
   std::copy(job.x_parts, job.x_parts + x_parts_, whole_x);
   for (size_t first = 0; first < images; first += wave_images) {

@@ -22,8 +22,7 @@ SparseQConvKernel::SparseQConvKernel(const OrtApi& /*api*/, const OrtKernelInfo*
 }
 
 void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
-  const bool has_residual =
-      info.GetInputCount() > kQConvInputResidual && !info.GetInputName(kQConvInputResidual).empty();
+  const bool has_residual = NodeHasInput(info, kQConvInputResidual);
   const std::optional<std::vector<float>> scales = FloatsAttribute(info, "add_scales");
   const std::optional<std::vector<int64_t>> zero_points = IntsAttribute(info, "add_zero_points");
   const std::optional<int64_t> residual_input = IntAttribute(info, "residual_input");
