@@ -27,15 +27,14 @@ class MergeSiblingConvs:
     def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
         """Merges pairs of such SparseConv nodes among those named in ``ops`` (this rewrite's);
         returns (sparse node name, what it fused) for both of each pair."""
-        siblings: dict[tuple, list[onnx.NodeProto]] = {}
+        siblings: dict[tuple, list[tuple[onnx.NodeProto, SparseConv]]] = {}
         for node in graph.nodes:
             op = _mergeable(graph, node, ops)
             if op is not None:
-                siblings.setdefault(_sibling_key(op), []).append(node)
+                siblings.setdefault(_sibling_key(op), []).append((node, op))
         merged = []
         for nodes in siblings.values():
-            for first, second in zip(nodes[0::2], nodes[1::2]):
-                one, two = SparseConv.from_node(first), SparseConv.from_node(second)
+            for (first, one), (second, two) in zip(nodes[0::2], nodes[1::2]):
                 graph.replace([first], [_merge(graph, one, two).to_node()])
                 graph.replace([second], [])
                 merged += [
@@ -52,7 +51,9 @@ def _mergeable(graph: Graph, node: onnx.NodeProto, ops: set[str]) -> SparseConv 
     if op.residual or op.output_channel_groups or op.output_split:
         return None
     constants = [op.weight_values, op.weight_group_offsets, op.weight_input_indices]
-    if any(graph.constant(name) is None for name in constants + [op.bias] * bool(op.bias)):
+    if op.bias:
+        constants.append(op.bias)
+    if any(graph.constant(name) is None for name in constants):
         return None
     return op
 

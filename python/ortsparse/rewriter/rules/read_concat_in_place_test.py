@@ -58,8 +58,8 @@ def test_every_reader_takes_the_parts(part_channels):
     assert_same_outputs(model, rewritten, {"b": 2})
 
 
-def test_parts_after_a_fused_bias_and_residual():
-    # conv(j) + bias + j: the residual is the Concat's output, which must stay; a bias alone not.
+def test_parts_follow_a_bias_and_an_empty_residual_slot():
+    # Relu(conv(j) + bias): the parts are inputs 6 on, after the bias and a residual left empty.
     inputs = {"x0": ["b", 4, H, W], "x1": ["b", 6, H, W]}
     nodes = [
         helper.make_node("Concat", ["x0", "x1"], ["j"], axis=1),
@@ -75,24 +75,13 @@ def test_parts_after_a_fused_bias_and_residual():
     assert_same_outputs(model, rewritten, {"b": 2})
 
 
-def test_not_when_the_reader_adds_it_as_residual_only():
-    inputs = {"x0": ["b", 4, H, W], "x1": ["b", 1, H, W], "z": ["b", 3, H, W]}
+@pytest.mark.parametrize("conv_input", ["z", "j"], ids=["residual-only", "x-and-residual"])
+def test_not_when_the_reader_adds_it_as_residual(conv_input):
+    # conv(conv_input) + j: the residual needs the joined tensor, so the Concat stays.
+    inputs = {"x0": ["b", 4, H, W], "x1": ["b", 1, H, W], "z": ["b", 5, H, W]}
     nodes = [
         helper.make_node("Concat", ["x0", "x1"], ["j"], axis=1),
-        helper.make_node("Conv", ["z", "W"], ["c"], name="conv"),
-        helper.make_node("Add", ["c", "j"], ["Y"]),
-    ]
-    model = make_model(nodes, inputs, {"Y": ["b", 5, H, W]}, {"W": conv_weight(5, 3, (1, 1), 0.7)})
-    rewritten = rewrite(model)
-    assert op_types(rewritten) == ["Concat", "SparseConv"]
-    assert_same_outputs(model, rewritten, {"b": 2})
-
-
-def test_not_when_the_reader_also_adds_it_as_residual():
-    inputs = {"x0": ["b", 4, H, W], "x1": ["b", 1, H, W]}
-    nodes = [
-        helper.make_node("Concat", ["x0", "x1"], ["j"], axis=1),
-        helper.make_node("Conv", ["j", "W"], ["c"], name="conv"),
+        helper.make_node("Conv", [conv_input, "W"], ["c"], name="conv"),
         helper.make_node("Add", ["c", "j"], ["Y"]),
     ]
     model = make_model(nodes, inputs, {"Y": ["b", 5, H, W]}, {"W": conv_weight(5, 5, (1, 1), 0.7)})
