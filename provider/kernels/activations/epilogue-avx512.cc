@@ -78,23 +78,45 @@ struct StoreTransposedBody {
   }
 };
 
+// Finishes channels [c, c + kChannels) of StoreChannelRowsBody's accumulators, a vector of each
+// at a time.
+template <Activation kActivation, ResidualMode kResidual, size_t kChannels>
+void FinishChannelRows(const float* acc, size_t acc_stride, size_t rows, size_t c,
+                       const OutputBlock& out, const avx512::ActivationParams& params) {
+  __m512 bias[kChannels];
+  for (size_t i = 0; i < kChannels; ++i) {
+    bias[i] = out.bias != nullptr ? _mm512_set1_ps(out.bias[c + i]) : _mm512_setzero_ps();
+  }
+  for (size_t r0 = 0; r0 < rows; r0 += 16) {
+    const __mmask16 lanes = FirstLanes(std::min<size_t>(16, rows - r0));
+#pragma GCC unroll 4
+    for (size_t i = 0; i < kChannels; ++i) {
+      const VectorFinisher<kActivation, kResidual> finish{bias[i], lanes, params};
+      // A run may end anywhere in acc (SparseConv stores each output row's part of a tile).
+      const size_t offset = (c + i) * out.row_stride + r0;
+      finish(_mm512_maskz_loadu_ps(lanes, acc + (c + i) * acc_stride + r0),
+             kResidual == ResidualMode::kNone ? nullptr : out.residual + offset, out.y + offset);
+    }
+  }
+}
+
 struct StoreChannelRowsBody {
+  // Four channels' vectors at a time: an activation's arithmetic is one long dependency chain,
+  // and four independent ones interleave where a single channel's rows, often only 1-3 vectors
+  // long, left the FMA units waiting on latency (YOLOv5s-like at 80%, SiLU: about 1% faster).
+  static constexpr size_t kInterleavedChannels = 4;
+
   template <Activation kActivation, ResidualMode kResidual>
   static void Run(const float* acc, size_t acc_stride, size_t rows, size_t channels,
                   const OutputBlock& out, const Epilogue& epilogue) {
     const avx512::ActivationParams params = avx512::BroadcastParams(epilogue);
-    for (size_t c = 0; c < channels; ++c) {
-      const __m512 bias = out.bias != nullptr ? _mm512_set1_ps(out.bias[c]) : _mm512_setzero_ps();
-      const float* channel_acc = acc + c * acc_stride;
-      const size_t offset = c * out.row_stride;
-      for (size_t r0 = 0; r0 < rows; r0 += 16) {
-        const VectorFinisher<kActivation, kResidual> finish{
-            bias, FirstLanes(std::min<size_t>(16, rows - r0)), params};
-        // A run may end anywhere in acc (SparseConv stores each output row's part of a tile).
-        finish(_mm512_maskz_loadu_ps(finish.lanes, channel_acc + r0),
-               kResidual == ResidualMode::kNone ? nullptr : out.residual + offset + r0,
-               out.y + offset + r0);
-      }
+    size_t c = 0;
+    for (; c + kInterleavedChannels <= channels; c += kInterleavedChannels) {
+      FinishChannelRows<kActivation, kResidual, kInterleavedChannels>(acc, acc_stride, rows, c,
+                                                                       out, params);
+    }
+    for (; c < channels; ++c) {
+      FinishChannelRows<kActivation, kResidual, 1>(acc, acc_stride, rows, c, out, params);
     }
   }
 };
