@@ -12,12 +12,15 @@ with SparseGemm there, so that the two are compared under the same machine state
     .venv/bin/python tools/measure_cost_model.py --families avx2 --output /tmp/costs.json
     .venv/bin/python tools/measure_cost_model.py --ops conv       # keep the file's gemm data
 
-SparseConv is measured the same way against ORT's dense Conv, on single-node convolutions of one
-image (3x3 stride 1 and 2, 1x1 read in place and packed) at several channel counts, feature-map
-sizes and densities; its fit counts the direct kernels' grid positions instead of output pixels
-and adds a term per input plane element (cost_model.conv_work). At each shape both are also
-timed with a SiLU after them (ORT's Conv, Sigmoid and Mul; SparseConv's activation silu, csr at
-density 0.2): the extra time per output is fitted on each side.
+The dense side's fit has a term per output besides the one per MAC. SparseConv is measured the
+same way against ORT's dense Conv, on single-node convolutions of one image (3x3 stride 1 and 2,
+1x1 read in place and packed, a 7x7 stem on 3 channels) at several channel counts, feature-map
+sizes and densities (dense ones too); its fit counts the direct kernels' grid positions instead
+of output pixels, adds a term per input plane element (cost_model.conv_work) and, for csr, one per
+input vector that compiled code loads (packing.count_compiled_input_loads), whose cost per stored
+weight falls as a block's channels share more of them. At each shape both are also timed with a
+SiLU after them (ORT's Conv, Sigmoid and Mul; SparseConv's activation silu, csr at density 0.2):
+the extra time per output is fitted on each side.
 
 Which families the CPU supports comes from the compiled ISA module (ortsparse._isa). Without it,
 e.g. run from the source tree as
@@ -50,7 +53,12 @@ from ortsparse.rewriter.cost_model import (
     KernelCosts,
     conv_work,
 )
-from ortsparse.rewriter.packing import PackedWeight, count_stored_blocks, pack
+from ortsparse.rewriter.packing import (
+    PackedWeight,
+    count_compiled_input_loads,
+    count_stored_blocks,
+    pack,
+)
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import DOMAIN, NO_ACTIVATION, OPSET_VERSION, Activation
@@ -88,8 +96,10 @@ CONV_SHAPES = (
     (64, 32, 1, 1, 160),
     (64, 64, 1, 1, 80),
     (32, 32, 3, 1, 160),
+    # A stem on the image's 3 channels, whose weights are seldom pruned.
+    (3, 64, 7, 2, 224),
 )
-CONV_DENSITIES = (0.05, 0.2, 0.5)
+CONV_DENSITIES = (0.05, 0.2, 0.5, 1.0)
 SILU_DENSITY = 0.2
 
 ROUNDS = 7
@@ -305,6 +315,7 @@ def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
                     "n": n,
                     "format": format,
                     "blocks": count_stored_blocks(matrix, format),
+                    "input_loads": count_compiled_input_loads(matrix) if format == "csr" else 0,
                     "positions": work.positions,
                     "plane_elements": work.plane_elements,
                     "ns": sparse,
@@ -367,9 +378,12 @@ def fit_non_negative(features: np.ndarray, times: np.ndarray) -> tuple[np.ndarra
 
 
 def fit_dense(points: list[dict]) -> tuple[dict, float]:
-    features = np.array([[1.0, p["m"] * p["k"] * p["n"]] for p in points])
-    (per_call, per_mac), error = fit_non_negative(features, np.array([p["ns"] for p in points]))
-    return {"dense_ns_per_call": per_call, "dense_ns_per_mac": per_mac}, error
+    features = np.array([[1.0, p["m"] * p["k"] * p["n"], p["m"] * p["n"]] for p in points])
+    (per_call, per_mac, per_output), error = fit_non_negative(
+        features, np.array([p["ns"] for p in points])
+    )
+    constants = {"dense_ns_per_call": per_call, "dense_ns_per_mac": per_mac}
+    return {**constants, "dense_ns_per_output": per_output}, error
 
 
 SPARSE_CONSTANTS = (
@@ -397,12 +411,18 @@ def fit_sparse(points: list[dict]) -> tuple[dict, float]:
 
 
 def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
-    """fit_sparse on the grid positions, plus a constant per input plane element; and each
-    side's time per output of a SiLU after the convolution (the "silu" points)."""
+    """fit_sparse on the grid positions, plus a constant per input plane element and one per
+    compiled input load at each grid position; and each side's time per output of a SiLU after
+    the convolution (the "silu" points)."""
     conv_points = [p for p in points if not p.get("silu")]
-    features = np.array([sparse_features(p) + [p["plane_elements"]] for p in conv_points])
+    features = np.array(
+        [
+            sparse_features(p) + [p["plane_elements"], p["positions"] * p["input_loads"]]
+            for p in conv_points
+        ]
+    )
     coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in conv_points]))
-    names = SPARSE_CONSTANTS + ("sparse_ns_per_plane_element",)
+    names = SPARSE_CONSTANTS + ("sparse_ns_per_plane_element", "csr_ns_per_input_load_row")
     constants = dict(zip(names, coefficients))
     # Least squares through zero, clipped at zero: an extra time is a difference of two noisy
     # ones, small beside them, and may come out negative.

@@ -3,15 +3,19 @@ measured on real kernels.
 
 The model is linear in the work each kernel does for one call with M rows of X:
 
-    dense  = dense_ns_per_call  + dense_ns_per_mac * M*K*N
+    dense  = dense_ns_per_call  + dense_ns_per_mac * M*K*N + dense_ns_per_output * M*N
     csr    = sparse_ns_per_call + sparse_ns_per_output * M*N + csr_ns_per_nonzero_row * M*nnz
     block4 = the same with block4_ns_per_block_row * M*blocks
 
 A convolution is the GEMM of its output pixels (M = batch * OH * OW) by its weight's matrix view
-(K = C*kH*kW, N), with two differences on SparseConv's side (ConvWork): its direct kernels compute
-a grid of output positions as wide as the input planes (wider than OW by the kernel's reach),
-which replaces M in the nonzero term, and unless X is read in place it first packs the input
-planes, a term per plane element. A grouped convolution is packed as one block-diagonal matrix,
+(K = C*kH*kW, N), with three differences on SparseConv's side (ConvWork): its direct kernels
+compute a grid of output positions as wide as the input planes (wider than OW by the kernel's
+reach), which replaces M in the nonzero term; unless X is read in place it first packs the input
+planes, a term per plane element; and its compiled code loads each input vector once for a block
+of output channels, a csr term per load (packing.count_compiled_input_loads). That load costs
+several FMAs, so a stored weight costs less where a block's channels share more of them: at 5%
+density most weights need a load of their own, at 100% one load serves the whole block. A grouped
+convolution is packed as one block-diagonal matrix,
 while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul are measured separately.
 A SiLU (x * Sigmoid(x)) after the convolution adds a term per output on both sides: ORT runs it as
 a pass of its own after its Conv (it fuses Relu or Clip into the Conv, not SiLU), while
@@ -32,11 +36,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ortsparse.rewriter.packing import expected_compiled_input_loads
+
 DATA_PATH = Path(__file__).with_name("cost_model_data.json")
 
 REPRESENTATIVE_M = 64
 
 FORMATS = ("csr", "block4")
+
+# Halvings of the density interval in break_even_sparsity: far below any reported precision.
+BREAK_EVEN_BISECTIONS = 40
 
 # SparseConv's widest vector (AVX-512: 16 floats) and tile (64 positions), which decide whether X
 # can be read in place (provider/operators/sparse_conv.cc, BuildPlan).
@@ -66,29 +75,47 @@ class KernelCosts:
     # A SiLU after a convolution, per output: ORT's pass of its own, SparseConv's fused one.
     dense_ns_per_silu_output: float = 0.0
     sparse_ns_per_silu_output: float = 0.0
+    # ORT's work per output besides the MACs: for a Conv, its NCHWc kernels' reorder of the
+    # output to NCHW (done wherever the consumer is not an NCHWc kernel, ortsparse's ops or a
+    # graph output), which weighs most where each output takes few MACs, as in a stem on the
+    # image's 3 channels.
+    dense_ns_per_output: float = 0.0
+    # SparseConv's compiled code loading one input vector for a block of channels, per grid
+    # position (csr only: block4 weights run on tile kernels, which load per stored block).
+    csr_ns_per_input_load_row: float = 0.0
 
     def dense_ns(self, m: int, k: int, n: int, silu: bool = False) -> float:
         return (
             self.dense_ns_per_call
             + self.dense_ns_per_mac * m * k * n
+            + self.dense_ns_per_output * m * n
             + (self.dense_ns_per_silu_output * m * n if silu else 0.0)
         )
 
     def sparse_ns(
-        self, m: int, n: int, format: str, stored_blocks: int, conv: ConvWork | None = None
+        self,
+        m: int,
+        n: int,
+        format: str,
+        stored_blocks: int,
+        conv: ConvWork | None = None,
+        input_loads: int = 0,
     ) -> float:
+        """``input_loads``: for a csr convolution, count_compiled_input_loads of its weight."""
         per_block_row = (
             self.csr_ns_per_nonzero_row if format == "csr" else self.block4_ns_per_block_row
         )
         rows = m if conv is None else conv.positions
         planes = 0 if conv is None else conv.plane_elements
         silu_outputs = m * n if conv is not None and conv.silu else 0
+        loads = input_loads if conv is not None and format == "csr" else 0
         return (
             self.sparse_ns_per_call
             + self.sparse_ns_per_output * m * n
             + per_block_row * rows * stored_blocks
             + self.sparse_ns_per_plane_element * planes
             + self.sparse_ns_per_silu_output * silu_outputs
+            + self.csr_ns_per_input_load_row * rows * loads
         )
 
 
@@ -126,12 +153,19 @@ class CostModel:
         return cls(KernelCosts(**constants), family)
 
     def predict(
-        self, m: int, k: int, n: int, stored_blocks: dict[str, int], conv: ConvWork | None = None
+        self,
+        m: int,
+        k: int,
+        n: int,
+        stored_blocks: dict[str, int],
+        conv: ConvWork | None = None,
+        input_loads: int = 0,
     ) -> Prediction:
         """Dense time against the faster sparse format, given each format's stored block count
-        (and for a convolution, what SparseConv computes besides M rows)."""
+        (and for a convolution, what SparseConv computes besides M rows and its csr weight's
+        compiled input loads)."""
         sparse_ns, format = min(
-            (self.costs.sparse_ns(m, n, format, stored_blocks[format], conv), format)
+            (self.costs.sparse_ns(m, n, format, stored_blocks[format], conv, input_loads), format)
             for format in FORMATS
         )
         return Prediction(format, self._dense_ns(m, k, n, conv), sparse_ns)
@@ -139,15 +173,30 @@ class CostModel:
     def break_even_sparsity(
         self, m: int, k: int, n: int, format: str = "csr", conv: ConvWork | None = None
     ) -> float:
-        """Sparsity above which ``format`` beats dense: unstructured zeros for csr, whole zero
-        4-channel blocks for block4. 1.0 when it never does, 0.0 when it always does."""
-        costs = self.costs
+        """Sparsity above which ``format`` beats dense: unstructured zeros (spread evenly over
+        the blocks of compiled code) for csr, whole zero 4-channel blocks for block4. 1.0 when it
+        never does, 0.0 when it always does."""
+        dense_ns = self._dense_ns(m, k, n, conv)
         blocks_if_dense = k * n if format == "csr" else k * -(-n // 4)
-        no_blocks_ns = costs.sparse_ns(m, n, format, 0, conv)
-        ns_per_stored_block = costs.sparse_ns(m, n, format, 1, conv) - no_blocks_ns
-        spare_ns = self._dense_ns(m, k, n, conv) - no_blocks_ns
-        break_even_density = spare_ns / (ns_per_stored_block * blocks_if_dense)
-        return min(1.0, max(0.0, 1.0 - break_even_density))
+
+        def sparse_ns(density: float) -> float:
+            loads = expected_compiled_input_loads(k, n, density) if format == "csr" else 0.0
+            return self.costs.sparse_ns(m, n, format, density * blocks_if_dense, conv, loads)
+
+        if sparse_ns(1.0) <= dense_ns:
+            return 0.0
+        if sparse_ns(0.0) >= dense_ns:
+            return 1.0
+        # Sparse time grows with density: bisect between a density where it wins and one where
+        # it loses.
+        winning, losing = 0.0, 1.0
+        for _ in range(BREAK_EVEN_BISECTIONS):
+            density = (winning + losing) / 2
+            if sparse_ns(density) < dense_ns:
+                winning = density
+            else:
+                losing = density
+        return 1.0 - winning
 
     def _dense_ns(self, m: int, k: int, n: int, conv: ConvWork | None) -> float:
         if conv is None:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -40,7 +41,9 @@ def test_shipped_data_is_measured_and_complete():
 def test_shipped_conv_data_covers_every_family():
     data = json.loads(DATA_PATH.read_text())
     assert set(data["conv_families"]) == set(data["families"])
-    for family in data["conv_families"]:
+    for family, constants in data["conv_families"].items():
+        # Measured with every term of the conv model, none left at its default.
+        assert set(constants) == {field.name for field in dataclasses.fields(KernelCosts)}
         costs = CostModel.load_conv(family=family).costs
         assert all(value >= 0 for value in vars(costs).values())
         assert costs.dense_ns_per_mac > 0 and costs.csr_ns_per_nonzero_row > 0
@@ -106,6 +109,51 @@ def test_shipped_conv_data_measures_the_silu_on_each_side():
     for family in json.loads(DATA_PATH.read_text())["conv_families"]:
         costs = CostModel.load_conv(family=family).costs
         assert costs.dense_ns_per_silu_output > 0 and costs.sparse_ns_per_silu_output > 0
+
+
+def test_dense_time_per_output_weighs_most_where_outputs_take_few_macs():
+    costs = KernelCosts(**{**vars(COSTS), "dense_ns_per_output": 1.0})
+    model, without = CostModel(costs, "test"), CostModel(COSTS, "test")
+    stored = {"csr": 0, "block4": 0}
+    for k in (27, 576):
+        extra = model.predict(64, k, 32, stored).dense_ns - without.predict(64, k, 32, stored).dense_ns
+        assert extra == pytest.approx(64 * 32)
+    # Relative to the MACs, a 3-channel stem's outputs cost 576 / 27 times more.
+    stem = model.predict(64, 27, 32, stored).dense_ns / without.predict(64, 27, 32, stored).dense_ns
+    body = model.predict(64, 576, 32, stored).dense_ns / without.predict(64, 576, 32, stored).dense_ns
+    assert stem > body
+
+
+def test_compiled_input_loads_cost_csr_convolutions_only():
+    costs = KernelCosts(**{**vars(COSTS), "csr_ns_per_input_load_row": 0.5})
+    model = CostModel(costs, "test")
+    stored = {"csr": 1000, "block4": 1000}
+    conv = ConvWork(64, 0)
+    base = model.predict(64, 576, 32, stored, conv)
+    loaded = model.predict(64, 576, 32, stored, conv, input_loads=100)
+    assert loaded.sparse_ns - base.sparse_ns == pytest.approx(0.5 * 64 * 100)
+    assert costs.sparse_ns(64, 32, "block4", 1000, conv, 100) == costs.sparse_ns(64, 32, "block4", 1000, conv)
+    # A GEMM has no compiled code.
+    assert costs.sparse_ns(64, 32, "csr", 1000, None, 100) == costs.sparse_ns(64, 32, "csr", 1000)
+
+
+def test_break_even_counts_the_loads_that_each_density_needs():
+    # Loads only: one block (N = 28) loads input k once when any of its 28 weights there is
+    # nonzero, so at density d the load term is 1 - (1 - d)^28 of its dense value.
+    costs = KernelCosts(**{**vars(COSTS), "csr_ns_per_nonzero_row": 0.0, "csr_ns_per_input_load_row": 1.0})
+    model = CostModel(costs, "test")
+    m, k, n = 64, 1024, 28
+    dense_ns = model.predict(m, k, n, {"csr": 0, "block4": 0}, ConvWork(m, 0)).dense_ns
+    loads_at_break_even = (dense_ns - costs.sparse_ns_per_call) / (costs.csr_ns_per_input_load_row * m)
+    density = 1 - (1 - loads_at_break_even / k) ** (1 / n)
+    assert model.break_even_sparsity(m, k, n, "csr", ConvWork(m, 0)) == pytest.approx(1 - density)
+
+
+def test_break_even_is_at_an_end_when_one_side_always_wins():
+    costly_call = KernelCosts(**{**vars(COSTS), "sparse_ns_per_call": 2 * COSTS.dense_ns_per_call})
+    assert CostModel(costly_call, "test").break_even_sparsity(64, 1, 1, "csr") == 1.0
+    cheap = KernelCosts(**{**vars(COSTS), "csr_ns_per_nonzero_row": 0.001, "sparse_ns_per_call": 0.0})
+    assert CostModel(cheap, "test").break_even_sparsity(64, 1024, 1024, "csr") == 0.0
 
 
 def test_conv_rows_are_output_pixels_with_one_image_for_a_symbolic_batch():

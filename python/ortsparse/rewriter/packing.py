@@ -13,6 +13,10 @@ import numpy as np
 
 BLOCK_SIZE = {"csr": 1, "block4": 4}
 
+# SparseConv's compiled code (provider/kernels/f32-spconv/compiled.h) multiplies csr weights in
+# blocks of at most this many output channels, of nearly equal sizes.
+COMPILED_BLOCK_CHANNELS = 28
+
 _INT32_MAX = np.iinfo(np.int32).max
 
 
@@ -53,6 +57,29 @@ def pack(weight: np.ndarray, format: str) -> PackedWeight:
 def count_stored_blocks(weight: np.ndarray, format: str) -> int:
     """How many blocks ``pack(weight, format)`` would store, without building the arrays."""
     return int(np.count_nonzero(_blocks(weight, BLOCK_SIZE[format])[1]))
+
+
+def compiled_blocks(n: int) -> list[int]:
+    """The output channel counts of SparseConv's compiled blocks for N channels, in order."""
+    blocks = -(-n // COMPILED_BLOCK_CHANNELS)
+    return [n // blocks + (1 if block < n % blocks else 0) for block in range(blocks)]
+
+
+def count_compiled_input_loads(weight: np.ndarray) -> int:
+    """The input vectors that compiled code loads per vector of grid positions for ``weight``
+    [K, N]: each block of channels loads input feature k once when any of its channels has a
+    weight there."""
+    loads, first = 0, 0
+    for channels in compiled_blocks(weight.shape[1]):
+        loads += int(np.count_nonzero(np.any(weight[:, first : first + channels] != 0, axis=1)))
+        first += channels
+    return loads
+
+
+def expected_compiled_input_loads(k: int, n: int, density: float) -> float:
+    """count_compiled_input_loads of a [K, N] weight whose weights are each nonzero with
+    probability ``density``, on average."""
+    return k * sum(1.0 - (1.0 - density) ** channels for channels in compiled_blocks(n))
 
 
 def unpack(packed: PackedWeight) -> np.ndarray:

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from ortsparse.rewriter.packing import count_stored_blocks, pack, scale_output_channels, unpack
+from ortsparse.rewriter.packing import (
+    compiled_blocks,
+    count_compiled_input_loads,
+    count_stored_blocks,
+    expected_compiled_input_loads,
+    pack,
+    scale_output_channels,
+    unpack,
+)
 
 W = np.array(
     [
@@ -61,3 +69,33 @@ def test_scaling_output_channels_scales_columns_and_keeps_the_stored_blocks(form
     np.testing.assert_array_equal(scaled.group_offsets, packed.group_offsets)
     np.testing.assert_array_equal(scaled.input_indices, packed.input_indices)
     assert scaled.values.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "n,expected",
+    [(5, [5]), (28, [28]), (29, [15, 14]), (64, [22, 21, 21]), (255, [26] * 5 + [25] * 5)],
+)
+def test_compiled_blocks_split_channels_as_the_provider_does(n, expected):
+    # provider/kernels/f32-spconv/28x16-avx512-jit.cc: ceil(N / 28) blocks, the first N % blocks
+    # of them one channel larger.
+    assert compiled_blocks(n) == expected
+
+
+def test_compiled_input_loads_count_each_input_once_per_block_that_reads_it():
+    weight = np.zeros((4, 29), dtype=np.float32)  # blocks of channels 0-14 and 15-28
+    weight[0, [0, 1, 20]] = 1  # read by both blocks: two loads
+    weight[1, 14] = 1  # first block only
+    weight[2, 15] = 1  # second block only
+    # row 3 is read by no channel: no load
+    assert count_compiled_input_loads(weight) == 4
+
+
+def test_expected_compiled_input_loads_match_random_weights():
+    rng = np.random.default_rng(0)
+    k, n = 300, 64
+    for density in (0.05, 0.2, 1.0):
+        weight = (rng.random((k, n)) < density).astype(np.float32)
+        expected = expected_compiled_input_loads(k, n, density)
+        assert count_compiled_input_loads(weight) == pytest.approx(expected, rel=0.05)
+    assert expected_compiled_input_loads(k, n, 0.0) == 0
+    assert expected_compiled_input_loads(k, n, 1.0) == k * 3

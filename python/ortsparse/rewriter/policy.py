@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ortsparse.rewriter.cost_model import FORMATS, ConvWork, CostModel
-from ortsparse.rewriter.packing import count_stored_blocks
+from ortsparse.rewriter.packing import count_compiled_input_loads, count_stored_blocks
 from ortsparse.rewriter.quad_packing import stored_quad_fraction
 
 # SparseQGemm against ORT's dense INT8 product (QLinearMatMul), 2 threads, AVX-512 VNNI: at M=64
@@ -83,7 +83,8 @@ class SparsityPolicy:
         if sparsity is None:
             sparsity = 1.0 - np.count_nonzero(weight) / weight.size
         stored_blocks = {format: count_stored_blocks(weight, format) for format in FORMATS}
-        prediction = cost_model.predict(m, k, n, stored_blocks, conv)
+        input_loads = count_compiled_input_loads(weight) if conv is not None else 0
+        prediction = cost_model.predict(m, k, n, stored_blocks, conv, input_loads)
         if self.min_sparsity is not None:
             rewrite = sparsity >= self.min_sparsity
             comparison = ">=" if rewrite else "<"
