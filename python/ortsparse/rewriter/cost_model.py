@@ -78,7 +78,8 @@ class KernelCosts:
     # ORT's work per output besides the MACs: for a Conv, its NCHWc kernels' reorder of the
     # output to NCHW (done wherever the consumer is not an NCHWc kernel, ortsparse's ops or a
     # graph output), which weighs most where each output takes few MACs, as in a stem on the
-    # image's 3 channels.
+    # image's 3 channels. It is measured on graph outputs and charged to every dense Conv, also
+    # those whose consumer (a MaxPool, say) would take ORT's NCHWc layout as it is.
     dense_ns_per_output: float = 0.0
     # SparseConv's compiled code loading one input vector for a block of channels, per grid
     # position (csr only: block4 weights run on tile kernels, which load per stored block).
