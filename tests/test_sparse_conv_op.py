@@ -16,6 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from ortsparse.rewriter.cost_model import conv_work, runs_compiled
 from tests.conftest import force_family
 from tests.op_testing import (
     CLIP_RANGE,
@@ -233,7 +234,7 @@ def check(
 ):
     """Runs SparseConv and its reference on random data and compares them; with x_parts (channel
     counts adding up to x_shape[1]), X is fed to both in that many parts; with output_split,
-    SparseConv's two outputs are compared joined."""
+    SparseConv's two outputs are compared joined. Returns the weight W."""
     w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity)
     bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
     y_shape = output_shape(x_shape, n, kernel, strides, dilations, pads)
@@ -274,6 +275,7 @@ def check(
         y_shape = [y_shape[0], groups, *y_shape[2:], n // groups]
     assert list(expected.shape) == y_shape
     assert_close(actual, expected)
+    return w
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,6 +668,35 @@ def test_finishing_layers_compiled_when_dense_enough(library, rng, avx512_report
     # 24 channels at 30% density: 7.2 weights per input vector.
     check(library, rng, (1, 8, 20, 20), 24, (1, 1), sparsity=0.7, activation="relu", with_residual=True)
     assert_compiled(avx512_reports())
+
+
+# The rewriter's cost model counts compiled code's costs where the provider runs it
+# (cost_model.runs_compiled): its choice must match the provider's.
+PLANS_OF_THE_COST_MODEL = {
+    # name: (x_shape, n, kernel, strides, pads, sparsity, activation)
+    "3x3": ((1, 16, 24, 24), 29, (3, 3), (1, 1), (1, 1, 1, 1), 0.8, "silu"),
+    "3x3-stride2": ((1, 12, 40, 38), 56, (3, 3), (2, 2), (1, 1, 1, 1), 0.8, "none"),
+    "3x3-small-image": ((1, 8, 7, 9), 24, (3, 3), (1, 1), (1, 1, 1, 1), 0.7, "silu"),
+    "1x1-little-reuse-relu": ((1, 8, 20, 20), 24, (1, 1), (1, 1), (0, 0, 0, 0), 0.9, "relu"),
+    "1x1-little-reuse-silu": ((1, 8, 20, 20), 24, (1, 1), (1, 1), (0, 0, 0, 0), 0.9, "silu"),
+    "1x1-little-reuse-hard-swish": ((1, 8, 20, 20), 24, (1, 1), (1, 1), (0, 0, 0, 0), 0.9, "hard_swish"),
+    "1x1-reused": ((1, 8, 20, 20), 24, (1, 1), (1, 1), (0, 0, 0, 0), 0.6, "none"),
+    "1x1-stride2-little-reuse": ((1, 8, 40, 40), 24, (1, 1), (2, 2), (0, 0, 0, 0), 0.9, "none"),
+    "3x1-little-reuse": ((1, 8, 20, 20), 24, (3, 1), (1, 1), (1, 0, 1, 0), 0.9, "relu"),
+    "1x3-little-reuse": ((1, 8, 20, 20), 24, (1, 3), (1, 1), (0, 1, 0, 1), 0.9, "relu"),
+    "1x1-small-image-reused": ((1, 8, 12, 12), 24, (1, 1), (1, 1), (0, 0, 0, 0), 0.3, "relu"),
+}
+
+
+@pytest.mark.parametrize("plan", PLANS_OF_THE_COST_MODEL.values(), ids=PLANS_OF_THE_COST_MODEL.keys())
+def test_the_cost_model_knows_where_compiled_code_runs(library, rng, avx512_reports, plan):
+    x_shape, n, kernel, strides, pads, sparsity, activation = plan
+    w = check(library, rng, x_shape, n, kernel, strides=strides, pads=pads, sparsity=sparsity, activation=activation)
+    out_size = output_shape(x_shape, n, kernel, strides, (1, 1), pads)[2:]
+    work = conv_work(x_shape, out_size, kernel, strides, (1, 1), pads, activation=activation)
+    predicted = runs_compiled("avx512", work, w[0].size, n, np.count_nonzero(w))
+    (report,) = avx512_reports()
+    assert (": compiled, " in report) == predicted, report
 
 
 def test_jit_turned_off(library, rng, avx512_reports, monkeypatch):

@@ -16,9 +16,10 @@ The dense side's fit has a term per output besides the one per MAC. SparseConv i
 same way against ORT's dense Conv, on single-node convolutions of one image (3x3 stride 1 and 2,
 1x1 read in place and packed, a 7x7 stem on 3 channels) at several channel counts, feature-map
 sizes and densities (dense ones too); its fit counts the direct kernels' grid positions instead
-of output pixels, adds a term per input plane element (cost_model.conv_work) and, for csr, one per
-input vector that compiled code loads (packing.count_compiled_input_loads), whose cost per stored
-weight falls as a block's channels share more of them. At each shape both are also timed with a
+of output pixels, adds a term per input plane element (cost_model.conv_work) and, where csr weights
+run as compiled code (cost_model.runs_compiled), a nonzero term of its own and one per input
+vector that the code loads (packing.count_compiled_input_loads), whose cost per stored weight
+falls as a block's channels share more of them. At each shape both are also timed with a
 SiLU after them (ORT's Conv, Sigmoid and Mul; SparseConv's activation silu, csr at density 0.2):
 the extra time per output is fitted on each side.
 
@@ -52,6 +53,8 @@ from ortsparse.rewriter.cost_model import (
     CostModel,
     KernelCosts,
     conv_work,
+    current_kernel_family,
+    runs_compiled,
 )
 from ortsparse.rewriter.packing import (
     PackedWeight,
@@ -290,6 +293,8 @@ def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
     """measure() for SparseConv against ORT's Conv, one image per call: M = OH*OW output pixels,
     K = C*kH*kW, and each point records what SparseConv computes besides (conv_work)."""
     rng = np.random.default_rng(1)
+    family = current_kernel_family()
+    family = FP32_KERNELS_OF.get(family, family)
     dense_points, sparse_points = [], []
     for c, n, kernel, stride, size in CONV_SHAPES:
         x = rng.standard_normal((1, c, size, size)).astype(np.float32)
@@ -308,22 +313,25 @@ def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
             sparse_session = session(sparse_conv_model(weight, stride, format), library)
             dense, sparse = nanoseconds_per_run([dense_session, sparse_session], x)
             fastest_dense = min(fastest_dense, dense)
+            blocks = count_stored_blocks(matrix, format)
+            compiled = format == "csr" and runs_compiled(family, work, k, n, blocks)
             sparse_points.append(
                 {
                     "m": m,
                     "k": k,
                     "n": n,
                     "format": format,
-                    "blocks": count_stored_blocks(matrix, format),
-                    "input_loads": count_compiled_input_loads(matrix) if format == "csr" else 0,
+                    "blocks": blocks,
+                    "compiled_loads": count_compiled_input_loads(matrix) if compiled else None,
                     "positions": work.positions,
                     "plane_elements": work.plane_elements,
                     "ns": sparse,
                 }
             )
             progress(
-                f"conv {c}->{n} {kernel}x{kernel}/{stride} at {size}x{size} {format:<6} "
-                f"density {density:<4}: {sparse / 1e3:8.1f} us, dense {dense / 1e3:8.1f} us"
+                f"conv {c}->{n} {kernel}x{kernel}/{stride} at {size}x{size} "
+                f"{'compiled' if compiled else format:<8} density {density:<4}: "
+                f"{sparse / 1e3:8.1f} us, dense {dense / 1e3:8.1f} us"
             )
         dense_points.append({"m": m, "k": k, "n": n, "ns": fastest_dense})
 
@@ -410,19 +418,26 @@ def fit_sparse(points: list[dict]) -> tuple[dict, float]:
     return dict(zip(SPARSE_CONSTANTS, coefficients)), error
 
 
+def conv_features(p: dict) -> list[float]:
+    """sparse_features on the grid positions, with compiled code's weights apart from the tile
+    kernels', plus the input plane elements and compiled code's input loads."""
+    compiled = p["compiled_loads"] is not None
+    features = sparse_features({**p, "blocks": 0 if compiled else p["blocks"]})
+    compiled_work = [p["blocks"], p["compiled_loads"]] if compiled else [0, 0]
+    return features + [p["plane_elements"]] + [p["positions"] * x for x in compiled_work]
+
+
 def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
-    """fit_sparse on the grid positions, plus a constant per input plane element and one per
-    compiled input load at each grid position; and each side's time per output of a SiLU after
-    the convolution (the "silu" points)."""
+    """fit_sparse on conv_features; and each side's time per output of a SiLU after the
+    convolution (the "silu" points)."""
     conv_points = [p for p in points if not p.get("silu")]
-    features = np.array(
-        [
-            sparse_features(p) + [p["plane_elements"], p["positions"] * p["input_loads"]]
-            for p in conv_points
-        ]
-    )
+    features = np.array([conv_features(p) for p in conv_points])
     coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in conv_points]))
-    names = SPARSE_CONSTANTS + ("sparse_ns_per_plane_element", "csr_ns_per_input_load_row")
+    names = SPARSE_CONSTANTS + (
+        "sparse_ns_per_plane_element",
+        "compiled_ns_per_nonzero_row",
+        "compiled_ns_per_input_load_row",
+    )
     constants = dict(zip(names, coefficients))
     # Least squares through zero, clipped at zero: an extra time is a difference of two noisy
     # ones, small beside them, and may come out negative.

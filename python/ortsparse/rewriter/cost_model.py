@@ -7,16 +7,20 @@ The model is linear in the work each kernel does for one call with M rows of X:
     csr    = sparse_ns_per_call + sparse_ns_per_output * M*N + csr_ns_per_nonzero_row * M*nnz
     block4 = the same with block4_ns_per_block_row * M*blocks
 
+(csr and block4 on the tile kernels; a convolution's csr weights may run as compiled code, below.)
+
 A convolution is the GEMM of its output pixels (M = batch * OH * OW) by its weight's matrix view
 (K = C*kH*kW, N), with three differences on SparseConv's side (ConvWork): its direct kernels
 compute a grid of output positions as wide as the input planes (wider than OW by the kernel's
 reach), which replaces M in the nonzero term; unless X is read in place it first packs the input
-planes, a term per plane element; and its compiled code loads each input vector once for a block
-of output channels, a csr term per load (packing.count_compiled_input_loads). That load costs
-several FMAs, so a stored weight costs less where a block's channels share more of them: at 5%
-density most weights need a load of their own, at 100% one load serves the whole block. A grouped
-convolution is packed as one block-diagonal matrix,
-while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul are measured separately.
+planes, a term per plane element; and where it runs csr weights as compiled code (runs_compiled,
+mirroring the provider's choice: AVX-512, images of at least 6 tiles, ...), that code has a
+nonzero term of its own and loads each input vector once for a block of output channels, a term
+per load (packing.count_compiled_input_loads). That load costs several FMAs, so a stored weight
+costs less where a block's channels share more of them: at 5% density most weights need a load of
+their own, at 100% one load serves the whole block. The tile kernels load an input vector per
+stored weight, which their nonzero term includes. A grouped convolution is packed as one
+block-diagonal matrix, while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul are measured separately.
 A SiLU (x * Sigmoid(x)) after the convolution adds a term per output on both sides: ORT runs it as
 a pass of its own after its Conv (it fuses Relu or Clip into the Conv, not SiLU), while
 SparseConv's output stage finishes the sums with it.
@@ -36,7 +40,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ortsparse.rewriter.packing import expected_compiled_input_loads
+from ortsparse.rewriter.packing import COMPILED_BLOCK_CHANNELS, expected_compiled_input_loads
+from ortsparse.rewriter.sparse_op import NO_ACTIVATION
 
 DATA_PATH = Path(__file__).with_name("cost_model_data.json")
 
@@ -52,6 +57,17 @@ BREAK_EVEN_BISECTIONS = 40
 _VECTOR_POSITIONS = 16
 _TILE_POSITIONS = 64
 
+# Where SparseConv runs csr weights as compiled code (provider/operators/sparse_conv.cc,
+# CompileFor; provider/kernels/jit): the families that have it, the fewest tiles of grid positions
+# per image, the weights per input vector below which tile kernels that finish Y themselves are
+# kept, and the most stored weights it compiles.
+COMPILED_FAMILIES = ("avx512", "avx512vnni")
+_MIN_COMPILED_TILES = 6
+_MIN_FINISHING_REUSE = 4.0
+_MAX_COMPILED_WEIGHTS = 1 << 20
+# Activations that the tile kernels' finishers apply (provider: DirectCsrFinishersFor).
+_TILE_FINISHED_ACTIVATIONS = (NO_ACTIVATION, "relu")
+
 
 @dataclass(frozen=True)
 class ConvWork:
@@ -61,6 +77,14 @@ class ConvWork:
     plane_elements: int  # input plane floats packed, 0 when X is read in place
     groups: int = 1  # the Conv's groups: ORT's dense Conv does K / groups per output
     silu: bool = False  # a SiLU follows the Conv (maybe after a BatchNormalization)
+    tiles_per_image: int = 1  # tiles of grid positions per image
+    # The tile kernels would finish Y themselves: planes as wide as the output (a kernel one
+    # column wide) and an activation they apply (none or Relu).
+    tile_finishers: bool = False
+    # ORT's Conv reorders its output from NCHWc to NCHW: not where a pooling node reads it (maybe
+    # after the activation), which ORT runs in NCHWc too; the reorder then comes after the pool,
+    # on fewer outputs, and is not counted.
+    dense_output_reordered: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,18 +102,21 @@ class KernelCosts:
     # ORT's work per output besides the MACs: for a Conv, its NCHWc kernels' reorder of the
     # output to NCHW (done wherever the consumer is not an NCHWc kernel, ortsparse's ops or a
     # graph output), which weighs most where each output takes few MACs, as in a stem on the
-    # image's 3 channels. It is measured on graph outputs and charged to every dense Conv, also
-    # those whose consumer (a MaxPool, say) would take ORT's NCHWc layout as it is.
+    # image's 3 channels. It is measured on graph outputs, and not charged where a pooling node
+    # takes ORT's NCHWc layout as it is (ConvWork.dense_output_reordered).
     dense_ns_per_output: float = 0.0
-    # SparseConv's compiled code loading one input vector for a block of channels, per grid
-    # position (csr only: block4 weights run on tile kernels, which load per stored block).
-    csr_ns_per_input_load_row: float = 0.0
+    # SparseConv's compiled code (csr weights only), per grid position: one stored weight, and
+    # loading one input vector for a block of channels.
+    compiled_ns_per_nonzero_row: float = 0.0
+    compiled_ns_per_input_load_row: float = 0.0
 
-    def dense_ns(self, m: int, k: int, n: int, silu: bool = False) -> float:
+    def dense_ns(
+        self, m: int, k: int, n: int, silu: bool = False, output_reordered: bool = True
+    ) -> float:
         return (
             self.dense_ns_per_call
             + self.dense_ns_per_mac * m * k * n
-            + self.dense_ns_per_output * m * n
+            + (self.dense_ns_per_output * m * n if output_reordered else 0.0)
             + (self.dense_ns_per_silu_output * m * n if silu else 0.0)
         )
 
@@ -100,23 +127,29 @@ class KernelCosts:
         format: str,
         stored_blocks: int,
         conv: ConvWork | None = None,
-        input_loads: int = 0,
+        compiled_loads: float | None = None,
     ) -> float:
-        """``input_loads``: for a csr convolution, count_compiled_input_loads of its weight."""
-        per_block_row = (
-            self.csr_ns_per_nonzero_row if format == "csr" else self.block4_ns_per_block_row
-        )
+        """``compiled_loads``: for csr weights of a convolution that runs them as compiled code
+        (runs_compiled), the input vectors that code loads (count_compiled_input_loads); None
+        where the tile kernels run them."""
         rows = m if conv is None else conv.positions
         planes = 0 if conv is None else conv.plane_elements
         silu_outputs = m * n if conv is not None and conv.silu else 0
-        loads = input_loads if conv is not None and format == "csr" else 0
+        if conv is not None and format == "csr" and compiled_loads is not None:
+            multiply = (
+                self.compiled_ns_per_nonzero_row * stored_blocks
+                + self.compiled_ns_per_input_load_row * compiled_loads
+            )
+        elif format == "csr":
+            multiply = self.csr_ns_per_nonzero_row * stored_blocks
+        else:
+            multiply = self.block4_ns_per_block_row * stored_blocks
         return (
             self.sparse_ns_per_call
             + self.sparse_ns_per_output * m * n
-            + per_block_row * rows * stored_blocks
+            + multiply * rows
             + self.sparse_ns_per_plane_element * planes
             + self.sparse_ns_per_silu_output * silu_outputs
-            + self.csr_ns_per_input_load_row * rows * loads
         )
 
 
@@ -163,10 +196,15 @@ class CostModel:
         input_loads: int = 0,
     ) -> Prediction:
         """Dense time against the faster sparse format, given each format's stored block count
-        (and for a convolution, what SparseConv computes besides M rows and its csr weight's
-        compiled input loads)."""
+        (and for a convolution, what SparseConv computes besides M rows, and the input loads of
+        its csr weight's compiled code, count_compiled_input_loads, counted where it runs)."""
+        compiled = runs_compiled(self.family, conv, k, n, stored_blocks["csr"])
+        compiled_loads = input_loads if compiled else None
         sparse_ns, format = min(
-            (self.costs.sparse_ns(m, n, format, stored_blocks[format], conv, input_loads), format)
+            (
+                self.costs.sparse_ns(m, n, format, stored_blocks[format], conv, compiled_loads),
+                format,
+            )
             for format in FORMATS
         )
         return Prediction(format, self._dense_ns(m, k, n, conv), sparse_ns)
@@ -181,15 +219,18 @@ class CostModel:
         blocks_if_dense = k * n if format == "csr" else k * -(-n // 4)
 
         def sparse_ns(density: float) -> float:
-            loads = expected_compiled_input_loads(k, n, density) if format == "csr" else 0.0
-            return self.costs.sparse_ns(m, n, format, density * blocks_if_dense, conv, loads)
+            blocks = density * blocks_if_dense
+            compiled_loads = None
+            if format == "csr" and runs_compiled(self.family, conv, k, n, blocks):
+                compiled_loads = expected_compiled_input_loads(k, n, density)
+            return self.costs.sparse_ns(m, n, format, blocks, conv, compiled_loads)
 
         if sparse_ns(1.0) <= dense_ns:
             return 0.0
         if sparse_ns(0.0) >= dense_ns:
             return 1.0
-        # Sparse time grows with density: bisect between a density where it wins and one where
-        # it loses.
+        # Sparse time grows with density (but for a step where the provider switches kernels):
+        # bisect between a density where it wins and one where it loses.
         winning, losing = 0.0, 1.0
         for _ in range(BREAK_EVEN_BISECTIONS):
             density = (winning + losing) / 2
@@ -202,7 +243,21 @@ class CostModel:
     def _dense_ns(self, m: int, k: int, n: int, conv: ConvWork | None) -> float:
         if conv is None:
             return self.costs.dense_ns(m, k, n)
-        return self.costs.dense_ns(m, k // conv.groups, n, conv.silu)
+        return self.costs.dense_ns(m, k // conv.groups, n, conv.silu, conv.dense_output_reordered)
+
+
+def runs_compiled(family: str, conv: ConvWork | None, k: int, n: int, nonzeros: float) -> bool:
+    """Whether SparseConv in kernel ``family`` runs ``conv``'s csr weight [K, N] of ``nonzeros``
+    stored weights as compiled code rather than on the tile kernels (the provider's CompileFor;
+    the fusion of a channels-last output, which keeps the tile kernels from finishing Y, comes
+    after this decision and is not counted)."""
+    if conv is None or family not in COMPILED_FAMILIES:
+        return False
+    if conv.tiles_per_image < _MIN_COMPILED_TILES or nonzeros > _MAX_COMPILED_WEIGHTS:
+        return False
+    # The provider's measure of reuse: the weights a full block of channels has per input.
+    weights_per_input = nonzeros / max(k * n, 1) * min(n, COMPILED_BLOCK_CHANNELS)
+    return not (conv.tile_finishers and weights_per_input < _MIN_FINISHING_REUSE)
 
 
 def representative_m(leading_dims: tuple) -> int:
@@ -235,19 +290,32 @@ def conv_work(
     dilations: tuple,
     pads: tuple,
     groups: int = 1,
-    silu: bool = False,
+    activation: str = NO_ACTIVATION,
+    pooled: bool = False,
 ) -> ConvWork:
     """ConvWork of one call, with the batch conv_rows assumes, mirroring the provider's plan: the
     planes are as wide as OW plus the kernel's reach in plane columns, one plane per stride phase
     some tap uses, each rounded up to a cache line; X is read in place at stride 1 without padding
-    when a whole last span of positions fits. ``out_size`` is (OH, OW)."""
+    when a whole last span of positions fits. ``out_size`` is (OH, OW); ``activation``, the one
+    SparseConv will apply (a sparse_op.Activation name); ``pooled``, whether a pooling node reads
+    the result."""
+    silu = activation == "silu"
+    finished_activation = activation in _TILE_FINISHED_ACTIVATIONS
     batch = 1
     if x_shape is not None and isinstance(x_shape[0], int) and x_shape[0] > 0:
         batch = x_shape[0]
     channels = x_shape[1] if x_shape is not None and isinstance(x_shape[1], int) else None
     if out_size is None or not all(isinstance(size, int) for size in out_size) or not channels:
         # Unknown sizes: a representative call, packing one input per output position.
-        return ConvWork(REPRESENTATIVE_M, REPRESENTATIVE_M * (channels or 1), groups, silu)
+        tiles = -(-REPRESENTATIVE_M // _TILE_POSITIONS)
+        return ConvWork(
+            REPRESENTATIVE_M,
+            REPRESENTATIVE_M * (channels or 1),
+            groups,
+            silu,
+            tiles,
+            dense_output_reordered=not pooled,
+        )
     reach = [(k - 1) * d // s for k, s, d in zip(kernel, strides, dilations)]
     phases = [len({i * d % s for i in range(k)}) for k, s, d in zip(kernel, strides, dilations)]
     out_height, out_width = out_size
@@ -260,7 +328,15 @@ def conv_work(
     else:
         plane_floats = (out_height + reach[0]) * plane_width
         plane_elements = channels * phases[0] * phases[1] * -(-plane_floats // 16) * 16
-    return ConvWork(batch * positions, batch * plane_elements, groups, silu)
+    return ConvWork(
+        batch * positions,
+        batch * plane_elements,
+        groups,
+        silu,
+        tiles_per_image=-(-positions // _TILE_POSITIONS),
+        tile_finishers=plane_width == out_width and finished_activation,
+        dense_output_reordered=not pooled,
+    )
 
 
 # Kernel families that run another family's FP32 kernels, which the constants describe.

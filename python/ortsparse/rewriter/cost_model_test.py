@@ -12,6 +12,7 @@ from ortsparse.rewriter.cost_model import (
     conv_rows,
     conv_work,
     representative_m,
+    runs_compiled,
 )
 
 COSTS = KernelCosts(
@@ -52,20 +53,32 @@ def test_shipped_conv_data_covers_every_family():
 @pytest.mark.parametrize(
     "x_shape,out_size,kernel,strides,dilations,pads,expected",
     [
-        # Stride 1, unpadded: X read in place, the grid is the output.
-        ((1, 64, 56, 56), (56, 56), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), ConvWork(3136, 0)),
+        # Stride 1, unpadded: X read in place, the grid is the output, planes as wide (1x1), so
+        # the tile kernels would finish Y.
+        ((1, 64, 56, 56), (56, 56), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), ConvWork(3136, 0, tiles_per_image=49, tile_finishers=True)),
         # 49 positions are fewer than the 64 the last tile reads: packed, one cache line rounded.
-        ((1, 8, 7, 7), (7, 7), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), ConvWork(49, 8 * 64)),
+        ((1, 8, 7, 7), (7, 7), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), ConvWork(49, 8 * 64, tiles_per_image=1, tile_finishers=True)),
         # Padded 3x3: planes 58 wide, the grid's rows too; two columns of each row are dropped.
-        ((1, 4, 56, 56), (56, 56), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), ConvWork(55 * 58 + 56, 4 * 3376)),
+        ((1, 4, 56, 56), (56, 56), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), ConvWork(55 * 58 + 56, 4 * 3376, tiles_per_image=51)),
         # Stride 2: four phase planes of 29 x 29 (848 floats with the rounding) per channel.
-        ((2, 4, 56, 56), (28, 28), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), ConvWork(2 * 811, 2 * 4 * 4 * 848)),
+        ((2, 4, 56, 56), (28, 28), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), ConvWork(2 * 811, 2 * 4 * 4 * 848, tiles_per_image=13)),
         # Dilation 2 at stride 2 uses only the even phase; a symbolic batch counts as one image.
-        (("b", 4, 15, 15), (8, 8), (3, 3), (2, 2), (2, 2), (2, 2, 2, 2), ConvWork(7 * 10 + 8, 4 * 112)),
+        (("b", 4, 15, 15), (8, 8), (3, 3), (2, 2), (2, 2), (2, 2, 2, 2), ConvWork(7 * 10 + 8, 4 * 112, tiles_per_image=2)),
     ],
 )
 def test_conv_work_mirrors_the_provider_plan(x_shape, out_size, kernel, strides, dilations, pads, expected):
     assert conv_work(x_shape, out_size, kernel, strides, dilations, pads) == expected
+
+
+@pytest.mark.parametrize(
+    "activation, silu, tile_finishers",
+    [("none", False, True), ("relu", False, True), ("silu", True, False), ("clip", False, False)],
+)
+def test_conv_work_knows_the_activation(activation, silu, tile_finishers):
+    work = conv_work((1, 64, 56, 56), (56, 56), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), activation=activation)
+    assert (work.silu, work.tile_finishers) == (silu, tile_finishers)
+    # Planes wider than the output: the tile kernels never finish Y.
+    assert not conv_work((1, 64, 56, 56), (56, 56), (3, 3), (1, 1), (1, 1), (1,) * 4, activation=activation).tile_finishers
 
 
 def test_conv_work_of_unknown_sizes_is_representative():
@@ -124,29 +137,84 @@ def test_dense_time_per_output_weighs_most_where_outputs_take_few_macs():
     assert stem > body
 
 
-def test_compiled_input_loads_cost_csr_convolutions_only():
-    costs = KernelCosts(**{**vars(COSTS), "csr_ns_per_input_load_row": 0.5})
+
+def test_dense_time_per_output_is_not_charged_where_a_pool_takes_the_blocked_layout():
+    costs = KernelCosts(**{**vars(COSTS), "dense_ns_per_output": 1.0})
     model = CostModel(costs, "test")
+    stored = {"csr": 0, "block4": 0}
+    pooled = dataclasses.replace(ConvWork(64, 0), dense_output_reordered=False)
+    reordered = model.predict(64, 27, 32, stored, ConvWork(64, 0)).dense_ns
+    assert reordered - model.predict(64, 27, 32, stored, pooled).dense_ns == pytest.approx(64 * 32)
+    assert not conv_work((1, 3, 8, 8), (8, 8), (3, 3), (1, 1), (1, 1), (1,) * 4, pooled=True).dense_output_reordered
+    assert conv_work((1, 3, 8, 8), (8, 8), (3, 3), (1, 1), (1, 1), (1,) * 4).dense_output_reordered
+
+COMPILED = KernelCosts(**{**vars(COSTS), "compiled_ns_per_nonzero_row": 0.05, "compiled_ns_per_input_load_row": 0.5})
+# A call whose image spans enough tiles for compiled code.
+LARGE_IMAGE = ConvWork(64 * 6, 0, tiles_per_image=6)
+
+
+def test_compiled_code_has_costs_of_its_own_where_it_runs():
     stored = {"csr": 1000, "block4": 1000}
-    conv = ConvWork(64, 0)
-    base = model.predict(64, 576, 32, stored, conv)
-    loaded = model.predict(64, 576, 32, stored, conv, input_loads=100)
-    assert loaded.sparse_ns - base.sparse_ns == pytest.approx(0.5 * 64 * 100)
-    assert costs.sparse_ns(64, 32, "block4", 1000, conv, 100) == costs.sparse_ns(64, 32, "block4", 1000, conv)
-    # A GEMM has no compiled code.
-    assert costs.sparse_ns(64, 32, "csr", 1000, None, 100) == costs.sparse_ns(64, 32, "csr", 1000)
+    compiled = CostModel(COMPILED, "avx512").predict(64, 576, 32, stored, LARGE_IMAGE, input_loads=100)
+    assert compiled.sparse_ns - COSTS.sparse_ns_per_call == pytest.approx(64 * 6 * (0.05 * 1000 + 0.5 * 100))
+    # The tile kernels: too few tiles, a family without compiled code, a GEMM.
+    tile_ns = COSTS.sparse_ns_per_call + 0.2 * 1000 * 64 * 6
+    assert CostModel(COMPILED, "avx2").predict(64, 576, 32, stored, LARGE_IMAGE, 100).sparse_ns == pytest.approx(tile_ns)
+    small = dataclasses.replace(LARGE_IMAGE, tiles_per_image=5)
+    assert CostModel(COMPILED, "avx512").predict(64, 576, 32, stored, small, 100).sparse_ns == pytest.approx(tile_ns)
+    gemm = CostModel(COMPILED, "avx512").predict(64 * 6, 576, 32, stored, None, 100)
+    assert gemm.sparse_ns == pytest.approx(tile_ns)
+    # block4 weights always run on tile kernels.
+    assert COMPILED.sparse_ns(64, 32, "block4", 1000, LARGE_IMAGE, 100) == COMPILED.sparse_ns(64, 32, "block4", 1000, LARGE_IMAGE)
+
+
+@pytest.mark.parametrize(
+    "family, tiles, tile_finishers, n, density, expected",
+    [
+        ("avx512", 6, False, 64, 0.01, True),
+        ("avx512vnni", 6, False, 64, 0.01, True),
+        ("avx2", 6, False, 64, 0.5, False),
+        ("scalar", 6, False, 64, 0.5, False),
+        ("avx512", 5, False, 64, 0.5, False),
+        # Where the tile kernels would finish Y: compiled from 4 weights per input of a block of
+        # up to 28 channels.
+        ("avx512", 6, True, 64, 4 / 28, True),
+        ("avx512", 6, True, 64, 3.9 / 28, False),
+        ("avx512", 6, True, 8, 0.5, True),
+        ("avx512", 6, True, 8, 0.45, False),
+    ],
+)
+def test_runs_compiled_mirrors_the_provider(family, tiles, tile_finishers, n, density, expected):
+    conv = ConvWork(64 * tiles, 0, tiles_per_image=tiles, tile_finishers=tile_finishers)
+    assert runs_compiled(family, conv, 100, n, density * 100 * n) == expected
+
+
+def test_weights_past_the_compiled_limit_run_on_tile_kernels():
+    assert runs_compiled("avx512", LARGE_IMAGE, 4608, 512, 1 << 20)
+    assert not runs_compiled("avx512", LARGE_IMAGE, 4608, 512, (1 << 20) + 1)
 
 
 def test_break_even_counts_the_loads_that_each_density_needs():
     # Loads only: one block (N = 28) loads input k once when any of its 28 weights there is
     # nonzero, so at density d the load term is 1 - (1 - d)^28 of its dense value.
-    costs = KernelCosts(**{**vars(COSTS), "csr_ns_per_nonzero_row": 0.0, "csr_ns_per_input_load_row": 1.0})
-    model = CostModel(costs, "test")
-    m, k, n = 64, 1024, 28
-    dense_ns = model.predict(m, k, n, {"csr": 0, "block4": 0}, ConvWork(m, 0)).dense_ns
-    loads_at_break_even = (dense_ns - costs.sparse_ns_per_call) / (costs.csr_ns_per_input_load_row * m)
+    costs = KernelCosts(**{**vars(COSTS), "compiled_ns_per_input_load_row": 1.0})
+    model = CostModel(costs, "avx512")
+    m, k, n = 64 * 6, 1024, 28
+    dense_ns = model.predict(m, k, n, {"csr": 0, "block4": 0}, LARGE_IMAGE).dense_ns
+    loads_at_break_even = (dense_ns - costs.sparse_ns_per_call) / (costs.compiled_ns_per_input_load_row * m)
     density = 1 - (1 - loads_at_break_even / k) ** (1 / n)
-    assert model.break_even_sparsity(m, k, n, "csr", ConvWork(m, 0)) == pytest.approx(1 - density)
+    assert model.break_even_sparsity(m, k, n, "csr", LARGE_IMAGE) == pytest.approx(1 - density)
+
+
+def test_break_even_follows_the_kernels_that_each_density_runs_on():
+    # Where the tile kernels would finish Y, densities below 4/28 run on them: csr breaks even
+    # where their 0.2 ns per weight meets dense's 0.02 ns per MAC, at 10% density; compiled code,
+    # which pays for its loads, breaks even lower.
+    model = CostModel(COMPILED, "avx512")
+    finishing = dataclasses.replace(LARGE_IMAGE, tile_finishers=True)
+    m, k, n = 64 * 6, 1024, 28
+    assert model.break_even_sparsity(m, k, n, "csr", finishing) == pytest.approx(0.9)
+    assert model.break_even_sparsity(m, k, n, "csr", LARGE_IMAGE) > 0.91
 
 
 def test_break_even_is_at_an_end_when_one_side_always_wins():

@@ -28,6 +28,7 @@ from ortsparse.rewriter.cost_model import conv_rows, conv_work
 from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv
+from ortsparse.rewriter.sparse_op import NO_ACTIVATION
 
 
 class ConvToSparseConv(ConversionRule):
@@ -59,6 +60,7 @@ class ConvToSparseConv(ConversionRule):
             return kept(node, window, matrix.shape)
         strides, dilations, pads = window.strides, window.dilations, window.pads
 
+        activation, epilogue_output = _epilogue(graph, node.output[0])
         y_shape = graph.shape(node.output[0])
         out_size = tuple(y_shape[2:]) if y_shape is not None and len(y_shape) == 4 else None
         work = conv_work(
@@ -69,7 +71,8 @@ class ConvToSparseConv(ConversionRule):
             dilations,
             pads,
             groups,
-            silu=_followed_by_silu(graph, node.output[0]),
+            activation=activation,
+            pooled=_pooled(graph, epilogue_output),
         )
         verdict = policy.judge_conv(
             matrix, conv_rows(y_shape), work, own_sparsity if groups > 1 else None
@@ -95,20 +98,50 @@ class ConvToSparseConv(ConversionRule):
         return rewritten(node, conv, verdict)
 
 
-def _followed_by_silu(graph: Graph, y: str) -> bool:
-    """Whether the Conv's output ``y``, maybe through a BatchNormalization that alone reads it,
-    goes through a SiLU (Mul of it and its Sigmoid): the cost model then counts ORT's pass for it
-    against SparseConv's fused one."""
+# Single-node activations that the epilogue fusions fold into SparseConv, by their names there.
+_ACTIVATION_OPS = {
+    "Relu": "relu",
+    "Clip": "clip",
+    "LeakyRelu": "leaky_relu",
+    "HardSwish": "hard_swish",
+    "Sigmoid": "sigmoid",
+    "Gelu": "gelu",
+}
+# Activations written as x * Gate(x), by their gate.
+_GATED_ACTIVATIONS = {"Sigmoid": "silu", "HardSigmoid": "hard_swish"}
+
+
+def _epilogue(graph: Graph, y: str) -> tuple[str, str]:
+    """The activation (a sparse_op.Activation name) that follows the Conv's output ``y``, maybe
+    through a BatchNormalization and then an Add that alone read it, as the epilogue fusions will
+    fold it, and the tensor that comes out of them: the cost model counts ORT's pass for a SiLU
+    against SparseConv's fused one, and the provider runs the weight as compiled code or on tile
+    kernels depending on the activation."""
+    for skipped in ("BatchNormalization", "Add"):
+        reader = graph.sole_consumer(y)
+        if reader is not None and reader.op_type == skipped and is_default_domain(reader):
+            y = reader.output[0]
     reader = graph.sole_consumer(y)
-    if reader is not None and reader.op_type == "BatchNormalization" and is_default_domain(reader):
-        y = reader.output[0]
-    for sigmoid in graph.consumers(y):
-        if sigmoid.op_type != "Sigmoid" or not is_default_domain(sigmoid):
+    if reader is not None and is_default_domain(reader) and reader.op_type in _ACTIVATION_OPS:
+        return _ACTIVATION_OPS[reader.op_type], reader.output[0]
+    for gate in graph.consumers(y):
+        if gate.op_type not in _GATED_ACTIVATIONS or not is_default_domain(gate):
             continue
-        for mul in graph.consumers(sigmoid.output[0]):
-            if mul.op_type == "Mul" and sorted(mul.input) == sorted([y, sigmoid.output[0]]):
-                return True
-    return False
+        for mul in graph.consumers(gate.output[0]):
+            if mul.op_type == "Mul" and sorted(mul.input) == sorted([y, gate.output[0]]):
+                return _GATED_ACTIVATIONS[gate.op_type], mul.output[0]
+    return NO_ACTIVATION, y
+
+
+# Pooling nodes that ORT runs on its Conv's blocked (NCHWc) output as it is.
+_NCHWC_POOLS = ("MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool")
+
+
+def _pooled(graph: Graph, name: str) -> bool:
+    """Whether a pooling node alone reads tensor ``name``: ORT's Conv then keeps its blocked
+    layout for it and reorders only the pool's smaller output to NCHW."""
+    reader = graph.sole_consumer(name)
+    return reader is not None and is_default_domain(reader) and reader.op_type in _NCHWC_POOLS
 
 
 def _unsupported_input(graph: Graph, x: str, attributes: dict) -> str:

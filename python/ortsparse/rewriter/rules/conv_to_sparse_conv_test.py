@@ -258,3 +258,84 @@ def test_the_cost_model_is_told_of_a_silu_after_the_conv(after, silu):
     ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
     (work,) = policy.works
     assert work.silu == silu
+
+
+@pytest.mark.parametrize(
+    "after, silu, tile_finishers",
+    [
+        ([], False, True),
+        (["Relu"], False, True),
+        (["BatchNormalization", "Add", "Relu"], False, True),
+        (["Add", "Sigmoid", "Mul"], True, False),
+        (["Clip"], False, False),
+        (["LeakyRelu"], False, False),
+        (["HardSigmoid", "Mul"], False, False),
+    ],
+    ids=["none", "relu", "bn-residual-relu", "residual-silu", "clip", "leaky-relu", "hard-swish"],
+)
+def test_the_cost_model_is_told_whether_tile_kernels_could_finish_a_1x1_conv(after, silu, tile_finishers):
+    # The provider keeps a 1x1 layer of little reuse on the tile kernels where they finish Y
+    # themselves, which they do for no activation or a Relu, also after a residual.
+    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv")]
+    constants = {"W": conv_weight(N, C, (1, 1))}
+    current = "y"
+    for index, op_type in enumerate(after):
+        out = f"t{index}"
+        if op_type == "BatchNormalization":
+            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
+            nodes.append(helper.make_node(op_type, [current, "scale", "shift", "mean", "var"], [out]))
+        elif op_type == "Add":
+            nodes.append(helper.make_node(op_type, [current, "R"], [out]))
+        elif op_type in ("Sigmoid", "HardSigmoid"):
+            nodes.append(helper.make_node(op_type, [current], ["gate"]))
+            continue
+        elif op_type == "Mul":
+            nodes.append(helper.make_node(op_type, [current, "gate"], [out]))
+        elif op_type == "Clip":
+            nodes.append(helper.make_node(op_type, [current], [out], min=0.0, max=6.0))
+        else:
+            nodes.append(helper.make_node(op_type, [current], [out]))
+        current = out
+    model = make_model(nodes, {"X": [1, C, 64, 64], "R": [1, N, 64, 64]}, {current: [1, N, 64, 64]}, constants)
+    policy = RecordingPolicy()
+    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
+    (work,) = policy.works
+    assert (work.silu, work.tile_finishers, work.tiles_per_image) == (silu, tile_finishers, 64)
+
+
+@pytest.mark.parametrize(
+    "after, reordered",
+    [
+        (["MaxPool"], False),
+        (["Relu", "MaxPool"], False),
+        (["BatchNormalization", "Sigmoid", "Mul", "GlobalAveragePool"], False),
+        (["Relu"], True),
+        (["Relu", "Add"], True),
+    ],
+    ids=["pool", "relu-pool", "bn-silu-global-pool", "relu", "relu-add"],
+)
+def test_the_cost_model_is_told_where_ort_would_keep_its_blocked_layout(after, reordered):
+    # ORT's Conv reorders its output to NCHW unless a pooling node takes its layout as it is.
+    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    constants = {"W": conv_weight(N, C, (3, 3))}
+    current = "y"
+    for index, op_type in enumerate(after):
+        out = f"t{index}"
+        if op_type == "BatchNormalization":
+            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
+            nodes.append(helper.make_node(op_type, [current, "scale", "shift", "mean", "var"], [out]))
+        elif op_type == "Sigmoid":
+            nodes.append(helper.make_node(op_type, [current], ["gate"]))
+            continue
+        elif op_type in ("Mul", "Add"):
+            nodes.append(helper.make_node(op_type, [current, "gate" if op_type == "Mul" else "R"], [out]))
+        elif op_type == "MaxPool":
+            nodes.append(helper.make_node(op_type, [current], [out], kernel_shape=[2, 2], strides=[2, 2]))
+        else:
+            nodes.append(helper.make_node(op_type, [current], [out]))
+        current = out
+    model = make_model(nodes, {"X": [1, C, 8, 8], "R": [1, N, 8, 8]}, {current: None}, constants)
+    policy = RecordingPolicy()
+    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
+    (work,) = policy.works
+    assert work.dense_output_reordered == reordered
