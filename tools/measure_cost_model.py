@@ -26,7 +26,9 @@ the extra time per output is fitted on each side.
 Which families the CPU supports comes from the compiled ISA module (ortsparse._isa). Without it,
 e.g. run from the source tree as
     PYTHONPATH=python ORTSPARSE_LIBRARY=build/libortsparse_ops.so python tools/measure_cost_model.py
-only the provider's default family is measured, under the key "default".
+only the provider's default family is measured, under the key "default" (its conv points all
+counted as tile kernels: without the module, which family runs, and so where compiled code does,
+is not known).
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ per load (packing.count_compiled_input_loads). That load costs several FMAs, so 
 costs less where a block's channels share more of them: at 5% density most weights need a load of
 their own, at 100% one load serves the whole block. The tile kernels load an input vector per
 stored weight, which their nonzero term includes. A grouped convolution is packed as one
-block-diagonal matrix, while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul are measured separately.
+block-diagonal matrix, while ORT's Conv does the work of K / groups. ORT's dense Conv and MatMul
+are measured separately.
 A SiLU (x * Sigmoid(x)) after the convolution adds a term per output on both sides: ORT runs it as
 a pass of its own after its Conv (it fuses Relu or Clip into the Conv, not SiLU), while
 SparseConv's output stage finishes the sums with it.
@@ -76,7 +77,7 @@ class ConvWork:
     positions: int  # grid positions the tile kernels compute: M plus the planes' extra columns
     plane_elements: int  # input plane floats packed, 0 when X is read in place
     groups: int = 1  # the Conv's groups: ORT's dense Conv does K / groups per output
-    silu: bool = False  # a SiLU follows the Conv (maybe after a BatchNormalization)
+    silu: bool = False  # a SiLU follows the Conv (maybe after a BatchNormalization or an Add)
     tiles_per_image: int = 1  # tiles of grid positions per image
     # The tile kernels would finish Y themselves: planes as wide as the output (a kernel one
     # column wide) and an activation they apply (none or Relu).

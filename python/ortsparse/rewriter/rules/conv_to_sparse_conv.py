@@ -98,7 +98,8 @@ class ConvToSparseConv(ConversionRule):
         return rewritten(node, conv, verdict)
 
 
-# Single-node activations that the epilogue fusions fold into SparseConv, by their names there.
+# Single-node activations that the epilogue fusions fold into SparseConv, by their names there
+# (Gelu's tanh form is gelu_tanh there; the cost model does not tell the two apart).
 _ACTIVATION_OPS = {
     "Relu": "relu",
     "Clip": "clip",
