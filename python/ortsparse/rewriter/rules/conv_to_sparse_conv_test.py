@@ -225,6 +225,43 @@ class RecordingPolicy:
         return Verdict(False, "csr", 0.0, "recorded")
 
 
+def work_of_conv_followed_by(after, kernel=(3, 3), size=8):
+    """The ConvWork that the rule judges a Conv by, the Conv's output going through the nodes
+    ``after`` in turn: a gate (Sigmoid, HardSigmoid) reads the current tensor, which a later Mul
+    multiplies by it (or by itself when there is no gate); Add adds a graph input."""
+    pads = [k // 2 for k in kernel] * 2
+    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv", pads=pads)]
+    constants = {"W": conv_weight(N, C, kernel)}
+    current = output = "y"
+    gate = None
+    for index, op_type in enumerate(after):
+        output = f"t{index}"
+        if op_type == "BatchNormalization":
+            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
+            inputs, attributes = [current, "scale", "shift", "mean", "var"], {}
+        elif op_type == "Add":
+            inputs, attributes = [current, "R"], {}
+        elif op_type == "Mul":
+            inputs, attributes = [current, gate or current], {}
+        elif op_type == "Clip":
+            inputs, attributes = [current], {"min": 0.0, "max": 6.0}
+        elif op_type == "MaxPool":
+            inputs, attributes = [current], {"kernel_shape": [2, 2], "strides": [2, 2]}
+        else:
+            inputs, attributes = [current], {}
+        nodes.append(helper.make_node(op_type, inputs, [output], **attributes))
+        if op_type in ("Sigmoid", "HardSigmoid"):
+            gate = output
+        else:
+            current = output
+    shape = [1, N, size, size]
+    model = make_model(nodes, {"X": [1, C, size, size], "R": shape}, {output: None}, constants)
+    policy = RecordingPolicy()
+    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
+    (work,) = policy.works
+    return work
+
+
 @pytest.mark.parametrize(
     "after, silu",
     [
@@ -238,26 +275,7 @@ class RecordingPolicy:
 )
 def test_the_cost_model_is_told_of_a_silu_after_the_conv(after, silu):
     # ORT runs a SiLU after its Conv as a pass of its own; SparseConv fuses it.
-    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv", pads=[1, 1, 1, 1])]
-    constants = {"W": conv_weight(N, C, (3, 3))}
-    current = "y"
-    for op_type in after:
-        if op_type == "BatchNormalization":
-            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
-            nodes.append(helper.make_node(op_type, [current, "scale", "shift", "mean", "var"], ["bn"]))
-            current = "bn"
-        elif op_type == "Sigmoid":
-            nodes.append(helper.make_node("Sigmoid", [current], ["gate"]))
-        else:  # Relu of y, or Mul of the current tensor and its Sigmoid (or itself)
-            inputs = [current] if op_type == "Relu" else [current, "gate" if "Sigmoid" in after else current]
-            nodes.append(helper.make_node(op_type, inputs, ["out"]))
-            current = "out"
-    output = "gate" if after[-1] == "Sigmoid" else current
-    model = make_model(nodes, {"X": [1, C, 8, 8]}, {output: [1, N, 8, 8]}, constants)
-    policy = RecordingPolicy()
-    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
-    (work,) = policy.works
-    assert work.silu == silu
+    assert work_of_conv_followed_by(after).silu == silu
 
 
 @pytest.mark.parametrize(
@@ -276,30 +294,7 @@ def test_the_cost_model_is_told_of_a_silu_after_the_conv(after, silu):
 def test_the_cost_model_is_told_whether_tile_kernels_could_finish_a_1x1_conv(after, silu, tile_finishers):
     # The provider keeps a 1x1 layer of little reuse on the tile kernels where they finish Y
     # themselves, which they do for no activation or a Relu, also after a residual.
-    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv")]
-    constants = {"W": conv_weight(N, C, (1, 1))}
-    current = "y"
-    for index, op_type in enumerate(after):
-        out = f"t{index}"
-        if op_type == "BatchNormalization":
-            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
-            nodes.append(helper.make_node(op_type, [current, "scale", "shift", "mean", "var"], [out]))
-        elif op_type == "Add":
-            nodes.append(helper.make_node(op_type, [current, "R"], [out]))
-        elif op_type in ("Sigmoid", "HardSigmoid"):
-            nodes.append(helper.make_node(op_type, [current], ["gate"]))
-            continue
-        elif op_type == "Mul":
-            nodes.append(helper.make_node(op_type, [current, "gate"], [out]))
-        elif op_type == "Clip":
-            nodes.append(helper.make_node(op_type, [current], [out], min=0.0, max=6.0))
-        else:
-            nodes.append(helper.make_node(op_type, [current], [out]))
-        current = out
-    model = make_model(nodes, {"X": [1, C, 64, 64], "R": [1, N, 64, 64]}, {current: [1, N, 64, 64]}, constants)
-    policy = RecordingPolicy()
-    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
-    (work,) = policy.works
+    work = work_of_conv_followed_by(after, kernel=(1, 1), size=64)
     assert (work.silu, work.tile_finishers, work.tiles_per_image) == (silu, tile_finishers, 64)
 
 
@@ -316,26 +311,4 @@ def test_the_cost_model_is_told_whether_tile_kernels_could_finish_a_1x1_conv(aft
 )
 def test_the_cost_model_is_told_where_ort_would_keep_its_blocked_layout(after, reordered):
     # ORT's Conv reorders its output to NCHW unless a pooling node takes its layout as it is.
-    nodes = [helper.make_node("Conv", ["X", "W"], ["y"], name="conv", pads=[1, 1, 1, 1])]
-    constants = {"W": conv_weight(N, C, (3, 3))}
-    current = "y"
-    for index, op_type in enumerate(after):
-        out = f"t{index}"
-        if op_type == "BatchNormalization":
-            constants.update({name: np.ones(N, np.float32) for name in ("scale", "shift", "mean", "var")})
-            nodes.append(helper.make_node(op_type, [current, "scale", "shift", "mean", "var"], [out]))
-        elif op_type == "Sigmoid":
-            nodes.append(helper.make_node(op_type, [current], ["gate"]))
-            continue
-        elif op_type in ("Mul", "Add"):
-            nodes.append(helper.make_node(op_type, [current, "gate" if op_type == "Mul" else "R"], [out]))
-        elif op_type == "MaxPool":
-            nodes.append(helper.make_node(op_type, [current], [out], kernel_shape=[2, 2], strides=[2, 2]))
-        else:
-            nodes.append(helper.make_node(op_type, [current], [out]))
-        current = out
-    model = make_model(nodes, {"X": [1, C, 8, 8], "R": [1, N, 8, 8]}, {current: None}, constants)
-    policy = RecordingPolicy()
-    ConvToSparseConv().convert(Graph(model), model.graph.node[0], policy)
-    (work,) = policy.works
-    assert work.dense_output_reordered == reordered
+    assert work_of_conv_followed_by(after).dense_output_reordered == reordered
