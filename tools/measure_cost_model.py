@@ -51,11 +51,11 @@ from onnx import helper, numpy_helper
 import ortsparse
 from ortsparse.rewriter.cost_model import (
     REPRESENTATIVE_M,
-    FP32_KERNELS_OF,
     CostModel,
     KernelCosts,
     conv_work,
     current_kernel_family,
+    fp32_kernel_family,
     runs_compiled,
 )
 from ortsparse.rewriter.packing import (
@@ -72,7 +72,7 @@ from ortsparse.rewriter.sparse_op import DOMAIN, NO_ACTIVATION, OPSET_VERSION, A
 DATA_PATH = Path(__file__).resolve().parents[1] / "python/ortsparse/rewriter/cost_model_data.json"
 
 # provider/isa/cpu_features.h, KernelFamily, least to most capable, less avxvnni, which runs the
-# avx2 FP32 kernels (cost_model.FP32_KERNELS_OF).
+# avx2 FP32 kernels (cost_model.fp32_kernel_family).
 FAMILY_ORDER = ("scalar", "avx2", "avx512", "avx512vnni")
 
 # Rows of X per call. The linear model is for batched calls; single rows (M=1) take the kernel's
@@ -295,8 +295,7 @@ def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
     """measure() for SparseConv against ORT's Conv, one image per call: M = OH*OW output pixels,
     K = C*kH*kW, and each point records what SparseConv computes besides (conv_work)."""
     rng = np.random.default_rng(1)
-    family = current_kernel_family()
-    family = FP32_KERNELS_OF.get(family, family)
+    family = fp32_kernel_family(current_kernel_family())
     dense_points, sparse_points = [], []
     for c, n, kernel, stride, size in CONV_SHAPES:
         x = rng.standard_normal((1, c, size, size)).astype(np.float32)
@@ -470,7 +469,7 @@ def supported_families() -> list[str]:
     if report is None:
         return []
     best = report["best_kernel_family"]
-    best = FP32_KERNELS_OF.get(best, best)
+    best = fp32_kernel_family(best)
     return list(FAMILY_ORDER[: FAMILY_ORDER.index(best) + 1])
 
 

@@ -341,13 +341,17 @@ def conv_work(
 
 
 # Kernel families that run another family's FP32 kernels, which the constants describe.
-FP32_KERNELS_OF = {"avxvnni": "avx2"}
+_FP32_KERNELS_OF = {"avxvnni": "avx2"}
+
+
+def fp32_kernel_family(family: str | None) -> str | None:
+    """The family whose FP32 kernels ``family`` runs: itself but for _FP32_KERNELS_OF."""
+    return _FP32_KERNELS_OF.get(family, family)
 
 
 def _family_constants(path: Path, key: str, family: str | None) -> tuple[str, dict]:
     data = json.loads(Path(path).read_text())
-    family = family or current_kernel_family()
-    family = FP32_KERNELS_OF.get(family, family)
+    family = fp32_kernel_family(family or current_kernel_family())
     if family not in data[key]:
         family = data["default_family"]
     return family, data[key][family]
