@@ -456,11 +456,12 @@ def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
 
 def cpu() -> dict | None:
     """The ISA module's CPU report, None where the module is not built."""
+    from ortsparse.isa import cpu_report
+
     try:
-        from ortsparse.isa import cpu_report
-    except ImportError:
+        return cpu_report()
+    except ImportError:  # ortsparse.isa imports the compiled module only when asked
         return None
-    return cpu_report()
 
 
 def supported_families() -> list[str]:
