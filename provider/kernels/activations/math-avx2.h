@@ -15,29 +15,24 @@ inline __m256 Polynomial(__m256 x, const float (&c)[kCount]) {
   return p;
 }
 
-inline __m256 Exp(__m256 x) {
+inline __m256 ExpOfNegative(__m256 x) {
   namespace k = coefficients;
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(k::kExpMinInput)),
-                    _mm256_set1_ps(k::kExpMaxInput));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(k::kLog2E)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(k::kLn2Hi), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(k::kLn2Lo), r);
-  // 2^n from its exponent bits; the clamp keeps n in the normal range.
-  const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
-  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-k::kExpMaxExponent)),
+                    _mm256_set1_ps(-k::kExpMinExponent));
+  const __m256 shift = _mm256_set1_ps(k::kRoundingShift);
+  const __m256 shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(-k::kLog2E), shift);
+  const __m256 n = _mm256_sub_ps(shifted, shift);
+  const __m256 r = _mm256_fnmsub_ps(n, _mm256_set1_ps(k::kLn2), x);
+  // 2^n's bits: n's low 9 bits, which `shifted` holds at the bottom of its mantissa, moved into
+  // the exponent field and biased; the clamp keeps n in the normal range.
+  const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(shifted), 23);
+  const __m256 scale =
+      _mm256_castsi256_ps(_mm256_add_epi32(exponent, _mm256_set1_epi32(127 << 23)));
   return _mm256_mul_ps(Polynomial(r, k::kExp), scale);
 }
 
-// 1 / d from the 12-bit estimate and one Newton step.
-inline __m256 Reciprocal(__m256 d) {
-  const __m256 r = _mm256_rcp_ps(d);
-  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
-}
-
-inline __m256 DivideByOnePlusExp(__m256 numerator, __m256 exponent) {
-  return _mm256_mul_ps(numerator,
-                       Reciprocal(_mm256_add_ps(_mm256_set1_ps(1.0f), Exp(exponent))));
+inline __m256 DivideByOnePlusExpOfNegative(__m256 numerator, __m256 x) {
+  return _mm256_div_ps(numerator, _mm256_add_ps(_mm256_set1_ps(1.0f), ExpOfNegative(x)));
 }
 
 inline __m256 Gelu(__m256 x) {
@@ -45,15 +40,14 @@ inline __m256 Gelu(__m256 x) {
   const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(k::kSqrtHalf));
   const __m256 a = _mm256_min_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), z),
                                  _mm256_set1_ps(k::kErfcMaxInput));
-  const __m256 t =
-      Reciprocal(_mm256_fmadd_ps(a, _mm256_set1_ps(k::kErfcScale), _mm256_set1_ps(1.0f)));
-  const __m256 half_erfc =
-      _mm256_mul_ps(_mm256_mul_ps(Exp(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a)),
-                                  Polynomial(t, k::kErfc)),
-                    _mm256_set1_ps(0.5f));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(a, _mm256_set1_ps(k::kErfcScale), one));
+  const __m256 half_erfc = _mm256_mul_ps(
+      _mm256_mul_ps(ExpOfNegative(_mm256_mul_ps(a, a)), Polynomial(t, k::kErfc)),
+      _mm256_set1_ps(0.5f));
   const __m256 positive = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
   const __m256 half_one_plus_erf =
-      _mm256_blendv_ps(half_erfc, _mm256_sub_ps(_mm256_set1_ps(1.0f), half_erfc), positive);
+      _mm256_blendv_ps(half_erfc, _mm256_sub_ps(one, half_erfc), positive);
   return _mm256_mul_ps(x, half_one_plus_erf);
 }
 
@@ -63,7 +57,7 @@ inline __m256 GeluTanh(__m256 x) {
   const __m256 u = _mm256_mul_ps(
       _mm256_mul_ps(x, _mm256_set1_ps(k::kSqrtTwoOverPi)),
       _mm256_fmadd_ps(x2, _mm256_set1_ps(k::kGeluTanhCubic), _mm256_set1_ps(1.0f)));
-  return DivideByOnePlusExp(x, _mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
+  return DivideByOnePlusExpOfNegative(x, _mm256_add_ps(u, u));
 }
 
 // The activations' parameters, broadcast once per output block.
@@ -102,9 +96,9 @@ inline __m256 Activate(__m256 x, const ActivationParams& params) {
     case Activation::kGeluTanh:
       return GeluTanh(x);
     case Activation::kSigmoid:
-      return DivideByOnePlusExp(_mm256_set1_ps(1.0f), _mm256_sub_ps(zero, x));
+      return DivideByOnePlusExpOfNegative(_mm256_set1_ps(1.0f), x);
     case Activation::kSilu:
-      return DivideByOnePlusExp(x, _mm256_sub_ps(zero, x));
+      return DivideByOnePlusExpOfNegative(x, x);
     case Activation::kLeakyRelu:
       return _mm256_blendv_ps(x, _mm256_mul_ps(x, params.alpha),
                               _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
