@@ -47,6 +47,11 @@ struct MaskedRuns {
       _mm256_maskstore_ps(out + t0, LaneRange(0, count_signed - t0), ordered);
     }
   }
+  static void CopyEvenAndOdd(const float* row, int64_t width, int64_t first, size_t count,
+                             float* even, float* odd) {
+    CopyEveryOther(row, width, first, count, even);
+    CopyEveryOther(row, width, first + 1, count, odd);
+  }
   static void Zero(float* out, size_t count) {
     const int64_t count_signed = static_cast<int64_t>(count);
     for (int64_t t0 = 0; t0 < count_signed; t0 += 8) {

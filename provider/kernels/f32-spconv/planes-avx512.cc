@@ -1,6 +1,6 @@
 // AVX-512 plane packer: runs of input columns move 16 at a time through masked loads, whose
-// masked-off lanes (the padding) read nothing and come back zero; stride 2 keeps the even lanes
-// of two such loads.
+// masked-off lanes (the padding) read nothing and come back zero; stride 2 keeps the even (and
+// for the next plane the odd) lanes of two such loads.
 #include <immintrin.h>
 
 #include "kernels/f32-spconv/planes-impl.h"
@@ -32,6 +32,22 @@ struct MaskedRuns {
                                                 row + column + 16);
       _mm512_mask_storeu_ps(out + t0, LaneRange(0, count_signed - t0),
                             _mm512_permutex2var_ps(low, even, high));
+    }
+  }
+  static void CopyEvenAndOdd(const float* row, int64_t width, int64_t first, size_t count,
+                             float* even, float* odd) {
+    const __m512i even_lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                                 26, 28, 30);
+    const __m512i odd_lanes = _mm512_add_epi32(even_lanes, _mm512_set1_epi32(1));
+    const int64_t count_signed = static_cast<int64_t>(count);
+    for (int64_t t0 = 0; t0 < count_signed; t0 += 16) {
+      const int64_t column = first + 2 * t0;
+      const __m512 low = _mm512_maskz_loadu_ps(LaneRange(-column, width - column), row + column);
+      const __m512 high = _mm512_maskz_loadu_ps(LaneRange(-column - 16, width - column - 16),
+                                                row + column + 16);
+      const __mmask16 stored = LaneRange(0, count_signed - t0);
+      _mm512_mask_storeu_ps(even + t0, stored, _mm512_permutex2var_ps(low, even_lanes, high));
+      _mm512_mask_storeu_ps(odd + t0, stored, _mm512_permutex2var_ps(low, odd_lanes, high));
     }
   }
   static void Zero(float* out, size_t count) {

@@ -14,6 +14,11 @@ struct ElementRuns {
                              float* out) {
     GatherStridedRun(row, width, first, 2, count, out);
   }
+  static void CopyEvenAndOdd(const float* row, int64_t width, int64_t first, size_t count,
+                             float* even, float* odd) {
+    GatherStridedRun(row, width, first, 2, count, even);
+    GatherStridedRun(row, width, first + 1, 2, count, odd);
+  }
   static void Zero(float* out, size_t count) { std::fill(out, out + count, 0.0f); }
 };
 
