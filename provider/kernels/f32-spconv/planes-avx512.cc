@@ -9,6 +9,24 @@
 namespace ortsparse::kernels {
 namespace {
 
+// 16 pairs of consecutive input columns, from `column` on, as two vectors.
+struct ColumnPairs {
+  __m512 low, high;
+
+  __m512 Evens() const { return _mm512_permutex2var_ps(low, EvenLanes(), high); }
+  __m512 Odds() const {
+    return _mm512_permutex2var_ps(low, _mm512_add_epi32(EvenLanes(), _mm512_set1_epi32(1)), high);
+  }
+  static __m512i EvenLanes() {
+    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  }
+};
+
+ColumnPairs LoadColumnPairs(const float* row, int64_t width, int64_t column) {
+  return {_mm512_maskz_loadu_ps(LaneRange(-column, width - column), row + column),
+          _mm512_maskz_loadu_ps(LaneRange(-column - 16, width - column - 16), row + column + 16)};
+}
+
 struct MaskedRuns {
   static void Copy(const float* row, int64_t width, int64_t first, size_t count, float* out) {
     const int64_t count_signed = static_cast<int64_t>(count);
@@ -22,32 +40,20 @@ struct MaskedRuns {
   }
   static void CopyEveryOther(const float* row, int64_t width, int64_t first, size_t count,
                              float* out) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
-                                           30);
     const int64_t count_signed = static_cast<int64_t>(count);
     for (int64_t t0 = 0; t0 < count_signed; t0 += 16) {
-      const int64_t column = first + 2 * t0;
-      const __m512 low = _mm512_maskz_loadu_ps(LaneRange(-column, width - column), row + column);
-      const __m512 high = _mm512_maskz_loadu_ps(LaneRange(-column - 16, width - column - 16),
-                                                row + column + 16);
-      _mm512_mask_storeu_ps(out + t0, LaneRange(0, count_signed - t0),
-                            _mm512_permutex2var_ps(low, even, high));
+      const ColumnPairs pairs = LoadColumnPairs(row, width, first + 2 * t0);
+      _mm512_mask_storeu_ps(out + t0, LaneRange(0, count_signed - t0), pairs.Evens());
     }
   }
   static void CopyEvenAndOdd(const float* row, int64_t width, int64_t first, size_t count,
                              float* even, float* odd) {
-    const __m512i even_lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
-                                                 26, 28, 30);
-    const __m512i odd_lanes = _mm512_add_epi32(even_lanes, _mm512_set1_epi32(1));
     const int64_t count_signed = static_cast<int64_t>(count);
     for (int64_t t0 = 0; t0 < count_signed; t0 += 16) {
-      const int64_t column = first + 2 * t0;
-      const __m512 low = _mm512_maskz_loadu_ps(LaneRange(-column, width - column), row + column);
-      const __m512 high = _mm512_maskz_loadu_ps(LaneRange(-column - 16, width - column - 16),
-                                                row + column + 16);
+      const ColumnPairs pairs = LoadColumnPairs(row, width, first + 2 * t0);
       const __mmask16 stored = LaneRange(0, count_signed - t0);
-      _mm512_mask_storeu_ps(even + t0, stored, _mm512_permutex2var_ps(low, even_lanes, high));
-      _mm512_mask_storeu_ps(odd + t0, stored, _mm512_permutex2var_ps(low, odd_lanes, high));
+      _mm512_mask_storeu_ps(even + t0, stored, pairs.Evens());
+      _mm512_mask_storeu_ps(odd + t0, stored, pairs.Odds());
     }
   }
   static void Zero(float* out, size_t count) {
