@@ -24,7 +24,7 @@ inline __m256 ExpOfNegative(__m256 x) {
   const __m256 n = _mm256_sub_ps(shifted, shift);
   const __m256 r = _mm256_fnmsub_ps(n, _mm256_set1_ps(k::kLn2), x);
   // 2^n's bits: n's low 9 bits, which `shifted` holds at the bottom of its mantissa, moved into
-  // the exponent field and biased; the clamp keeps n in the normal range.
+  // the exponent field and biased; the clamp keeps n in [-126, 128], where 128 spells infinity.
   const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(shifted), 23);
   const __m256 scale =
       _mm256_castsi256_ps(_mm256_add_epi32(exponent, _mm256_set1_epi32(127 << 23)));

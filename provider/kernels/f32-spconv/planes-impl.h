@@ -47,19 +47,19 @@ void PackInputPlanesWith(const float* channels, const InputPlanes& p, size_t fir
            b += planes_per_pass, plane += planes_per_pass * p.plane_stride) {
         const int64_t first_column =
             static_cast<int64_t>(p.column_phases[b]) - static_cast<int64_t>(p.pad_left);
-        float* out = plane;
-        float* odd_out = plane + p.plane_stride;
-        for (size_t i = 0; i < p.plane_height;
-             ++i, out += p.plane_width, odd_out += p.plane_width) {
+        // With split_columns, the odd column phase's plane follows this one.
+        float* const odd_plane = plane + p.plane_stride;
+        for (size_t i = 0; i < p.plane_height; ++i) {
+          float* const out = plane + i * p.plane_width;
           const int64_t row =
               static_cast<int64_t>((first_plane_row + i) * p.stride_height + p.row_phases[a]) -
               static_cast<int64_t>(p.pad_top);
           if (row < 0 || row >= height) {
             Runs::Zero(out, p.plane_width);
-            if (split_columns) Runs::Zero(odd_out, p.plane_width);
+            if (split_columns) Runs::Zero(odd_plane + i * p.plane_width, p.plane_width);
           } else if (split_columns) {
             Runs::CopyEvenAndOdd(channel + row * width, width, first_column, p.plane_width, out,
-                                 odd_out);
+                                 odd_plane + i * p.plane_width);
           } else if (p.stride_width == 1) {
             Runs::Copy(channel + row * width, width, first_column, p.plane_width, out);
           } else if (p.stride_width == 2) {
@@ -69,8 +69,8 @@ void PackInputPlanesWith(const float* channels, const InputPlanes& p, size_t fir
                              p.plane_width, out);
           }
         }
-        Runs::Zero(out, p.plane_stride - plane_floats);
-        if (split_columns) Runs::Zero(odd_out, p.plane_stride - plane_floats);
+        Runs::Zero(plane + plane_floats, p.plane_stride - plane_floats);
+        if (split_columns) Runs::Zero(odd_plane + plane_floats, p.plane_stride - plane_floats);
       }
     }
   }
