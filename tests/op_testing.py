@@ -1,6 +1,6 @@
 """What the op-level tests share: packing in the contract's formats (written independently of the
 rewriter's packer; quad4 for the INT8 ops), reference activation nodes, ORT's float reference for
-the INT8 ops' float output, sessions, the FP32 comparison and error capture.
+the INT8 ops' float output, sessions, the FP32 and INT8 comparisons and error capture.
 
 FP32 tolerance: |Y - Y_ref| <= 1e-4 * max|Y_ref| elementwise (1e-6 absolute when Y_ref is all
 zero). Summation order differs from MLAS's and the vectorized activations are accurate to about
@@ -14,6 +14,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from tests import int8_reference
 
 CLIP_RANGE = (-0.5, 0.75)
 
@@ -163,11 +165,12 @@ def assert_close(actual, expected):
     )
 
 
-def assert_identical(actual, expected, reference):
-    """INT8 results must be ORT's exactly: same dtype, same shape, every value equal."""
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    differing = int(np.count_nonzero(actual != expected))
-    assert differing == 0, f"{differing} of {expected.size} outputs differ from {reference}"
+def assert_exact(actual, reference_model, feeds):
+    """INT8 results must be exact: identical, in dtype, shape and every value, to the exact
+    reference's outputs of ``reference_model`` (stock ONNX ops), and where ORT is exact on this
+    CPU, to ORT's (tests/int8_reference.py)."""
+    (expected,) = int8_reference.expected_outputs(reference_model, feeds)
+    int8_reference.assert_identical([actual], [expected], "the exact reference")
 
 
 def run_error(model, library, feeds):

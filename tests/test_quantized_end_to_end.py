@@ -2,23 +2,24 @@
 tools/quantize_model.py and rewritten by ortsparse with its default policy, vs stock ORT on the
 quantized originals.
 
-Agreement criterion: identical outputs. ORT runs each QDQ MatMul as QLinearMatMul and each QDQ
-Gemm as QGemm, which SparseQGemm reproduces bit for bit (exact int32 sums, the same float32
+Agreement criterion: identical outputs to the exact reference (tests/int8_reference.py), and to
+ORT's where ORT is exact on this CPU. ORT runs each QDQ MatMul as QLinearMatMul and each QDQ Gemm
+as QGemm, which SparseQGemm reproduces bit for bit (exact int32 sums, the same float32
 requantization, per tensor and per channel), and the rewrite leaves every other node as it was.
 Likewise each QDQ Conv runs as QLinearConv and each QDQ residual Add as QLinearAdd, which
 SparseQConv (with its residual input) reproduces. A dynamically quantized MatMulInteger's or
-ConvInteger's int32 product is exact on both sides.
+ConvInteger's int32 product is exact.
 """
 
 import itertools
 
 import numpy as np
 import onnx
-import ortsparse
 import pytest
-from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import run
 
+import ortsparse
+from ortsparse.rewriter import rewrite_model
+from tests.int8_reference import assert_rewrite_exact, expected_outputs, rewrite_outputs
 from tools.model_builders import (
     BertConfig,
     MlpConfig,
@@ -83,16 +84,13 @@ MODELS = {
 
 
 def assert_identical_outputs(model, rewritten, input_shapes):
-    """ORT on ``rewritten`` gives exactly ORT's outputs on ``model``, for random float inputs of
-    each shape."""
+    """``rewritten`` computes exactly what ``model`` does (int8_reference.assert_rewrite_exact),
+    for random float inputs of each shape."""
     rng = np.random.default_rng(1)
     input_name = model.graph.input[0].name
     for shape in input_shapes:
         feeds = {input_name: rng.standard_normal(shape, dtype=np.float32)}
-        (expected,) = run(model, feeds)
-        (actual,) = run(rewritten, feeds, ortsparse.library_path())
-        differing = int(np.count_nonzero(actual != expected))
-        assert differing == 0, f"input {shape}: {differing} of {expected.size} outputs differ"
+        assert_rewrite_exact(model, rewritten, feeds, ortsparse.library_path())
 
 
 @pytest.mark.parametrize(
@@ -181,11 +179,7 @@ def test_quantized_resnet_blocks_become_sparse_qconvs_with_their_adds(tmp_path, 
     fused = [d for d in result.decisions if "Add" in d.fused]
     assert len(fused) == adds
     assert not any(node.op_type == "Add" for node in result.model.graph.node)
-    feeds = {"input": np.random.default_rng(1).standard_normal((1, 3, 32, 32), dtype=np.float32)}
-    (expected,) = run(model, feeds)
-    (actual,) = run(result.model, feeds, ortsparse.library_path())
-    differing = int(np.count_nonzero(actual != expected))
-    assert differing == 0, f"{differing} of {expected.size} outputs differ"
+    assert_identical_outputs(model, result.model, [(1, 3, 32, 32)])
 
 
 @pytest.mark.parametrize("name", ["resnet", "mlp"])
@@ -215,6 +209,7 @@ def test_quantized_model_with_float_products_rewritten_matches_ort(tmp_path, nam
     ]
     assert len(float_products) == {"resnet": 6, "mlp": SMALL_MLP["layers"]}[name]
     feeds = {model.graph.input[0].name: np.random.default_rng(1).standard_normal(shape, np.float32)}
-    (expected,) = run(model, feeds)
-    (actual,) = run(result.model, feeds, ortsparse.library_path())
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * np.max(np.abs(expected)))
+    (expected,) = expected_outputs(model, feeds)
+    for (actual,), how in rewrite_outputs(result.model, feeds, ortsparse.library_path()):
+        tolerance = 1e-5 * np.max(np.abs(expected))
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=tolerance, err_msg=how)

@@ -1,8 +1,9 @@
-"""SparseQConv with a fused residual Add (input R) against ORT running the QDQ graph it replaces:
+"""SparseQConv with a fused residual Add (input R) against the QDQ graph it replaces:
 QLinearConv -> DequantizeLinear, DequantizeLinear(R) -> Add -> QuantizeLinear, which ORT runs as
 QLinearConv and QLinearAdd.
 
-INT8 oracle: identical outputs. The op computes the Add as MLAS's x86-64 QLinearAdd does (both
+INT8 oracle: identical outputs to the exact reference (tests/int8_reference.py: the convolution
+exact in numpy, the QLinearAdd run by ORT), and to ORT's where ORT is exact on this CPU. The op computes the Add as MLAS's x86-64 QLinearAdd does (both
 operands scaled by fused multiply-adds onto one constant, a single rounding half to even), so no
 rounding order differs. The scales and zero points below are drawn at random, both zero points of
 the Add's operands nonzero, so that the constant's own rounding is exercised too.
@@ -14,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
-    assert_identical,
+    assert_exact,
     creation_error,
     pack_conv_quads,
     random_int8_conv_weight,
@@ -166,7 +167,6 @@ def check(library, rng, x_shape, n, kernel, kind, residual_first=False, threads=
         kernel_shape=list(kernel),
         **attrs,
     )
-    (expected,) = session(reference).run(None, {"X": x, "R": r})
     # The conv operand's requantization, as QLinearConv computes its scale.
     scales = ((X_SCALE * w_scales).astype(np.float32) / quantization[0][0]).astype(np.float32)
     model = residual_model(
@@ -184,7 +184,7 @@ def check(library, rng, x_shape, n, kernel, kind, residual_first=False, threads=
         **attrs,
     )
     (actual,) = session(model, library, threads).run(None, {"X": x, "R": r})
-    assert_identical(actual, expected, "ORT's")
+    assert_exact(actual, reference, {"X": x, "R": r})
     return actual
 
 

@@ -1,15 +1,16 @@
-# Outputs must be identical to ORT's: ConvInteger and SparseConvInteger both compute the exact
+# Outputs must be identical to the exact reference's (tests/int8_reference.py), and to ORT's
+# where ORT is exact on this CPU. ConvInteger and SparseConvInteger both compute the exact
 # int32 convolution.
 import pytest
 from onnx import TensorProto
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import attributes, op_types, rewrite
+from tests.quantized_testing import (
     assert_identical_outputs,
     conv_integer_model,
     sparse_int8_conv_weight,
 )
-from ortsparse.rewriter.testing import attributes, op_types, rewrite
 
 WINDOWS = {
     "3x3": ((3, 3), {"pads": [1, 1, 1, 1]}),

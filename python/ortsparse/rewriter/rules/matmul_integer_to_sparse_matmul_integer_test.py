@@ -1,4 +1,5 @@
-# Outputs must be identical to ORT's: MatMulInteger and SparseMatMulInteger both compute the exact
+# Outputs must be identical to the exact reference's (tests/int8_reference.py), and to ORT's
+# where ORT is exact on this CPU. MatMulInteger and SparseMatMulInteger both compute the exact
 # int32 product.
 import numpy as np
 import pytest
@@ -6,12 +7,12 @@ from onnx import TensorProto
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.quad_packing import PackedQuads, unpack_quads
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import attributes, op_types, rewrite
+from tests.quantized_testing import (
     assert_identical_outputs,
     matmul_integer_model,
     sparse_int8_weight,
 )
-from ortsparse.rewriter.testing import attributes, op_types, rewrite
 
 K, N = 70, 40  # K not a multiple of 4: the last quad is padded
 

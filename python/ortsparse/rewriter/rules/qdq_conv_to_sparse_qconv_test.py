@@ -1,4 +1,5 @@
-# Outputs must be identical to ORT's: ORT fuses DQ -> Conv -> Q (per-tensor or per-output-channel
+# Outputs must be identical to the exact reference's (tests/int8_reference.py), and to ORT's
+# where ORT is exact on this CPU. ORT fuses DQ -> Conv -> Q (per-tensor or per-output-channel
 # weight scales, int32 bias) into QLinearConv, whose integer arithmetic and MLAS requantization
 # SparseQConv reproduces. Where the Conv's output stays float, ORT convolves the dequantized
 # operands in float: outputs agree to float rounding (assert_close_float_outputs).
@@ -8,7 +9,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import ortsparse
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import op_types, rewrite, run
+from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
     OPSET,
@@ -19,7 +21,6 @@ from ortsparse.rewriter.quantized_testing import (
     sparse_int8_conv_weight,
     with_float_output,
 )
-from ortsparse.rewriter.testing import op_types, rewrite, run
 
 X_SCALE = np.float32(0.05)
 

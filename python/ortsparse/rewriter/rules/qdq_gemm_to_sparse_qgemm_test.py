@@ -1,4 +1,5 @@
-# Outputs must be identical to ORT's: ORT fuses the QDQ Gemm into QGemm, which adds the int32 bias
+# Outputs must be identical to the exact reference's (tests/int8_reference.py), and to ORT's
+# where ORT is exact on this CPU. ORT fuses the QDQ Gemm into QGemm, which adds the int32 bias
 # to the exact int32 product and requantizes with x_scale * w_scale[n] / y_scale per column, as
 # SparseQGemm does, per tensor and per channel alike. Where the Gemm's output stays float, ORT
 # multiplies the dequantized operands in float: outputs agree to float rounding
@@ -8,7 +9,8 @@ import pytest
 from onnx import helper, numpy_helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import op_types, rewrite
+from tests.quantized_testing import (
     A_SCALE,
     assert_close_float_outputs,
     assert_identical_outputs,
@@ -16,7 +18,6 @@ from ortsparse.rewriter.quantized_testing import (
     sparse_int8_weight,
     with_float_output,
 )
-from ortsparse.rewriter.testing import op_types, rewrite
 
 K, N = 66, 40  # K not a multiple of 4: the last quad is padded
 WEIGHT = sparse_int8_weight(K, N, quads=True)

@@ -1,5 +1,6 @@
-# Outputs must be identical to ORT's where ORT fuses the QDQ pattern into QLinearMatMul (per-tensor
-# weight scales); with per-column scales ORT computes the product in float, so they may differ by
+# Where ORT fuses the QDQ pattern into QLinearMatMul (per-tensor weight scales), outputs must be
+# identical to the exact reference's (tests/int8_reference.py), and to ORT's where ORT is exact on
+# this CPU; with per-column scales ORT computes the product in float, so they may differ by
 # one quantization step where float rounding differs from the exact int32 sum (tested below).
 # Where the product stays float, ORT multiplies the dequantized operands in float: outputs agree to
 # float rounding (assert_close_float_outputs).
@@ -9,7 +10,9 @@ from onnx import helper
 
 import ortsparse
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import op_types, rewrite, run
+from tests.int8_reference import expected_outputs
+from tests.quantized_testing import (
     assert_close_float_outputs,
     assert_identical_outputs,
     qdq_matmul_model,
@@ -17,7 +20,6 @@ from ortsparse.rewriter.quantized_testing import (
     sparse_int8_weight,
     with_float_output,
 )
-from ortsparse.rewriter.testing import op_types, rewrite, run
 
 K, N = 64, 48
 
@@ -39,7 +41,7 @@ def test_per_column_scales_are_within_one_step_of_orts_float_product():
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseQGemm"]
     inputs = quantized_inputs(model, {"m": 40})
-    (want,) = run(model, inputs)
+    (want,) = expected_outputs(model, inputs)
     (got,) = run(rewritten, inputs, ortsparse.library_path())
     assert np.max(np.abs(got.astype(int) - want.astype(int))) <= 1
 

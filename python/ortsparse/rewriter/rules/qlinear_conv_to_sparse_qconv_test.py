@@ -1,11 +1,13 @@
-# Outputs must be identical to ORT's QLinearConv, whose integer arithmetic and MLAS requantization
-# SparseQConv reproduces.
+# Outputs must be identical to the exact reference's (tests/int8_reference.py), and to ORT's
+# where ORT is exact on this CPU: SparseQConv reproduces QLinearConv's integer arithmetic and
+# MLAS requantization.
 import numpy as np
 import pytest
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import op_types, rewrite
+from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
     OPSET,
@@ -13,7 +15,6 @@ from ortsparse.rewriter.quantized_testing import (
     constants,
     sparse_int8_conv_weight,
 )
-from ortsparse.rewriter.testing import op_types, rewrite
 
 
 def qlinear_conv_model(weight, x_shape, activation="u8", bias=True, **conv_attributes):

@@ -1,15 +1,16 @@
-# Outputs must be identical to ORT's: ORT runs QLinearMatMul in exact int32 with the
-# requantization SparseQGemm reproduces (quantized_testing.py).
+# Outputs must be identical to the exact reference's (tests/int8_reference.py), and to ORT's
+# where ORT is exact on this CPU: SparseQGemm reproduces QLinearMatMul's requantization
+# (quantized_testing.py).
 import numpy as np
 import pytest
 
 from ortsparse.rewriter.quad_packing import PackedQuads, unpack_quads
-from ortsparse.rewriter.quantized_testing import (
+from ortsparse.rewriter.testing import attributes, op_types, rewrite
+from tests.quantized_testing import (
     assert_identical_outputs,
     qlinear_matmul_model,
     sparse_int8_weight,
 )
-from ortsparse.rewriter.testing import attributes, op_types, rewrite
 
 K, N = 70, 40  # K not a multiple of 4: the last quad is padded
 

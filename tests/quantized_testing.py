@@ -1,10 +1,11 @@
 """What the INT8 rules' tests share: sparse int8 weights, QDQ and QOperator MatMul models
 (MatMulInteger included), QDQ Gemm models, ConvInteger models, QDQ models whose product stays
-float, and the comparisons with ORT.
+float, and the comparisons with the exact reference and ORT.
 
 SparseQGemm computes the product in exact int32 and requantizes it as ORT's QLinearMatMul and
 QGemm do (same float32 scale, same clamping, round half to even), so where ORT runs the original
-as one of them, or fuses the QDQ pattern into one, outputs must be identical. Where the product
+as one of them, or fuses the QDQ pattern into one, outputs must be identical to the exact
+reference's (int8_reference.py), and to ORT's where ORT is exact on this CPU. Where the product
 stays float, ORT multiplies the dequantized operands in float and rounds every product and partial
 sum, while our ops scale the exact int32 sum once: outputs agree to float rounding.
 """
@@ -16,7 +17,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import ortsparse
-from ortsparse.rewriter.testing import OPSET, run
+from ortsparse.rewriter.testing import OPSET
+from tests import int8_reference
 
 NUMPY_TYPE = {"u8": np.uint8, "s8": np.int8}
 ONNX_TYPE = {"u8": TensorProto.UINT8, "s8": TensorProto.INT8}
@@ -209,16 +211,18 @@ def with_float_output(model: onnx.ModelProto) -> onnx.ModelProto:
 def assert_close_float_outputs(
     original: onnx.ModelProto, rewritten: onnx.ModelProto, dims: dict[str, int]
 ) -> None:
-    """ORT on ``rewritten`` (library registered) gives ORT's float outputs on ``original`` to
-    within float rounding: 1e-5 of the largest output."""
+    """ORT on ``rewritten`` (library registered) gives the exact reference's float outputs on
+    ``original`` (ORT's where ORT is exact on this CPU) to within float rounding: 1e-5 of the
+    largest output."""
     inputs = quantized_inputs(original, dims)
-    expected = run(original, inputs)
-    actual = run(rewritten, inputs, ortsparse.library_path())
-    for want, got in zip(expected, actual):
-        assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
-        tolerance = 1e-5 * float(np.max(np.abs(want)))
-        error = float(np.max(np.abs(got - want)))
-        assert error <= tolerance, f"max |error| {error:.3g} > {tolerance:.3g}"
+    expected = int8_reference.expected_outputs(original, inputs)
+    library = ortsparse.library_path()
+    for actual, how in int8_reference.rewrite_outputs(rewritten, inputs, library):
+        for want, got in zip(expected, actual):
+            assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+            tolerance = 1e-5 * float(np.max(np.abs(want)))
+            error = float(np.max(np.abs(got - want)))
+            assert error <= tolerance, f"{how}: max |error| {error:.3g} > {tolerance:.3g}"
 
 
 def quantized_inputs(model: onnx.ModelProto, dims: dict[str, int], seed: int = 1) -> dict:
@@ -239,11 +243,7 @@ def quantized_inputs(model: onnx.ModelProto, dims: dict[str, int], seed: int = 1
 def assert_identical_outputs(
     original: onnx.ModelProto, rewritten: onnx.ModelProto, dims: dict[str, int]
 ) -> None:
-    """ORT on ``rewritten`` (library registered) gives exactly ORT's outputs on ``original``."""
+    """``rewritten`` (with the ortsparse library) computes exactly what ``original`` does
+    (int8_reference.assert_rewrite_exact)."""
     inputs = quantized_inputs(original, dims)
-    expected = run(original, inputs)
-    actual = run(rewritten, inputs, ortsparse.library_path())
-    for want, got in zip(expected, actual):
-        assert got.dtype == want.dtype and got.shape == want.shape
-        differing = int(np.count_nonzero(got != want))
-        assert differing == 0, f"{differing} of {want.size} outputs differ from ORT's"
+    int8_reference.assert_rewrite_exact(original, rewritten, inputs, ortsparse.library_path())
