@@ -19,10 +19,11 @@ def library():
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    """A fresh rewrite cache (ORTSPARSE_CACHE_DIR), so that no test reads or fills the user's."""
-    path = tmp_path / "rewrite-cache"
-    monkeypatch.setenv("ORTSPARSE_CACHE_DIR", str(path))
-    return path
+    """A fresh ortsparse cache (ORTSPARSE_CACHE_DIR), so that no test reads or fills the user's
+    (its calibrations included); the rewrite cache's directory in it."""
+    root = tmp_path / "ortsparse-cache"
+    monkeypatch.setenv("ORTSPARSE_CACHE_DIR", str(root))
+    return root / "models"
 
 
 @pytest.fixture

@@ -29,7 +29,10 @@ def entries(cache_dir):
 
 
 def session(source, *args, **kwargs):
+    """The session with the rewrite forced and, unless asked for, not verified: these tests are of
+    what is rewritten and cached (test_verification.py has verification's)."""
     kwargs.setdefault("min_sparsity", FORCE_REWRITE)
+    kwargs.setdefault("verify", False)
     kwargs.setdefault("providers", ["CPUExecutionProvider"])
     return ortsparse.InferenceSession(source, *args, **kwargs)
 

@@ -61,6 +61,20 @@ def test_flags_match_proc_cpuinfo(report):
         assert report[key] == (flag in flags), key
 
 
+def cpuinfo_field(name):
+    for line in CPUINFO.read_text().splitlines():
+        if line.split(":")[0].strip() == name:
+            return line.split(":", 1)[1].strip()
+    pytest.skip(f"no {name!r} line in /proc/cpuinfo")
+
+
+@pytest.mark.skipif(not CPUINFO.exists(), reason="needs Linux /proc/cpuinfo")
+def test_family_model_and_stepping_match_proc_cpuinfo(report):
+    assert report["family"] == int(cpuinfo_field("cpu family"))
+    assert report["model_number"] == int(cpuinfo_field("model"))
+    assert report["stepping"] == int(cpuinfo_field("stepping"))
+
+
 def test_report_has_identity_cores_and_caches(report):
     assert report["vendor"] and report["model"]
     assert report["logical_cores"] == os.cpu_count()

@@ -1,491 +1,63 @@
 #!/usr/bin/env python3
-"""Measures the rewriter's cost model on this machine and writes cost_model_data.json.
+"""Measures the rewriter's cost model on this CPU, for every kernel family it supports, and writes
+the data file shipped with ortsparse for this CPU model (python/ortsparse/rewriter/cost_data/).
 
-Times, on one thread, ONNX Runtime's dense MatMul and ortsparse's SparseGemm (csr on unstructured
-weights, block4 on 4-channel-block weights) at several shapes, densities and row counts M, in
-single-node models; then fits the linear model of python/ortsparse/rewriter/cost_model.py by
-non-negative least squares on relative errors. Each kernel family this CPU supports is measured in
-a child process started with ORTSPARSE_ISA set to that family; dense MatMul is timed alternately
-with SparseGemm there, so that the two are compared under the same machine state.
+What is measured and fitted is ortsparse.calibration's (`ortsparse calibrate` measures only the
+family in use, for this machine alone). Each family is measured in a child process started with
+ORTSPARSE_ISA set to it: ORT runs the CPU's own kernels in each, so the data describe this CPU
+running that family, and the rewriter applies them to this CPU model only
+(rewriter/cost_data.py).
 
     .venv/bin/python tools/measure_cost_model.py                  # every family this CPU has
     .venv/bin/python tools/measure_cost_model.py --families avx2 --output /tmp/costs.json
     .venv/bin/python tools/measure_cost_model.py --ops conv       # keep the file's gemm data
-
-The dense side's fit has a term per output besides the one per MAC. SparseConv is measured the
-same way against ORT's dense Conv, on single-node convolutions of one image (3x3 stride 1 and 2,
-1x1 read in place and packed, a 7x7 stem on 3 channels) at several channel counts, feature-map
-sizes and densities (dense ones too); its fit counts the direct kernels' grid positions instead
-of output pixels, adds a term per input plane element (cost_model.conv_work) and, where csr weights
-run as compiled code (cost_model.runs_compiled), a nonzero term of its own and one per input
-vector that the code loads (packing.count_compiled_input_loads), whose cost per stored weight
-falls as a block's channels share more of them. At each shape both are also timed with a
-SiLU after them (ORT's Conv, Sigmoid and Mul; SparseConv's activation silu, csr at density 0.2):
-the extra time per output is fitted on each side.
-
-Which families the CPU supports comes from the compiled ISA module (ortsparse._isa). Without it,
-e.g. run from the source tree as
-    PYTHONPATH=python ORTSPARSE_LIBRARY=build/libortsparse_ops.so python tools/measure_cost_model.py
-only the provider's default family is measured, under the key "default" (its conv points all
-counted as tile kernels: without the module, which family runs, and so where compiled code does,
-is not known).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import helper, numpy_helper
+# Run as a file, Python puts only tools/ on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ortsparse
-from ortsparse.rewriter.cost_model import (
+import ortsparse  # noqa: E402
+from ortsparse.calibration import OPS, measure_and_fit, new_data, store_family  # noqa: E402
+from ortsparse.rewriter.cost_data import current_cpu  # noqa: E402
+from ortsparse.rewriter.cost_model import (  # noqa: E402
     REPRESENTATIVE_M,
     CostModel,
     KernelCosts,
-    conv_work,
-    current_kernel_family,
     fp32_kernel_family,
-    runs_compiled,
 )
-from ortsparse.rewriter.packing import (
-    PackedWeight,
-    count_compiled_input_loads,
-    count_stored_blocks,
-    pack,
-)
-from ortsparse.rewriter.sparse_conv import SparseConv
-from ortsparse.rewriter.sparse_gemm import SparseGemm
-from ortsparse.rewriter.sparse_op import DOMAIN, NO_ACTIVATION, OPSET_VERSION, Activation
 
-# The source tree's copy, not the one of whichever ortsparse is imported (maybe an installed one).
-DATA_PATH = Path(__file__).resolve().parents[1] / "python/ortsparse/rewriter/cost_model_data.json"
+# The source tree's directory, not the one of whichever ortsparse is imported.
+DATA_DIR = Path(__file__).resolve().parents[1] / "python/ortsparse/rewriter/cost_data"
 
 # provider/isa/cpu_features.h, KernelFamily, least to most capable, less avxvnni, which runs the
 # avx2 FP32 kernels (cost_model.fp32_kernel_family).
 FAMILY_ORDER = ("scalar", "avx2", "avx512", "avx512vnni")
 
-# Rows of X per call. The linear model is for batched calls; single rows (M=1) take the kernel's
-# matrix-vector path, which a fit across M cannot describe as well.
-ROWS = (16, 64, 256)
-SHAPES = ((512, 512), (1024, 1024), (768, 3072))  # (K, N)
-DENSITIES = (0.02, 0.05, 0.1, 0.2, 0.4)
 BREAK_EVEN_SHAPES = ((1024, 1024), (768, 3072))
-
-# (C, N, kernel, stride, H = W) for one image, padded to keep the map size at stride 1: the
-# ResNet-50 / YOLOv5s layer kinds, from large maps (packing-bound) to small ones.
-CONV_SHAPES = (
-    (64, 64, 3, 1, 56),
-    (128, 128, 3, 1, 28),
-    (256, 256, 3, 1, 14),
-    (512, 512, 3, 1, 7),
-    (64, 128, 3, 2, 56),
-    (128, 256, 3, 2, 28),
-    (256, 512, 1, 2, 28),
-    (256, 64, 1, 1, 56),
-    (512, 128, 1, 1, 28),
-    (512, 512, 1, 1, 7),
-    (1024, 256, 1, 1, 14),
-    # Few channels on large maps, as in detectors' early stages.
-    (32, 32, 1, 1, 160),
-    (64, 32, 1, 1, 160),
-    (64, 64, 1, 1, 80),
-    (32, 32, 3, 1, 160),
-    # A stem on the image's 3 channels, whose weights are seldom pruned.
-    (3, 64, 7, 2, 224),
-)
-CONV_DENSITIES = (0.05, 0.2, 0.5, 1.0)
-SILU_DENSITY = 0.2
-
-ROUNDS = 7
-SECONDS_PER_BATCH = 0.01
-FLOAT = onnx.TensorProto.FLOAT
-SPARSE_OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OPSET_VERSION)]
 
 
 def progress(message: str) -> None:
     print(f"[measure] {message}", file=sys.stderr, flush=True)
 
 
-# --- timing ------------------------------------------------------------------------------------
-
-
-def session(model: onnx.ModelProto, library: str | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    if library:
-        options.register_custom_ops_library(library)
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-
-
-def nanoseconds_per_run(sessions: list[ort.InferenceSession], x: np.ndarray) -> list[float]:
-    """Each session's run time: the fastest batch mean over ROUNDS rounds that run one batch of
-    each session in turn, so that all of them see the same machine state (this matters on a
-    shared virtual machine, whose speed drifts by tens of percent)."""
-    feeds = {"X": x}
-    runs_per_batch = []
-    for sess in sessions:
-        start = time.perf_counter()
-        sess.run(None, feeds)  # warm-up, and the size of a batch
-        runs_per_batch.append(
-            max(1, int(SECONDS_PER_BATCH / max(time.perf_counter() - start, 1e-6)))
-        )
-    best = [float("inf")] * len(sessions)
-    for _ in range(ROUNDS):
-        for index, (sess, runs) in enumerate(zip(sessions, runs_per_batch)):
-            start = time.perf_counter_ns()
-            for _ in range(runs):
-                sess.run(None, feeds)
-            best[index] = min(best[index], (time.perf_counter_ns() - start) / runs)
-    return best
-
-
-def single_node_model(
-    node: onnx.NodeProto, initializers: list, k: int, n: int, opsets: list
-) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        [node],
-        "cost",
-        [helper.make_tensor_value_info("X", FLOAT, ["M", k])],
-        [helper.make_tensor_value_info("Y", FLOAT, ["M", n])],
-        initializers,
-    )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
-
-
-def dense_model(weight: np.ndarray) -> onnx.ModelProto:
-    k, n = weight.shape
-    node = helper.make_node("MatMul", ["X", "W"], ["Y"])
-    return single_node_model(
-        node, [numpy_helper.from_array(weight, "W")], k, n, [helper.make_opsetid("", 17)]
-    )
-
-
-def sparse_model(weight: np.ndarray, format: str) -> onnx.ModelProto:
-    packed = pack(weight, format)
-    gemm = SparseGemm("gemm", "X", "values", "offsets", "indices", packed.k, packed.n, format, "Y")
-    return single_node_model(
-        gemm.to_node(), packed_initializers(packed), packed.k, packed.n, SPARSE_OPSETS
-    )
-
-
-def packed_initializers(packed: PackedWeight) -> list:
-    return [
-        numpy_helper.from_array(packed.values, "values"),
-        numpy_helper.from_array(packed.group_offsets, "offsets"),
-        numpy_helper.from_array(packed.input_indices, "indices"),
-    ]
-
-
-def conv_model(nodes: list, initializers: list, c: int, opsets: list) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes,
-        "cost",
-        [helper.make_tensor_value_info("X", FLOAT, [1, c, None, None])],
-        [helper.make_tensor_value_info("Y", FLOAT, None)],
-        initializers,
-    )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
-
-
-def dense_conv_model(weight: np.ndarray, stride: int, silu: bool = False) -> onnx.ModelProto:
-    _, c, kernel, _ = weight.shape
-    pad = kernel // 2
-    conv_output = "conv" if silu else "Y"
-    nodes = [
-        helper.make_node(
-            "Conv",
-            ["X", "W"],
-            [conv_output],
-            strides=[stride] * 2,
-            pads=[pad] * 4,
-            kernel_shape=[kernel] * 2,
-        )
-    ]
-    if silu:
-        nodes += [
-            helper.make_node("Sigmoid", [conv_output], ["gate"]),
-            helper.make_node("Mul", [conv_output, "gate"], ["Y"]),
-        ]
-    return conv_model(
-        nodes, [numpy_helper.from_array(weight, "W")], c, [helper.make_opsetid("", 17)]
-    )
-
-
-def sparse_conv_model(
-    weight: np.ndarray, stride: int, format: str, silu: bool = False
-) -> onnx.ModelProto:
-    n, c, kernel, _ = weight.shape
-    packed = pack(weight.reshape(n, -1).T, format)
-    pad = kernel // 2
-    conv = SparseConv(
-        "conv",
-        "X",
-        "values",
-        "offsets",
-        "indices",
-        packed.k,
-        packed.n,
-        format,
-        "Y",
-        c=c,
-        kernel_shape=(kernel, kernel),
-        strides=(stride, stride),
-        pads=(pad,) * 4,
-        activation=Activation("silu" if silu else NO_ACTIVATION),
-    )
-    return conv_model([conv.to_node()], packed_initializers(packed), c, SPARSE_OPSETS)
-
-
-def random_weight(
-    k: int, n: int, density: float, block: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Unstructured zeros (block 1) or whole zero runs of ``block`` output channels."""
-    groups = -(-n // block)
-    kept = rng.random((k, groups)) < density
-    mask = np.repeat(kept, block, axis=1)[:, :n]
-    return (rng.standard_normal((k, n)) * mask).astype(np.float32)
-
-
-# --- measuring ---------------------------------------------------------------------------------
-
-
-def measure(library: str) -> tuple[list[dict], list[dict]]:
-    """Times SparseGemm at every point, alternating with dense MatMul of the same shape; returns
-    the dense points (the fastest time seen per shape and M) and the sparse points."""
-    rng = np.random.default_rng(1)
-    dense_ns: dict[tuple[int, int, int], float] = {}
-    sparse_points = []
-    for k, n in SHAPES:
-        dense_session = session(dense_model(rng.standard_normal((k, n)).astype(np.float32)))
-        for density, (format, block) in itertools.product(DENSITIES, (("csr", 1), ("block4", 4))):
-            weight = random_weight(k, n, density, block, rng)
-            sparse_session = session(sparse_model(weight, format), library)
-            blocks = count_stored_blocks(weight, format)
-            for m in ROWS:
-                x = rng.standard_normal((m, k)).astype(np.float32)
-                dense, sparse = nanoseconds_per_run([dense_session, sparse_session], x)
-                dense_ns[(m, k, n)] = min(dense_ns.get((m, k, n), float("inf")), dense)
-                sparse_points.append(
-                    {"m": m, "k": k, "n": n, "format": format, "blocks": blocks, "ns": sparse}
-                )
-            progress(
-                f"{k}x{n} {format:<6} density {density:<4} at M={m}: "
-                f"{sparse / 1e3:8.1f} us, dense {dense / 1e3:8.1f} us"
-            )
-    dense_points = [{"m": m, "k": k, "n": n, "ns": ns} for (m, k, n), ns in dense_ns.items()]
-    return dense_points, sparse_points
-
-
-def measure_conv(library: str) -> tuple[list[dict], list[dict]]:
-    """measure() for SparseConv against ORT's Conv, one image per call: M = OH*OW output pixels,
-    K = C*kH*kW, and each point records what SparseConv computes besides (conv_work)."""
-    rng = np.random.default_rng(1)
-    family = fp32_kernel_family(current_kernel_family())
-    dense_points, sparse_points = [], []
-    for c, n, kernel, stride, size in CONV_SHAPES:
-        x = rng.standard_normal((1, c, size, size)).astype(np.float32)
-        dense_weight = rng.standard_normal((n, c, kernel, kernel)).astype(np.float32)
-        dense_session = session(dense_conv_model(dense_weight, stride))
-        out = -(-size // stride)  # "same" pads: OH = ceil(H / s)
-        m, k = out * out, c * kernel * kernel
-        pads = (kernel // 2,) * 4
-        work = conv_work((1, c, size, size), (out, out), (kernel,) * 2, (stride,) * 2, (1, 1), pads)
-        fastest_dense = float("inf")
-        for density, (format, block) in itertools.product(
-            CONV_DENSITIES, (("csr", 1), ("block4", 4))
-        ):
-            matrix = random_weight(k, n, density, block, rng)
-            weight = np.ascontiguousarray(matrix.T.reshape(n, c, kernel, kernel))
-            sparse_session = session(sparse_conv_model(weight, stride, format), library)
-            dense, sparse = nanoseconds_per_run([dense_session, sparse_session], x)
-            fastest_dense = min(fastest_dense, dense)
-            blocks = count_stored_blocks(matrix, format)
-            compiled = format == "csr" and runs_compiled(family, work, k, n, blocks)
-            sparse_points.append(
-                {
-                    "m": m,
-                    "k": k,
-                    "n": n,
-                    "format": format,
-                    "blocks": blocks,
-                    "compiled_loads": count_compiled_input_loads(matrix) if compiled else None,
-                    "positions": work.positions,
-                    "plane_elements": work.plane_elements,
-                    "ns": sparse,
-                }
-            )
-            progress(
-                f"conv {c}->{n} {kernel}x{kernel}/{stride} at {size}x{size} "
-                f"{'compiled' if compiled else format:<8} density {density:<4}: "
-                f"{sparse / 1e3:8.1f} us, dense {dense / 1e3:8.1f} us"
-            )
-        dense_points.append({"m": m, "k": k, "n": n, "ns": fastest_dense})
-
-        # The same shape with a SiLU after it, on each side: the extra time per output.
-        matrix = random_weight(k, n, SILU_DENSITY, 1, rng)
-        weight = np.ascontiguousarray(matrix.T.reshape(n, c, kernel, kernel))
-        sessions = [
-            session(dense_conv_model(dense_weight, stride)),
-            session(dense_conv_model(dense_weight, stride, silu=True)),
-            session(sparse_conv_model(weight, stride, "csr"), library),
-            session(sparse_conv_model(weight, stride, "csr", silu=True), library),
-        ]
-        dense, dense_silu, sparse, sparse_silu = nanoseconds_per_run(sessions, x)
-        sparse_points.append(
-            {
-                "silu": True,
-                "outputs": m * n,
-                "dense_ns": dense_silu - dense,
-                "sparse_ns": sparse_silu - sparse,
-            }
-        )
-        progress(
-            f"conv {c}->{n} {kernel}x{kernel}/{stride} at {size}x{size} SiLU after it: dense "
-            f"+{(dense_silu - dense) / 1e3:.1f} us, sparse +{(sparse_silu - sparse) / 1e3:.1f} us"
-        )
-    return dense_points, sparse_points
-
-
-# --- fitting -----------------------------------------------------------------------------------
-
-
-def fit_non_negative(features: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, float]:
-    """Non-negative coefficients minimising relative error (each row divided by its time), by
-    trying every subset of active columns: exact, and cheap for a handful of columns. Returns the
-    coefficients and the largest relative error of the fit."""
-    weighted, ones = features / times[:, None], np.ones(len(times))
-    best, best_residual = None, float("inf")
-    for active in itertools.product((False, True), repeat=features.shape[1]):
-        columns = np.flatnonzero(active)
-        if len(columns) == 0:
-            continue
-        solution, *_ = np.linalg.lstsq(weighted[:, columns], ones, rcond=None)
-        if np.any(solution < 0):
-            continue
-        residual = float(np.sum((weighted[:, columns] @ solution - ones) ** 2))
-        if residual < best_residual:
-            best_residual = residual
-            best = np.zeros(features.shape[1])
-            best[columns] = solution
-    max_relative_error = float(np.max(np.abs(features @ best / times - 1)))
-    return best, max_relative_error
-
-
-def fit_dense(points: list[dict]) -> tuple[dict, float]:
-    features = np.array([[1.0, p["m"] * p["k"] * p["n"], p["m"] * p["n"]] for p in points])
-    (per_call, per_mac, per_output), error = fit_non_negative(
-        features, np.array([p["ns"] for p in points])
-    )
-    constants = {"dense_ns_per_call": per_call, "dense_ns_per_mac": per_mac}
-    return {**constants, "dense_ns_per_output": per_output}, error
-
-
-SPARSE_CONSTANTS = (
-    "sparse_ns_per_call",
-    "sparse_ns_per_output",
-    "csr_ns_per_nonzero_row",
-    "block4_ns_per_block_row",
-)
-
-
-def sparse_features(p: dict) -> list[float]:
-    work = p.get("positions", p["m"]) * p["blocks"]
-    return [
-        1.0,
-        p["m"] * p["n"],
-        work if p["format"] == "csr" else 0.0,
-        work if p["format"] == "block4" else 0.0,
-    ]
-
-
-def fit_sparse(points: list[dict]) -> tuple[dict, float]:
-    features = np.array([sparse_features(p) for p in points])
-    coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in points]))
-    return dict(zip(SPARSE_CONSTANTS, coefficients)), error
-
-
-def conv_features(p: dict) -> list[float]:
-    """sparse_features on the grid positions, with compiled code's weights apart from the tile
-    kernels', plus the input plane elements and compiled code's input loads."""
-    compiled = p["compiled_loads"] is not None
-    features = sparse_features({**p, "blocks": 0 if compiled else p["blocks"]})
-    compiled_work = [p["blocks"], p["compiled_loads"]] if compiled else [0, 0]
-    return features + [p["plane_elements"]] + [p["positions"] * x for x in compiled_work]
-
-
-def fit_sparse_conv(points: list[dict]) -> tuple[dict, float]:
-    """fit_sparse on conv_features; and each side's time per output of a SiLU after the
-    convolution (the "silu" points)."""
-    conv_points = [p for p in points if not p.get("silu")]
-    features = np.array([conv_features(p) for p in conv_points])
-    coefficients, error = fit_non_negative(features, np.array([p["ns"] for p in conv_points]))
-    names = SPARSE_CONSTANTS + (
-        "sparse_ns_per_plane_element",
-        "compiled_ns_per_nonzero_row",
-        "compiled_ns_per_input_load_row",
-    )
-    constants = dict(zip(names, coefficients))
-    # Least squares through zero, clipped at zero: an extra time is a difference of two noisy
-    # ones, small beside them, and may come out negative.
-    silu_points = [p for p in points if p.get("silu")]
-    outputs = np.array([p["outputs"] for p in silu_points], dtype=np.float64)
-    for side in ("dense", "sparse"):
-        extra = np.array([p[f"{side}_ns"] for p in silu_points])
-        per_output = float(outputs @ extra / (outputs @ outputs))
-        constants[f"{side}_ns_per_silu_output"] = max(0.0, per_output)
-    return constants, error
-
-
-# --- families ----------------------------------------------------------------------------------
-
-
-def cpu() -> dict | None:
-    """The ISA module's CPU report, None where the module is not built."""
-    from ortsparse.isa import cpu_report
-
-    try:
-        return cpu_report()
-    except ImportError:  # ortsparse.isa imports the compiled module only when asked
-        return None
-
-
-def supported_families() -> list[str]:
-    """Families from scalar up to the best one this CPU supports; [] without the ISA module."""
-    report = cpu()
-    if report is None:
-        return []
-    best = report["best_kernel_family"]
-    best = fp32_kernel_family(best)
+def supported_families(best_kernel_family: str) -> list[str]:
+    """Families from scalar up to the best one this CPU supports."""
+    best = fp32_kernel_family(best_kernel_family)
     return list(FAMILY_ORDER[: FAMILY_ORDER.index(best) + 1])
 
 
-# Per op: how it is measured and fitted, and its keys in the data file.
-OPS = {
-    "gemm": (measure, fit_sparse, "families", "max_relative_fit_error"),
-    "conv": (measure_conv, fit_sparse_conv, "conv_families", "conv_max_relative_fit_error"),
-}
-
-
-def measure_family_in_child(op: str, family: str | None, library: str) -> dict:
+def measure_family_in_child(op: str, family: str, library: str) -> dict:
     """Measures and fits ``op`` in a child process whose ORTSPARSE_ISA is ``family``."""
-    env = dict(os.environ)
-    if family:
-        env["ORTSPARSE_ISA"] = family
+    env = {**os.environ, "ORTSPARSE_ISA": family}
     child = subprocess.run(
         [sys.executable, __file__, "--family-child", op, "--library", library],
         env=env,
@@ -494,32 +66,6 @@ def measure_family_in_child(op: str, family: str | None, library: str) -> dict:
         text=True,
     )
     return json.loads(child.stdout)
-
-
-def measure_and_fit(op: str, library: str) -> dict:
-    measure_points, fit_sparse_points = OPS[op][:2]
-    dense_points, sparse_points = measure_points(library)
-    dense, dense_error = fit_dense(dense_points)
-    sparse, sparse_error = fit_sparse_points(sparse_points)
-    return {
-        "constants": {**dense, **sparse},
-        "max_relative_error": {"dense": dense_error, "sparse": sparse_error},
-    }
-
-
-def data_to_update(output: Path, ops: list[str], families: list[str]) -> dict:
-    """The file's data where some op keeps its measurements (left as they are), else a new one."""
-    if output.exists() and set(ops) != set(OPS):
-        return json.loads(output.read_text())
-    return {
-        "measured": True,
-        "machine": {
-            "cpu": (cpu() or {}).get("model", platform.machine()),
-            "onnxruntime": ort.__version__,
-            "threads": 1,
-        },
-        "default_family": families[-1] if families else "default",
-    }
 
 
 def print_break_even(gemm_families: dict) -> None:
@@ -541,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output",
         type=Path,
-        default=DATA_PATH,
-        help=f"where to write the data (default {DATA_PATH})",
+        help=f"where to write the data (default: {DATA_DIR}/<this CPU>.json)",
     )
     parser.add_argument(
         "--families",
@@ -565,23 +110,25 @@ def main(argv: list[str] | None = None) -> int:
     library = args.library or ortsparse.library_path()
 
     if args.family_child:
-        print(json.dumps(measure_and_fit(args.family_child, library)))
+        print(json.dumps(measure_and_fit(args.family_child, library, progress)))
         return 0
 
-    families = args.families or supported_families()
-    data = data_to_update(args.output, args.ops, families)
+    cpu = current_cpu()
+    if cpu is None:
+        progress("the ortsparse ISA module is not built: install the package first")
+        return 2
+    output = args.output or DATA_DIR / f"{cpu.slug}.json"
+    families = args.families or supported_families(cpu.best_kernel_family)
+    data = new_data(cpu)
+    if output.exists() and set(args.ops) != set(OPS):
+        data = json.loads(output.read_text())
     for op in args.ops:
-        families_key, errors_key = OPS[op][2:]
-        data[families_key], data[errors_key] = {}, {}
-        for family in families or [None]:
-            progress(f"{op}, kernel family {family or '(the default)'}")
-            measured = measure_family_in_child(op, family, library)
-            key = family or "default"
-            data[families_key][key] = measured["constants"]
-            data[errors_key][key] = measured["max_relative_error"]
+        for family in families:
+            progress(f"{op}, kernel family {family}")
+            store_family(data, op, family, measure_family_in_child(op, family, library))
 
-    args.output.write_text(json.dumps(data, indent=2) + "\n")
-    progress(f"wrote {args.output}")
+    output.write_text(json.dumps(data, indent=2) + "\n")
+    progress(f"wrote {output}")
     if "gemm" in args.ops:
         print_break_even(data["families"])
     return 0

@@ -99,6 +99,14 @@ CpuFeatures Detect() {
   uint32_t max_leaf = Cpuid(0).eax;
   if (max_leaf < 1) return f;
   CpuidRegisters leaf1 = Cpuid(1);
+  const int base_family = static_cast<int>((leaf1.eax >> 8) & 0xF);
+  const int base_model = static_cast<int>((leaf1.eax >> 4) & 0xF);
+  f.family = base_family == 0xF ? base_family + static_cast<int>((leaf1.eax >> 20) & 0xFF)
+                                : base_family;
+  f.model_number = base_family == 0x6 || base_family == 0xF
+                       ? base_model + (static_cast<int>((leaf1.eax >> 16) & 0xF) << 4)
+                       : base_model;
+  f.stepping = static_cast<int>(leaf1.eax & 0xF);
   bool osxsave = Bit(leaf1.ecx, 27);
   if (!osxsave) return f;
 

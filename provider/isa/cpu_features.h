@@ -10,6 +10,12 @@ namespace ortsparse::isa {
 struct CpuFeatures {
   std::string vendor;  // "GenuineIntel", "AuthenticAMD", ...
   std::string model;   // brand string
+  // CPUID's display family and model (base fields extended as Intel and AMD define them) and
+  // stepping: they name a microarchitecture where the brand string may not (hypervisors often
+  // report a generic one, e.g. "AMD EPYC" for Zen 3 and Zen 5 alike).
+  int family = 0;
+  int model_number = 0;
+  int stepping = 0;
   int logical_cores = 0;
 
   // Each flag is true only when both the CPU and the OS (XSAVE state enabled) support it.

@@ -15,6 +15,9 @@ nb::dict CpuFeaturesDict() {
   nb::dict d;
   d["vendor"] = f.vendor;
   d["model"] = f.model;
+  d["family"] = f.family;
+  d["model_number"] = f.model_number;
+  d["stepping"] = f.stepping;
   d["logical_cores"] = f.logical_cores;
   d["avx2"] = f.avx2;
   d["fma"] = f.fma;
@@ -49,7 +52,7 @@ std::string SelectedKernelFamilyName() {
 NB_MODULE(_isa, m) {
   m.doc() = "CPU features as ortsparse's kernel dispatch sees them.";
   m.def("cpu_features", &CpuFeaturesDict,
-        "Vendor, model, core count, ISA extensions (each true only if the OS enables it too) and "
+        "Vendor, brand string, CPUID family, model number and stepping, core count, ISA extensions (each true only if the OS enables it too) and "
         "cache sizes in bytes.");
   m.def("selected_kernel_family", &SelectedKernelFamilyName,
         "The kernel family the provider will pick now: the best one the CPU supports, lowered by "

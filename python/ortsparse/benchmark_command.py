@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state
 
@@ -35,6 +36,7 @@ from ortsparse.inputs import (
     InputError,
     InputSpec,
     input_specs,
+    model_input_specs,
     parse_input_shapes,
     random_inputs,
     resolve_input_shapes,
@@ -135,6 +137,13 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
         "cost model decide (as rewrite-model --min-sparsity)",
     )
     parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="run ortsparse's rewrite as the cost model made it, without timing it against the "
+        "original on this CPU first (by default ORT's nodes are kept wherever ortsparse is not "
+        "faster, measured at this run's batch size or shapes and thread count)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only the results: no progress"
     )
     parser.add_argument(
@@ -206,7 +215,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     inputs = None
     for engine in plan.engines:
         try:
-            prepared = _prepare(engine, args, console)
+            prepared = _prepare(engine, args, plan, console)
             sessions = _sessions(prepared, plan.threads_per_stream)
             if inputs is None:
                 inputs = _inputs(sessions[0], args, console)
@@ -249,7 +258,9 @@ def _plan(args: argparse.Namespace) -> _Plan:
     return _Plan(engines, cores, split_cores(cores, streams))
 
 
-def _prepare(engine: str, args: argparse.Namespace, console: _Console) -> PreparedModel:
+def _prepare(
+    engine: str, args: argparse.Namespace, plan: _Plan, console: _Console
+) -> PreparedModel:
     if engine == ONNXRUNTIME:
         return unchanged_model(args.model)
     console.info(f"ortsparse: rewriting {args.model}, or finding its rewrite in the cache")
@@ -259,12 +270,25 @@ def _prepare(engine: str, args: argparse.Namespace, console: _Console) -> Prepar
             args.model,
             min_sparsity=args.min_sparsity,
             progress=lambda message: console.info(f"  rewrite: {message}"),
+            verify=not args.no_verify,
+            threads=plan.threads_per_stream[0],
+            input_shapes=_verification_shapes(args),
         )
     for warning in caught:
         console.warn(str(warning.message))
     where = f"cached in {prepared.cache_entry}" if prepared.cache_entry else "not cached"
     console.info(f"ortsparse: {_rewritten(prepared)} ({where})")
     return prepared
+
+
+def _verification_shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]] | None:
+    """The shapes this run feeds, to verify the rewrite with; None where they do not fit the
+    model (the run then says why)."""
+    specs = model_input_specs(onnx.load(args.model, load_external_data=False))
+    try:
+        return resolve_input_shapes(specs, args.batch_size, args.input_shapes).shapes
+    except InputError:
+        return None
 
 
 def _rewritten(prepared: PreparedModel) -> str:

@@ -31,6 +31,18 @@ def _add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
     add_rewrite_arguments(parser)
 
 
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from ortsparse.calibration import run_calibrate
+
+    return run_calibrate(args)
+
+
+def _add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    from ortsparse.calibration import add_calibrate_arguments
+
+    add_calibrate_arguments(parser)
+
+
 def _run_benchmark(args: argparse.Namespace) -> int:
     from ortsparse.benchmark_command import run_benchmark
 
@@ -67,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_rewrite_arguments(rewrite)
     rewrite.set_defaults(run=_run_rewrite)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="measure this CPU's cost model (ORT's dense ops against ortsparse's), which the "
+        "rewriter then uses here",
+        description="Time ORT's dense MatMul and Conv against ortsparse's SparseGemm and "
+        "SparseConv on one thread, at the shapes and densities the cost model is fitted on "
+        "(about 40 s), and store the fit for this CPU and kernel family under the cache "
+        "directory. Until a CPU is calibrated (or its model measured by ortsparse's developers), "
+        "the rewriter predicts conservatively from other CPUs' data.",
+    )
+    _add_calibrate_arguments(calibrate)
+    calibrate.set_defaults(run=_run_calibrate)
 
     benchmark = commands.add_parser(
         "benchmark",

@@ -21,8 +21,16 @@ from ortsparse.benchmark import (
     measure_iterations,
     session_runner,
 )
-from ortsparse.inputs import InputError, input_specs, random_inputs, resolve_input_shapes, to_feed
+from ortsparse.inputs import (
+    InputError,
+    input_specs,
+    model_input_specs,
+    random_inputs,
+    resolve_input_shapes,
+    to_feed,
+)
 from ortsparse.session import InferenceSession
+from ortsparse.verification import default_input_shapes
 
 
 def compile_model(
@@ -68,6 +76,7 @@ class Engine:
             options,
             providers=["CPUExecutionProvider"],
             cache_dir=cache_dir,
+            input_shapes=_verification_shapes(model, batch_size),
         )
         self._specs = input_specs(self._session)
         try:
@@ -181,3 +190,19 @@ class Engine:
                     f"input '{spec.name}' has batch size {array.shape[0] if array.ndim else '-'}, "
                     f"the engine was compiled for {self._batch_size}"
                 )
+
+
+def _verification_shapes(
+    model: str | os.PathLike | onnx.ModelProto, batch_size: int
+) -> dict[str, tuple[int, ...]] | None:
+    """The input shapes to verify the rewrite with: those of ``batch_size`` items; None for a
+    file onnx cannot read, which ONNX Runtime then reports on."""
+    try:
+        proto = (
+            model
+            if isinstance(model, onnx.ModelProto)
+            else onnx.load(os.fspath(model), load_external_data=False)
+        )
+    except Exception:  # noqa: BLE001 - whatever onnx raises, ORT's own error says it better
+        return None
+    return default_input_shapes(model_input_specs(proto), batch_size)

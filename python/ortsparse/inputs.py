@@ -16,7 +16,7 @@ from typing import Any, Union
 
 import numpy as np
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import ModelProto, TensorProto, helper
 
 #: ORT's type strings ("tensor(float)", "tensor(int64)") name the ONNX data types in lower case.
 _ONNX_TYPE_OF_ORT_NAME = {
@@ -87,6 +87,23 @@ class InputSpec:
 
 def input_specs(session: ort.InferenceSession) -> list[InputSpec]:
     return [InputSpec.from_node_arg(node_arg) for node_arg in session.get_inputs()]
+
+
+def model_input_specs(model: ModelProto) -> list[InputSpec]:
+    """The graph inputs that are not initializers, as ORT reports them."""
+    constants = {tensor.name for tensor in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in constants:
+            continue
+        tensor = value.type.tensor_type
+        type_name = TensorProto.DataType.Name(tensor.elem_type).lower()
+        dims = tuple(
+            dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None)
+            for dim in tensor.shape.dim
+        )
+        specs.append(InputSpec(value.name, f"tensor({type_name})", dims))
+    return specs
 
 
 def parse_input_shapes(text: str) -> list[list[int]]:

@@ -67,6 +67,9 @@ def format_cpu_report(report: dict[str, Any]) -> str:
     lines = [
         f"vendor          {report['vendor']}",
         f"model           {report['model']}",
+        f"family/model    {report['family']}/{report['model_number']} "
+        f"(0x{report['family']:x}/0x{report['model_number']:02x}), "
+        f"stepping {report['stepping']}",
         f"logical cores   {report['logical_cores']}",
     ]
     lines += [f"{label:<16}{'yes' if report[key] else 'no'}" for key, label in _FLAG_LABELS]

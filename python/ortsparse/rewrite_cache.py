@@ -3,42 +3,48 @@ and `ortsparse benchmark` share it).
 
 An entry's key is a SHA-256 over the model's bytes and those of its external data files, the
 rewriter (ortsparse's version and the source of its rewriter package, so that a changed rewriter
-never serves stale rewrites), onnx's version, the kernel family the cost model judges for, and the
-rewrite options. The entry is a directory named by the key, holding ``result.json`` and, when
-something was rewritten, ``model.onnx`` (and ``model.onnx.data`` for a large model); it is written
-in a temporary directory beside it and renamed into place, so readers never see half an entry.
+never serves stale rewrites), onnx's and ONNX Runtime's versions, the CPU (vendor, family, model,
+best kernel family) and the kernel family in use, the cost-model data that judged (a new
+calibration makes new entries), and the rewrite and verification options (threads, input
+shapes): a rewrite verified on one CPU is never served on another. The entry is a directory
+named by the key, holding ``result.json`` and, when something was rewritten, ``model.onnx`` (and
+``model.onnx.data`` for a large model); it is written in a temporary directory beside it and
+renamed into place, so readers never see half an entry.
 Entries are never evicted: delete the directory to reclaim the space.
 
-The directory is the ``cache_dir`` argument, else $ORTSPARSE_CACHE_DIR, else
-$XDG_CACHE_HOME/ortsparse/models (~/.cache/ortsparse/models). When it cannot be written, a warning
-says so and the rewritten model is kept in memory instead.
+The directory is the ``cache_dir`` argument, else ``models`` in ortsparse's cache root
+($ORTSPARSE_CACHE_DIR, else $XDG_CACHE_HOME/ortsparse, ~/.cache/ortsparse by default). When it
+cannot be written, a warning says so and the rewritten model is kept in memory instead.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Union
 
 import onnx
+import onnxruntime
 from google.protobuf.message import DecodeError
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 import ortsparse
+from ortsparse.rewriter.cost_data import CACHE_DIR_ENV, cache_root, cost_models, current_cpu
 from ortsparse.rewriter.cost_model import current_kernel_family
+from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.model_io import save_model
 from ortsparse.rewriter.pipeline import Progress, rewrite_owned_model
-
-CACHE_DIR_ENV = "ORTSPARSE_CACHE_DIR"
+from ortsparse.verification import DEFAULT_SECONDS, verify_rewrite
 
 _MODEL_FILE = "model.onnx"
 _RESULT_FILE = "result.json"
@@ -59,10 +65,7 @@ class PreparedModel:
 
 
 def default_cache_dir() -> Path:
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "ortsparse" / "models"
+    return cache_root() / "models"
 
 
 def prepare_model(
@@ -71,13 +74,20 @@ def prepare_model(
     cache_dir: str | os.PathLike | None = None,
     min_sparsity: float | None = None,
     progress: Progress | None = None,
+    verify: bool = True,
+    threads: int = 0,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    verify_seconds: float = DEFAULT_SECONDS,
 ) -> PreparedModel:
     """The rewrite of ``path_or_bytes`` (a path or a serialized ONNX model), from the cache or
     made now and cached.
 
     What cannot be rewritten goes to ONNX Runtime unchanged: input ortsparse cannot read or parse
     (ORT then reports what is wrong with it, as it would without ortsparse), and models the
-    rewriter rejects (with a warning). ``min_sparsity`` as in rewrite_model.
+    rewriter rejects (with a warning). ``min_sparsity`` as in rewrite_model. With ``verify`` the
+    rewrite is timed against the original on this CPU, on ``threads`` intra-op threads (0: ORT's
+    default) and inputs of ``input_shapes`` (by input name; others as verification.py says),
+    and ORT's nodes are put back wherever ortsparse is not faster (verification.py).
     """
     original: ModelSource = (
         path_or_bytes if isinstance(path_or_bytes, bytes) else os.fspath(path_or_bytes)
@@ -85,14 +95,29 @@ def prepare_model(
     loaded = _load(original)
     if loaded is None:
         return PreparedModel(original, False, 0, 0, None)
-    model, key = loaded[0], _cache_key(loaded[1], min_sparsity)
+    verification = (
+        {"threads": threads, "input_shapes": {k: list(v) for k, v in (input_shapes or {}).items()}}
+        if verify
+        else None
+    )
+    model, key = loaded[0], _cache_key(loaded[1], min_sparsity, verification)
     entry = Path(cache_dir if cache_dir is not None else default_cache_dir()) / key
     cached = _read_entry(entry, original)
     if cached is not None:
         return cached
     has_ops = _has_ortsparse_ops(model)
     try:
-        result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress)
+        if verify and not has_ops:
+            result = verify_rewrite(
+                model,
+                functools.partial(_rewrite_copy, model, min_sparsity, progress),
+                threads=threads,
+                input_shapes=input_shapes,
+                seconds=verify_seconds,
+                progress=progress,
+            )
+        else:
+            result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress)
     except RewriteError as error:
         warnings.warn(
             f"ortsparse cannot rewrite the model ({error}); it runs unchanged", RuntimeWarning, 2
@@ -115,6 +140,17 @@ def prepare_model(
         )
         return _in_memory(original, summary, result.model, entry.parent)
     return _prepared(entry, original, summary)
+
+
+def _rewrite_copy(
+    model: onnx.ModelProto,
+    min_sparsity: float | None,
+    progress: Progress | None,
+    keep: Mapping[str, Decision],
+) -> RewriteResult:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return rewrite_owned_model(copy, min_sparsity=min_sparsity, progress=progress, keep=keep)
 
 
 def unchanged_model(path: str | os.PathLike) -> PreparedModel:
@@ -172,13 +208,20 @@ def _chunks(data: bytes, files: list[Path]) -> Iterator[bytes]:
                 yield chunk
 
 
-def _cache_key(content: Iterator[bytes], min_sparsity: float | None) -> str:
+def _cache_key(
+    content: Iterator[bytes], min_sparsity: float | None, verification: dict | None
+) -> str:
     digest = hashlib.sha256()
+    cpu = current_cpu()
     options = {
         "rewriter": _rewriter_fingerprint(),
         "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "cpu": list(cpu.key) if cpu is not None else None,
         "kernel_family": current_kernel_family(),
+        "cost_data": cost_models().fingerprint if min_sparsity is None else None,
         "min_sparsity": min_sparsity,
+        "verification": verification,
     }
     digest.update(json.dumps(options, sort_keys=True).encode())
     for chunk in content:

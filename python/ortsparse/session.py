@@ -7,8 +7,9 @@ session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
 from __future__ import annotations
 
 import os
+import sys
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import onnxruntime
@@ -25,9 +26,13 @@ class InferenceSession(onnxruntime.InferenceSession):
     """onnxruntime.InferenceSession, with the model rewritten by ortsparse first.
 
     Takes what onnxruntime.InferenceSession takes, passed on unchanged, plus ``cache_dir`` (where
-    rewritten models are kept; rewrite_cache.py) and ``min_sparsity`` (as in rewrite_model). The
-    rewrite happens once per model content and is then loaded from the cache; a model the
-    rewriter cannot improve, or cannot read, is loaded as it is.
+    rewritten models are kept; rewrite_cache.py), ``min_sparsity`` (as in rewrite_model),
+    ``verify`` and ``input_shapes``. The rewrite happens once per model content and is then
+    loaded from the cache; a model the rewriter cannot improve, or cannot read, is loaded as it
+    is. With ``verify`` (the default) the rewrite is first timed against the original on this CPU,
+    on the intra-op threads of ``sess_options`` and inputs of ``input_shapes`` (by input name;
+    verification.py), and ORT's nodes are kept wherever ortsparse is not faster; progress lines
+    go to standard error meanwhile.
 
     When the rewritten model has ortsparse ops, the ortsparse library is registered on
     ``sess_options``, which is changed in place (ORT's SessionOptions cannot be copied), unless it
@@ -43,10 +48,18 @@ class InferenceSession(onnxruntime.InferenceSession):
         *,
         cache_dir: str | os.PathLike | None = None,
         min_sparsity: float | None = None,
+        verify: bool = True,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
         **kwargs: Any,
     ) -> None:
         self.ortsparse_model: PreparedModel = prepare_model(
-            path_or_bytes, cache_dir=cache_dir, min_sparsity=min_sparsity
+            path_or_bytes,
+            cache_dir=cache_dir,
+            min_sparsity=min_sparsity,
+            verify=verify,
+            threads=sess_options.intra_op_num_threads if sess_options is not None else 0,
+            input_shapes=input_shapes,
+            progress=_progress,
         )
         source = self.ortsparse_model.source
 
@@ -75,3 +88,7 @@ class InferenceSession(onnxruntime.InferenceSession):
             sess_options.register_custom_ops_library(ortsparse.library_path())
             _OPTIONS_WITH_LIBRARY.add(sess_options)
         create(sess_options)
+
+
+def _progress(message: str) -> None:
+    print(f"[ortsparse] {message}", file=sys.stderr, flush=True)

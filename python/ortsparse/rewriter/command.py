@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.model_io import rewrite_file
+from ortsparse.verification import DEFAULT_SECONDS, SYMBOLIC_DIM, verify_rewrite
 
 EXIT_BAD_INPUT = 2
 EXIT_CANNOT_WRITE = 1
@@ -28,9 +30,48 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
         help="rewrite every weight with at least this fraction of zeros (0..1), instead of letting "
         "the measured cost model decide",
     )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not time the rewrite against the original on this CPU (e.g. when OUT is for "
+        "another machine); by default every ortsparse node, then the whole model, is timed and "
+        "ORT's nodes are put back wherever ortsparse is not faster",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        default=0,
+        help="intra-op threads to verify with (default: ORT's default, every core)",
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        type=input_shape,
+        metavar="NAME=D0,D1,...",
+        default=[],
+        help="the shape of input NAME to verify with (repeatable); otherwise a symbolic batch dim "
+        f"is 1 and every other symbolic dim {SYMBOLIC_DIM}",
+    )
+    parser.add_argument(
+        "--verify-seconds",
+        type=float,
+        metavar="S",
+        default=DEFAULT_SECONDS,
+        help=f"time allowed for verification (default {DEFAULT_SECONDS:.0f})",
+    )
 
 
 def run_rewrite(args: argparse.Namespace) -> int:
+    verify = None
+    if not args.no_verify:
+        verify = functools.partial(
+            verify_rewrite,
+            threads=args.threads,
+            input_shapes=dict(args.input_shape),
+            seconds=args.verify_seconds,
+            progress=_progress,
+        )
     try:
         result = rewrite_file(
             args.input,
@@ -38,6 +79,7 @@ def run_rewrite(args: argparse.Namespace) -> int:
             min_sparsity=args.min_sparsity,
             report=args.report,
             progress=_progress,
+            verify=verify,
         )
     except RewriteError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -50,6 +92,32 @@ def run_rewrite(args: argparse.Namespace) -> int:
         "MatMul/Gemm/Conv node(s) rewritten"
     )
     return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """argparse type: ``NAME=1,3,224,224`` -> ("NAME", (1, 3, 224, 224))."""
+    name, separator, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(dim) for dim in dims.split(",")) if dims.strip() else ()
+    except ValueError:
+        shape = None
+    if not separator or not name or shape is None or any(dim < 1 for dim in shape):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=D0,D1,... with sizes of at least 1, e.g. input=1,3,224,224; "
+            f"got {text!r}"
+        )
+    return name, shape
 
 
 def fraction(text: str) -> float:

@@ -26,9 +26,10 @@ A SiLU (x * Sigmoid(x)) after the convolution adds a term per output on both sid
 a pass of its own after its Conv (it fuses Relu or Clip into the Conv, not SiLU), while
 SparseConv's output stage finishes the sums with it.
 
-``tools/measure_cost_model.py`` fits the constants per kernel family on this machine and writes
-them to cost_model_data.json: "families" for MatMul/SparseGemm, "conv_families" for
-Conv/SparseConv.
+``ortsparse calibrate`` (and ``tools/measure_cost_model.py``, for every kernel family) fits the
+constants on this CPU: "families" for MatMul/SparseGemm, "conv_families" for Conv/SparseConv.
+Constants describe the CPU they were measured on only; cost_data.py says which ones apply here,
+and with none for this CPU, ConservativeCostModel asks every other CPU's for a clear win.
 
 M, the rows of X per call, is usually symbolic (batch x sequence). The decision uses the product
 of X's leading dims when all are static, else REPRESENTATIVE_M rows: a typical serving batch, large
@@ -37,14 +38,10 @@ enough that per-call overheads do not decide for shapes that run at any real bat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ortsparse.rewriter.packing import COMPILED_BLOCK_CHANNELS, expected_compiled_input_loads
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION
-
-DATA_PATH = Path(__file__).with_name("cost_model_data.json")
 
 REPRESENTATIVE_M = 64
 
@@ -159,33 +156,26 @@ class Prediction:
     format: str  # the faster sparse format
     dense_ns: float
     sparse_ns: float
+    # The speedup the sparse op must exceed to be chosen: 1 where the constants were measured on
+    # this CPU, more for a conservative prediction from other CPUs' (ConservativeCostModel).
+    required_speedup: float = 1.0
 
     @property
     def sparse_wins(self) -> bool:
-        return self.sparse_ns < self.dense_ns
+        return self.speedup > self.required_speedup
 
     @property
     def speedup(self) -> float:
-        return self.dense_ns / self.sparse_ns
+        return self.dense_ns / self.sparse_ns if self.sparse_ns > 0 else float("inf")
 
 
 class CostModel:
-    def __init__(self, costs: KernelCosts, family: str):
+    """Predictions from one CPU's measured constants for one kernel family."""
+
+    def __init__(self, costs: KernelCosts, family: str, source: str = ""):
         self.costs = costs
         self.family = family  # the kernel family whose constants are in use
-
-    @classmethod
-    def load(cls, path: Path = DATA_PATH, family: str | None = None) -> CostModel:
-        """MatMul/SparseGemm constants for ``family`` (default: the family the provider picks on
-        this CPU). A family the file has no measurement for falls back to the file's default."""
-        family, constants = _family_constants(path, "families", family)
-        return cls(KernelCosts(**constants), family)
-
-    @classmethod
-    def load_conv(cls, path: Path = DATA_PATH, family: str | None = None) -> CostModel:
-        """Conv/SparseConv constants for ``family``, picked as ``load`` picks it."""
-        family, constants = _family_constants(path, "conv_families", family)
-        return cls(KernelCosts(**constants), family)
+        self.source = source  # where the constants come from, for reports
 
     def predict(
         self,
@@ -199,24 +189,45 @@ class CostModel:
         """Dense time against the faster sparse format, given each format's stored block count
         (and for a convolution, what SparseConv computes besides M rows, and the input loads of
         its csr weight's compiled code, count_compiled_input_loads, counted where it runs)."""
+        return min(
+            (
+                self.predict_format(format, m, k, n, stored_blocks, conv, input_loads)
+                for format in FORMATS
+            ),
+            key=lambda prediction: (prediction.sparse_ns, prediction.format),
+        )
+
+    def predict_format(
+        self,
+        format: str,
+        m: int,
+        k: int,
+        n: int,
+        stored_blocks: dict[str, int],
+        conv: ConvWork | None = None,
+        input_loads: int = 0,
+    ) -> Prediction:
+        """predict for one sparse format."""
         compiled = runs_compiled(self.family, conv, k, n, stored_blocks["csr"])
         compiled_loads = input_loads if compiled else None
-        sparse_ns, format = min(
-            (
-                self.costs.sparse_ns(m, n, format, stored_blocks[format], conv, compiled_loads),
-                format,
-            )
-            for format in FORMATS
+        sparse_ns = self.costs.sparse_ns(
+            m, n, format, stored_blocks[format], conv, compiled_loads
         )
         return Prediction(format, self._dense_ns(m, k, n, conv), sparse_ns)
 
     def break_even_sparsity(
-        self, m: int, k: int, n: int, format: str = "csr", conv: ConvWork | None = None
+        self,
+        m: int,
+        k: int,
+        n: int,
+        format: str = "csr",
+        conv: ConvWork | None = None,
+        required_speedup: float = 1.0,
     ) -> float:
-        """Sparsity above which ``format`` beats dense: unstructured zeros (spread evenly over
-        the blocks of compiled code) for csr, whole zero 4-channel blocks for block4. 1.0 when it
-        never does, 0.0 when it always does."""
-        dense_ns = self._dense_ns(m, k, n, conv)
+        """Sparsity above which ``format`` beats dense (by ``required_speedup``): unstructured
+        zeros (spread evenly over the blocks of compiled code) for csr, whole zero 4-channel
+        blocks for block4. 1.0 when it never does, 0.0 when it always does."""
+        dense_ns = self._dense_ns(m, k, n, conv) / required_speedup
         blocks_if_dense = k * n if format == "csr" else k * -(-n // 4)
 
         def sparse_ns(density: float) -> float:
@@ -245,6 +256,51 @@ class CostModel:
         if conv is None:
             return self.costs.dense_ns(m, k, n)
         return self.costs.dense_ns(m, k // conv.groups, n, conv.silu, conv.dense_output_reordered)
+
+
+class ConservativeCostModel:
+    """Predictions for a CPU nobody measured, from the constants of the CPUs that were (each for
+    the same kernel family): the sparse op is chosen only where every one of them predicts it
+    faster by more than ``required_speedup``, and in the format whose worst prediction is best.
+    A layer predicted to break even is kept."""
+
+    def __init__(self, models: list[CostModel], family: str, required_speedup: float, source: str):
+        if not models:
+            raise ValueError("a conservative cost model needs at least one measured CPU's data")
+        self.models = models
+        self.family = family
+        self.required_speedup = required_speedup
+        self.source = source
+
+    def predict(
+        self,
+        m: int,
+        k: int,
+        n: int,
+        stored_blocks: dict[str, int],
+        conv: ConvWork | None = None,
+        input_loads: int = 0,
+    ) -> Prediction:
+        worst = [
+            min(
+                (
+                    model.predict_format(format, m, k, n, stored_blocks, conv, input_loads)
+                    for model in self.models
+                ),
+                key=lambda prediction: prediction.speedup,
+            )
+            for format in FORMATS
+        ]
+        best = min(worst, key=lambda prediction: (-prediction.speedup, prediction.format))
+        return Prediction(best.format, best.dense_ns, best.sparse_ns, self.required_speedup)
+
+    def break_even_sparsity(
+        self, m: int, k: int, n: int, format: str = "csr", conv: ConvWork | None = None
+    ) -> float:
+        return max(
+            model.break_even_sparsity(m, k, n, format, conv, self.required_speedup)
+            for model in self.models
+        )
 
 
 def runs_compiled(family: str, conv: ConvWork | None, k: int, n: int, nonzeros: float) -> bool:
@@ -347,14 +403,6 @@ _FP32_KERNELS_OF = {"avxvnni": "avx2"}
 def fp32_kernel_family(family: str | None) -> str | None:
     """The family whose FP32 kernels ``family`` runs: itself but for _FP32_KERNELS_OF."""
     return _FP32_KERNELS_OF.get(family, family)
-
-
-def _family_constants(path: Path, key: str, family: str | None) -> tuple[str, dict]:
-    data = json.loads(Path(path).read_text())
-    family = fp32_kernel_family(family or current_kernel_family())
-    if family not in data[key]:
-        family = data["default_family"]
-    return family, data[key][family]
 
 
 def current_kernel_family() -> str | None:

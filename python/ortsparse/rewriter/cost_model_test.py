@@ -1,10 +1,9 @@
 import dataclasses
-import json
 
 import pytest
 
+from ortsparse.rewriter.cost_data import shipped_data
 from ortsparse.rewriter.cost_model import (
-    DATA_PATH,
     REPRESENTATIVE_M,
     ConvWork,
     CostModel,
@@ -25,11 +24,11 @@ COSTS = KernelCosts(
 )
 
 
-def test_shipped_data_is_measured_and_complete():
-    data = json.loads(DATA_PATH.read_text())
-    assert data["measured"] is True
-    assert data["default_family"] in data["families"]
-    for constants in data["families"].values():
+@pytest.mark.parametrize("data", shipped_data(), ids=lambda data: data.path.name)
+def test_shipped_data_is_measured_and_complete(data):
+    assert data.cpu.vendor and data.cpu.family > 0 and data.cpu.best_kernel_family
+    assert data.gemm and set(data.conv) == set(data.gemm)
+    for constants in data.gemm.values():
         costs = KernelCosts(**constants)
         assert all(value >= 0 for value in vars(costs).values())
         assert (
@@ -37,17 +36,15 @@ def test_shipped_data_is_measured_and_complete():
             and costs.csr_ns_per_nonzero_row > 0
             and costs.block4_ns_per_block_row > 0
         )
-
-
-def test_shipped_conv_data_covers_every_family():
-    data = json.loads(DATA_PATH.read_text())
-    assert set(data["conv_families"]) == set(data["families"])
-    for family, constants in data["conv_families"].items():
+    for constants in data.conv.values():
         # Measured with every term of the conv model, none left at its default.
         assert set(constants) == {field.name for field in dataclasses.fields(KernelCosts)}
-        costs = CostModel.load_conv(family=family).costs
+        costs = KernelCosts(**constants)
         assert all(value >= 0 for value in vars(costs).values())
         assert costs.dense_ns_per_mac > 0 and costs.csr_ns_per_nonzero_row > 0
+        # ORT's SiLU is a pass of its own; SparseConv's fused one may cost nothing measurable
+        # (on a Zen 5 it hid behind the memory traffic: fitted at 0).
+        assert costs.dense_ns_per_silu_output > 0
 
 
 @pytest.mark.parametrize(
@@ -116,12 +113,6 @@ def test_a_silu_after_the_conv_counts_per_output_on_each_side():
     # ORT's pass costing more than the fused one moves break-even down.
     base = model.break_even_sparsity(64, 576, 32, "csr", ConvWork(64, 0))
     assert model.break_even_sparsity(64, 576, 32, "csr", ConvWork(64, 0, silu=True)) < base
-
-
-def test_shipped_conv_data_measures_the_silu_on_each_side():
-    for family in json.loads(DATA_PATH.read_text())["conv_families"]:
-        costs = CostModel.load_conv(family=family).costs
-        assert costs.dense_ns_per_silu_output > 0 and costs.sparse_ns_per_silu_output > 0
 
 
 def test_dense_time_per_output_weighs_most_where_outputs_take_few_macs():
@@ -248,11 +239,6 @@ def test_predict_picks_the_faster_format_from_stored_block_counts():
     assert blocked.format == "block4" and blocked.speedup > unstructured.speedup
     dense = model.predict(64, k, n, {"csr": k * n, "block4": k * n // 4})
     assert not dense.sparse_wins
-
-
-def test_unknown_family_falls_back_to_the_default_one():
-    model = CostModel.load(family="no-such-family")
-    assert model.family == json.loads(DATA_PATH.read_text())["default_family"]
 
 
 def test_representative_m():

@@ -28,12 +28,16 @@ class Decision:
     rewritten: bool
     reason: str
     fused: list[str] = field(default_factory=list)
+    # What verification measured on this CPU for the part of the graph holding this node.
+    measured: str = ""
 
 
 @dataclass
 class RewriteResult:
     model: onnx.ModelProto
     decisions: list[Decision]
+    # What decided: the cost model's data and where it comes from, or the min-sparsity threshold.
+    decided_by: str = ""
 
     @property
     def rewritten_count(self) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
 
-from ortsparse.rewriter.decisions import RewriteResult
+from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.pipeline import Progress, estimated_size_bytes, rewrite_owned_model
 from ortsparse.rewriter.report import format_report
@@ -16,6 +17,12 @@ from ortsparse.rewriter.report import format_report
 # Past this the tensors go to a data file beside the model: a protobuf message cannot exceed 2 GB,
 # and the margin covers what estimated_size_bytes leaves out.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
+
+
+# Rewrites a model keeping the nodes named (with the decisions to report for them).
+Rewrite = Callable[[Mapping[str, Decision]], RewriteResult]
+# Chooses among the rewrites of a model (ortsparse.verification.verify_rewrite, on this CPU).
+Verify = Callable[[onnx.ModelProto, Rewrite], RewriteResult]
 
 
 def rewrite_file(
@@ -26,8 +33,11 @@ def rewrite_file(
     report: bool = False,
     progress: Progress | None = None,
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD_BYTES,
+    verify: Verify | None = None,
 ) -> RewriteResult:
     """Rewrites the model at ``in_path`` into ``out_path``; prints the report when ``report``.
+    ``verify``: what decides, given the original and a way to rewrite it keeping some nodes,
+    which rewrite is written (None: the cost model's).
 
     A result larger than ``external_data_threshold`` bytes is saved with its tensors in
     ``<out file name>.data`` beside it; the returned model then refers to that file for them.
@@ -38,12 +48,25 @@ def rewrite_file(
     tell(f"checking {in_path}")
     check_model_file(in_path)
     tell(f"loading {in_path}")
-    model = _load(in_path)
-    result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress, checked=True)
+    original = _load(in_path)
+
+    def rewrite(keep: Mapping[str, Decision]) -> RewriteResult:
+        model = onnx.ModelProto()
+        model.CopyFrom(original)
+        return rewrite_owned_model(
+            model, min_sparsity=min_sparsity, progress=progress, checked=True, keep=keep
+        )
+
+    if verify is None:
+        result = rewrite_owned_model(
+            original, min_sparsity=min_sparsity, progress=progress, checked=True
+        )
+    else:
+        result = verify(original, rewrite)
     tell(f"saving {out_path}")
     save_model(result.model, out_path, external_data_threshold)
     if report:
-        print(format_report(result.decisions))
+        print(format_report(result.decisions, result.decided_by))
     return result
 
 

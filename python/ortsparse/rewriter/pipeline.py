@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import onnx
 
-from ortsparse.rewriter.conversion import Conversion, kept
-from ortsparse.rewriter.cost_model import CostModel
-from ortsparse.rewriter.decisions import RewriteResult
+from ortsparse.rewriter.conversion import Conversion, display_name, kept
+from ortsparse.rewriter.cost_data import cost_models
+from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.fusion import apply_fusion
 from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
@@ -47,16 +47,18 @@ def rewrite_model(
     *,
     min_sparsity: float | None = None,
     progress: Progress | None = None,
+    keep: Mapping[str, Decision] | None = None,
 ) -> RewriteResult:
     """Rewrites eligible MatMul/Gemm/Conv nodes of ``model`` (left unchanged) into SparseGemm and
     SparseConv nodes.
 
     ``min_sparsity`` replaces the cost model's verdict by a threshold on each weight's fraction
-    of zeros. Raises RewriteError for a malformed model.
+    of zeros; ``keep`` names nodes to leave as they are (rewrite_owned_model). Raises
+    RewriteError for a malformed model.
     """
     owned = onnx.ModelProto()
     owned.CopyFrom(model)
-    return rewrite_owned_model(owned, min_sparsity=min_sparsity, progress=progress)
+    return rewrite_owned_model(owned, min_sparsity=min_sparsity, progress=progress, keep=keep)
 
 
 def rewrite_owned_model(
@@ -65,8 +67,11 @@ def rewrite_owned_model(
     min_sparsity: float | None = None,
     progress: Progress | None = None,
     checked: bool = False,
+    keep: Mapping[str, Decision] | None = None,
 ) -> RewriteResult:
-    """rewrite_model, editing ``model`` in place; ``checked`` when the checker already passed it."""
+    """rewrite_model, editing ``model`` in place; ``checked`` when the checker already passed it.
+    ``keep``: nodes (by Decision.node_name) to leave as they are, with the decision to report
+    for each (verification keeps those measured slower than ORT)."""
     report = progress or (lambda message: None)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
@@ -74,9 +79,12 @@ def rewrite_owned_model(
         _check(model)
     report("inferring shapes")
     graph = Graph(model)
-    policy = SparsityPolicy(CostModel.load(), CostModel.load_conv(), min_sparsity)
+    models = cost_models()
+    if min_sparsity is None:
+        report(models.source)
+    policy = SparsityPolicy(models.gemm, models.conv, min_sparsity)
 
-    conversions = _convert(graph, policy, report)
+    conversions = _convert(graph, policy, report, keep or {})
     rewritten = [conversion for conversion in conversions if conversion.sparse_node]
     # SparseQGemm's and SparseQConv's requantization already hold what QDQ graphs express after
     # the product; a residual Add after it is SparseQConv's alone.
@@ -97,7 +105,8 @@ def rewrite_owned_model(
     graph.commit()
     if rewritten:
         _import_ortsparse_opset(model)
-    return RewriteResult(model, [conversion.decision for conversion in conversions])
+    decided_by = models.source if min_sparsity is None else f"min-sparsity {min_sparsity}"
+    return RewriteResult(model, [conversion.decision for conversion in conversions], decided_by)
 
 
 def _check(model: onnx.ModelProto) -> None:
@@ -120,7 +129,9 @@ def estimated_size_bytes(model: onnx.ModelProto) -> int:
     )
 
 
-def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Conversion]:
+def _convert(
+    graph: Graph, policy: SparsityPolicy, report: Progress, keep: Mapping[str, Decision]
+) -> list[Conversion]:
     op_types = {rule.op_type for rule in CONVERSION_RULES}
     candidates = [
         node for node in graph.nodes if node.op_type in op_types and is_default_domain(node)
@@ -129,12 +140,15 @@ def _convert(graph: Graph, policy: SparsityPolicy, report: Progress) -> list[Con
     report(f"analysing {len(candidates)} {kinds} node(s)")
     conversions = []
     for index, node in enumerate(candidates, 1):
-        rule = next(
-            rule
-            for rule in CONVERSION_RULES
-            if rule.op_type == node.op_type and rule.applies_to(graph, node)
-        )
-        conversion = rule.convert(graph, node, policy)
+        if display_name(node) in keep:
+            conversion = Conversion(keep[display_name(node)])
+        else:
+            rule = next(
+                rule
+                for rule in CONVERSION_RULES
+                if rule.op_type == node.op_type and rule.applies_to(graph, node)
+            )
+            conversion = rule.convert(graph, node, policy)
         decision = conversion.decision
         outcome = (
             f"rewritten ({decision.format})" if decision.rewritten else f"kept: {decision.reason}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ortsparse.rewriter.cost_model import FORMATS, ConvWork, CostModel
+from ortsparse.rewriter.cost_model import FORMATS, ConservativeCostModel, ConvWork, CostModel
 from ortsparse.rewriter.packing import count_compiled_input_loads, count_stored_blocks
 from ortsparse.rewriter.quad_packing import stored_quad_fraction
 
@@ -32,8 +32,8 @@ class SparsityPolicy:
 
     def __init__(
         self,
-        cost_model: CostModel,
-        conv_cost_model: CostModel,
+        cost_model: CostModel | ConservativeCostModel,
+        conv_cost_model: CostModel | ConservativeCostModel,
         min_sparsity: float | None = None,
     ):
         self.cost_model = cost_model  # MatMul/Gemm against SparseGemm
@@ -73,7 +73,7 @@ class SparsityPolicy:
 
     def _judge(
         self,
-        cost_model: CostModel,
+        cost_model: CostModel | ConservativeCostModel,
         weight: np.ndarray,
         m: int,
         conv: ConvWork | None = None,
@@ -92,6 +92,16 @@ class SparsityPolicy:
         elif prediction.sparse_wins:
             rewrite = True
             reason = f"predicted {prediction.speedup:.2f}x faster than dense at M={m}"
+            if prediction.required_speedup > 1:
+                reason += " by every measured CPU's data"
+        elif prediction.speedup > 1:
+            # Only a conservative prediction keeps a layer predicted faster.
+            rewrite = False
+            reason = (
+                f"predicted only {prediction.speedup:.2f}x faster than dense at M={m} by the "
+                f"least favourable measured CPU's data, short of the "
+                f"{prediction.required_speedup:.2f}x asked without data for this CPU"
+            )
         else:
             rewrite = False
             break_even = cost_model.break_even_sparsity(m, k, n, prediction.format, conv)

@@ -30,3 +30,10 @@ def test_report_has_one_aligned_row_per_node_and_a_summary():
     op_column = lines[0].index("op")
     assert lines[1][op_column:].startswith("MatMul ") and lines[2][op_column:].startswith("Gemm ")
     assert lines[-1] == "1 of 2 MatMul/Gemm/Conv node(s) rewritten"
+
+
+def test_report_ends_with_what_decided():
+    decision = Decision("mm", "MatMul", (8, 8), 0.5, "csr", True, "min-sparsity 0.5")
+    lines = format_report([decision], "cost model measured on this CPU").splitlines()
+    assert lines[-2] == "1 of 1 MatMul/Gemm/Conv node(s) rewritten"
+    assert lines[-1] == "decided by: cost model measured on this CPU"

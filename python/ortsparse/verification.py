@@ -1,0 +1,405 @@
+"""Never slower than ORT, as a measured property: a rewrite is timed against its original on this
+CPU, and the original nodes are put back wherever ortsparse loses.
+
+1. The original model runs once on random inputs (of the shapes asked for, else batch 1 and 64
+   for every other symbolic dim), keeping the values every ortsparse node of the rewrite reads.
+2. Each ortsparse node is timed alone against the part of the original graph it replaces: the
+   nodes that compute its outputs from its inputs (a MatMul with its bias and activation, a QDQ
+   group, two sibling convs merged into one, ...), both fed those values, in alternating rounds
+   on the same threads. A node not at least GROUP_MARGIN faster than its original keeps it: the
+   MatMul/Gemm/Conv nodes in that part are rewritten again as kept, measured slower. A node
+   whose part of the original cannot be isolated (it reads a value the original never computes)
+   is left to the next step.
+3. The whole rewrite is timed against the whole original; unless it is faster, the original is
+   returned as it is.
+
+The time spent is bounded (``seconds``), with a line of progress per node; a node reached after
+the budget is spent is judged by the whole-model step only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+import ortsparse
+from ortsparse.inputs import InputError, InputSpec, model_input_specs, random_inputs, to_feed
+from ortsparse.rewriter.conversion import display_name
+from ortsparse.rewriter.decisions import Decision, RewriteResult
+from ortsparse.rewriter.model_io import Rewrite
+from ortsparse.rewriter.sparse_op import DOMAIN
+
+Progress = Callable[[str], None]
+
+# The most verification may take; it takes less where the models run fast (NODE_SECONDS and
+# MODEL_SECONDS of timing per comparison).
+DEFAULT_SECONDS = 60.0
+# A node must be this much faster than its original, measured, to stay: within the noise of
+# repeated timings, an even result keeps ORT's nodes.
+GROUP_MARGIN = 0.97
+# Size of a symbolic input dim that is not the batch, where no shape is given.
+SYMBOLIC_DIM = 64
+# Timing per comparison: ROUNDS alternating rounds of at least one run of each model, in about
+# NODE_SECONDS for one node, MODEL_SECONDS for the whole model, unless the budget left is less.
+ROUNDS = 7
+NODE_SECONDS = 0.25
+MODEL_SECONDS = 2.0
+# Share of the budget kept for the whole-model comparison, and the least time given one node.
+WHOLE_MODEL_SHARE = 0.25
+MIN_NODE_SECONDS = 0.05
+
+
+class VerificationError(Exception):
+    """The models cannot be timed here (inputs ortsparse cannot make, a model that fails to run)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    original_ms: float
+    rewritten_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.original_ms / self.rewritten_ms
+
+    def describe(self) -> str:
+        return (
+            f"measured {self.rewritten_ms:.3g} ms against ORT's {self.original_ms:.3g} ms "
+            f"({self.speedup:.2f}x)"
+        )
+
+
+def verify_rewrite(
+    original: onnx.ModelProto,
+    rewrite: Rewrite,
+    *,
+    threads: int = 0,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    seconds: float = DEFAULT_SECONDS,
+    progress: Progress | None = None,
+    timer: ModelTimer | None = None,
+) -> RewriteResult:
+    """The rewrite of ``original`` that ``rewrite`` makes (given the nodes to keep), with the
+    nodes measured slower than ORT kept, or ``original`` unchanged where the whole rewrite is not
+    faster. ``threads``: ORT's intra-op threads, 0 for its default (``timer`` replaces the
+    ModelTimer that runs with them). The decisions record what was measured; ``decided_by`` says
+    how the rewrite was verified."""
+    tell = progress or (lambda message: None)
+    result = rewrite({})
+    if not result.rewritten_count:
+        return result
+    deadline = time.monotonic() + seconds
+    timer = timer or ModelTimer(threads, ortsparse.library_path())
+    try:
+        feeds, shapes = _random_feeds(original, input_shapes)
+        tell(f"verifying on this CPU with inputs {_format_shapes(shapes)}, {_threads(threads)}")
+        groups = _groups(original, result)
+        values = timer.values(original, feeds, {name for group in groups for name in group.inputs})
+    except VerificationError as error:
+        tell(f"not verified: {error}")
+        return replace(result, decided_by=f"{result.decided_by}; not verified: {error}")
+
+    measured: dict[str, str] = {}
+    slower: dict[str, Decision] = {}
+    for index, group in enumerate(groups, 1):
+        left = deadline - time.monotonic() - seconds * WHOLE_MODEL_SHARE
+        if left < MIN_NODE_SECONDS:
+            tell(f"[{index}/{len(groups)}] {group.label}: no time left, judged with the model")
+            continue
+        budget = min(NODE_SECONDS, max(MIN_NODE_SECONDS, left / (len(groups) - index + 1)))
+        group_feeds = {name: values[name] for name in group.inputs}
+        try:
+            original_part, rewritten_part = group.models(original, result.model, values)
+            timing = timer.compare(original_part, rewritten_part, group_feeds, budget)
+        except VerificationError as error:
+            tell(f"[{index}/{len(groups)}] {group.label}: not timed alone ({error})")
+            continue
+        faster = timing.rewritten_ms < timing.original_ms * GROUP_MARGIN
+        verdict = "kept" if faster else "put back ORT's nodes"
+        tell(f"[{index}/{len(groups)}] {group.label}: {timing.describe()}, {verdict}")
+        for name in group.decisions:
+            measured[name] = timing.describe()
+            if not faster:
+                slower[name] = _kept_as_measured(result, name, timing)
+    if slower:
+        tell(f"rewriting again without the {len(slower)} node(s) measured slower")
+        result = rewrite(slower)
+    whole_budget = min(MODEL_SECONDS, max(MIN_NODE_SECONDS, deadline - time.monotonic()))
+    try:
+        whole = timer.compare(original, result.model, feeds, whole_budget)
+    except VerificationError as error:
+        tell(f"the rewrite failed to run here ({error}): the original is kept")
+        return _original_kept(original, result, f"the rewrite failed to run ({error})")
+    tell(f"whole model: {whole.describe()}")
+    summary = f"verified on this CPU ({_threads(threads)}, inputs {_format_shapes(shapes)})"
+    if not whole.rewritten_ms < whole.original_ms:
+        reason = f"the whole rewrite {whole.describe()}"
+        return _original_kept(original, result, reason, summary)
+    decisions = [
+        replace(decision, measured=measured.get(decision.node_name, decision.measured))
+        for decision in result.decisions
+    ]
+    decided_by = f"{result.decided_by}; {summary}: whole model {whole.describe()}"
+    return RewriteResult(result.model, decisions, decided_by)
+
+
+# --- the nodes of each rewrite -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One ortsparse node of the rewrite and the part of the original it replaces."""
+
+    label: str
+    inputs: tuple[str, ...]  # the values both read, computed by the original
+    decisions: tuple[str, ...]  # Decision.node_name of the original MatMul/Gemm/Conv nodes in it
+    original_nodes: tuple[onnx.NodeProto, ...]
+    rewritten_node: onnx.NodeProto
+    outputs: tuple[str, ...]
+
+    def models(
+        self,
+        original: onnx.ModelProto,
+        rewritten: onnx.ModelProto,
+        values: Mapping[str, np.ndarray],
+    ) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+        """The part of the original and the ortsparse node, each as a model of its own."""
+        if not all(isinstance(values[name], np.ndarray) for name in self.inputs):
+            raise VerificationError("it reads a value of a type numpy lacks")
+        inputs = [
+            onnx.helper.make_tensor_value_info(
+                name, onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype), values[name].shape
+            )
+            for name in self.inputs
+        ]
+        return (
+            _model_of(original, self.original_nodes, inputs, self.outputs),
+            _model_of(rewritten, [self.rewritten_node], inputs, self.outputs),
+        )
+
+
+def _groups(original: onnx.ModelProto, result: RewriteResult) -> list[_Group]:
+    rewritten = result.model
+    decided = {decision.node_name for decision in result.decisions if decision.rewritten}
+    producers = {output: node for node in original.graph.node for output in node.output}
+    order = {id(node): index for index, node in enumerate(original.graph.node)}
+    original_constants = {tensor.name for tensor in original.graph.initializer}
+    rewritten_constants = {tensor.name for tensor in rewritten.graph.initializer}
+    graph_inputs = {value.name for value in original.graph.input}
+    groups = []
+    for node in rewritten.graph.node:
+        if node.domain != DOMAIN:
+            continue
+        inputs = tuple(
+            dict.fromkeys(name for name in node.input if name and name not in rewritten_constants)
+        )
+        if not all(name in producers or name in graph_inputs for name in inputs):
+            continue
+        region = _region(producers, original_constants, set(inputs), list(node.output))
+        if region is None:
+            continue
+        names = tuple(display_name(n) for n in region if display_name(n) in decided)
+        if names:
+            region.sort(key=lambda region_node: order[id(region_node)])
+            outputs = tuple(name for name in node.output if name)
+            groups.append(
+                _Group(node.name or outputs[0], inputs, names, tuple(region), node, outputs)
+            )
+    return groups
+
+
+def _region(
+    producers: Mapping[str, onnx.NodeProto],
+    constants: set[str],
+    inputs: set[str],
+    outputs: list[str],
+) -> list[onnx.NodeProto] | None:
+    """The original's nodes that compute ``outputs`` from ``inputs`` and constants; None where
+    they need anything else (another graph input, a value from elsewhere)."""
+    needed: dict[int, onnx.NodeProto] = {}
+    pending = [name for name in outputs if name]
+    while pending:
+        name = pending.pop()
+        if name in inputs or name in constants:
+            continue
+        node = producers.get(name)
+        if node is None:
+            return None
+        if id(node) not in needed:
+            needed[id(node)] = node
+            pending += [name for name in node.input if name]
+    return list(needed.values())
+
+
+def _model_of(
+    model: onnx.ModelProto,
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Sequence[onnx.ValueInfoProto],
+    outputs: Sequence[str],
+) -> onnx.ModelProto:
+    """``nodes`` of ``model`` with the constants they read, as a model of their own."""
+    used = {name for node in nodes for name in node.input}
+    graph = onnx.helper.make_graph(
+        list(nodes),
+        "verify",
+        list(inputs),
+        [onnx.ValueInfoProto(name=name) for name in outputs],
+        [tensor for tensor in model.graph.initializer if tensor.name in used],
+    )
+    part = onnx.helper.make_model(graph, opset_imports=model.opset_import)
+    part.ir_version = model.ir_version
+    return part
+
+
+# --- timing --------------------------------------------------------------------------------------
+
+
+class ModelTimer:
+    """Runs and times models on this CPU, on ``threads`` intra-op threads (0: ORT's default)."""
+
+    def __init__(self, threads: int, library: str):
+        self.threads = threads
+        self.library = library
+
+    def session(self, model: onnx.ModelProto) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        if any(opset.domain == DOMAIN for opset in model.opset_import):
+            options.register_custom_ops_library(self.library)
+        try:
+            return ort.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+        # ORT's exception classes share no narrower base; protobuf raises ValueError past 2 GB.
+        except Exception as error:
+            raise VerificationError(_first_line(error)) from error
+
+    def values(
+        self, original: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: set[str]
+    ) -> dict[str, np.ndarray]:
+        """The values of ``names`` (graph inputs or computed) on ``feeds``."""
+        computed = sorted(names - set(feeds))
+        probe = onnx.ModelProto()
+        probe.CopyFrom(original)
+        present = {output.name for output in probe.graph.output}
+        probe.graph.output.extend(
+            onnx.ValueInfoProto(name=name) for name in computed if name not in present
+        )
+        session = self.session(probe)
+        try:
+            results = session.run(None, dict(feeds))
+        except Exception as error:
+            raise VerificationError(f"the model fails on random inputs: {_first_line(error)}")
+        by_name = dict(zip((output.name for output in session.get_outputs()), results))
+        return {**{name: by_name[name] for name in computed}, **feeds}
+
+    def compare(
+        self,
+        original: onnx.ModelProto,
+        rewritten: onnx.ModelProto,
+        feeds: Mapping[str, np.ndarray],
+        seconds: float,
+    ) -> Timing:
+        """Each model's fastest mean time per run over alternating rounds."""
+        sessions = [self.session(original), self.session(rewritten)]
+        feeds = dict(feeds)
+        try:
+            first_run = []
+            for session in sessions:
+                start = time.perf_counter()
+                session.run(None, feeds)
+                first_run.append(time.perf_counter() - start)
+        except Exception as error:
+            raise VerificationError(_first_line(error)) from error
+        per_round = seconds / ROUNDS / len(sessions)
+        runs = [max(1, int(per_round / max(first, 1e-6))) for first in first_run]
+        best = [float("inf")] * len(sessions)
+        for _ in range(ROUNDS):
+            for index, (session, count) in enumerate(zip(sessions, runs)):
+                start = time.perf_counter()
+                for _ in range(count):
+                    session.run(None, feeds)
+                best[index] = min(best[index], (time.perf_counter() - start) / count)
+        return Timing(best[0] * 1e3, best[1] * 1e3)
+
+
+# --- inputs and results --------------------------------------------------------------------------
+
+
+def _random_feeds(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
+    specs = model_input_specs(model)
+    unknown = set(input_shapes or {}) - {spec.name for spec in specs}
+    if unknown:
+        raise VerificationError(f"no input named {', '.join(sorted(unknown))} in the model")
+    shapes = {**default_input_shapes(specs), **(input_shapes or {})}
+    shapes = {name: tuple(int(dim) for dim in shape) for name, shape in shapes.items()}
+    try:
+        arrays = random_inputs(specs, shapes)
+    except InputError as error:
+        raise VerificationError(str(error)) from error
+    return {spec.name: to_feed(spec, array) for spec, array in zip(specs, arrays)}, shapes
+
+
+def default_input_shapes(
+    specs: Sequence[InputSpec], batch_size: int = 1
+) -> dict[str, tuple[int, ...]]:
+    """The shapes verification feeds where none is given: a symbolic leading dim is the batch,
+    every other symbolic dim SYMBOLIC_DIM (a sequence or image size a model meets in use,
+    where 1 would time another regime altogether)."""
+    return {
+        spec.name: tuple(
+            dim if isinstance(dim, int) else (batch_size if axis == 0 else SYMBOLIC_DIM)
+            for axis, dim in enumerate(spec.shape)
+        )
+        for spec in specs
+    }
+
+
+def _kept_as_measured(result: RewriteResult, name: str, timing: Timing) -> Decision:
+    decision = next(decision for decision in result.decisions if decision.node_name == name)
+    return replace(
+        decision,
+        format="-",
+        rewritten=False,
+        reason=f"ortsparse {timing.describe()}, not faster on this CPU",
+        fused=[],
+        measured=timing.describe(),
+    )
+
+
+def _original_kept(
+    original: onnx.ModelProto, result: RewriteResult, reason: str, summary: str = ""
+) -> RewriteResult:
+    decisions = [
+        replace(decision, format="-", rewritten=False, reason=f"{reason}; the original is kept")
+        if decision.rewritten
+        else decision
+        for decision in result.decisions
+    ]
+    decided_by = (
+        f"{result.decided_by}; {summary or 'verified on this CPU'}: {reason}, kept the original"
+    )
+    model = onnx.ModelProto()
+    model.CopyFrom(original)
+    return RewriteResult(model, decisions, decided_by)
+
+
+def _format_shapes(shapes: Mapping[str, Sequence[int]]) -> str:
+    return ", ".join(f"{name}=[{','.join(map(str, shape))}]" for name, shape in shapes.items())
+
+
+def _threads(threads: int) -> str:
+    return f"{threads} thread(s)" if threads else "ORT's default threads"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,129 @@
+"""Verification (ortsparse.verification): ORT's nodes are put back where ortsparse is measured
+slower. The decisions are checked with a timer whose verdicts the test sets; the real timer is run
+for what it measures and reports, never for which side wins."""
+
+import argparse
+
+import onnx
+import onnxruntime
+import ortsparse
+import pytest
+from ortsparse.cli import rewrite_model_main
+from ortsparse.rewriter import rewrite_model
+from ortsparse.rewriter.command import input_shape
+from ortsparse.rewriter.testing import FORCE_REWRITE, op_types
+from ortsparse.verification import ModelTimer, Timing, verify_rewrite
+
+from tests.api_testing import assert_close, mlp_input, ort_outputs, save, sparse_mlp
+
+pytestmark = pytest.mark.usefixtures("cache_dir")
+
+
+class ScriptedTimer(ModelTimer):
+    """Runs models for real but reports the timings the test decides: a part of the rewrite
+    holding one of ``slow_nodes`` takes 2 ms against ORT's 1 ms, any other 0.5 ms; the whole
+    rewrite ``whole_ms`` against ORT's 10 ms."""
+
+    def __init__(self, slow_nodes=(), whole_ms=5.0):
+        super().__init__(threads=1, library=ortsparse.library_path())
+        self.slow_nodes = set(slow_nodes)
+        self.whole_ms = whole_ms
+        self.compared = []
+
+    def compare(self, original, rewritten, feeds, seconds):
+        names = {node.name for node in rewritten.graph.node}
+        self.compared.append(sorted(names))
+        if len(original.graph.node) == len(sparse_mlp().graph.node):
+            return Timing(10.0, self.whole_ms)
+        slow = any(name.startswith(tuple(self.slow_nodes)) for name in names)
+        return Timing(1.0, 2.0 if slow else 0.5)
+
+
+def rewrite_keeping(model):
+    def rewrite(keep):
+        return rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep)
+
+    return rewrite
+
+
+def test_a_node_measured_slower_is_put_back():
+    model = sparse_mlp()
+    timer = ScriptedTimer(slow_nodes=["first"])
+    result = verify_rewrite(model, rewrite_keeping(model), timer=timer)
+    first, second = result.decisions
+    assert not first.rewritten and "not faster on this CPU" in first.reason
+    assert first.measured == Timing(1.0, 2.0).describe()
+    assert second.rewritten and second.measured == Timing(1.0, 0.5).describe()
+    assert op_types(result.model) == ["MatMul", "Relu", "SparseGemm"]
+    assert "verified on this CPU" in result.decided_by and "whole model" in result.decided_by
+    # Each node alone, then the whole rewrite without the slower one.
+    assert len(timer.compared) == 3
+    feeds = {"A": mlp_input()}
+    assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+def test_a_whole_rewrite_not_faster_keeps_the_original():
+    model = sparse_mlp()
+    result = verify_rewrite(model, rewrite_keeping(model), timer=ScriptedTimer(whole_ms=10.0))
+    assert result.model == model
+    assert not any(decision.rewritten for decision in result.decisions)
+    assert all("the original is kept" in decision.reason for decision in result.decisions)
+    assert "kept the original" in result.decided_by
+
+
+def test_real_timing_reports_what_it_measured(tmp_path, capsys):
+    path = save(sparse_mlp(), tmp_path / "mlp.onnx")
+    out = tmp_path / "out.onnx"
+    argv = [path, str(out), "--report", "--min-sparsity", str(FORCE_REWRITE), "--threads", "1"]
+    assert rewrite_model_main([*argv, "--input-shape", "A=8,16", "--verify-seconds", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "verifying on this CPU with inputs A=[8,16], 1 thread(s)" in captured.err
+    assert "whole model: measured" in captured.err
+    header = captured.out.splitlines()[0].split()
+    assert header[-1] == "measured"
+    assert "decided by: min-sparsity" in captured.out and "verified on this CPU" in captured.out
+    feeds = {"A": mlp_input()}
+    assert_close(ort_run(onnx.load(out), feeds), ort_outputs(sparse_mlp(), feeds))
+
+
+def test_an_input_the_model_lacks_leaves_the_rewrite_unverified():
+    model = sparse_mlp()
+    result = verify_rewrite(
+        model, rewrite_keeping(model), input_shapes={"B": (1, 16)}, timer=ScriptedTimer()
+    )
+    assert "not verified: no input named B in the model" in result.decided_by
+    assert result.rewritten_count == 2
+
+
+def test_the_drop_in_session_verifies_by_default(tmp_path, capsys):
+    path = save(sparse_mlp(), tmp_path / "mlp.onnx")
+    options = ortsparse.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ortsparse.InferenceSession(
+        path, options, providers=["CPUExecutionProvider"], min_sparsity=FORCE_REWRITE
+    )
+    assert "[ortsparse] verifying on this CPU" in capsys.readouterr().err
+    feeds = {"A": mlp_input()}
+    assert_close(session.run(None, feeds), ort_outputs(sparse_mlp(), feeds))
+    # A verified rewrite is cached apart from an unverified one.
+    unverified = ortsparse.InferenceSession(
+        path, providers=["CPUExecutionProvider"], min_sparsity=FORCE_REWRITE, verify=False
+    )
+    assert unverified.ortsparse_model.cache_entry != session.ortsparse_model.cache_entry
+
+
+@pytest.mark.parametrize("text", ["A", "=1,2", "A=1,x", "A=0,3"])
+def test_input_shape_arguments_are_checked(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="NAME=D0,D1"):
+        input_shape(text)
+    assert input_shape("input.1=1,3,224,224") == ("input.1", (1, 3, 224, 224))
+
+
+def ort_run(model, feeds):
+    options = onnxruntime.SessionOptions()
+    if any(opset.domain == ortsparse.OP_DOMAIN for opset in model.opset_import):
+        options.register_custom_ops_library(ortsparse.library_path())
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, feeds)
