@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Set up from nothing (tools/setup.sh), then run the whole test suite. Extra arguments go to pytest.
+# Set up from nothing (tools/setup.sh), then run the whole test suite on this CPU, then the tests
+# of what an AVX2-only CPU changes, under QEMU (tools/test_avx2.sh). Extra arguments go to both
+# pytest runs.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$repo_root/tools/setup.sh"
 cd "$repo_root"
-exec "${ORTSPARSE_VENV:-$repo_root/.venv}/bin/python" -m pytest "$@"
+"${ORTSPARSE_VENV:-$repo_root/.venv}/bin/python" -m pytest "$@"
+"$repo_root/tools/test_avx2.sh" "$@"
