@@ -43,8 +43,8 @@ struct QuadMicrokernels {
 };
 
 // The family ORTSPARSE_ISA and the CPU allow. Without VNNI (AVX2, and AVX-512 without VNNI) the
-// AVX2 kernels run, with the portable packers and output stage; AVX-VNNI runs its own tile
-// kernels on the same panels, packers and output stage.
+// AVX2 kernels run, with the AVX2 packers and output stage; AVX-VNNI runs its own tile kernels on
+// the same panels, packers and output stage.
 const QuadMicrokernels& SelectQuadMicrokernels();
 
 // The quad format's packed weights (docs/ops.md), validated: int8 values, four per quad.

@@ -26,6 +26,8 @@ using PackQuadPlanesFn = void (*)(const QuadPlanesSource& source, const InputPla
 
 void PackQuadPlanesAvx512(const QuadPlanesSource& source, const InputPlanes& layout,
                           size_t quad_begin, size_t quad_end, uint32_t* planes);
+void PackQuadPlanesAvx2(const QuadPlanesSource& source, const InputPlanes& layout,
+                        size_t quad_begin, size_t quad_end, uint32_t* planes);
 void PackQuadPlanesScalar(const QuadPlanesSource& source, const InputPlanes& layout,
                           size_t quad_begin, size_t quad_end, uint32_t* planes);
 

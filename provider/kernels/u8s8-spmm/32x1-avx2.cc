@@ -21,11 +21,11 @@ void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_
     __m256i sum[kVectors];
     for (size_t v = 0; v < kVectors; ++v) sum[v] = _mm256_setzero_si256();
     for (int32_t i = weights.group_offsets[g]; i < weights.group_offsets[g + 1]; ++i) {
-      // The four weights sign-extended to int16: w0 w1 w2 w3, regrouped as (w0, w2), (w1, w3).
-      const __m128i widened = _mm_cvtepi8_epi16(_mm_cvtsi32_si128(weights.values[i]));
-      const __m128i pairs = _mm_shufflelo_epi16(widened, _MM_SHUFFLE(3, 1, 2, 0));
-      const __m256i even_pair = _mm256_set1_epi32(_mm_extract_epi32(pairs, 0));
-      const __m256i odd_pair = _mm256_set1_epi32(_mm_extract_epi32(pairs, 1));
+      // The quad w0 w1 w2 w3 in every dword; its words (w0, w1) and (w2, w3) sign-extend their
+      // low bytes into the even pair (w0, w2) and their high bytes into the odd pair (w1, w3).
+      const __m256i weight_quad = _mm256_set1_epi32(weights.values[i]);
+      const __m256i even_pair = _mm256_srai_epi16(_mm256_slli_epi16(weight_quad, 8), 8);
+      const __m256i odd_pair = _mm256_srai_epi16(weight_quad, 8);
       const uint8_t* quad = base + weights.input_offsets[i];
       for (size_t v = 0; v < kVectors; ++v) {
         const __m256i x =

@@ -90,6 +90,19 @@ void RequantizeAddChannelsScalar(const int32_t* acc, size_t acc_stride, size_t r
                                  size_t channels, const Requantization& requantization,
                                  const QuantizedAddition& addition, bool is_signed,
                                  const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
+void StoreSumsTileAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                       const int32_t* channel_offsets, int32_t* y, size_t y_stride);
+void StoreSumsChannelsAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                           const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride);
+void RequantizeTileAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                        const Requantization& requantization, uint8_t* y, size_t y_stride);
+void RequantizeChannelsAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
+                            const Requantization& requantization, uint8_t* y,
+                            size_t y_channel_stride);
+void RequantizeAddChannelsAvx2(const int32_t* acc, size_t acc_stride, size_t rows,
+                               size_t channels, const Requantization& requantization,
+                               const QuantizedAddition& addition, bool is_signed,
+                               const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
 // The AVX-512 row-major variant reads whole 16-row vectors: acc_stride is a multiple of 16.
 void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
                           const Requantization& requantization, uint8_t* y, size_t y_stride);
