@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from tools.bench_int8 import MAX_DIFF_STEPS, agreement, main, output_step
+from tests import int8_reference
+from tools.bench_int8 import MAX_DIFF_STEPS, agreement, main, ort_int8_is_exact, output_step
 from tools.model_builders import MlpConfig, build_mlp
 from tools.quantize_model import quantize_model
 
@@ -44,12 +45,18 @@ def test_a_tiny_bert_runs_end_to_end_and_reuses_its_models(tmp_path, capsys):
         *("--models", "bert", "--bert-layers", "1", "--bert-seq", "8"),
         *("--sparsity", "0.9", "--block", "4k", "--time", "0.05", "--warmup", "1"),
         *("--model-dir", str(tmp_path), "--json"),
+        # Verification might keep ORT's nodes on a model this small: this test is of the rest.
+        "--no-verify",
     ]
     assert main(argv) == 0
     (result,) = json.loads(capsys.readouterr().out)
     assert result["workload"] == "bert 1L seq 8 batch 1, 90% 4-block (K)"
     assert result["rewritten_nodes"] > 0
-    # SparseQGemm requantizes bit-identically to ORT's QLinearMatMul (docs/ops.md).
-    assert (result["max_diff_steps"], result["differing_share"]) == (0, 0.0)
+    # SparseQGemm requantizes bit-identically to ORT's QLinearMatMul (docs/ops.md), where ORT's
+    # own products are exact (without VNNI they saturate, and ORT is no reference).
+    assert result["ort_exact"] == ort_int8_is_exact() == int8_reference.ort_is_exact()
+    if result["ort_exact"]:
+        assert (result["max_diff_steps"], result["differing_share"]) == (0, 0.0)
+    assert result["outputs_match"]
     assert main(argv) == 0
     assert "reusing" in capsys.readouterr().err

@@ -36,7 +36,9 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import ortsparse  # noqa: E402
+from ortsparse.inputs import model_input_specs  # noqa: E402
 from ortsparse.rewriter import rewrite_model  # noqa: E402
+from ortsparse.verification import verify_rewrite  # noqa: E402
 
 from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp  # noqa: E402
 
@@ -150,17 +152,51 @@ class RewrittenModel:
     candidate_nodes: int  # MatMul/Gemm/Conv nodes the rewriter looked at
 
 
-def rewrite(original: Path, min_sparsity: float | None) -> RewrittenModel:
-    """Rewrites `original` next to it, always afresh so that a changed rewriter is measured."""
+def rewrite(
+    original: Path,
+    min_sparsity: float | None,
+    verify_threads: int | None = None,
+    verify_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> RewrittenModel:
+    """Rewrites `original` next to it, always afresh so that a changed rewriter is measured, and
+    verified against ORT on ``verify_threads`` threads and inputs of ``verify_shapes`` as
+    rewrite-model does (ortsparse.verification), unless ``verify_threads`` is None."""
     path = original.with_name(original.stem + ".ortsparse.onnx")
     progress(f"rewriting {original.name}")
-    result = rewrite_model(
-        onnx.load(str(original)),
-        min_sparsity=min_sparsity,
-        progress=lambda message: progress(f"  {message}"),
-    )
+    model = onnx.load(str(original))
+
+    def rewrite_keeping(keep):
+        return rewrite_model(
+            model,
+            min_sparsity=min_sparsity,
+            progress=lambda message: progress(f"  {message}"),
+            keep=keep,
+        )
+
+    if verify_threads is None:
+        result = rewrite_keeping({})
+    else:
+        result = verify_rewrite(
+            model,
+            rewrite_keeping,
+            threads=verify_threads,
+            input_shapes=verify_shapes,
+            progress=lambda message: progress(f"  verify: {message}"),
+        )
     onnx.save(result.model, str(path))
     return RewrittenModel(path, result.rewritten_count, len(result.decisions))
+
+
+def rewrite_for(
+    workload: ModelWorkload, original: Path, args: argparse.Namespace
+) -> RewrittenModel:
+    """rewrite for ``workload``, verified at its input shape and the run's threads unless
+    --no-verify."""
+    if args.no_verify:
+        return rewrite(original, args.min_sparsity)
+    spec = model_input_specs(onnx.load(str(original), load_external_data=False))[0]
+    shapes = {spec.name: workload.input_shape(list(spec.shape))}
+    return rewrite(original, args.min_sparsity, args.threads, shapes)
 
 
 def make_session(path: Path, threads: int, with_ortsparse: bool) -> ort.InferenceSession:
@@ -319,14 +355,16 @@ def run_benchmarks(
 ) -> list[Result]:
     """Benchmarks every workload, building each model file and its rewrite once."""
     timing = Timing(args.threads, args.time, args.warmup, args.seed)
-    rewrites: dict[Path, RewrittenModel] = {}
+    rewrites: dict[tuple, RewrittenModel] = {}
     results = []
     for workload in workloads:
         original = original_model_path(workload, model_dir, args.seed)
-        if original not in rewrites:
-            rewrites[original] = rewrite(original, args.min_sparsity)
+        # Verified rewrites are made for each input shape (the batch size may change them).
+        key = (original, None if args.no_verify else workload.label)
+        if key not in rewrites:
+            rewrites[key] = rewrite_for(workload, original, args)
         results.append(
-            benchmark_workload(workload, original, rewrites[original], timing, args.deepsparse)
+            benchmark_workload(workload, original, rewrites[key], timing, args.deepsparse)
         )
     return results
 
@@ -395,6 +433,12 @@ def add_measurement_options(parser: argparse.ArgumentParser, deepsparse: bool = 
         type=float,
         help="rewrite every MatMul/Gemm/Conv at least this sparse (default: the rewriter's own "
         "judgement: its cost model, for INT8 the share of the weight's quads that hold a weight)",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="time the rewrite as the cost model made it, without first verifying each ortsparse "
+        "node against ORT on this CPU as rewrite-model does by default",
     )
     parser.add_argument(
         "--model-dir",
