@@ -21,22 +21,27 @@ pytestmark = pytest.mark.usefixtures("cache_dir")
 
 class ScriptedTimer(ModelTimer):
     """Runs models for real but reports the timings the test decides: a part of the rewrite
-    holding one of ``slow_nodes`` takes 2 ms against ORT's 1 ms, any other 0.5 ms; the whole
-    rewrite ``whole_ms`` against ORT's 10 ms."""
+    holding one of ``slow_nodes`` takes 2 ms against ORT's 1 ms, one of ``modest_nodes`` 0.8 ms,
+    any other 0.5 ms; the whole rewrite ``whole_ms`` against ORT's 10 ms, or 12 ms while it holds
+    one of ``losing_nodes``."""
 
-    def __init__(self, slow_nodes=(), whole_ms=5.0):
+    def __init__(self, slow_nodes=(), whole_ms=5.0, modest_nodes=(), losing_nodes=()):
         super().__init__(threads=1, library=ortsparse.library_path())
-        self.slow_nodes = set(slow_nodes)
+        self.slow_nodes = tuple(slow_nodes)
+        self.modest_nodes = tuple(modest_nodes)
+        self.losing_nodes = tuple(losing_nodes)
         self.whole_ms = whole_ms
         self.compared = []
 
     def compare(self, original, rewritten, feeds, seconds):
-        names = {node.name for node in rewritten.graph.node}
+        names = [node.name for node in rewritten.graph.node if node.domain == "ortsparse"]
         self.compared.append(sorted(names))
+        holds = lambda prefixes: any(name.startswith(prefixes) for name in names)  # noqa: E731
         if len(original.graph.node) == len(sparse_mlp().graph.node):
-            return Timing(10.0, self.whole_ms)
-        slow = any(name.startswith(tuple(self.slow_nodes)) for name in names)
-        return Timing(1.0, 2.0 if slow else 0.5)
+            return Timing(10.0, 12.0 if holds(self.losing_nodes) else self.whole_ms)
+        if holds(self.slow_nodes):
+            return Timing(1.0, 2.0)
+        return Timing(1.0, 0.8 if holds(self.modest_nodes) else 0.5)
 
 
 def rewrite_keeping(model):
@@ -69,6 +74,20 @@ def test_a_whole_rewrite_not_faster_keeps_the_original():
     assert not any(decision.rewritten for decision in result.decisions)
     assert all("the original is kept" in decision.reason for decision in result.decisions)
     assert "kept the original" in result.decided_by
+
+
+def test_nodes_faster_alone_are_dropped_until_the_whole_model_is_faster():
+    # "first" measures 1.25x alone, "second" 2x, but the whole model loses with "first" in it.
+    model = sparse_mlp()
+    timer = ScriptedTimer(modest_nodes=["first"], losing_nodes=["first"])
+    result = verify_rewrite(model, rewrite_keeping(model), timer=timer)
+    first, second = result.decisions
+    assert not first.rewritten and "short of the 2.00x that the whole model needed" in first.reason
+    assert first.measured == Timing(1.0, 0.8).describe()
+    assert second.rewritten
+    assert op_types(result.model) == ["MatMul", "Relu", "SparseGemm"]
+    # Two nodes alone, the whole rewrite, then the whole rewrite without "first".
+    assert len(timer.compared) == 4
 
 
 def test_real_timing_reports_what_it_measured(tmp_path, capsys):
