@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from pathlib import Path
 
+from ortsparse.rewriter.cost_data import cost_models_of
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.model_io import rewrite_file
 from ortsparse.verification import DEFAULT_SECONDS, SYMBOLIC_DIM, verify_rewrite
@@ -29,6 +31,14 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FLOAT",
         help="rewrite every weight with at least this fraction of zeros (0..1), instead of letting "
         "the measured cost model decide",
+    )
+    parser.add_argument(
+        "--cost-data",
+        type=Path,
+        metavar="FILE",
+        help="decide with the cost model measured on another CPU (`ortsparse calibrate --output "
+        "FILE` there), for a model meant for that CPU; implies --no-verify, which would time this "
+        "one",
     )
     parser.add_argument(
         "--no-verify",
@@ -63,8 +73,15 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_rewrite(args: argparse.Namespace) -> int:
+    models = None
+    if args.cost_data is not None:
+        try:
+            models = cost_models_of(args.cost_data)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     verify = None
-    if not args.no_verify:
+    if not args.no_verify and models is None:
         verify = functools.partial(
             verify_rewrite,
             threads=args.threads,
@@ -80,6 +97,7 @@ def run_rewrite(args: argparse.Namespace) -> int:
             report=args.report,
             progress=_progress,
             verify=verify,
+            cost_models=models,
         )
     except RewriteError as error:
         print(f"error: {error}", file=sys.stderr)

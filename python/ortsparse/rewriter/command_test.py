@@ -5,6 +5,7 @@ import pytest
 from onnx import helper
 
 from ortsparse.rewriter.command import add_rewrite_arguments, run_rewrite
+from ortsparse.rewriter.cost_data import shipped_data
 from ortsparse.rewriter.testing import make_model, op_types, sparse_weight
 
 
@@ -73,3 +74,19 @@ def test_min_sparsity_must_be_a_fraction(model_file, tmp_path, value):
     with pytest.raises(SystemExit) as exit_info:
         run_command(model_file, tmp_path / "out.onnx", "--min-sparsity", value)
     assert exit_info.value.code == 2
+
+
+def test_cost_data_of_another_cpu_decides_and_skips_verification(model_file, tmp_path, capsys):
+    zen3 = next(data for data in shipped_data() if data.cpu.family == 25)
+    out_path = tmp_path / "out.onnx"
+    assert run_command(model_file, out_path, "--report", "--cost-data", zen3.path) == 0
+    captured = capsys.readouterr()
+    assert "decided by: cost model measured on AMD EPYC (AuthenticAMD family 25" in captured.out
+    assert "verif" not in captured.err
+
+
+def test_cost_data_that_is_not_a_measurement_exits_2(model_file, tmp_path, capsys):
+    bad = tmp_path / "costs.json"
+    bad.write_text("{}")
+    assert run_command(model_file, tmp_path / "out.onnx", "--cost-data", bad) == 2
+    assert "is not a cost-model measurement" in capsys.readouterr().err

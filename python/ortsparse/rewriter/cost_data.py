@@ -162,6 +162,30 @@ def cost_models(
     )
 
 
+def cost_models_of(path: Path, family: str | None = None) -> CostModels:
+    """The cost models of the measurement at ``path`` (``ortsparse calibrate``'s output on
+    another CPU, or a shipped file), for its ``family`` (default: the best one of the CPU it was
+    measured on, which that CPU runs): to rewrite a model for that CPU from another. Raises
+    ValueError when the file is not a measurement or lacks the family."""
+    try:
+        data = CostData.read(Path(path))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a cost-model measurement: {error}") from error
+    family = fp32_kernel_family(family or data.cpu.best_kernel_family)
+    if family not in data.gemm or family not in data.conv:
+        raise ValueError(f"{path} has no measurement of kernel family {family}")
+    source = (
+        f"cost model measured on {data.cpu.describe()}, kernel family {family}, ORT "
+        f"{data.onnxruntime} (given: {path})"
+    )
+    return CostModels(
+        CostModel(KernelCosts(**data.gemm[family]), family, source),
+        CostModel(KernelCosts(**data.conv[family]), family, source),
+        source,
+        f"{path}:{_file_digest(Path(path))}",
+    )
+
+
 # Where no family is known (the ISA module is not built): the portable one.
 _DEFAULT_FAMILY = "scalar"
 

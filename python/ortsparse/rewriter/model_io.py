@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from ortsparse.rewriter.cost_data import CostModels
 from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.pipeline import Progress, estimated_size_bytes, rewrite_owned_model
@@ -34,10 +35,11 @@ def rewrite_file(
     progress: Progress | None = None,
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD_BYTES,
     verify: Verify | None = None,
+    cost_models: CostModels | None = None,
 ) -> RewriteResult:
     """Rewrites the model at ``in_path`` into ``out_path``; prints the report when ``report``.
     ``verify``: what decides, given the original and a way to rewrite it keeping some nodes,
-    which rewrite is written (None: the cost model's).
+    which rewrite is written (None: the cost model's); ``cost_models`` as rewrite_owned_model's.
 
     A result larger than ``external_data_threshold`` bytes is saved with its tensors in
     ``<out file name>.data`` beside it; the returned model then refers to that file for them.
@@ -54,12 +56,21 @@ def rewrite_file(
         model = onnx.ModelProto()
         model.CopyFrom(original)
         return rewrite_owned_model(
-            model, min_sparsity=min_sparsity, progress=progress, checked=True, keep=keep
+            model,
+            min_sparsity=min_sparsity,
+            progress=progress,
+            checked=True,
+            keep=keep,
+            cost_models=cost_models,
         )
 
     if verify is None:
         result = rewrite_owned_model(
-            original, min_sparsity=min_sparsity, progress=progress, checked=True
+            original,
+            min_sparsity=min_sparsity,
+            progress=progress,
+            checked=True,
+            cost_models=cost_models,
         )
     else:
         result = verify(original, rewrite)

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 import onnx
 
 from ortsparse.rewriter.conversion import Conversion, display_name, kept
-from ortsparse.rewriter.cost_data import cost_models
+from ortsparse.rewriter.cost_data import CostModels
+from ortsparse.rewriter.cost_data import cost_models as cost_models_for_this_cpu
 from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.fusion import apply_fusion
@@ -68,10 +69,12 @@ def rewrite_owned_model(
     progress: Progress | None = None,
     checked: bool = False,
     keep: Mapping[str, Decision] | None = None,
+    cost_models: CostModels | None = None,
 ) -> RewriteResult:
     """rewrite_model, editing ``model`` in place; ``checked`` when the checker already passed it.
     ``keep``: nodes (by Decision.node_name) to leave as they are, with the decision to report
-    for each (verification keeps those measured slower than ORT)."""
+    for each (verification keeps those measured slower than ORT). ``cost_models``: those to
+    judge with instead of this CPU's (cost_data.cost_models_of another CPU's measurement)."""
     report = progress or (lambda message: None)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
@@ -79,7 +82,7 @@ def rewrite_owned_model(
         _check(model)
     report("inferring shapes")
     graph = Graph(model)
-    models = cost_models()
+    models = cost_models or cost_models_for_this_cpu()
     if min_sparsity is None:
         report(models.source)
     policy = SparsityPolicy(models.gemm, models.conv, min_sparsity)
