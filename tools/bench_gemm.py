@@ -81,22 +81,28 @@ class Workload:
     sparsity: float
     block: int  # 1: unstructured, 4: 4-block pruning
     layers: int
+    gelu: str = "erf"  # BERT only: BertConfig.gelu
 
     @property
     def label(self) -> str:
         shape = f"batch {self.batch}" + (f" seq {self.seq}" if self.seq else "")
-        return f"{self.model} {self.layers}L {shape}, {pruning_label(self.sparsity, self.block)}"
+        gelu = ", contrib Gelu" if self.model == "bert" and self.gelu == "contrib" else ""
+        pruning = pruning_label(self.sparsity, self.block)
+        return f"{self.model} {self.layers}L {shape}{gelu}, {pruning}"
 
     def model_file_name(self, seed: int) -> str:
         # Batch and sequence length are symbolic in the model, so workloads differing only in
         # them share one file.
-        return f"{self.model}_{self.layers}l_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
+        gelu = "_contrib" if self.model == "bert" and self.gelu == "contrib" else ""
+        return (
+            f"{self.model}_{self.layers}l{gelu}_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
+        )
 
     def build(self, seed: int) -> onnx.ModelProto:
         pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
         if self.model == "mlp":
             return build_mlp(MlpConfig(layers=self.layers, **pruning))
-        return build_bert(BertConfig(layers=self.layers, **pruning))
+        return build_bert(BertConfig(layers=self.layers, gelu=self.gelu, **pruning))
 
     def input_shape(self, declared: list[int | str]) -> tuple[int, ...]:
         hidden = declared[-1]
@@ -344,7 +350,13 @@ def workloads_from(args: argparse.Namespace) -> list[Workload]:
             if "bert" in args.models:
                 workloads.append(
                     Workload(
-                        "bert", args.bert_batch, args.bert_seq, sparsity, block, args.bert_layers
+                        "bert",
+                        args.bert_batch,
+                        args.bert_seq,
+                        sparsity,
+                        block,
+                        args.bert_layers,
+                        args.bert_gelu,
                     )
                 )
     return workloads
@@ -487,6 +499,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bert-batch", type=int, default=1, help="BERT batch size (default 1)")
     parser.add_argument(
         "--bert-seq", type=int, default=128, help="BERT sequence length (default 128)"
+    )
+    parser.add_argument(
+        "--bert-gelu",
+        choices=("erf", "contrib"),
+        default="erf",
+        help="BERT's GELU as torch decomposes it (erf, default) or as one com.microsoft Gelu, as "
+        "ONNX Runtime's optimizer writes it (contrib)",
     )
     parser.add_argument(
         "--bert-layers", type=int, default=BertConfig.layers, help="BERT-base layers (default 12)"

@@ -46,6 +46,9 @@ class BertConfig:
     heads: int = 12
     intermediate: int = 3072
     seq: int | None = None  # None: symbolic "sequence" dimension
+    # "erf": torch's decomposition of GELU; "contrib": one com.microsoft Gelu node, as ONNX
+    # Runtime's optimizer (and exporters targeting it) write it.
+    gelu: str = "erf"
     sparsity: float = 0.9
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
@@ -62,6 +65,8 @@ def _scope(prefix: str) -> str:
 
 class _EncoderWriter:
     def __init__(self, config: BertConfig):
+        if config.gelu not in ("erf", "contrib"):
+            raise ValueError(f"gelu must be 'erf' or 'contrib', got {config.gelu!r}")
         if config.hidden % config.heads:
             raise ValueError(
                 f"hidden ({config.hidden}) must be a multiple of heads ({config.heads})"
@@ -129,6 +134,8 @@ class _EncoderWriter:
 
     def gelu(self, x: str, scope: str) -> str:
         g = self.g
+        if self.config.gelu == "contrib":
+            return g.node("Gelu", [x], f"{scope}/Gelu", domain="com.microsoft")
         scaled = g.node("Div", [x, g.scalar(f"{scope}/Constant", SQRT_2)], f"{scope}/Div")
         erf = g.node("Erf", [scaled], f"{scope}/Erf")
         erf_plus_one = g.node("Add", [erf, g.scalar(f"{scope}/Constant", 1.0)], f"{scope}/Add")

@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     bert.add_argument(
         "--seq", type=int, default=None, help="fix the sequence length (default: symbolic)"
     )
+    bert.add_argument(
+        "--gelu",
+        choices=("erf", "contrib"),
+        default=BertConfig.gelu,
+        help="erf: GELU as torch decomposes it (default); contrib: one com.microsoft Gelu node, as "
+        "ONNX Runtime's optimizer writes it",
+    )
     _add_pruning_options(bert)
     _add_resnet_parser(models)
     _add_yolo_parser(models)
@@ -181,6 +188,7 @@ def _build(args: argparse.Namespace) -> onnx.ModelProto:
             heads=args.heads,
             intermediate=args.intermediate,
             seq=args.seq,
+            gelu=args.gelu,
             **pruning,
         )
     )

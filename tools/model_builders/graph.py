@@ -55,6 +55,9 @@ class GraphBuilder:
         )
         return output
 
+    def _contrib_domains(self) -> list[str]:
+        return sorted({node.domain for node in self.nodes if node.domain})
+
     def _rename_output(self, tensor: str, new_name: str) -> None:
         for node in self.nodes:
             node.output[:] = [new_name if out == tensor else out for out in node.output]
@@ -78,7 +81,8 @@ class GraphBuilder:
         )
         model = helper.make_model(
             graph,
-            opset_imports=[helper.make_opsetid("", OPSET)],
+            opset_imports=[helper.make_opsetid("", OPSET)]
+            + [helper.make_opsetid(domain, 1) for domain in self._contrib_domains()],
             producer_name="ortsparse.model_builders",
         )
         model.ir_version = IR_VERSION

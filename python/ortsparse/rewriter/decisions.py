@@ -16,8 +16,9 @@ class Decision:
 
     ``fused`` names, in graph order, what was folded into the SparseGemm/SparseConv epilogue: op
     types for single ops ("BatchNormalization", "Add", "Relu", "Clip", "Sigmoid", "Gelu",
-    "LeakyRelu", "HardSwish") and the function computed for multi-node patterns ("SiLU",
-    "Gelu(erf)", "Gelu(tanh)", "HardSwish" for x * HardSigmoid(x)).
+    "LeakyRelu", "HardSwish", "Gelu (com.microsoft)" for ONNX Runtime's Gelu and FastGelu) and the
+    function computed for multi-node patterns ("SiLU", "Gelu(erf)", "Gelu(tanh)", "HardSwish"
+    for x * HardSigmoid(x)).
     """
 
     node_name: str

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper, numpy_helper
 
+from ortsparse.rewriter.contrib_shapes import MS_DOMAIN, contrib_output_types
 from ortsparse.rewriter.errors import RewriteError
 
 Shape = tuple  # of int (static), str (symbolic) or None (unknown) dims
@@ -252,14 +253,39 @@ def _all_names(graph: onnx.GraphProto) -> set[str]:
 
 
 def _infer_value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
-    """Types of the top-level graph's tensors by strict ONNX shape inference."""
-    with _large_tensor_data_set_aside(model):
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
-            raise RewriteError(
-                f"the model is malformed: shape inference failed: {error}"
-            ) from error
+    """Types of the top-level graph's tensors by strict ONNX shape inference, carried through
+    ONNX Runtime's contrib ops where contrib_shapes knows them: their outputs' types are given to
+    ONNX's inference as hints, and it infers again from there, until nothing more is learnt."""
+    types = _onnx_value_types(model, {})
+    contrib_nodes = [node for node in model.graph.node if node.domain == MS_DOMAIN]
+    hints: dict[str, onnx.TypeProto] = {}
+    for _ in contrib_nodes:
+        found = contrib_output_types(contrib_nodes, types.get)
+        if not found:
+            break
+        hints.update(found)
+        types = _onnx_value_types(model, hints)
+    return types
+
+
+def _onnx_value_types(
+    model: onnx.ModelProto, hints: dict[str, onnx.TypeProto]
+) -> dict[str, onnx.TypeProto]:
+    """Types by strict ONNX shape inference, with ``hints`` (types of tensors it cannot infer)
+    added to the graph's value_info for the time it takes."""
+    value_info = model.graph.value_info
+    added = [helper.make_value_info(name, value_type) for name, value_type in hints.items()]
+    value_info.extend(added)
+    try:
+        with _large_tensor_data_set_aside(model):
+            try:
+                inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+            except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
+                raise RewriteError(
+                    f"the model is malformed: shape inference failed: {error}"
+                ) from error
+    finally:
+        del value_info[len(value_info) - len(added) :]
     graph = inferred.graph
     types = {
         tensor.name: helper.make_tensor_type_proto(tensor.data_type, tensor.dims)

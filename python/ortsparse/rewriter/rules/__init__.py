@@ -8,6 +8,7 @@ from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
 from ortsparse.rewriter.rules.fuse_channel_groups_last import FuseChannelGroupsLast
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
+from ortsparse.rewriter.rules.fuse_contrib_gelu import FuseContribGelu
 from ortsparse.rewriter.rules.fuse_gelu import FuseGelu
 from ortsparse.rewriter.rules.fuse_gelu_erf import FuseGeluErf
 from ortsparse.rewriter.rules.fuse_gelu_tanh import FuseGeluTanh
@@ -58,6 +59,7 @@ EPILOGUE_RULES = (
     FuseGelu(),
     FuseGeluErf(),
     FuseGeluTanh(),
+    FuseContribGelu(),
     FuseLeakyRelu(),
     FuseHardSwish(),
     FuseXTimesHardSigmoid(),
