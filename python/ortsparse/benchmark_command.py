@@ -40,6 +40,7 @@ from ortsparse.inputs import (
     parse_input_shapes,
     random_inputs,
     resolve_input_shapes,
+    unsized_dims,
 )
 from ortsparse.rewrite_cache import PreparedModel, prepare_model, unchanged_model
 from ortsparse.rewriter.command import EXIT_BAD_INPUT, EXIT_CANNOT_WRITE, fraction
@@ -80,7 +81,8 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
         type=_shapes,
         metavar="SHAPES",
         help='exact shape of every input, in input order, e.g. "[1,3,224,224],[1,128]" '
-        "(default: symbolic dims are 1, or the batch size where they name the batch)",
+        "(default: the batch size for the symbolic dims that name the batch; any other "
+        "symbolic dim needs this option)",
     )
     parser.add_argument(
         "-ncores",
@@ -208,6 +210,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args)
         check_model_file(Path(args.model))
+        _check_sized(args)
     except (_BadArguments, RewriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -244,6 +247,25 @@ def run_benchmark(args: argparse.Namespace) -> int:
             )
             return EXIT_CANNOT_WRITE
     return 0
+
+
+def _check_sized(args: argparse.Namespace) -> None:
+    """Without -shapes, a symbolic dim other than the batch has no size to run at: the error
+    names them (a guess such as 1 would time another model, or fail inside ORT)."""
+    if args.input_shapes is not None:
+        return
+    specs = model_input_specs(onnx.load(args.model, load_external_data=False))
+    unsized = unsized_dims(specs)
+    if unsized:
+        dims = "; ".join(f"input '{name}': {', '.join(dims)}" for name, dims in unsized.items())
+        example = ",".join(
+            f"[{','.join(str(dim) if isinstance(dim, int) else '?' for dim in spec.shape)}]"
+            for spec in specs
+        )
+        raise _BadArguments(
+            f"the model has symbolic dims that are not its batch ({dims}): give every input's "
+            f'shape with -shapes, e.g. -shapes "{example}" with the ? filled in'
+        )
 
 
 def _plan(args: argparse.Namespace) -> _Plan:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -39,11 +40,13 @@ def compile_model(
     num_cores: int | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Engine:
     """An Engine running ``model`` (a path or a ModelProto) rewritten by ortsparse, for inputs
     of ``batch_size`` items, on ``num_cores`` intra-op threads (default: every core this process
-    may use)."""
-    return Engine(model, batch_size, num_cores, cache_dir=cache_dir)
+    may use). The rewrite is judged and verified at the sizes ``input_shapes`` gives (by input
+    name), else at ``batch_size`` and 64 for any other symbolic dim."""
+    return Engine(model, batch_size, num_cores, cache_dir=cache_dir, input_shapes=input_shapes)
 
 
 class Engine:
@@ -61,6 +64,7 @@ class Engine:
         num_cores: int | None = None,
         *,
         cache_dir: str | os.PathLike | None = None,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -76,7 +80,10 @@ class Engine:
             options,
             providers=["CPUExecutionProvider"],
             cache_dir=cache_dir,
-            input_shapes=_verification_shapes(model, batch_size),
+            input_shapes={
+                **(_verification_shapes(model, batch_size) or {}),
+                **(input_shapes or {}),
+            },
         )
         self._specs = input_specs(self._session)
         try:

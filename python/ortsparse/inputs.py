@@ -106,6 +106,24 @@ def model_input_specs(model: ModelProto) -> list[InputSpec]:
     return specs
 
 
+def unsized_dims(specs: Sequence[InputSpec]) -> dict[str, list[str]]:
+    """The symbolic dims nothing sizes but a guess, by input: those not at axis 0 and not named
+    like an axis-0 dim (the batch), described as "'name' (axis i)"."""
+    batch_symbols = {
+        spec.shape[0] for spec in specs if spec.shape and isinstance(spec.shape[0], str)
+    }
+    unsized = {}
+    for spec in specs:
+        dims = [
+            f"'{dim}' (axis {axis})" if dim else f"an unnamed dim (axis {axis})"
+            for axis, dim in enumerate(spec.shape)
+            if axis > 0 and not isinstance(dim, int) and dim not in batch_symbols
+        ]
+        if dims:
+            unsized[spec.name] = dims
+    return unsized
+
+
 def parse_input_shapes(text: str) -> list[list[int]]:
     """``"[1,3,224,224],[1,128]"`` -> ``[[1, 3, 224, 224], [1, 128]]``; ``[]`` is a scalar.
 

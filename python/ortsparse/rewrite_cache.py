@@ -87,7 +87,8 @@ def prepare_model(
     rewriter rejects (with a warning). ``min_sparsity`` as in rewrite_model. With ``verify`` the
     rewrite is timed against the original on this CPU, on ``threads`` intra-op threads (0: ORT's
     default) and inputs of ``input_shapes`` (by input name; others as verification.py says),
-    and ORT's nodes are put back wherever ortsparse is not faster (verification.py).
+    and ORT's nodes are put back wherever ortsparse is not faster (verification.py); the cost
+    model judges at those sizes too.
     """
     original: ModelSource = (
         path_or_bytes if isinstance(path_or_bytes, bytes) else os.fspath(path_or_bytes)
@@ -95,12 +96,9 @@ def prepare_model(
     loaded = _load(original)
     if loaded is None:
         return PreparedModel(original, False, 0, 0, None)
-    verification = (
-        {"threads": threads, "input_shapes": {k: list(v) for k, v in (input_shapes or {}).items()}}
-        if verify
-        else None
-    )
-    model, key = loaded[0], _cache_key(loaded[1], min_sparsity, verification)
+    shapes = {name: [int(dim) for dim in shape] for name, shape in (input_shapes or {}).items()}
+    options = {"input_shapes": shapes, "verification": {"threads": threads} if verify else None}
+    model, key = loaded[0], _cache_key(loaded[1], min_sparsity, options)
     entry = Path(cache_dir if cache_dir is not None else default_cache_dir()) / key
     cached = _read_entry(entry, original)
     if cached is not None:
@@ -110,14 +108,16 @@ def prepare_model(
         if verify and not has_ops:
             result = verify_rewrite(
                 model,
-                functools.partial(_rewrite_copy, model, min_sparsity, progress),
+                functools.partial(_rewrite_copy, model, min_sparsity, progress, input_shapes),
                 threads=threads,
                 input_shapes=input_shapes,
                 seconds=verify_seconds,
                 progress=progress,
             )
         else:
-            result = rewrite_owned_model(model, min_sparsity=min_sparsity, progress=progress)
+            result = rewrite_owned_model(
+                model, min_sparsity=min_sparsity, progress=progress, input_shapes=input_shapes
+            )
     except RewriteError as error:
         warnings.warn(
             f"ortsparse cannot rewrite the model ({error}); it runs unchanged", RuntimeWarning, 2
@@ -146,11 +146,14 @@ def _rewrite_copy(
     model: onnx.ModelProto,
     min_sparsity: float | None,
     progress: Progress | None,
+    input_shapes: Mapping[str, Sequence[int]] | None,
     keep: Mapping[str, Decision],
 ) -> RewriteResult:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    return rewrite_owned_model(copy, min_sparsity=min_sparsity, progress=progress, keep=keep)
+    return rewrite_owned_model(
+        copy, min_sparsity=min_sparsity, progress=progress, keep=keep, input_shapes=input_shapes
+    )
 
 
 def unchanged_model(path: str | os.PathLike) -> PreparedModel:
@@ -208,9 +211,7 @@ def _chunks(data: bytes, files: list[Path]) -> Iterator[bytes]:
                 yield chunk
 
 
-def _cache_key(
-    content: Iterator[bytes], min_sparsity: float | None, verification: dict | None
-) -> str:
+def _cache_key(content: Iterator[bytes], min_sparsity: float | None, options: dict) -> str:
     digest = hashlib.sha256()
     cpu = current_cpu()
     options = {
@@ -221,7 +222,7 @@ def _cache_key(
         "kernel_family": current_kernel_family(),
         "cost_data": cost_models().fingerprint if min_sparsity is None else None,
         "min_sparsity": min_sparsity,
-        "verification": verification,
+        **options,
     }
     digest.update(json.dumps(options, sort_keys=True).encode())
     for chunk in content:

@@ -60,8 +60,10 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
         type=input_shape,
         metavar="NAME=D0,D1,...",
         default=[],
-        help="the shape of input NAME to verify with (repeatable); otherwise a symbolic batch dim "
-        f"is 1 and every other symbolic dim {SYMBOLIC_DIM}",
+        help="the shape input NAME will run at (repeatable): the cost model judges at its sizes "
+        "where the model's dims are symbolic, and verification times it; otherwise a symbolic "
+        f"batch dim is 1 and every other symbolic dim {SYMBOLIC_DIM} for verification, and the "
+        "cost model takes a representative size",
     )
     parser.add_argument(
         "--verify-seconds",
@@ -98,6 +100,7 @@ def run_rewrite(args: argparse.Namespace) -> int:
             progress=_progress,
             verify=verify,
             cost_models=models,
+            input_shapes=dict(args.input_shape),
         )
     except RewriteError as error:
         print(f"error: {error}", file=sys.stderr)

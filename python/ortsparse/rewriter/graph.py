@@ -9,7 +9,7 @@ outer scope count as used, so nothing they depend on is fused away or deleted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -27,7 +27,11 @@ _SHAPE_INFERENCE_DATA_LIMIT_BYTES = 1 << 20
 
 
 class Graph:
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(
+        self, model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
+    ):
+        """``input_shapes``: sizes for graph inputs (by name) to infer the other tensors' shapes
+        from, in place of their symbolic dims; the model keeps its own."""
         self.model = model
         graph = model.graph
         self.nodes: list[onnx.NodeProto] = list(graph.node)
@@ -36,7 +40,8 @@ class Graph:
         self._overridable = {value.name for value in graph.input}
         self._graph_outputs = {value.name for value in graph.output}
         self._subgraph_reads = _names_read_by_subgraphs(graph)
-        self._types = _infer_value_types(model)
+        with _inputs_sized(model, input_shapes or {}):
+            self._types = _infer_value_types(model)
         self._taken_names = _all_names(graph)
         self._initially_used = self._used_names()
         self._added_initializers: list[onnx.TensorProto] = []
@@ -295,6 +300,43 @@ def _onnx_value_types(
         (value.name, value.type) for value in (*graph.input, *graph.value_info, *graph.output)
     )
     return types
+
+
+@contextmanager
+def _inputs_sized(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
+) -> Iterator[None]:
+    """The graph inputs named in ``input_shapes`` with those sizes, for as long as it takes.
+    Raises RewriteError for an input the model lacks or a shape of another rank or with other
+    fixed sizes."""
+    inputs = {value.name: value for value in model.graph.input}
+    saved = []
+    for name, sizes in input_shapes.items():
+        value = inputs.get(name)
+        if value is None:
+            raise RewriteError(f"the model has no input named {name!r}")
+        shape = value.type.tensor_type.shape
+        if len(shape.dim) != len(sizes):
+            raise RewriteError(
+                f"input {name!r} has rank {len(shape.dim)}; the shape given, {list(sizes)}, has "
+                f"rank {len(sizes)}"
+            )
+        for axis, (dim, size) in enumerate(zip(shape.dim, sizes)):
+            if dim.HasField("dim_value") and dim.dim_value != size:
+                raise RewriteError(
+                    f"input {name!r} has the fixed size {dim.dim_value} at axis {axis}; the "
+                    f"shape given has {size}"
+                )
+        copy = onnx.TensorShapeProto()
+        copy.CopyFrom(shape)
+        saved.append((shape, copy))
+        for dim, size in zip(shape.dim, sizes):
+            dim.dim_value = int(size)
+    try:
+        yield
+    finally:
+        for shape, original in saved:
+            shape.CopyFrom(original)
 
 
 @contextmanager

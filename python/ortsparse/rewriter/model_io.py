@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import onnx
@@ -36,10 +36,12 @@ def rewrite_file(
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD_BYTES,
     verify: Verify | None = None,
     cost_models: CostModels | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> RewriteResult:
     """Rewrites the model at ``in_path`` into ``out_path``; prints the report when ``report``.
     ``verify``: what decides, given the original and a way to rewrite it keeping some nodes,
-    which rewrite is written (None: the cost model's); ``cost_models`` as rewrite_owned_model's.
+    which rewrite is written (None: the cost model's); ``cost_models`` and ``input_shapes`` as
+    rewrite_owned_model takes them.
 
     A result larger than ``external_data_threshold`` bytes is saved with its tensors in
     ``<out file name>.data`` beside it; the returned model then refers to that file for them.
@@ -62,6 +64,7 @@ def rewrite_file(
             checked=True,
             keep=keep,
             cost_models=cost_models,
+            input_shapes=input_shapes,
         )
 
     if verify is None:
@@ -71,6 +74,7 @@ def rewrite_file(
             progress=progress,
             checked=True,
             cost_models=cost_models,
+            input_shapes=input_shapes,
         )
     else:
         result = verify(original, rewrite)

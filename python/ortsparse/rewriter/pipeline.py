@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import onnx
 
@@ -49,17 +49,20 @@ def rewrite_model(
     min_sparsity: float | None = None,
     progress: Progress | None = None,
     keep: Mapping[str, Decision] | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> RewriteResult:
     """Rewrites eligible MatMul/Gemm/Conv nodes of ``model`` (left unchanged) into SparseGemm and
     SparseConv nodes.
 
     ``min_sparsity`` replaces the cost model's verdict by a threshold on each weight's fraction
-    of zeros; ``keep`` names nodes to leave as they are (rewrite_owned_model). Raises
+    of zeros; ``keep`` and ``input_shapes`` as rewrite_owned_model takes them. Raises
     RewriteError for a malformed model.
     """
     owned = onnx.ModelProto()
     owned.CopyFrom(model)
-    return rewrite_owned_model(owned, min_sparsity=min_sparsity, progress=progress, keep=keep)
+    return rewrite_owned_model(
+        owned, min_sparsity=min_sparsity, progress=progress, keep=keep, input_shapes=input_shapes
+    )
 
 
 def rewrite_owned_model(
@@ -70,18 +73,21 @@ def rewrite_owned_model(
     checked: bool = False,
     keep: Mapping[str, Decision] | None = None,
     cost_models: CostModels | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> RewriteResult:
     """rewrite_model, editing ``model`` in place; ``checked`` when the checker already passed it.
     ``keep``: nodes (by Decision.node_name) to leave as they are, with the decision to report
     for each (verification keeps those measured slower than ORT). ``cost_models``: those to
-    judge with instead of this CPU's (cost_data.cost_models_of another CPU's measurement)."""
+    judge with instead of this CPU's (cost_data.cost_models_of another CPU's measurement).
+    ``input_shapes``: the sizes the model will run at, by input name, for the cost model to
+    judge with where the model's dims are symbolic (the rewrite keeps them symbolic)."""
     report = progress or (lambda message: None)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
     if not checked:
         _check(model)
     report("inferring shapes")
-    graph = Graph(model)
+    graph = Graph(model, input_shapes)
     models = cost_models or cost_models_for_this_cpu()
     if min_sparsity is None:
         report(models.source)

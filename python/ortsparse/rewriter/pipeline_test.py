@@ -245,3 +245,37 @@ def test_cnn_convolutions_become_sparse_convs_with_their_epilogues():
         "SparseGemm",
     ]
     assert_same_outputs(model, result.model, {"batch": 2})
+
+
+def test_input_shapes_size_the_symbolic_dims_the_cost_model_judges_at():
+    model = make_model(
+        [helper.make_node("Conv", ["X", "W"], ["Y"], name="conv", pads=[1, 1, 1, 1])],
+        {"X": ["n", 8, "h", "w"]},
+        {"Y": ["n", 16, "h", "w"]},
+        {"W": conv_weight(16, 8, (3, 3), sparsity=0.95)},
+    )
+    (unsized,) = rewrite_model(model).decisions
+    (sized,) = rewrite_model(model, input_shapes={"X": [1, 8, 40, 30]}).decisions
+    assert "M=64" in unsized.reason and "M=1200" in sized.reason
+    # The model keeps its symbolic dims.
+    dims = rewrite_model(model, input_shapes={"X": [1, 8, 40, 30]}).model.graph.input[0]
+    assert [dim.dim_param for dim in dims.type.tensor_type.shape.dim] == ["n", "", "h", "w"]
+
+
+@pytest.mark.parametrize(
+    "shapes,message",
+    [
+        ({"Z": [1, 8]}, "no input named 'Z'"),
+        ({"A": [1, 2, 3]}, "has rank 2"),
+        ({"A": [4, 3]}, "fixed size"),
+    ],
+)
+def test_input_shapes_that_do_not_fit_the_model_are_errors(shapes, message):
+    model = make_model(
+        [helper.make_node("MatMul", ["A", "W"], ["Y"])],
+        {"A": ["m", 16]},
+        {"Y": ["m", 8]},
+        {"W": sparse_weight(16, 8)},
+    )
+    with pytest.raises(RewriteError, match=message):
+        rewrite_model(model, input_shapes=shapes)
