@@ -231,11 +231,13 @@ def check(
     output_channel_groups=0,
     x_parts=None,
     output_split=0,
+    weight=None,
 ):
     """Runs SparseConv and its reference on random data and compares them; with x_parts (channel
     counts adding up to x_shape[1]), X is fed to both in that many parts; with output_split,
-    SparseConv's two outputs are compared joined. Returns the weight W."""
-    w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity)
+    SparseConv's two outputs are compared joined; ``weight`` replaces the random sparse W.
+    Returns the weight W."""
+    w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity) if weight is None else weight
     bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
     y_shape = output_shape(x_shape, n, kernel, strides, dilations, pads)
     residual_shape = y_shape if with_residual else None
@@ -423,6 +425,20 @@ def test_kernel_families(library, rng, family, fmt, x_shape, kernel, strides, pa
         activation="gelu",
         threads=2,
     )
+
+
+def test_finishing_tile_kernels_write_channels_without_weights_in_the_last_block(
+    library, rng, family
+):
+    # A 1x1 layer read in place on an image of few tiles: its tile kernels finish Y in the last
+    # block of input features. 480 input channels make several blocks in every family; half the
+    # output channels have weights in the first 16 input channels only, none in the last block,
+    # and some none at all: those must be written too (bias alone for the empty ones).
+    n, c = 48, 480
+    weight = sparse_conv_weight(rng, n, c, (1, 1), 0.8)
+    weight[::2, 16:] = 0
+    weight[::5] = 0
+    check(library, rng, (1, c, 3, 40), n, (1, 1), weight=weight)
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "hard_swish"])

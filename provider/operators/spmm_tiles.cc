@@ -239,7 +239,12 @@ TileWeights BuildTileWeights(const PackedWeights& packed, const SparseMatrixAttr
           ++end;
         }
         cursor[g] = end;
-        if (end > begin || block == 0) pass.push_back({g, begin, end});
+        // Empty segments too in the first block, which overwrites the accumulators, and in the
+        // last, where the direct convolution's finishing kernels write Y for the segments they
+        // are given and no others.
+        if (end > begin || block == 0 || block + 1 == tw.k_blocks) {
+          pass.push_back({g, begin, end});
+        }
       }
       std::stable_sort(pass.begin(), pass.end(), [](const Segment& a, const Segment& b) {
         return a.end - a.begin < b.end - b.begin;

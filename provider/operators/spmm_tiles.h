@@ -61,8 +61,9 @@ inline constexpr size_t kMaxChunkChannels = 128;
 // channels are split into chunks, the unit of parallel work, and input features into blocks whose
 // panel rows fit in L1. A pass is one chunk's segments for one block, ordered by length; the first
 // block's pass has a segment for every group of the chunk, even an empty one, so that it can
-// overwrite the accumulators instead of clearing them first. Segment channels count from the
-// chunk's first channel.
+// overwrite the accumulators instead of clearing them first, and so has the last block's, so
+// that the direct convolution's finishing kernels (DirectCsrFinishersFor) write every channel of
+// Y. Segment channels count from the chunk's first channel.
 struct TileWeights {
   size_t chunk_channels = 0;  // a multiple of 16, the output stage's block
   size_t chunks = 0;
