@@ -322,7 +322,8 @@ def _inputs_sized(
                 f"rank {len(sizes)}"
             )
         for axis, (dim, size) in enumerate(zip(shape.dim, sizes)):
-            if dim.HasField("dim_value") and dim.dim_value != size:
+            # Some exporters write an unknown size as -1.
+            if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
                 raise RewriteError(
                     f"input {name!r} has the fixed size {dim.dim_value} at axis {axis}; the "
                     f"shape given has {size}"

