@@ -6,6 +6,7 @@ import argparse
 
 import onnx
 import onnxruntime
+from onnx import numpy_helper
 import ortsparse
 import pytest
 from ortsparse.cli import rewrite_model_main
@@ -88,6 +89,21 @@ def test_nodes_faster_alone_are_dropped_until_the_whole_model_is_faster():
     assert op_types(result.model) == ["MatMul", "Relu", "SparseGemm"]
     # Two nodes alone, the whole rewrite, then the whole rewrite without "first".
     assert len(timer.compared) == 4
+
+
+def test_a_rewrite_computing_other_outputs_keeps_the_original_with_a_warning():
+    model = sparse_mlp()
+
+    def wrong_rewrite(keep):
+        result = rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep)
+        sparse = next(node for node in result.model.graph.node if node.domain == "ortsparse")
+        values = next(t for t in result.model.graph.initializer if t.name == sparse.input[1])
+        values.CopyFrom(numpy_helper.from_array(2 * numpy_helper.to_array(values), values.name))
+        return result
+
+    with pytest.warns(RuntimeWarning, match="other outputs than the original.*a bug"):
+        result = verify_rewrite(model, wrong_rewrite, timer=ScriptedTimer())
+    assert result.model == model and "its outputs differ (output 'Y'" in result.decided_by
 
 
 def test_real_timing_reports_what_it_measured(tmp_path, capsys):

@@ -10,7 +10,10 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    MatMul/Gemm/Conv nodes in that part are rewritten again as kept, measured slower. A node
    whose part of the original cannot be isolated (it reads a value the original never computes)
    is left to the next step.
-3. The whole rewrite is timed against the whole original. A node faster alone may still lose in
+3. The whole rewrite runs on the same inputs as the original first: where ORT computes the
+   original exactly (no integer products), float outputs further apart than OUTPUT_RTOL of the
+   largest mean a bug, and the original is kept with a warning. Then it is timed against the
+   whole original. A node faster alone may still lose in
    the graph, where ORT's nodes share layouts and fusions (its QLinearConv chains stay NHWC, its
    Conv chains NCHWc): unless the whole rewrite is faster, it is made again keeping only the
    nodes measured fastest alone (those at or above the first, second, then third quartile of
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -54,6 +58,9 @@ SYMBOLIC_DIM = 64
 ROUNDS = 7
 NODE_SECONDS = 0.25
 MODEL_SECONDS = 2.0
+# Outputs of a rewrite within this share of the original's largest output agree (float sums in
+# another order, vectorized activations: about 1e-6).
+OUTPUT_RTOL = 1e-3
 # Share of the budget kept for the whole-model comparison, and the least time given one node.
 WHOLE_MODEL_SHARE = 0.25
 MIN_NODE_SECONDS = 0.05
@@ -152,10 +159,20 @@ def verify_rewrite(
                 break
         whole_budget = min(MODEL_SECONDS, max(MIN_NODE_SECONDS, deadline - time.monotonic()))
         try:
+            disagreement = _float_disagreement(timer, original, result.model, feeds)
             whole = timer.compare(original, result.model, feeds, whole_budget)
         except VerificationError as error:
             tell(f"the rewrite failed to run here ({error}): the original is kept")
             return _original_kept(original, result, f"the rewrite failed to run ({error})")
+        if disagreement:
+            warnings.warn(
+                f"ortsparse's rewrite computes other outputs than the original ({disagreement}); "
+                "the original is kept. This is a bug: please report it with the model.",
+                RuntimeWarning,
+                2,
+            )
+            tell(f"the rewrite's outputs differ from ORT's ({disagreement}): the original is kept")
+            return _original_kept(original, result, f"its outputs differ ({disagreement})")
         tell(f"whole model: {whole.describe()}")
         if whole.rewritten_ms < whole.original_ms:
             decisions = [
@@ -170,6 +187,40 @@ def verify_rewrite(
             break
     reason = "no rewrite measured faster than ORT's nodes on the whole model"
     return _original_kept(original, result, reason, summary)
+
+
+def _float_disagreement(
+    timer: ModelTimer,
+    original: onnx.ModelProto,
+    rewritten: onnx.ModelProto,
+    feeds: Mapping[str, np.ndarray],
+) -> str:
+    """How the rewrite's float outputs differ from the original's beyond float rounding (more
+    than OUTPUT_RTOL of the largest), or "" where they agree. Only for models without integer
+    products, which ORT computes exactly on every CPU: without VNNI ORT's INT8 products
+    saturate where ortsparse's do not, and it is no reference."""
+    if any(node.op_type in _INTEGER_PRODUCTS for node in original.graph.node):
+        return ""
+    expected = timer.outputs(original, feeds)
+    actual = timer.outputs(rewritten, feeds)
+    for output, want, got in zip(original.graph.output, expected, actual):
+        if not isinstance(want, np.ndarray) or want.dtype.kind != "f" or want.shape != got.shape:
+            continue
+        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        error = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
+        if not error <= OUTPUT_RTOL * scale + np.finfo(np.float32).tiny:
+            return f"output '{output.name}': max |difference| {error:.3g}, largest {scale:.3g}"
+    return ""
+
+
+# The ops holding integer products ORT runs on its own integer kernels (some saturate).
+_INTEGER_PRODUCTS = {
+    "QLinearMatMul",
+    "QLinearConv",
+    "MatMulInteger",
+    "ConvInteger",
+    "DequantizeLinear",
+}
 
 
 def _required_speedups(timings: Mapping[str, Timing], slower: Mapping[str, Decision]) -> list:
@@ -331,6 +382,13 @@ class ModelTimer:
             raise VerificationError(f"the model fails on random inputs: {_first_line(error)}")
         by_name = dict(zip((output.name for output in session.get_outputs()), results))
         return {**{name: by_name[name] for name in computed}, **feeds}
+
+    def outputs(self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list:
+        """The model's outputs on ``feeds``."""
+        try:
+            return self.session(model).run(None, dict(feeds))
+        except Exception as error:  # ORT's exception classes share no narrower base
+            raise VerificationError(_first_line(error)) from error
 
     def compare(
         self,
