@@ -13,11 +13,11 @@ CPU, and the original nodes are put back wherever ortsparse loses.
 3. The whole rewrite runs on the same inputs as the original first: where ORT computes the
    original exactly (no integer products), float outputs further apart than OUTPUT_RTOL of the
    largest mean a bug, and the original is kept with a warning. Then it is timed against the
-   whole original. A node faster alone may still lose in
-   the graph, where ORT's nodes share layouts and fusions (its QLinearConv chains stay NHWC, its
-   Conv chains NCHWc): unless the whole rewrite is faster, it is made again keeping only the
-   nodes measured fastest alone (those at or above the first, second, then third quartile of
-   the speedups measured) and timed again; if none is faster, the original is returned as it is.
+   whole original. A node faster alone may still lose in the graph, where ORT's nodes share
+   layouts and fusions (its QLinearConv chains stay NHWC, its Conv chains NCHWc): unless the
+   whole rewrite is faster, it is made again keeping only the nodes measured fastest alone
+   (those at or above the first, second, then third quartile of the speedups measured) and timed
+   again; if none is faster, the original is returned as it is.
 
 Each comparison is the median of alternating rounds of each model's mean time per run, which is
 what throughput sees. The time spent is bounded (``seconds``), with a line of progress per step;
@@ -213,7 +213,8 @@ def _float_disagreement(
     return ""
 
 
-# The ops holding integer products ORT runs on its own integer kernels (some saturate).
+# Ops that mark a model whose products ORT may run on its integer kernels, which saturate on some
+# CPUs (a QDQ model's DequantizeLinear groups fuse into them).
 _INTEGER_PRODUCTS = {
     "QLinearMatMul",
     "QLinearConv",
@@ -378,8 +379,10 @@ class ModelTimer:
         session = self.session(probe)
         try:
             results = session.run(None, dict(feeds))
-        except Exception as error:
-            raise VerificationError(f"the model fails on random inputs: {_first_line(error)}")
+        except Exception as error:  # ORT's exception classes share no narrower base
+            raise VerificationError(
+                f"the model fails on random inputs: {_first_line(error)}"
+            ) from error
         by_name = dict(zip((output.name for output in session.get_outputs()), results))
         return {**{name: by_name[name] for name in computed}, **feeds}
 
