@@ -129,12 +129,7 @@ def cost_models(
             f"cost model measured on this CPU, {data.cpu.describe()}, kernel family {family}, "
             f"ORT {data.onnxruntime} ({origin} {data.path})"
         )
-        return CostModels(
-            CostModel(KernelCosts(**data.gemm[family]), family, source),
-            CostModel(KernelCosts(**data.conv[family]), family, source),
-            source,
-            f"{data.path}:{_file_digest(data.path)}",
-        )
+        return _measured(data, family, source)
     others = [data for data in shipped_data() if family in data.gemm and family in data.conv]
     names = ", ".join(data.cpu.describe() for data in others)
     this_cpu = cpu.describe() if cpu is not None else "this CPU (its ISA module is not built)"
@@ -178,11 +173,16 @@ def cost_models_of(path: Path, family: str | None = None) -> CostModels:
         f"cost model measured on {data.cpu.describe()}, kernel family {family}, ORT "
         f"{data.onnxruntime} (given: {path})"
     )
+    return _measured(data, family, source)
+
+
+def _measured(data: CostData, family: str, source: str) -> CostModels:
+    """The cost models of one CPU's measurement of ``family``."""
     return CostModels(
         CostModel(KernelCosts(**data.gemm[family]), family, source),
         CostModel(KernelCosts(**data.conv[family]), family, source),
         source,
-        f"{path}:{_file_digest(Path(path))}",
+        f"{data.path}:{_file_digest(data.path)}",
     )
 
 
