@@ -5,9 +5,9 @@
 # says nothing of speed. Extra arguments go to pytest.
 #
 # Runs the kernel-family op tests (FP32 and INT8), the rewriter's rule tests, the quantization
-# tool's, the INT8 benchmark's (whose ORT reference saturates there), and the whole-network tests
+# tool's, the INT8 benchmark's (whose ORT reference saturates there), the whole-network tests
 # (FP32 and INT8 ones, ResNet-50 at 224 aside: 70 s under QEMU for what the small ResNets check
-# too). About 4 minutes on 2 cores.
+# too) and the trained OCR models'. About 5 minutes on 2 cores.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${ORTSPARSE_VENV:-$repo_root/.venv}"
@@ -27,5 +27,6 @@ exec "${emulated[@]}" -m pytest -p no:cacheprovider \
   tests/test_sparse_matmul_integer_op.py tests/test_sparse_conv_integer_op.py \
   python/ortsparse/rewriter \
   tests/test_quantize_model.py tests/test_quantized_end_to_end.py tests/test_bench_int8.py \
+  tests/test_model_zoo.py \
   tests/test_end_to_end.py --deselect tests/test_end_to_end.py::test_resnet50_at_224_rewritten_matches_ort \
   "$@"
