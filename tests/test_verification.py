@@ -147,6 +147,14 @@ def test_the_drop_in_session_verifies_by_default(tmp_path, capsys):
     assert unverified.ortsparse_model.cache_entry != session.ortsparse_model.cache_entry
 
 
+@pytest.mark.parametrize("option", ["--threads=0", "--verify-seconds=0", "--verify-seconds=x"])
+def test_verification_options_are_checked(tmp_path, capsys, option):
+    path = save(sparse_mlp(), tmp_path / "mlp.onnx")
+    with pytest.raises(SystemExit) as exited:
+        rewrite_model_main([path, str(tmp_path / "out.onnx"), option])
+    assert exited.value.code == 2 and option.split("=")[0] in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text", ["A", "=1,2", "A=1,x", "A=0,3"])
 def test_input_shape_arguments_are_checked(text):
     with pytest.raises(argparse.ArgumentTypeError, match="NAME=D0,D1"):

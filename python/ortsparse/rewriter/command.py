@@ -67,7 +67,7 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--verify-seconds",
-        type=float,
+        type=positive_float,
         metavar="S",
         default=DEFAULT_SECONDS,
         help=f"time allowed for verification (default {DEFAULT_SECONDS:.0f})",
@@ -123,6 +123,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
 
 
