@@ -202,8 +202,8 @@ class Engine:
 def _verification_shapes(
     model: str | os.PathLike | onnx.ModelProto, batch_size: int
 ) -> dict[str, tuple[int, ...]] | None:
-    """The input shapes to verify the rewrite with: those of ``batch_size`` items; None for a
-    file onnx cannot read, which ONNX Runtime then reports on."""
+    """The input shapes to judge and verify the rewrite at: those of ``batch_size`` items; None
+    for a file onnx cannot read, which ONNX Runtime then reports on."""
     try:
         proto = (
             model
