@@ -16,6 +16,10 @@ add. Reported per family:
 
     .venv/bin/python tools/kernel_efficiency.py
     .venv/bin/python tools/kernel_efficiency.py --families avx2 --json
+
+--small-layers instead times small SparseConv layers (the 1x1 and 3x3 convolutions of OCR models
+on 24x96 maps and smaller, 80% sparse) on 1 and on 2 intra-op threads, beside ORT's dense Conv:
+whether the thread pool's hand-offs cost such layers more than a second thread gives them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 import ortsparse  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
 from ortsparse.calibration import (  # noqa: E402
+    dense_conv_model,
     nanoseconds_per_run,
     random_weight,
     session,
@@ -172,6 +179,56 @@ def qlinear_matmul_model(weight: np.ndarray, rows: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
+# (C, N, kernel, H, W): depthwise-separable networks' pointwise and small 3x3 layers.
+SMALL_CONV_SHAPES = (
+    (8, 8, 1, 24, 96),
+    (16, 16, 1, 12, 48),
+    (64, 64, 1, 6, 24),
+    (32, 32, 3, 24, 96),
+    (128, 128, 1, 12, 48),
+)
+SMALL_LAYER_RUNS = 2000
+
+
+def small_layer_rows(rng: np.random.Generator) -> list[str]:
+    """Microseconds per run of each small layer, ortsparse and ORT, on 1 and 2 threads."""
+    rows = []
+    for c, n, kernel, height, width in SMALL_CONV_SHAPES:
+        matrix = random_weight(c * kernel * kernel, n, 0.2, 1, rng)
+        weight = np.ascontiguousarray(matrix.T.reshape(n, c, kernel, kernel))
+        x = rng.standard_normal((1, c, height, width), np.float32)
+        times = {
+            (name, threads): time_per_run(model, x, threads)
+            for name, model in (
+                ("ortsparse", sparse_conv_model(weight, 1, "csr")),
+                ("ORT", dense_conv_model(weight, 1)),
+            )
+            for threads in (1, 2)
+        }
+        rows.append(
+            f"{c}->{n} {kernel}x{kernel} at {height}x{width}: ortsparse "
+            f"{times['ortsparse', 1]:.1f} us on 1 thread, {times['ortsparse', 2]:.1f} on 2; ORT "
+            f"{times['ORT', 1]:.1f} and {times['ORT', 2]:.1f}"
+        )
+    return rows
+
+
+def time_per_run(model: onnx.ModelProto, x: np.ndarray, threads: int) -> float:
+    """Microseconds per run on ``threads`` intra-op threads, after as many warm-up runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.register_custom_ops_library(ortsparse.library_path())
+    runner = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    for _ in range(SMALL_LAYER_RUNS // 10):
+        runner.run(None, {"X": x})
+    start = time.perf_counter()
+    for _ in range(SMALL_LAYER_RUNS):
+        runner.run(None, {"X": x})
+    return (time.perf_counter() - start) / SMALL_LAYER_RUNS * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,7 +240,15 @@ def main(argv: list[str] | None = None) -> int:
         help="kernel families to measure (default: every one this CPU has, scalar aside)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--small-layers",
+        action="store_true",
+        help="time small convolutions on 1 and 2 threads instead (this CPU's own family)",
+    )
     args = parser.parse_args(argv)
+    if args.small_layers:
+        print("\n".join(small_layer_rows(np.random.default_rng(0))))
+        return 0
     report = cpu_report()
     best = FAMILY_RANK[report["best_kernel_family"]]
     families = args.families or [
