@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 import ortsparse  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
 from ortsparse.calibration import (  # noqa: E402
@@ -215,12 +214,7 @@ def small_layer_rows(rng: np.random.Generator) -> list[str]:
 
 def time_per_run(model: onnx.ModelProto, x: np.ndarray, threads: int) -> float:
     """Microseconds per run on ``threads`` intra-op threads, after as many warm-up runs."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.register_custom_ops_library(ortsparse.library_path())
-    runner = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    runner = session(model, ortsparse.library_path(), threads)
     for _ in range(SMALL_LAYER_RUNS // 10):
         runner.run(None, {"X": x})
     start = time.perf_counter()

@@ -104,9 +104,12 @@ SPARSE_OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OPSET_
 # --- timing ------------------------------------------------------------------------------------
 
 
-def session(model: onnx.ModelProto, library: str | None = None) -> ort.InferenceSession:
+def session(
+    model: onnx.ModelProto, library: str | None = None, threads: int = 1
+) -> ort.InferenceSession:
+    """A session of ``model`` on ``threads`` intra-op threads (the cost model's: one)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if library:
