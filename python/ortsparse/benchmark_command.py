@@ -210,15 +210,17 @@ def run_benchmark(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args)
         check_model_file(Path(args.model))
-        _check_sized(args)
+        specs = model_input_specs(onnx.load(args.model, load_external_data=False))
+        _check_sized(args, specs)
     except (_BadArguments, RewriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    verification_shapes = _verification_shapes(args, specs)
     runs: list[_Run] = []
     inputs = None
     for engine in plan.engines:
         try:
-            prepared = _prepare(engine, args, plan, console)
+            prepared = _prepare(engine, args, plan, verification_shapes, console)
             sessions = _sessions(prepared, plan.threads_per_stream)
             if inputs is None:
                 inputs = _inputs(sessions[0], args, console)
@@ -249,12 +251,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_sized(args: argparse.Namespace) -> None:
+def _check_sized(args: argparse.Namespace, specs: list[InputSpec]) -> None:
     """Without -shapes, a symbolic dim other than the batch has no size to run at: the error
     names them (a guess such as 1 would time another model, or fail inside ORT)."""
     if args.input_shapes is not None:
         return
-    specs = model_input_specs(onnx.load(args.model, load_external_data=False))
     unsized = unsized_dims(specs)
     if unsized:
         dims = "; ".join(f"input '{name}': {', '.join(dims)}" for name, dims in unsized.items())
@@ -281,7 +282,11 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 
 def _prepare(
-    engine: str, args: argparse.Namespace, plan: _Plan, console: _Console
+    engine: str,
+    args: argparse.Namespace,
+    plan: _Plan,
+    verification_shapes: dict[str, tuple[int, ...]] | None,
+    console: _Console,
 ) -> PreparedModel:
     if engine == ONNXRUNTIME:
         return unchanged_model(args.model)
@@ -294,7 +299,7 @@ def _prepare(
             progress=lambda message: console.info(f"  rewrite: {message}"),
             verify=not args.no_verify,
             threads=plan.threads_per_stream[0],
-            input_shapes=_verification_shapes(args),
+            input_shapes=verification_shapes,
         )
     for warning in caught:
         console.warn(str(warning.message))
@@ -303,10 +308,11 @@ def _prepare(
     return prepared
 
 
-def _verification_shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]] | None:
+def _verification_shapes(
+    args: argparse.Namespace, specs: list[InputSpec]
+) -> dict[str, tuple[int, ...]] | None:
     """The shapes this run feeds, to verify the rewrite with; None where they do not fit the
     model (the run then says why)."""
-    specs = model_input_specs(onnx.load(args.model, load_external_data=False))
     try:
         return resolve_input_shapes(specs, args.batch_size, args.input_shapes).shapes
     except InputError:
