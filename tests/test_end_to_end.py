@@ -165,6 +165,26 @@ def test_bert_with_ort_contrib_gelu_is_rewritten_as_the_erf_form_is(threads):
     _assert_same_outputs(model, result.model, threads, _random_inputs(*BERT_INPUT_SHAPES))
 
 
+@pytest.mark.parametrize("threads", THREADS)
+def test_bert_as_ort_optimizer_fuses_it_has_every_projection_rewritten(threads):
+    # Attention's QKV projection becomes a SparseGemm feeding MultiHeadAttention; BiasGelu folds
+    # into the FFN's first SparseGemm; SkipLayerNormalization stays ORT's.
+    model, result = _force_rewrite(
+        build_bert(BertConfig(**SMALL_BERT, sparsity=0.9, graph="ort-optimized"))
+    )
+    layers = SMALL_BERT["layers"]
+    assert result.rewritten_count == 4 * layers
+    assert Counter(d.op_type for d in result.decisions if d.rewritten) == {
+        "Attention": layers,
+        "MatMul": 3 * layers,
+    }
+    contrib_ops = Counter(n.op_type for n in result.model.graph.node if n.domain == "com.microsoft")
+    assert contrib_ops == {"MultiHeadAttention": layers, "SkipLayerNormalization": 2 * layers}
+    fused = [d.fused for d in result.decisions if d.rewritten]
+    assert sum("Gelu (com.microsoft)" in f for f in fused) == layers
+    _assert_same_outputs(model, result.model, threads, _random_inputs(*BERT_INPUT_SHAPES))
+
+
 def _mlp_with_one_pruned_layer() -> onnx.ModelProto:
     """The dense small MLP with only its middle layer's weight pruned to 99%."""
     model = build_mlp(MlpConfig(**SMALL_MLP, sparsity=0.0))

@@ -82,27 +82,37 @@ class Workload:
     block: int  # 1: unstructured, 4: 4-block pruning
     layers: int
     gelu: str = "erf"  # BERT only: BertConfig.gelu
+    graph: str = "torch"  # BERT only: BertConfig.graph
 
     @property
     def label(self) -> str:
         shape = f"batch {self.batch}" + (f" seq {self.seq}" if self.seq else "")
-        gelu = ", contrib Gelu" if self.model == "bert" and self.gelu == "contrib" else ""
         pruning = pruning_label(self.sparsity, self.block)
-        return f"{self.model} {self.layers}L {shape}{gelu}, {pruning}"
+        variant = self._variant(", contrib Gelu", ", ")
+        return f"{self.model} {self.layers}L {shape}{variant}, {pruning}"
 
     def model_file_name(self, seed: int) -> str:
         # Batch and sequence length are symbolic in the model, so workloads differing only in
         # them share one file.
-        gelu = "_contrib" if self.model == "bert" and self.gelu == "contrib" else ""
+        variant = self._variant("_contrib", "_")
         return (
-            f"{self.model}_{self.layers}l{gelu}_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
+            f"{self.model}_{self.layers}l{variant}_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
         )
+
+    def _variant(self, contrib_gelu: str, graph_prefix: str) -> str:
+        """What sets a BERT apart from the default torch graph with erf GELU, as a name part."""
+        if self.model != "bert":
+            return ""
+        if self.graph != "torch":
+            return f"{graph_prefix}{self.graph}"
+        return contrib_gelu if self.gelu == "contrib" else ""
 
     def build(self, seed: int) -> onnx.ModelProto:
         pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
         if self.model == "mlp":
             return build_mlp(MlpConfig(layers=self.layers, **pruning))
-        return build_bert(BertConfig(layers=self.layers, gelu=self.gelu, **pruning))
+        config = BertConfig(layers=self.layers, gelu=self.gelu, graph=self.graph, **pruning)
+        return build_bert(config)
 
     def input_shape(self, declared: list[int | str]) -> tuple[int, ...]:
         hidden = declared[-1]
@@ -357,6 +367,7 @@ def workloads_from(args: argparse.Namespace) -> list[Workload]:
                         block,
                         args.bert_layers,
                         args.bert_gelu,
+                        args.bert_graph,
                     )
                 )
     return workloads
@@ -508,10 +519,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ONNX Runtime's optimizer writes it (contrib)",
     )
     parser.add_argument(
+        "--bert-graph",
+        choices=("torch", "ort-optimized"),
+        default="torch",
+        help="BERT as torch.onnx exports it (default) or as onnxruntime.transformers.optimizer "
+        "fuses it: com.microsoft Attention, SkipLayerNormalization, BiasGelu (ort-optimized, "
+        "whose GELU is BiasGelu: --bert-gelu contrib does not go with it)",
+    )
+    parser.add_argument(
         "--bert-layers", type=int, default=BertConfig.layers, help="BERT-base layers (default 12)"
     )
     add_measurement_options(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.bert_graph == "ort-optimized" and args.bert_gelu == "contrib":
+        parser.error("--bert-gelu contrib applies to torch graphs; ort-optimized ones use BiasGelu")
+    return args
 
 
 def run_and_report(workloads: list[ModelWorkload], args: argparse.Namespace) -> int:

@@ -18,6 +18,13 @@ Each layer, with torch's node names (`/encoder/layer.<i>/...`):
     GELU          x * (Erf(x / 1.4142135) + 1) * 0.5, exactly torch's opset-17 decomposition:
                   Div -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
 
+With graph="ort-optimized" each layer is what onnxruntime.transformers.optimizer makes of it
+(com.microsoft ops; GELU always exact):
+
+    attention     Attention(h, W_qkv [hidden, 3 * hidden], b_qkv; num_heads)
+    attn output   MatMul -> SkipLayerNormalization(., h, gamma, beta, bias)
+    FFN           MatMul -> BiasGelu(., bias) -> MatMul -> SkipLayerNormalization(., h1, ..., bias)
+
 Scalars and reshape targets are Constant nodes, as torch writes them; the reshape targets are
 literal (0 = keep that dimension) rather than torch's Shape/Gather/Concat chain, which computes the
 same thing. Weights are initializers stored [in, out] (the transpose torch folds into the MatMul),
@@ -49,6 +56,8 @@ class BertConfig:
     # "erf": torch's decomposition of GELU; "contrib": one com.microsoft Gelu node, as ONNX
     # Runtime's optimizer (and exporters targeting it) write it.
     gelu: str = "erf"
+    # "torch": as torch.onnx exports it; "ort-optimized": as ORT's transformer optimizer fuses it.
+    graph: str = "torch"
     sparsity: float = 0.9
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
@@ -67,6 +76,10 @@ class _EncoderWriter:
     def __init__(self, config: BertConfig):
         if config.gelu not in ("erf", "contrib"):
             raise ValueError(f"gelu must be 'erf' or 'contrib', got {config.gelu!r}")
+        if config.graph not in ("torch", "ort-optimized"):
+            raise ValueError(f"graph must be 'torch' or 'ort-optimized', got {config.graph!r}")
+        if config.graph == "ort-optimized" and config.gelu != "erf":
+            raise ValueError("gelu applies to torch graphs; ort-optimized ones use BiasGelu")
         if config.hidden % config.heads:
             raise ValueError(
                 f"hidden ({config.hidden}) must be a multiple of heads ({config.heads})"
@@ -75,29 +88,39 @@ class _EncoderWriter:
         self.rng = np.random.default_rng(config.seed)
         self.g = GraphBuilder("pruned_bert_encoder")
 
-    def linear(self, x: str, prefix: str, k: int, n: int) -> str:
+    def weight_and_bias(self, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
         # Gain 1, not ReLU's 2: no activation halves the variance between these products, and
         # the LayerNorms after each residual keep the stack's activations O(1).
         weight = sample_pruned_weight(self.rng, k, n, c.sparsity, c.block, gain=1.0)
         bias = self.rng.standard_normal(n, dtype=np.float32) * np.float32(0.02)
-        g, scope = self.g, _scope(prefix)
-        product = g.node(
-            "MatMul", [x, g.initializer(f"{prefix}.weight", weight)], f"{scope}/MatMul"
-        )
-        return g.node("Add", [g.initializer(f"{prefix}.bias", bias), product], f"{scope}/Add")
+        return weight, bias
 
-    def layer_norm(self, x: str, prefix: str) -> str:
+    def product(self, x: str, prefix: str, weight: np.ndarray) -> str:
+        g = self.g
+        return g.node(
+            "MatMul", [x, g.initializer(f"{prefix}.weight", weight)], f"{_scope(prefix)}/MatMul"
+        )
+
+    def linear(self, x: str, prefix: str, k: int, n: int) -> str:
+        weight, bias = self.weight_and_bias(k, n)
+        product = self.product(x, prefix, weight)
+        bias_name = self.g.initializer(f"{prefix}.bias", bias)
+        return self.g.node("Add", [bias_name, product], f"{_scope(prefix)}/Add")
+
+    def layer_norm_parameters(self, prefix: str) -> list[str]:
         n = self.config.hidden
         gamma = 1.0 + 0.1 * self.rng.standard_normal(n, dtype=np.float32)
         beta = 0.1 * self.rng.standard_normal(n, dtype=np.float32)
+        return [
+            self.g.initializer(f"{prefix}.weight", gamma),
+            self.g.initializer(f"{prefix}.bias", beta),
+        ]
+
+    def layer_norm(self, x: str, prefix: str) -> str:
         return self.g.node(
             "LayerNormalization",
-            [
-                x,
-                self.g.initializer(f"{prefix}.weight", gamma),
-                self.g.initializer(f"{prefix}.bias", beta),
-            ],
+            [x, *self.layer_norm_parameters(prefix)],
             f"{_scope(prefix)}/LayerNormalization",
             axis=-1,
             epsilon=LAYER_NORM_EPSILON,
@@ -157,12 +180,65 @@ class _EncoderWriter:
         out = self.linear(activated, f"{prefix}.output.dense", c.intermediate, c.hidden)
         return self.residual_layer_norm(out, h1, f"{prefix}.output")
 
+    def skip_layer_norm(self, x: str, skip: str, bias: np.ndarray, prefix: str) -> str:
+        g = self.g
+        return g.node(
+            "SkipLayerNormalization",
+            [
+                x,
+                skip,
+                *self.layer_norm_parameters(f"{prefix}.LayerNorm"),
+                g.initializer(f"{prefix}.dense.bias", bias),
+            ],
+            f"{_scope(prefix)}/SkipLayerNormalization",
+            domain="com.microsoft",
+            epsilon=LAYER_NORM_EPSILON,
+        )
+
+    def ort_optimized_encoder_layer(self, h: str, index: int) -> str:
+        """The layer as ORT's transformer optimizer fuses it."""
+        c, g = self.config, self.g
+        prefix = f"encoder.layer.{index}"
+        scope = f"{_scope(prefix)}/attention/self"
+        projections = [self.weight_and_bias(c.hidden, c.hidden) for _ in range(3)]
+        qkv_weight = np.concatenate([weight for weight, _ in projections], axis=1)
+        qkv_bias = np.concatenate([bias for _, bias in projections])
+        context = g.node(
+            "Attention",
+            [
+                h,
+                g.initializer(f"{prefix}.attention.self.qkv.weight", qkv_weight),
+                g.initializer(f"{prefix}.attention.self.qkv.bias", qkv_bias),
+            ],
+            f"{scope}/Attention",
+            domain="com.microsoft",
+            num_heads=c.heads,
+        )
+        output_prefix = f"{prefix}.attention.output"
+        weight, bias = self.weight_and_bias(c.hidden, c.hidden)
+        attended = self.product(context, f"{output_prefix}.dense", weight)
+        h1 = self.skip_layer_norm(attended, h, bias, output_prefix)
+        weight, bias = self.weight_and_bias(c.hidden, c.intermediate)
+        inner = self.product(h1, f"{prefix}.intermediate.dense", weight)
+        activated = g.node(
+            "BiasGelu",
+            [inner, g.initializer(f"{prefix}.intermediate.dense.bias", bias)],
+            f"{_scope(prefix)}/intermediate/BiasGelu",
+            domain="com.microsoft",
+        )
+        weight, bias = self.weight_and_bias(c.intermediate, c.hidden)
+        out = self.product(activated, f"{prefix}.output.dense", weight)
+        return self.skip_layer_norm(out, h1, bias, f"{prefix}.output")
+
     def build(self) -> onnx.ModelProto:
         c = self.config
         shape = ["batch", c.seq or "sequence", c.hidden]
         h = "input_embeddings"
+        layer = (
+            self.ort_optimized_encoder_layer if c.graph == "ort-optimized" else self.encoder_layer
+        )
         for index in range(c.layers):
-            h = self.encoder_layer(h, index)
+            h = layer(h, index)
         return self.g.build([float_input("input_embeddings", shape)], h, "last_hidden_state", shape)
 
 

@@ -90,7 +90,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=("erf", "contrib"),
         default=BertConfig.gelu,
         help="erf: GELU as torch decomposes it (default); contrib: one com.microsoft Gelu node, as "
-        "ONNX Runtime's optimizer writes it",
+        "ONNX Runtime's optimizer writes it (torch graphs only)",
+    )
+    bert.add_argument(
+        "--graph",
+        choices=("torch", "ort-optimized"),
+        default=BertConfig.graph,
+        help="torch: as torch.onnx exports it (default); ort-optimized: as "
+        "onnxruntime.transformers.optimizer fuses it (com.microsoft Attention, "
+        "SkipLayerNormalization, BiasGelu)",
     )
     _add_pruning_options(bert)
     _add_resnet_parser(models)
@@ -189,6 +197,7 @@ def _build(args: argparse.Namespace) -> onnx.ModelProto:
             intermediate=args.intermediate,
             seq=args.seq,
             gelu=args.gelu,
+            graph=args.graph,
             **pruning,
         )
     )

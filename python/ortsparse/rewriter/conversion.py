@@ -23,7 +23,13 @@ class Conversion:
 
 
 class ConversionRule(ABC):
-    op_type: str  # the default-domain op this rule converts
+    op_type: str  # the op this rule converts
+    domain: str = ""  # its domain, "" for ONNX's own
+
+    def converts(self, node: onnx.NodeProto) -> bool:
+        """Whether ``node`` is of the op this rule converts."""
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        return node.op_type == self.op_type and domain == self.domain
 
     def applies_to(self, graph: Graph, node: onnx.NodeProto) -> bool:
         """Whether this rule, rather than a later one for the same op type, handles ``node``."""

@@ -1,8 +1,8 @@
 """The rewrite pipeline: validate, convert MatMul/Gemm/Conv nodes, fuse epilogues, clean up.
 
 1. The model is checked (onnx.checker, strict shape inference); a malformed one is a RewriteError.
-2. Conversion rules visit every MatMul, Gemm, Conv, QLinearMatMul and QLinearConv of the
-   top-level graph, in graph order, and each gets a Decision, rewritten or not (a MatMul, Gemm or
+2. Conversion rules visit every MatMul, Gemm, Conv, QLinearMatMul, QLinearConv, MatMulInteger,
+   ConvInteger and com.microsoft Attention node of the top-level graph, in graph order, and each gets a Decision, rewritten or not (a MatMul, Gemm or
    Conv whose weight comes out of a DequantizeLinear goes to its INT8 rule); nodes inside
    control-flow subgraphs are reported as kept.
 3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies;
@@ -26,7 +26,7 @@ from ortsparse.rewriter.cost_data import cost_models as cost_models_for_this_cpu
 from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.fusion import apply_fusion
-from ortsparse.rewriter.graph import Graph, is_default_domain, subgraphs
+from ortsparse.rewriter.graph import Graph, subgraphs
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES, QUANTIZED_EPILOGUE_RULES
 from ortsparse.rewriter.rules.hoist_activation_through_layout import HoistActivationThroughLayout
@@ -141,10 +141,7 @@ def estimated_size_bytes(model: onnx.ModelProto) -> int:
 def _convert(
     graph: Graph, policy: SparsityPolicy, report: Progress, keep: Mapping[str, Decision]
 ) -> list[Conversion]:
-    op_types = {rule.op_type for rule in CONVERSION_RULES}
-    candidates = [
-        node for node in graph.nodes if node.op_type in op_types and is_default_domain(node)
-    ]
+    candidates = [node for node in graph.nodes if _convertible(node)]
     kinds = "/".join(sorted({node.op_type for node in candidates})) or "MatMul/Gemm/Conv"
     report(f"analysing {len(candidates)} {kinds} node(s)")
     conversions = []
@@ -155,7 +152,7 @@ def _convert(
             rule = next(
                 rule
                 for rule in CONVERSION_RULES
-                if rule.op_type == node.op_type and rule.applies_to(graph, node)
+                if rule.converts(node) and rule.applies_to(graph, node)
             )
             conversion = rule.convert(graph, node, policy)
         decision = conversion.decision
@@ -167,9 +164,13 @@ def _convert(
     conversions += [
         kept(node, "inside a control-flow subgraph, which the rewriter leaves as it is")
         for node in _subgraph_nodes(graph.nodes)
-        if node.op_type in op_types and is_default_domain(node)
+        if _convertible(node)
     ]
     return conversions
+
+
+def _convertible(node: onnx.NodeProto) -> bool:
+    return any(rule.converts(node) for rule in CONVERSION_RULES)
 
 
 def _subgraph_nodes(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:

@@ -1,5 +1,6 @@
 """The rewrite rules, one per module, in the order the pipeline applies them."""
 
+from ortsparse.rewriter.rules.attention_to_sparse_gemm import AttentionToSparseGemm
 from ortsparse.rewriter.rules.conv_integer_to_sparse_conv_integer import (
     ConvIntegerToSparseConvInteger,
 )
@@ -42,6 +43,7 @@ CONVERSION_RULES = (
     QLinearConvToSparseQConv(),
     MatMulIntegerToSparseMatMulInteger(),
     ConvIntegerToSparseConvInteger(),
+    AttentionToSparseGemm(),
 )
 
 # Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,
