@@ -162,9 +162,7 @@ def _split(graph: Graph, base: str, qkv: str, outputs: list[str], sizes) -> onnx
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
-    return next(
-        opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx")
-    )
+    return next(opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx"))
 
 
 def _without_trailing_blanks(names: list[str]) -> list[str]:
