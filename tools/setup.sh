@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh machine: ONNX Runtime headers (if none are provided), a virtual
-# environment at .venv, and ortsparse built and installed into it with its test dependencies.
+# environment at .venv, and ortsparse built and installed into it with its server extra (pipelines,
+# HTTP server) and its test dependencies.
 # Sourced by tools/demo.sh and tools/test.sh; safe to run again (the header download and the
 # CMake build directory are reused).
 set -euo pipefail
@@ -20,5 +21,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 echo "setup: building and installing ortsparse into $venv..." >&2
-"$venv/bin/python" -m pip install --quiet "$repo_root[test]"
+"$venv/bin/python" -m pip install --quiet "$repo_root[server,test]"
 echo "setup: done" >&2

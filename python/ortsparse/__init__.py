@@ -51,6 +51,7 @@ _LAZY_ATTRIBUTES = {
     "compile_model": "ortsparse.engine",
     "Engine": "ortsparse.engine",
     "BenchmarkResults": "ortsparse.benchmark",
+    "Pipeline": "ortsparse.pipelines",
 }
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "BenchmarkResults",
     "Engine",
     "InferenceSession",
+    "Pipeline",
     "compile_model",
     "library_path",
 ]

@@ -42,6 +42,8 @@ from ortsparse.inputs import (
     resolve_input_shapes,
     unsized_dims,
 )
+from ortsparse.pipeline_benchmark import run_pipeline_benchmark
+from ortsparse.pipelines import Pipeline
 from ortsparse.rewrite_cache import PreparedModel, prepare_model, unchanged_model
 from ortsparse.rewriter.command import EXIT_BAD_INPUT, EXIT_CANNOT_WRITE, fraction
 from ortsparse.rewriter.errors import RewriteError
@@ -151,6 +153,21 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-x", "--export_path", type=Path, help="also write the configuration and results as JSON"
     )
+    parser.add_argument(
+        "--pipeline",
+        choices=sorted(Pipeline.TASKS),
+        help="time the task's whole pipeline (pre-processing, engine, post-processing, each "
+        "printed) on --images instead of the model alone; takes -b, -ncores, -t, -w, -e, "
+        "--compare and -q",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="with --pipeline: image files or directories of them to run on (default: a random "
+        "480x640 image)",
+    )
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -207,6 +224,11 @@ class _Run:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     console = _Console(args.quiet)
+    if args.pipeline is not None:
+        return _run_pipeline(args)
+    if args.images is not None:
+        print("error: --images goes with --pipeline", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         plan = _plan(args)
         check_model_file(Path(args.model))
@@ -249,6 +271,23 @@ def run_benchmark(args: argparse.Namespace) -> int:
             )
             return EXIT_CANNOT_WRITE
     return 0
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    alone = {
+        "-shapes": args.input_shapes is not None,
+        "-s async": args.scenario != "sync",
+        "-nstreams": args.num_streams is not None,
+        "--min-sparsity": args.min_sparsity is not None,
+        "--no-verify": args.no_verify,
+        "-x": args.export_path is not None,
+    }
+    refused = [flag for flag, given in alone.items() if given]
+    if refused:
+        print(f"error: --pipeline does not take {', '.join(refused)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    engines = [ONNXRUNTIME, ORTSPARSE] if args.compare else [args.engine]
+    return run_pipeline_benchmark(args, engines)
 
 
 def _check_sized(args: argparse.Namespace, specs: list[InputSpec]) -> None:

@@ -55,6 +55,134 @@ def _add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     add_benchmark_arguments(parser)
 
 
+def _run_server(args: argparse.Namespace) -> int:
+    from ortsparse.server import ConfigError, Endpoint, ServerConfig, load_config, serve
+
+    endpoint_options = {
+        "batch_size": args.batch_size,
+        "num_cores": args.num_cores,
+        "engine_type": args.engine_type,
+        "verify": False if args.no_verify else None,
+    }
+    try:
+        if args.config is not None:
+            given = [name for name, value in endpoint_options.items() if value is not None]
+            if args.task or args.model_path or given:
+                raise ConfigError(
+                    "with --config, the endpoints' task, model and options go in the file"
+                )
+            config = load_config(args.config)
+        elif not (args.task and args.model_path):
+            raise ConfigError("give --task and --model_path, or --config")
+        else:
+            options = {name: value for name, value in endpoint_options.items() if value is not None}
+            config = ServerConfig([Endpoint(args.task, args.model_path, **options)])
+        for name in ("host", "port", "workers", "max_upload_bytes"):
+            if getattr(args, name) is not None:
+                setattr(config, name, getattr(args, name))
+        serve(config)
+    except (ConfigError, ValueError, ImportError, FileNotFoundError) as error:
+        print(f"ortsparse server: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--num-cores", "--num_cores", type=_positive_int, help="intra-op threads (default: all)"
+    )
+    parser.add_argument(
+        "--engine-type",
+        "--engine_type",
+        choices=("ortsparse", "onnxruntime"),
+        help="ortsparse (default: the model's rewrite, cached) or onnxruntime (the model as it is)",
+    )
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    from ortsparse.pipelines import Pipeline
+
+    parser.add_argument("--task", choices=sorted(Pipeline.TASKS), help="the pipeline to serve")
+    parser.add_argument("--model_path", "--model-path", help="its ONNX model")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=_positive_int, help="port to listen on (default 5543)")
+    parser.add_argument(
+        "--batch-size", "--batch_size", type=_positive_int, help="images per engine run (default 1)"
+    )
+    _add_engine_arguments(parser)
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="serve ortsparse's rewrite as the cost model made it, without timing it against the "
+        "original on this CPU first",
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, help="requests served at once (default: one per core)"
+    )
+    parser.add_argument(
+        "--max-upload-bytes",
+        type=_positive_int,
+        help="largest request body accepted (default 20 MB)",
+    )
+    parser.add_argument(
+        "--config",
+        help="a YAML file of several endpoints instead of --task and --model_path: a list "
+        "'endpoints', each with task, model, route and optionally name, batch_size, num_cores, "
+        "engine_type, verify and kwargs (class_names, image_size); host, port, workers and "
+        "max_upload_bytes beside it. Relative model paths are read from the file's directory",
+    )
+
+
+def _run_annotate(args: argparse.Namespace) -> int:
+    from ortsparse.annotate import annotate, image_files
+    from ortsparse.pipelines import ImageError, Pipeline
+
+    try:
+        sources = image_files(args.source)
+        pipeline = Pipeline.create(
+            "yolo",
+            args.model_path,
+            num_cores=args.num_cores,
+            engine_type=args.engine_type or "ortsparse",
+        )
+        annotate(
+            pipeline,
+            sources,
+            args.out,
+            conf_thres=args.conf_thres,
+            iou_thres=args.iou_thres,
+        )
+    except (ImageError, ValueError, ImportError, FileNotFoundError) as error:
+        print(f"ortsparse annotate: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_annotate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model_path", "--model-path", required=True, help="a YOLO ONNX model")
+    parser.add_argument("--source", required=True, help="an image, or a directory of images")
+    parser.add_argument(
+        "--out", default="annotations", help="directory to write into (default ./annotations)"
+    )
+    parser.add_argument(
+        "--conf-thres", "--conf_thres", type=float, default=0.25, help="least score (default 0.25)"
+    )
+    parser.add_argument(
+        "--iou-thres", "--iou_thres", type=float, default=0.7, help="NMS overlap (default 0.7)"
+    )
+    _add_engine_arguments(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ortsparse",
@@ -105,6 +233,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_benchmark_arguments(benchmark)
     benchmark.set_defaults(run=_run_benchmark)
+
+    server = commands.add_parser(
+        "server",
+        help="serve image pipelines (yolo, image_classification) over HTTP",
+        description="Serve a pipeline over HTTP (FastAPI + uvicorn; pip install "
+        "'ortsparse[server]'): POST images to /predict/from_files (multipart field 'request') "
+        "or /predict (JSON, base64 images); /health, /v2/models and /docs besides. Stops "
+        "gracefully on SIGINT or SIGTERM.",
+    )
+    _add_server_arguments(server)
+    server.set_defaults(run=_run_server)
+
+    annotate = commands.add_parser(
+        "annotate",
+        help="draw a YOLO model's detections onto images",
+        description="Run the yolo pipeline on an image or a directory of images and write each "
+        "with its boxes, labels and scores drawn on (same file name, into --out).",
+    )
+    _add_annotate_arguments(annotate)
+    annotate.set_defaults(run=_run_annotate)
     return parser
 
 
