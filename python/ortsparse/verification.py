@@ -15,9 +15,9 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    largest mean a bug, and the original is kept with a warning. Then it is timed against the
    whole original. A node faster alone may still lose in the graph, where ORT's nodes share
    layouts and fusions (its QLinearConv chains stay NHWC, its Conv chains NCHWc): unless the
-   whole rewrite is faster, it is made again keeping only the nodes measured fastest alone
-   (those at or above the first, second, then third quartile of the speedups measured) and timed
-   again; if none is faster, the original is returned as it is.
+   whole rewrite is faster by GROUP_MARGIN too, it is made again keeping only the nodes measured
+   fastest alone (those at or above the first, second, then third quartile of the speedups
+   measured) and timed again; if none is faster, the original is returned as it is.
 
 Each comparison is the median of alternating rounds of each model's mean time per run, which is
 what throughput sees. The time spent is bounded (``seconds``), with a line of progress per step;
@@ -48,8 +48,8 @@ Progress = Callable[[str], None]
 # The most verification may take; it takes less where the models run fast (NODE_SECONDS and
 # MODEL_SECONDS of timing per comparison).
 DEFAULT_SECONDS = 60.0
-# A node must be this much faster than its original, measured, to stay: within the noise of
-# repeated timings, an even result keeps ORT's nodes.
+# A node, and then the whole rewrite, must be this much faster than its original, measured, to
+# stay: within the noise of repeated timings, an even result keeps ORT's nodes.
 GROUP_MARGIN = 0.97
 # Size of a symbolic input dim that is not the batch, where no shape is given.
 SYMBOLIC_DIM = 64
@@ -174,7 +174,7 @@ def verify_rewrite(
             tell(f"the rewrite's outputs differ from ORT's ({disagreement}): the original is kept")
             return _original_kept(original, result, f"its outputs differ ({disagreement})")
         tell(f"whole model: {whole.describe()}")
-        if whole.rewritten_ms < whole.original_ms:
+        if whole.rewritten_ms < whole.original_ms * GROUP_MARGIN:
             decisions = [
                 replace(decision, measured=timings[decision.node_name].describe())
                 if decision.node_name in timings
