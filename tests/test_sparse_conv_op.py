@@ -232,6 +232,7 @@ def check(
     x_parts=None,
     output_split=0,
     weight=None,
+    single_thread=0,
 ):
     """Runs SparseConv and its reference on random data and compares them; with x_parts (channel
     counts adding up to x_shape[1]), X is fed to both in that many parts; with output_split,
@@ -263,7 +264,7 @@ def check(
         fmt,
         window,
         **common,
-        attributes={"output_channel_groups": groups or None},
+        attributes={"output_channel_groups": groups or None, "single_thread": single_thread or None},
         output_split=output_split,
     )
     outputs = session(model, library, threads).run(None, feeds)
@@ -366,11 +367,16 @@ def test_without_bias(library, rng, with_residual):
     check(library, rng, (2, 7, 6, 5), 10, (3, 3), pads=(1, 1, 1, 1), with_bias=False, with_residual=with_residual)
 
 
+@pytest.mark.parametrize("single_thread", [0, 1])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("x_shape, kernel", [((1, 40, 14, 14), (3, 3)), ((3, 64, 9, 10), (1, 1))])
-def test_threads(library, rng, threads, x_shape, kernel):
+def test_threads(library, rng, threads, x_shape, kernel, single_thread):
+    # single_thread=1 runs every task on the calling thread, whatever the pool's size.
     pads = (1, 1, 1, 1) if kernel == (3, 3) else (0, 0, 0, 0)
-    check(library, rng, x_shape, 150, kernel, pads=pads, threads=threads, with_residual=True, activation="silu")
+    check(
+        library, rng, x_shape, 150, kernel, pads=pads, threads=threads, with_residual=True,
+        activation="silu", single_thread=single_thread,
+    )
 
 
 @pytest.mark.parametrize("x_parts, split", [(None, 0), ([24, 40], 3)], ids=["one-x", "x-in-parts-split-y"])
@@ -541,8 +547,12 @@ def test_residual_shape_mismatch_at_run_time(library, weight_4x3x3x3):
         ({"strides": [0, 1]}, "strides = [0, 1] must hold values in [1, 2^31)"),
         ({"pads": [1, 1]}, "pads must have 4 values"),
         ({"activation": "tanh"}, "unknown activation 'tanh'"),
+        ({"single_thread": -1}, "single_thread must be 0 or 1, got -1"),
     ],
-    ids=["group", "K", "C", "no-kernel-shape", "kernel-rank", "zero-stride", "pads-length", "activation"],
+    ids=[
+        "group", "K", "C", "no-kernel-shape", "kernel-rank", "zero-stride", "pads-length",
+        "activation", "single-thread",
+    ],
 )
 def test_bad_attributes(library, weight_4x3x3x3, attributes, expected):
     model = sparse_conv_model([1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3, attributes=attributes)

@@ -148,6 +148,7 @@ def check(
     activation="none",
     residual_before=0,
     threads=1,
+    single_thread=0,
 ):
     """Runs SparseGemm and its reference on random data and compares them."""
     k = x_shape[-1]
@@ -160,7 +161,8 @@ def check(
         feeds["residual"] = rng.standard_normal(y_shape).astype(np.float32)
 
     common = dict(bias=bias, residual_shape=residual_shape, activation=activation, residual_before=residual_before)
-    model = sparse_gemm_model(list(x_shape), pack(w, fmt), k, n, fmt, **common)
+    attributes = {"single_thread": single_thread} if single_thread else None
+    model = sparse_gemm_model(list(x_shape), pack(w, fmt), k, n, fmt, **common, attributes=attributes)
     actual = session(model, library, threads).run(None, feeds)[0]
     expected = session(reference_model(list(x_shape), w, **common), threads=threads).run(None, feeds)[0]
     assert_close(actual, expected)
@@ -269,10 +271,15 @@ def test_without_bias(library, rng, with_residual):
     check(library, rng, (20, 50), 40, with_bias=False, with_residual=with_residual, activation="relu")
 
 
+@pytest.mark.parametrize("single_thread", [0, 1])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("rows", [1, 3, 64, 200])
-def test_threads(library, rng, threads, rows):
-    check(library, rng, (rows, 300), 260, threads=threads, with_residual=True, activation="silu")
+def test_threads(library, rng, threads, rows, single_thread):
+    # single_thread=1 runs every task on the calling thread, whatever the pool's size.
+    check(
+        library, rng, (rows, 300), 260, threads=threads, with_residual=True, activation="silu",
+        single_thread=single_thread,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csr", "block4"])
@@ -409,6 +416,7 @@ def test_malformed_packed_weights(library, change, expected):
         ({"activation": "tanh"}, "unknown activation 'tanh'"),
         ({"K": None}, "K and N are required"),
         ({"residual_before_activation": 2}, "must be 0 or 1"),
+        ({"single_thread": 2}, "single_thread must be 0 or 1, got 2"),
     ],
 )
 def test_bad_attributes(library, packed_8x4, attributes, expected):

@@ -177,3 +177,49 @@ def ort_run(model, feeds):
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     return session.run(None, feeds)
+
+
+class ThreadingTimer(ModelTimer):
+    """Runs on 2 threads and reports: a part of the rewrite 0.1 ms against ORT's 0.2 ms, or
+    ``single_thread_ms`` where its ortsparse node runs on the calling thread; the whole rewrite 5
+    ms against ORT's 10 ms."""
+
+    def __init__(self, single_thread_ms):
+        super().__init__(threads=2, library=ortsparse.library_path())
+        self.single_thread_ms = single_thread_ms
+
+    def part_ms(self, model):
+        nodes = [node for node in model.graph.node if node.domain == "ortsparse"]
+        if not nodes:
+            return 0.2
+        single = any(a.name == "single_thread" and a.i == 1 for n in nodes for a in n.attribute)
+        return self.single_thread_ms if single else 0.1
+
+    def compare(self, original, rewritten, feeds, seconds):
+        if len(original.graph.node) == len(sparse_mlp().graph.node):
+            return Timing(10.0, 5.0)
+        return Timing(self.part_ms(original), self.part_ms(rewritten))
+
+
+def single_thread_attributes(model):
+    return [
+        next((a.i for a in node.attribute if a.name == "single_thread"), 0)
+        for node in model.graph.node
+        if node.domain == "ortsparse"
+    ]
+
+
+def test_small_nodes_measured_faster_on_the_calling_thread_run_there():
+    model = sparse_mlp()
+    result = verify_rewrite(model, rewrite_keeping(model), timer=ThreadingTimer(0.05))
+    assert single_thread_attributes(result.model) == [1, 1]
+    assert all("on the calling thread" in decision.measured for decision in result.decisions)
+    feeds = {"A": mlp_input()}
+    assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+def test_small_nodes_not_faster_on_the_calling_thread_stay_on_the_pool():
+    model = sparse_mlp()
+    result = verify_rewrite(model, rewrite_keeping(model), timer=ThreadingTimer(0.099))
+    assert single_thread_attributes(result.model) == [0, 0]
+    assert not any("calling thread" in decision.measured for decision in result.decisions)

@@ -38,6 +38,24 @@ ProductShape MatrixProductShape(const std::vector<int64_t>& x_shape, int64_t k, 
   return shape;
 }
 
+Threading ReadThreading(const OrtKernelInfo* info) {
+  const int64_t single_thread = IntAttribute(info, "single_thread").value_or(0);
+  if (single_thread != 0 && single_thread != 1) {
+    throw std::invalid_argument("attribute single_thread must be 0 or 1, got " +
+                                std::to_string(single_thread));
+  }
+  return single_thread == 1 ? Threading::kCallingThread : Threading::kIntraOpPool;
+}
+
+void RunTasks(Ort::KernelContext& context, Threading threading, void (*task)(void*, size_t),
+              size_t count, void* data) {
+  if (threading == Threading::kIntraOpPool) {
+    context.ParallelFor(task, count, 0, data);
+    return;
+  }
+  for (size_t index = 0; index < count; ++index) task(data, index);
+}
+
 std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name) {
   int64_t value = 0;
   Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &value)};

@@ -63,6 +63,17 @@ std::vector<T> ConstantVectorInput(const Ort::ConstKernelInfo& info, size_t inde
   return std::vector<T>(data, data + shape[0]);
 }
 
+// Where a node runs its tasks (attribute `single_thread`, 0 when absent): spread over ORT's
+// intra-op pool, or all on the calling thread, which the rewriter picks for a node measured
+// faster without the pool's hand-offs. Throws std::invalid_argument for a value other than 0 or 1.
+enum class Threading { kIntraOpPool, kCallingThread };
+Threading ReadThreading(const OrtKernelInfo* info);
+
+// Runs task(data, i) for every i below `count` as `threading` says. On the calling thread the
+// tasks run in order, as ORT's pool runs them with one thread.
+void RunTasks(Ort::KernelContext& context, Threading threading, void (*task)(void*, size_t),
+              size_t count, void* data);
+
 // An optional input as the run sees it: null when the node leaves it out.
 Ort::ConstValue OptionalInput(const Ort::KernelContext& context, size_t index);
 

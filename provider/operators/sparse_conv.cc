@@ -385,6 +385,7 @@ SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   const Ort::ConstKernelInfo kernel_info{info};
   node_label_ = NodeLabel("SparseConv", kernel_info);
   matrix_ = ReadSparseMatrixAttributes(kernel_info);
+  threading_ = ReadThreading(info);
   ReadWindow(kernel_info);
   ReadOutputChannelGroups(kernel_info);
   ReadOutputSplit(kernel_info);
@@ -679,8 +680,8 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
     job.y = y_data;
     job.y_2 = y_2_data;
     job.residual = residual;
-    context.ParallelFor(CompiledBandTask, images * CeilDiv(plan->out_height, plan->band_rows), 0,
-                        &job);
+    RunTasks(context, threading_, CompiledBandTask,
+             images * CeilDiv(plan->out_height, plan->band_rows), &job);
     return;
   }
 
@@ -708,12 +709,12 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
     if (plan->compiled != nullptr) {
       const size_t groups = count * CeilDiv(job.tiles_per_image, kCompiledTilesPerTask);
       const size_t blocks = plan->compiled->BlockCount();
-      context.ParallelFor(CompiledConvTask, groups * blocks / job.SlicesPerTask(blocks), 0, &job);
+      RunTasks(context, threading_, CompiledConvTask,
+               groups * blocks / job.SlicesPerTask(blocks), &job);
     } else {
       const size_t chunks = tile_weights_.chunks;
-      context.ParallelFor(ConvTileTask,
-                          count * job.tiles_per_image * chunks / job.SlicesPerTask(chunks), 0,
-                          &job);
+      RunTasks(context, threading_, ConvTileTask,
+               count * job.tiles_per_image * chunks / job.SlicesPerTask(chunks), &job);
     }
   }
 }

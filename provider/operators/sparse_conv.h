@@ -61,6 +61,7 @@ class SparseConvKernel {
 
   std::string node_label_;
   SparseMatrixAttributes matrix_;
+  Threading threading_ = Threading::kIntraOpPool;
   int64_t channels_ = 0;
   ConvWindow window_;
   // A of output_channel_groups: Y is [B, A, OH, OW, N / A]; 0 for NCHW.

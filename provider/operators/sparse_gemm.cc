@@ -84,6 +84,7 @@ SparseGemmKernel::SparseGemmKernel(const OrtApi& /*api*/, const OrtKernelInfo* i
   const Ort::ConstKernelInfo kernel_info{info};
   node_label_ = NodeLabel("SparseGemm", kernel_info);
   matrix_ = ReadSparseMatrixAttributes(kernel_info);
+  threading_ = ReadThreading(info);
   PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
   constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
@@ -134,7 +135,7 @@ void SparseGemmKernel::Compute(Ort::KernelContext& context) const {
 
   if (rows <= microkernels_->row_kernel_max_rows && !row_weights_.group_offsets.empty()) {
     job.channel_chunks = CeilDiv(job.n, kRowTaskChannels);
-    context.ParallelFor(RowTask, rows * job.channel_chunks, 0, &job);
+    RunTasks(context, threading_, RowTask, rows * job.channel_chunks, &job);
     return;
   }
 
@@ -144,7 +145,7 @@ void SparseGemmKernel::Compute(Ort::KernelContext& context) const {
   job.panels = panels.data();
   const std::unique_ptr<PackProgress[]> panel_progress(new PackProgress[tiles]);
   job.panel_progress = panel_progress.get();
-  context.ParallelFor(TileTask, tiles * tile_weights_.chunks, 0, &job);
+  RunTasks(context, threading_, TileTask, tiles * tile_weights_.chunks, &job);
 }
 
 }  // namespace ortsparse

@@ -41,6 +41,7 @@ class SparseGemmKernel {
 
   std::string node_label_;
   SparseMatrixAttributes matrix_;
+  Threading threading_ = Threading::kIntraOpPool;
   std::optional<std::vector<float>> constant_bias_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;

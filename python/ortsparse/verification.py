@@ -9,7 +9,9 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    on the same threads. A node not at least GROUP_MARGIN faster than its original keeps it: the
    MatMul/Gemm/Conv nodes in that part are rewritten again as kept, measured slower. A node
    whose part of the original cannot be isolated (it reads a value the original never computes)
-   is left to the next step.
+   is left to the next step. A SparseGemm or SparseConv measured under SINGLE_THREAD_MAX_MS
+   alone, where the intra-op pool's hand-offs weigh, is timed again running on the calling
+   thread (attribute single_thread), and keeps that where it is GROUP_MARGIN faster.
 3. The whole rewrite runs on the same inputs as the original first: where ORT computes the
    original exactly (no integer products), float outputs further apart than OUTPUT_RTOL of the
    largest mean a bug, and the original is kept with a warning. Then it is timed against the
@@ -61,6 +63,11 @@ MODEL_SECONDS = 2.0
 # Outputs of a rewrite within this share of the original's largest output agree (float sums in
 # another order, vectorized activations: about 1e-6).
 OUTPUT_RTOL = 1e-3
+# A SparseGemm or SparseConv faster than this alone (with more than one thread) is timed on the
+# calling thread too: the pool's hand-offs, microseconds each, are a share of its time above the
+# noise there.
+SINGLE_THREAD_MAX_MS = 0.2
+SINGLE_THREAD_OPS = ("SparseGemm", "SparseConv")
 # Share of the budget kept for the whole-model comparison, and the least time given one node.
 WHOLE_MODEL_SHARE = 0.25
 MIN_NODE_SECONDS = 0.05
@@ -74,6 +81,7 @@ class VerificationError(Exception):
 class Timing:
     original_ms: float
     rewritten_ms: float
+    where: str = ""  # how the rewrite ran, where that is not the usual way
 
     @property
     def speedup(self) -> float:
@@ -81,8 +89,8 @@ class Timing:
 
     def describe(self) -> str:
         return (
-            f"measured {self.rewritten_ms:.3g} ms against ORT's {self.original_ms:.3g} ms "
-            f"({self.speedup:.2f}x)"
+            f"measured {self.rewritten_ms:.3g} ms{self.where} against ORT's "
+            f"{self.original_ms:.3g} ms ({self.speedup:.2f}x)"
         )
 
 
@@ -118,6 +126,7 @@ def verify_rewrite(
 
     timings: dict[str, Timing] = {}
     slower: dict[str, Decision] = {}
+    single_threaded: set[str] = set()  # names of the ortsparse nodes to run on the calling thread
     for index, group in enumerate(groups, 1):
         left = deadline - time.monotonic() - seconds * WHOLE_MODEL_SHARE
         if left < MIN_NODE_SECONDS:
@@ -128,9 +137,17 @@ def verify_rewrite(
         try:
             original_part, rewritten_part = group.models(original, result.model, values)
             timing = timer.compare(original_part, rewritten_part, group_feeds, budget)
+            if _may_gain_on_one_thread(timer, group, timing):
+                alone = _single_threaded(rewritten_part, {group.rewritten_node.name})
+                pool = timer.compare(rewritten_part, alone, group_feeds, budget)
+                if pool.rewritten_ms < pool.original_ms * GROUP_MARGIN:
+                    single_threaded.add(group.rewritten_node.name)
+                    timing = timer.compare(original_part, alone, group_feeds, budget)
         except VerificationError as error:
             tell(f"[{index}/{len(groups)}] {group.label}: not timed alone ({error})")
             continue
+        if group.rewritten_node.name in single_threaded:
+            timing = replace(timing, where=" on the calling thread")
         faster = timing.rewritten_ms < timing.original_ms * GROUP_MARGIN
         verdict = "kept" if faster else "put back ORT's nodes"
         tell(f"[{index}/{len(groups)}] {group.label}: {timing.describe()}, {verdict}")
@@ -138,10 +155,16 @@ def verify_rewrite(
             timings[name] = timing
             if not faster:
                 slower[name] = _kept_as_measured(result, name, timing)
+
+    def rewrite_as_measured(keep: Mapping[str, Decision]) -> RewriteResult:
+        made = rewrite(keep)
+        return replace(made, model=_single_threaded(made.model, single_threaded))
+
     first = result
-    if slower:
-        tell(f"rewriting again without the {len(slower)} node(s) measured slower")
-        result = rewrite(slower)
+    if slower or single_threaded:
+        if slower:
+            tell(f"rewriting again without the {len(slower)} node(s) measured slower")
+        result = rewrite_as_measured(slower)
     summary = f"verified on this CPU ({_threads(threads)}, inputs {_format_shapes(shapes)})"
     # Nodes faster alone may still lose in the graph, where ORT's own nodes share layouts and
     # fusions that a node alone cannot: if the whole rewrite is not faster, ever fewer of them
@@ -154,7 +177,7 @@ def verify_rewrite(
                 if name not in slower and timings[name].speedup < required
             }
             tell(f"rewriting again with only the nodes measured at least {required:.2f}x faster")
-            result = rewrite({**slower, **kept})
+            result = rewrite_as_measured({**slower, **kept})
             if not result.rewritten_count:
                 break
         whole_budget = min(MODEL_SECONDS, max(MIN_NODE_SECONDS, deadline - time.monotonic()))
@@ -319,6 +342,26 @@ def _region(
             needed[id(node)] = node
             pending += [name for name in node.input if name]
     return list(needed.values())
+
+
+def _may_gain_on_one_thread(timer: ModelTimer, group: _Group, timing: Timing) -> bool:
+    return (
+        timer.threads != 1
+        and group.rewritten_node.op_type in SINGLE_THREAD_OPS
+        and timing.rewritten_ms < SINGLE_THREAD_MAX_MS
+    )
+
+
+def _single_threaded(model: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:
+    """``model`` with its ortsparse nodes named in ``names`` running on the calling thread."""
+    if not names:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for node in copy.graph.node:
+        if node.domain == DOMAIN and node.name in names:
+            node.attribute.append(onnx.helper.make_attribute("single_thread", 1))
+    return copy
 
 
 def _model_of(
