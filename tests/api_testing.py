@@ -13,7 +13,7 @@ from onnx import helper
 
 # FORCE_REWRITE (min_sparsity) rewrites every MatMul of the MLP, whatever the measured cost model
 # says of layers this small.
-from ortsparse.rewriter.testing import FORCE_REWRITE, make_model, sparse_weight
+from tests.rewriter_testing import FORCE_REWRITE, make_model, sparse_weight
 
 __all__ = ["FORCE_REWRITE", "assert_close", "mlp_input", "ort_outputs", "save", "sparse_mlp"]
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import ortsparse
 from onnx import TensorProto, helper, numpy_helper
 
-import ortsparse
-from ortsparse.rewriter.testing import OPSET
 from tests import int8_reference
+from tests.rewriter_testing import OPSET
 
 NUMPY_TYPE = {"u8": np.uint8, "s8": np.int8}
 ONNX_TYPE = {"u8": TensorProto.UINT8, "s8": TensorProto.INT8}

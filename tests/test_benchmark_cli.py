@@ -9,9 +9,9 @@ import sys
 import pytest
 from onnx import TensorProto, helper
 from ortsparse.cli import build_parser, main
-from ortsparse.rewriter.testing import make_model
 
 from tests.api_testing import FORCE_REWRITE, save, sparse_mlp
+from tests.rewriter_testing import make_model
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 

@@ -10,7 +10,6 @@ import pytest
 from onnx import helper
 from ortsparse import rewrite_cache
 from ortsparse.rewriter import RewriteError
-from ortsparse.rewriter.testing import make_model, sparse_weight
 
 from tests.api_testing import (
     FORCE_REWRITE,
@@ -20,6 +19,7 @@ from tests.api_testing import (
     save,
     sparse_mlp,
 )
+from tests.rewriter_testing import make_model, sparse_weight
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 

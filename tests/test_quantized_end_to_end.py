@@ -15,10 +15,10 @@ import itertools
 
 import numpy as np
 import onnx
-import pytest
-
 import ortsparse
+import pytest
 from ortsparse.rewriter import rewrite_model
+
 from tests.int8_reference import assert_rewrite_exact, expected_outputs, rewrite_outputs
 from tools.model_builders import (
     BertConfig,

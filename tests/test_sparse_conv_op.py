@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
 from ortsparse.rewriter.cost_model import conv_work, runs_compiled
+
 from tests.conftest import force_family
 from tests.op_testing import (
     CLIP_RANGE,

@@ -6,16 +6,16 @@ import argparse
 
 import onnx
 import onnxruntime
-from onnx import numpy_helper
 import ortsparse
 import pytest
+from onnx import numpy_helper
 from ortsparse.cli import rewrite_model_main
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.command import input_shape
-from ortsparse.rewriter.testing import FORCE_REWRITE, op_types
 from ortsparse.verification import ModelTimer, Timing, verify_rewrite
 
 from tests.api_testing import assert_close, mlp_input, ort_outputs, save, sparse_mlp
+from tests.rewriter_testing import FORCE_REWRITE, op_types
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 

@@ -6,7 +6,7 @@ from onnx import helper
 
 from ortsparse.rewriter.command import add_rewrite_arguments, run_rewrite
 from ortsparse.rewriter.cost_data import shipped_data
-from ortsparse.rewriter.testing import make_model, op_types, sparse_weight
+from tests.rewriter_testing import make_model, op_types, sparse_weight
 
 
 def run_command(*argv):

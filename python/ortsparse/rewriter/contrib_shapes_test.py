@@ -3,7 +3,7 @@ from onnx import TensorProto, helper
 
 from ortsparse.rewriter.contrib_shapes import contrib_output_types
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.testing import make_model, sparse_weight
+from tests.rewriter_testing import make_model, sparse_weight
 
 FLOAT = TensorProto.FLOAT
 

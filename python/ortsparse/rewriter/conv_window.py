@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Shape
 
 
@@ -15,14 +16,14 @@ class ConvWindow:
     pads: tuple[int, int, int, int]  # top, left, bottom, right
 
 
-def conv_window(attributes: dict, spatial: Shape, kernel: list[int]) -> ConvWindow | str:
+def conv_window(attributes: dict, spatial: Shape, kernel: list[int]) -> ConvWindow | Refusal:
     """The window of a Conv node with these attributes, X of these spatial dims and this kernel;
     why not (a string) when auto_pad cannot be resolved."""
     strides = tuple(attributes.get("strides", (1, 1)))
     dilations = tuple(attributes.get("dilations", (1, 1)))
     pads = explicit_pads(attributes, spatial, kernel, strides, dilations)
     if pads is None:
-        return "auto_pad SAME_* needs X's height and width, which are not static"
+        return Refusal("auto_pad SAME_* needs X's height and width, which are not static")
     return ConvWindow(strides, dilations, pads)
 
 

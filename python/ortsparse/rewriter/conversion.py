@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.decisions import NO_FORMAT, Decision
+from ortsparse.rewriter.decisions import NO_FORMAT, Decision, Refusal
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.packing import pack
 from ortsparse.rewriter.policy import SparsityPolicy, Verdict
@@ -78,10 +78,13 @@ def static_weight_shape(
     return (shape[1], shape[0]) if transposed else (shape[0], shape[1])
 
 
-def kept(node: onnx.NodeProto, reason: str, weight_shape=None, sparsity=None) -> Conversion:
-    return Conversion(
-        Decision(display_name(node), node.op_type, weight_shape, sparsity, NO_FORMAT, False, reason)
+def kept(
+    node: onnx.NodeProto, reason: str | Refusal, weight_shape=None, sparsity=None
+) -> Conversion:
+    decision = Decision(
+        display_name(node), node.op_type, weight_shape, sparsity, NO_FORMAT, False, str(reason)
     )
+    return Conversion(decision)
 
 
 def rewritten(node: onnx.NodeProto, sparse_op: SparseOp, verdict: Verdict) -> Conversion:

@@ -10,6 +10,17 @@ import onnx
 NO_FORMAT = "-"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a node cannot be rewritten, as the rewriter's helpers return it in place of what they
+    were asked for; it reads as its reason."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 @dataclass
 class Decision:
     """One MatMul, Gemm or Conv of the input model and what became of it.

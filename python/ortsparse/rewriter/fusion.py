@@ -1,4 +1,5 @@
-"""What epilogue fusion rules share: the rule interface and the checks every fusion must pass.
+"""What the rules after conversion share: their interfaces (EpilogueRule, QuantizedEpilogueRule,
+GraphRule) and the checks every fusion must pass.
 
 A fusion folds nodes that consume a SparseGemm's or SparseConv's output into the op's epilogue
 (bias, activation, residual). It is only sound when nothing else reads the tensors that disappear,
@@ -44,6 +45,27 @@ class EpilogueRule(ABC):
     @abstractmethod
     def match(self, graph: Graph, op: SparseOp) -> Fusion | None:
         """The fusion of what follows ``op`` into it, or None when this rule does not apply."""
+
+
+class QuantizedEpilogueRule(ABC):
+    label: str  # what Decision.fused records for this rule
+
+    @abstractmethod
+    def match(self, graph: Graph, node: onnx.NodeProto) -> QuantizedFusion | None:
+        """The fusion of what follows the INT8 op ``node`` into it, or None when this rule does
+        not apply."""
+
+
+class GraphRule(ABC):
+    """A rule over the whole graph once every epilogue is fused, for what involves several nodes
+    of the rewrite at once (a Concat that several of them read, two siblings to merge)."""
+
+    label: str  # what Decision.fused records for this rule
+
+    @abstractmethod
+    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
+        """Edits the graph around the SparseGemm/SparseConv nodes named in ``ops`` (this
+        rewrite's); returns (sparse node name, what it fused) for each node it changed."""
 
 
 def apply_fusion(graph: Graph, op_node: onnx.NodeProto, fusion: Fusion) -> None:

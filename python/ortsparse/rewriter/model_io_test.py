@@ -3,7 +3,7 @@ import pytest
 from onnx import helper
 
 from ortsparse.rewriter import RewriteError, rewrite_file
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     FORCE_REWRITE,
     assert_same_outputs,
     make_model,

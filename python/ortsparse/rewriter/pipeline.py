@@ -28,10 +28,12 @@ from ortsparse.rewriter.errors import RewriteError
 from ortsparse.rewriter.fusion import apply_fusion
 from ortsparse.rewriter.graph import Graph, subgraphs
 from ortsparse.rewriter.policy import SparsityPolicy
-from ortsparse.rewriter.rules import CONVERSION_RULES, EPILOGUE_RULES, QUANTIZED_EPILOGUE_RULES
-from ortsparse.rewriter.rules.hoist_activation_through_layout import HoistActivationThroughLayout
-from ortsparse.rewriter.rules.merge_sibling_convs import MergeSiblingConvs
-from ortsparse.rewriter.rules.read_concat_in_place import ReadConcatInPlace
+from ortsparse.rewriter.rules import (
+    CONVERSION_RULES,
+    EPILOGUE_RULES,
+    GRAPH_RULES,
+    QUANTIZED_EPILOGUE_RULES,
+)
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import DOMAIN, OPSET_VERSION
@@ -108,7 +110,7 @@ def rewrite_owned_model(
     for conversion in rewritten:
         _fuse_quantized_epilogue(graph, conversion)
     by_node = {conversion.sparse_node: conversion for conversion in with_epilogue}
-    for rule in (HoistActivationThroughLayout(), ReadConcatInPlace(), MergeSiblingConvs()):
+    for rule in GRAPH_RULES:
         for node_name, fused in rule.apply(graph, set(by_node)):
             by_node[node_name].decision.fused.append(fused)
     graph.commit()

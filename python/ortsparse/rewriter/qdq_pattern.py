@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph, is_default_domain
 from ortsparse.rewriter.quantization import (
     ProductQuantization,
@@ -50,7 +51,7 @@ class QdqProduct:
 
     def bias(
         self, graph: Graph, name: str, fused_op: str
-    ) -> QuantizedBias | FloatBias | None | str:
+    ) -> QuantizedBias | FloatBias | None | Refusal:
         """The product's bias input ``name`` (None where it has none) as its output's form takes
         it, or why it is unusable: an int32 one dequantized as ORT's ``fused_op`` takes it, or,
         for a float output, a float32 constant too."""
@@ -75,7 +76,7 @@ class QdqProduct:
 
 def qdq_product(
     graph: Graph, node: onnx.NodeProto, output_axis: int, weight_rank: int = 2
-) -> QdqProduct | str:
+) -> QdqProduct | Refusal:
     """The QDQ pattern around ``node``, whose input 0 is the activation and input 1 the weight
     out of a DequantizeLinear (as the rules' applies_to checks), or why it is not one our INT8 ops
     can take. ``output_axis``: the weight's axis of output channels (of ``weight_rank``), which
@@ -84,7 +85,7 @@ def qdq_product(
     w_dequantize = dequantized_by(graph, node.input[1])
     quantize = graph.sole_consumer(node.output[0])
     if x_dequantize is None:
-        return "the activation does not come from a DequantizeLinear"
+        return Refusal("the activation does not come from a DequantizeLinear")
     if quantize is None or quantize.op_type != "QuantizeLinear" or not is_default_domain(quantize):
         quantize = None
     operands = {
@@ -94,12 +95,12 @@ def qdq_product(
     if quantize is not None:
         operands["output"] = constant_quantization(graph, *[*quantize.input, ""][1:3])
     for operand, quantization in operands.items():
-        if isinstance(quantization, str):
-            return f"{operand}: {quantization}"
+        if isinstance(quantization, Refusal):
+            return Refusal(f"{operand}: {quantization}")
     # A negative axis counts from the last; a single scale has no axis.
     axis = dequantize_axis(w_dequantize) % weight_rank
     if operands["weight"].scale.size > 1 and axis != output_axis:
-        return "the weight is quantized along an input axis, not per output channel"
+        return Refusal("the weight is quantized along an input axis, not per output channel")
     return QdqProduct(
         x_dequantize,
         w_dequantize,
@@ -120,7 +121,7 @@ class QuantizedBias:
 
     def in_product_units(
         self, x_scale: np.float32, w_scales: np.ndarray, weight: np.ndarray
-    ) -> np.ndarray | str:
+    ) -> np.ndarray | Refusal:
         """The int32 [N] bias our INT8 ops add to the product of ``weight`` [K, N], or why there
         is none.
 
@@ -130,25 +131,25 @@ class QuantizedBias:
         to ORT.
         """
         if np.any(self.quantization.zero_point != 0):
-            return "the bias's zero point is not 0"
+            return Refusal("the bias's zero point is not 0")
         scale = self.quantization.scale.reshape(-1)
         if scale.size not in (1, len(w_scales)) or np.any(scale != np.float32(x_scale) * w_scales):
-            return "the bias's scale is not x_scale * w_scale"
+            return Refusal("the bias's scale is not x_scale * w_scale")
         return int32_bias(self.values, weight)
 
 
-def quantized_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | str:
+def quantized_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | Refusal:
     """The bias of product input ``name``, dequantized from int32 as ORT's ``fused_op`` (QGemm,
     QLinearConv) takes it, or why it is unusable."""
     dequantize = dequantized_by(graph, name)
     if dequantize is None:
-        return f"the bias is not dequantized from int32, as {fused_op} takes it"
+        return Refusal(f"the bias is not dequantized from int32, as {fused_op} takes it")
     values = graph.constant(dequantize.input[0])
     if values is None:
-        return "the bias is not a constant"
+        return Refusal("the bias is not a constant")
     quantization = constant_quantization(graph, *[*dequantize.input, ""][1:3])
-    if isinstance(quantization, str):
-        return f"bias: {quantization}"
+    if isinstance(quantization, Refusal):
+        return Refusal(f"bias: {quantization}")
     return QuantizedBias(values, quantization, dequantize)
 
 
@@ -158,16 +159,18 @@ class FloatBias:
 
     values: np.ndarray
 
-    def per_channel(self, n: int) -> np.ndarray | str:
+    def per_channel(self, n: int) -> np.ndarray | Refusal:
         """The bias as float32 [N], or why it is not one value per output channel."""
         if self.values.shape not in ((n,), (1, n)):
-            return f"the bias has shape {list(self.values.shape)}, not [{n}]"
+            return Refusal(f"the bias has shape {list(self.values.shape)}, not [{n}]")
         if not np.all(np.isfinite(self.values)):
-            return "the bias is not finite"
+            return Refusal("the bias is not finite")
         return self.values.reshape(n)
 
 
-def float_product_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias | FloatBias | str:
+def float_product_bias(
+    graph: Graph, name: str, fused_op: str
+) -> QuantizedBias | FloatBias | Refusal:
     """The bias of a product whose output stays float, or why it is unusable: a float32 constant,
     or an int32 one dequantized as ORT's ``fused_op`` takes it. ORT runs a DequantizeLinear ->
     Gemm with float output as QGemm, which adds the stored integers to its int32 product whatever
@@ -177,27 +180,27 @@ def float_product_bias(graph: Graph, name: str, fused_op: str) -> QuantizedBias 
         return quantized_bias(graph, name, fused_op)
     values = graph.constant(name)
     if values is None or values.dtype != np.float32:
-        return (
+        return Refusal(
             "the bias is neither a float32 constant nor dequantized from int32 as "
             f"{fused_op} takes it"
         )
     return FloatBias(values)
 
 
-def int32_bias(values: np.ndarray, weight: np.ndarray) -> np.ndarray | str:
+def int32_bias(values: np.ndarray, weight: np.ndarray) -> np.ndarray | Refusal:
     """``values`` as the int32 [N] bias of the product of ``weight`` [K, N], or why it cannot be."""
     n = weight.shape[1]
     if values.dtype != np.int32:
-        return f"the bias is {values.dtype}, not int32"
+        return Refusal(f"the bias is {values.dtype}, not int32")
     if values.shape != (n,):
-        return f"the bias has shape {list(values.shape)}, not [{n}]"
+        return Refusal(f"the bias has shape {list(values.shape)}, not [{n}]")
     # Within this reach neither ORT's int32 accumulator nor ours (which folds the zero point's
     # share into the bias) can overflow, so both sum exactly.
     reach = np.abs(values.astype(np.int64)) + _MAX_ACTIVATION_SPAN * np.sum(
         np.abs(weight.astype(np.int64)), axis=0
     )
     if np.any(reach > _INT32_MAX):
-        return "the bias is too large for an int32 accumulator"
+        return Refusal("the bias is too large for an int32 accumulator")
     return values
 
 
@@ -205,7 +208,7 @@ def product_bias(
     bias: QuantizedBias | FloatBias | np.ndarray | None,
     quantization: ProductQuantization,
     matrix: np.ndarray,
-) -> np.ndarray | None | str:
+) -> np.ndarray | None | Refusal:
     """The bias input of the INT8 op computing the product of ``matrix`` [K, N], or why there can
     be none. ``bias``: a QDQ bias, or a QOperator's int32 B. A requantized output takes int32 [N]
     in units of x_scale * w_scale[n] (or none), a float output float32 [N] (zeros for none)."""
@@ -217,6 +220,6 @@ def product_bias(
         values = int32_bias(bias, matrix)
     else:
         values = None
-    if isinstance(values, str) or not quantization.dequantizes:
+    if isinstance(values, Refusal) or not quantization.dequantizes:
         return values
     return float_output_bias(values, quantization)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph, attribute_values
 
 ACTIVATION_TYPES = (onnx.TensorProto.UINT8, onnx.TensorProto.INT8)
@@ -20,22 +21,22 @@ class Quantization:
 
 def constant_quantization(
     graph: Graph, scale_name: str, zero_point_name: str
-) -> Quantization | str:
+) -> Quantization | Refusal:
     """The constant scale and zero point named (an absent zero point is 0), or why they are
     unusable."""
     scale = graph.constant(scale_name)
     if scale is None:
-        return "its scale is not a constant"
+        return Refusal("its scale is not a constant")
     if scale.dtype != np.float32:
-        return f"its scale is {scale.dtype}, not float32"
+        return Refusal(f"its scale is {scale.dtype}, not float32")
     if zero_point_name:
         zero_point = graph.constant(zero_point_name)
         if zero_point is None:
-            return "its zero point is not a constant"
+            return Refusal("its zero point is not a constant")
     else:
         zero_point = np.zeros(scale.shape, dtype=np.uint8)
     if zero_point.size != scale.size:
-        return "its scale and zero point differ in size"
+        return Refusal("its scale and zero point differ in size")
     return Quantization(scale, zero_point)
 
 
@@ -46,15 +47,15 @@ def per_tensor(quantization: Quantization) -> tuple[np.float32, int] | None:
     return np.float32(quantization.scale.reshape(())), int(quantization.zero_point.reshape(()))
 
 
-def weight_scales(quantization: Quantization, n: int) -> np.ndarray | str:
+def weight_scales(quantization: Quantization, n: int) -> np.ndarray | Refusal:
     """The weight's scale for each of its N output columns, or why they are unusable: SparseQGemm
     takes symmetric int8 weights, quantized per tensor or per output column."""
     if np.any(quantization.zero_point != 0):
-        return "the weight's zero point is not 0"
+        return Refusal("the weight's zero point is not 0")
     if quantization.zero_point.dtype != np.int8:
-        return f"the weight is {quantization.zero_point.dtype}, SparseQGemm takes int8"
+        return Refusal(f"the weight is {quantization.zero_point.dtype}, SparseQGemm takes int8")
     if quantization.scale.size not in (1, n):
-        return "the weight's scales are neither per tensor nor per output column"
+        return Refusal("the weight's scales are neither per tensor nor per output column")
     return np.broadcast_to(quantization.scale.reshape(-1), (n,)).astype(np.float32)
 
 
@@ -92,23 +93,23 @@ def product_quantization(
     w_quantization: Quantization,
     y_quantization: Quantization | None,
     n: int,
-) -> ProductQuantization | str:
+) -> ProductQuantization | Refusal:
     """The quantization of a product of ``x`` into ``output`` with N output channels as our INT8
     ops take it (uint8 or int8 activations per tensor, the output of their type, or float where
     ``y_quantization`` is None, symmetric int8 weights per tensor or per channel), or why it is
     not one."""
     x_type = graph.elem_type(x)
     if x_type not in ACTIVATION_TYPES:
-        return "the activation is neither uint8 nor int8"
+        return Refusal("the activation is neither uint8 nor int8")
     y_type = x_type if y_quantization is not None else onnx.TensorProto.FLOAT
     if graph.elem_type(output) not in (None, 0, y_type):
-        return "the output's type is neither the activation's nor float"
+        return Refusal("the output's type is neither the activation's nor float")
     x_params = per_tensor(x_quantization)
     y_params = per_tensor(y_quantization) if y_quantization is not None else None
     if x_params is None or (y_quantization is not None and y_params is None):
-        return "the activation or output is quantized per channel"
+        return Refusal("the activation or output is quantized per channel")
     w_scales = weight_scales(w_quantization, n)
-    if isinstance(w_scales, str):
+    if isinstance(w_scales, Refusal):
         return w_scales
     if y_params is None:
         return ProductQuantization(

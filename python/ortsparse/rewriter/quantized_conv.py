@@ -8,6 +8,7 @@ import onnx
 
 from ortsparse.rewriter.conv_window import conv_window
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, product_bias
@@ -49,14 +50,14 @@ def convert_quantized_conv(
     quantization = product_quantization(
         graph, x, output, x_quantization, w_quantization, y_quantization, n
     )
-    if isinstance(quantization, str):
+    if isinstance(quantization, Refusal):
         return kept(node, quantization, matrix_shape)
     matrix = conv_quad_matrix(weight)
     bias = product_bias(bias, quantization, matrix)
-    if isinstance(bias, str):
+    if isinstance(bias, Refusal):
         return kept(node, bias, matrix_shape)
     window = conv_window(attributes, x_shape[2:], [kh, kw])
-    if isinstance(window, str):
+    if isinstance(window, Refusal):
         return kept(node, window, matrix_shape)
 
     verdict = policy.judge_quantized(matrix)

@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 
 from ortsparse.rewriter.conversion import Conversion, display_name, kept, replaced_by
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import FloatBias, QuantizedBias, product_bias
@@ -44,10 +45,10 @@ def convert_quantized_matmul(
     quantization = product_quantization(
         graph, x, output, x_quantization, w_quantization, y_quantization, weight.shape[1]
     )
-    if isinstance(quantization, str):
+    if isinstance(quantization, Refusal):
         return kept(node, quantization, weight_shape)
     bias_values = product_bias(bias, quantization, weight)
-    if isinstance(bias_values, str):
+    if isinstance(bias_values, Refusal):
         return kept(node, bias_values, weight_shape)
 
     verdict = policy.judge_quantized(weight)

@@ -16,9 +16,10 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ortsparse import OP_DOMAIN
 from ortsparse.rewriter.graph import attribute_values
 
-DOMAIN = "ortsparse"
+DOMAIN = OP_DOMAIN
 OPSET_VERSION = 1
 
 NO_ACTIVATION = "none"

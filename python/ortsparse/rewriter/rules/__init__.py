@@ -21,15 +21,18 @@ from ortsparse.rewriter.rules.fuse_residual_add import FuseResidualAdd
 from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
 from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
+from ortsparse.rewriter.rules.hoist_activation_through_layout import HoistActivationThroughLayout
 from ortsparse.rewriter.rules.matmul_integer_to_sparse_matmul_integer import (
     MatMulIntegerToSparseMatMulInteger,
 )
 from ortsparse.rewriter.rules.matmul_to_sparse_gemm import MatMulToSparseGemm
+from ortsparse.rewriter.rules.merge_sibling_convs import MergeSiblingConvs
 from ortsparse.rewriter.rules.qdq_conv_to_sparse_qconv import QdqConvToSparseQConv
 from ortsparse.rewriter.rules.qdq_gemm_to_sparse_qgemm import QdqGemmToSparseQGemm
 from ortsparse.rewriter.rules.qdq_matmul_to_sparse_qgemm import QdqMatMulToSparseQGemm
 from ortsparse.rewriter.rules.qlinear_conv_to_sparse_qconv import QLinearConvToSparseQConv
 from ortsparse.rewriter.rules.qlinear_matmul_to_sparse_qgemm import QLinearMatMulToSparseQGemm
+from ortsparse.rewriter.rules.read_concat_in_place import ReadConcatInPlace
 
 # For each node, the first rule of its op type that applies_to it converts it.
 CONVERSION_RULES = (
@@ -71,3 +74,6 @@ EPILOGUE_RULES = (
 # What SparseQConv takes over from the QDQ graph after it (its requantization already holds the
 # QuantizeLinear of the product).
 QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)
+
+# Applied once each, in this order, after every epilogue is fused (pipeline.py step 3).
+GRAPH_RULES = (HoistActivationThroughLayout(), ReadConcatInPlace(), MergeSiblingConvs())

@@ -6,7 +6,7 @@ from onnx import helper, numpy_helper
 import ortsparse
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.packing import PackedWeight, unpack
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     FORCE_REWRITE,
     OUTPUT_RTOL,
     attributes,

@@ -16,6 +16,7 @@ from ortsparse.rewriter.conversion import (
     kept,
     replaced_by,
 )
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.integer_ops import activation_refusal, weight_zero_point_refusal
 from ortsparse.rewriter.policy import SparsityPolicy
@@ -39,7 +40,7 @@ class ConvIntegerToSparseConvInteger(ConversionRule):
         if refusal:
             return kept(node, refusal, matrix_shape)
         window = conv_window(attributes, graph.shape(x)[2:], list(weight.shape[2:]))
-        if isinstance(window, str):
+        if isinstance(window, Refusal):
             return kept(node, window, matrix_shape)
 
         verdict = policy.judge_quantized(conv_quad_matrix(weight))

@@ -5,12 +5,12 @@ import pytest
 from onnx import TensorProto
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import attributes, op_types, rewrite
 from tests.quantized_testing import (
     assert_identical_outputs,
     conv_integer_model,
     sparse_int8_conv_weight,
 )
+from tests.rewriter_testing import attributes, op_types, rewrite
 
 WINDOWS = {
     "3x3": ((3, 3), {"pads": [1, 1, 1, 1]}),

@@ -25,6 +25,7 @@ from ortsparse.rewriter.conversion import (
     rewritten,
 )
 from ortsparse.rewriter.cost_model import conv_rows, conv_work
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_conv import SparseConv
@@ -56,7 +57,7 @@ class ConvToSparseConv(ConversionRule):
             return kept(node, "bias is not a constant", matrix.shape)
 
         window = conv_window(attributes, graph.shape(x)[2:], kernel)
-        if isinstance(window, str):
+        if isinstance(window, Refusal):
             return kept(node, window, matrix.shape)
         strides, dilations, pads = window.strides, window.dilations, window.pads
 

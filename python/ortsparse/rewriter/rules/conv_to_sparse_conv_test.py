@@ -7,7 +7,7 @@ from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.packing import PackedWeight, unpack
 from ortsparse.rewriter.policy import Verdict
 from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     FORCE_REWRITE,
     assert_same_outputs,
     conv_weight,

@@ -4,7 +4,7 @@ from onnx import helper, numpy_helper
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.packing import PackedWeight, unpack
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     CONV_C,
     CONV_N,
     FORCE_REWRITE,

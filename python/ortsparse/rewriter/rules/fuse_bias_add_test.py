@@ -3,7 +3,7 @@ import pytest
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     CONV_N,
     FORCE_REWRITE,
     assert_same_outputs,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from onnx import helper, numpy_helper
 
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     assert_same_outputs,
     conv_then,
     fused_conv,

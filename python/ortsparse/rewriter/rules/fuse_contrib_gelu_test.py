@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     CHAIN_N,
     assert_same_outputs,
     fused_gemm,

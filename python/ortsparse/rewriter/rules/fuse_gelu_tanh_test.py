@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     assert_same_outputs,
     fused_gemm,
     matmul_then,

@@ -1,7 +1,7 @@
 import pytest
 from onnx import helper
 
-from ortsparse.rewriter.testing import assert_same_outputs, fused_gemm, matmul_then, rewrite
+from tests.rewriter_testing import assert_same_outputs, fused_gemm, matmul_then, rewrite
 
 
 @pytest.mark.parametrize(

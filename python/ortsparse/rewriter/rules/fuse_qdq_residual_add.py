@@ -14,7 +14,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.fusion import (
+    QuantizedEpilogueRule,
     QuantizedFusion,
     other_operand,
     same_static_shape,
@@ -26,7 +28,7 @@ from ortsparse.rewriter.quantization import constant_quantization, per_tensor
 from ortsparse.rewriter.sparse_qconv import OP_TYPE, RESIDUAL_INPUT
 
 
-class FuseQdqResidualAdd:
+class FuseQdqResidualAdd(QuantizedEpilogueRule):
     label = "Add"
 
     def match(self, graph: Graph, node: onnx.NodeProto) -> QuantizedFusion | None:
@@ -81,7 +83,7 @@ def _per_tensor(
     """The constant per-tensor (scale, zero point) of a QuantizeLinear or DequantizeLinear whose
     8-bit side is of ``element_type``, else None."""
     quantization = constant_quantization(graph, *[*node.input, ""][1:3])
-    if isinstance(quantization, str):
+    if isinstance(quantization, Refusal):
         return None
     if onnx.helper.np_dtype_to_tensor_dtype(quantization.zero_point.dtype) != element_type:
         return None

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from ortsparse.rewriter.testing import attributes, op_types, rewrite
 from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
@@ -15,6 +14,7 @@ from tests.quantized_testing import (
     constants,
     sparse_int8_conv_weight,
 )
+from tests.rewriter_testing import attributes, op_types, rewrite
 
 
 def residual_block_model(

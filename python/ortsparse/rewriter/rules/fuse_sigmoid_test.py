@@ -1,6 +1,6 @@
 from onnx import helper
 
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     assert_same_outputs,
     fused_gemm,
     matmul_then,

@@ -5,7 +5,7 @@ import pytest
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     assert_same_outputs,
     attributes,
     make_model,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import onnx
 
+from ortsparse.rewriter.fusion import GraphRule
 from ortsparse.rewriter.graph import Graph, is_default_domain
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
@@ -27,7 +28,7 @@ _MOVES = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze"}
 _SPARSE_OPS = {op_class.OP_TYPE: op_class for op_class in (SparseGemm, SparseConv)}
 
 
-class HoistActivationThroughLayout:
+class HoistActivationThroughLayout(GraphRule):
     label = "through Concat/Reshape/Transpose"
 
     def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:

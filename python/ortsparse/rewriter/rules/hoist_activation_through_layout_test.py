@@ -7,7 +7,7 @@ from ortsparse import library_path
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     FORCE_REWRITE,
     assert_same_outputs,
     attributes,

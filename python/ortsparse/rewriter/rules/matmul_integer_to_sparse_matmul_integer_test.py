@@ -7,12 +7,12 @@ from onnx import TensorProto
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.quad_packing import PackedQuads, unpack_quads
-from ortsparse.rewriter.testing import attributes, op_types, rewrite
 from tests.quantized_testing import (
     assert_identical_outputs,
     matmul_integer_model,
     sparse_int8_weight,
 )
+from tests.rewriter_testing import attributes, op_types, rewrite
 
 K, N = 70, 40  # K not a multiple of 4: the last quad is padded
 

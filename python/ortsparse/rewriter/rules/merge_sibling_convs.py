@@ -15,13 +15,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ortsparse.rewriter.fusion import GraphRule
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.packing import PackedWeight, pack, unpack
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 
-class MergeSiblingConvs:
+class MergeSiblingConvs(GraphRule):
     label = "sibling SparseConv reading the same X"
 
     def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import onnx
 
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product
@@ -33,11 +34,11 @@ class QdqConvToSparseQConv(ConversionRule):
 
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
         qdq = qdq_product(graph, node, output_axis=0, weight_rank=4)
-        if isinstance(qdq, str):
+        if isinstance(qdq, Refusal):
             return kept(node, qdq)
         b = node.input[2] if len(node.input) > 2 else ""
         bias = qdq.bias(graph, b, "QLinearConv")
-        if isinstance(bias, str):
+        if isinstance(bias, Refusal):
             return kept(node, bias)
         return convert_quantized_conv(
             graph,

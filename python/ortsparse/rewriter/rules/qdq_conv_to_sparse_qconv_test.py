@@ -9,7 +9,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 import ortsparse
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import op_types, rewrite, run
 from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
@@ -21,6 +20,7 @@ from tests.quantized_testing import (
     sparse_int8_conv_weight,
     with_float_output,
 )
+from tests.rewriter_testing import op_types, rewrite, run
 
 X_SCALE = np.float32(0.05)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import onnx
 
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph, attribute_values
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product
@@ -40,14 +41,14 @@ class QdqGemmToSparseQGemm(ConversionRule):
             return kept(node, "alpha is not 1")
         trans_b = bool(attributes.get("transB", 0))
         qdq = qdq_product(graph, node, output_axis=0 if trans_b else 1)
-        if isinstance(qdq, str):
+        if isinstance(qdq, Refusal):
             return kept(node, qdq)
 
         c = node.input[2] if len(node.input) > 2 else ""
         if c and attributes.get("beta", 1.0) != 1.0:
             return kept(node, "beta is not 1")
         bias = qdq.bias(graph, c, "QGemm")
-        if isinstance(bias, str):
+        if isinstance(bias, Refusal):
             return kept(node, bias)
 
         weight = graph.constant(qdq.w_dequantize.input[0])

@@ -9,7 +9,6 @@ import pytest
 from onnx import helper, numpy_helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import op_types, rewrite
 from tests.quantized_testing import (
     A_SCALE,
     assert_close_float_outputs,
@@ -18,6 +17,7 @@ from tests.quantized_testing import (
     sparse_int8_weight,
     with_float_output,
 )
+from tests.rewriter_testing import op_types, rewrite
 
 K, N = 66, 40  # K not a multiple of 4: the last quad is padded
 WEIGHT = sparse_int8_weight(K, N, quads=True)

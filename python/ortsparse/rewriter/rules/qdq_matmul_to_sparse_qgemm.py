@@ -14,6 +14,7 @@ from __future__ import annotations
 import onnx
 
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.qdq_pattern import dequantized_by, qdq_product
@@ -30,7 +31,7 @@ class QdqMatMulToSparseQGemm(ConversionRule):
 
     def convert(self, graph: Graph, node: onnx.NodeProto, policy: SparsityPolicy) -> Conversion:
         qdq = qdq_product(graph, node, output_axis=1)
-        if isinstance(qdq, str):
+        if isinstance(qdq, Refusal):
             return kept(node, qdq)
         return convert_quantized_matmul(
             graph,

@@ -10,7 +10,6 @@ from onnx import helper
 
 import ortsparse
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import op_types, rewrite, run
 from tests.int8_reference import expected_outputs
 from tests.quantized_testing import (
     assert_close_float_outputs,
@@ -20,6 +19,7 @@ from tests.quantized_testing import (
     sparse_int8_weight,
     with_float_output,
 )
+from tests.rewriter_testing import op_types, rewrite, run
 
 K, N = 64, 48
 

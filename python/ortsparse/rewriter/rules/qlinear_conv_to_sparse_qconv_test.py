@@ -6,7 +6,6 @@ import pytest
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.testing import op_types, rewrite
 from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
@@ -15,6 +14,7 @@ from tests.quantized_testing import (
     constants,
     sparse_int8_conv_weight,
 )
+from tests.rewriter_testing import op_types, rewrite
 
 
 def qlinear_conv_model(weight, x_shape, activation="u8", bias=True, **conv_attributes):

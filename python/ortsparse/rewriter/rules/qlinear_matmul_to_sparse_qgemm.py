@@ -6,6 +6,7 @@ from __future__ import annotations
 import onnx
 
 from ortsparse.rewriter.conversion import Conversion, ConversionRule, kept
+from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.quantization import constant_quantization
@@ -23,7 +24,7 @@ class QLinearMatMulToSparseQGemm(ConversionRule):
             "Y": constant_quantization(graph, y_scale, y_zp),
         }
         for operand, quantization in parameters.items():
-            if isinstance(quantization, str):
+            if isinstance(quantization, Refusal):
                 return kept(node, f"{operand}: {quantization}")
         return convert_quantized_matmul(
             graph,

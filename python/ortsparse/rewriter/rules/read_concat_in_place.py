@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import onnx
 
+from ortsparse.rewriter.fusion import GraphRule
 from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 
-class ReadConcatInPlace:
+class ReadConcatInPlace(GraphRule):
     label = "Concat (its inputs read in place)"
 
     def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
-from ortsparse.rewriter.testing import (
+from tests.rewriter_testing import (
     FORCE_REWRITE,
     assert_same_outputs,
     conv_weight,

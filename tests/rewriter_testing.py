@@ -12,9 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
-
 import ortsparse
+from onnx import helper, numpy_helper
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
