@@ -183,6 +183,35 @@ def _add_annotate_arguments(parser: argparse.ArgumentParser) -> None:
     _add_engine_arguments(parser)
 
 
+def _run_cache(args: argparse.Namespace) -> int:
+    import time
+
+    from ortsparse.rewrite_cache import cache_entries, clear_cache, default_cache_dir
+
+    directory = args.cache_dir or default_cache_dir()
+    if args.action == "clear":
+        removed = clear_cache(directory)
+        freed = sum(entry.size_bytes for entry in removed) / 1e6
+        print(
+            f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} ({freed:.1f} MB) "
+            f"from {directory}"
+        )
+        return 0
+    entries = cache_entries(directory)
+    print(
+        f"{directory}: {len(entries)} entries, "
+        f"{sum(entry.size_bytes for entry in entries) / 1e6:.1f} MB (most recently used first)"
+    )
+    for entry in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        rewritten = "?" if entry.rewritten_nodes is None else entry.rewritten_nodes
+        print(
+            f"  {entry.path.name[:16]}  {entry.size_bytes / 1e6:8.1f} MB  used {used}  "
+            f"{rewritten} node(s) rewritten  {entry.model}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ortsparse",
@@ -253,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_annotate_arguments(annotate)
     annotate.set_defaults(run=_run_annotate)
+
+    cache = commands.add_parser(
+        "cache",
+        help="list or empty the cache of rewritten models",
+        description="List the rewrite cache's entries (size, last use, the model each came "
+        "from) or delete them all. The cache deletes its least recently used entries itself "
+        "beyond ORTSPARSE_CACHE_LIMIT_MB megabytes (default 2048).",
+    )
+    cache.add_argument("action", choices=("list", "clear"))
+    cache.add_argument(
+        "--cache-dir", help="the cache's directory (default: models/ in ortsparse's cache root)"
+    )
+    cache.set_defaults(run=_run_cache)
     return parser
 
 

@@ -9,8 +9,15 @@ calibration makes new entries), and the rewrite and verification options (thread
 shapes): a rewrite verified on one CPU is never served on another. The entry is a directory
 named by the key, holding ``result.json`` and, when something was rewritten, ``model.onnx`` (and
 ``model.onnx.data`` for a large model); it is written in a temporary directory beside it and
-renamed into place, so readers never see half an entry.
-Entries are never evicted: delete the directory to reclaim the space.
+renamed into place, so readers never see half an entry, and concurrent writers of one entry
+leave one of their identical copies.
+
+An entry heals: ``result.json`` records each file's size and SHA-256, and an entry whose record
+does not parse, or whose files are missing or differ from it (a full disk, a killed copy, another
+tool), is a miss: it is deleted and made again, with one warning. Reading an entry marks it used;
+after each new entry the least recently used ones are deleted until the cache holds at most
+$ORTSPARSE_CACHE_LIMIT_MB megabytes (default 2048). `ortsparse cache list|clear` shows and
+empties it.
 
 The directory is the ``cache_dir`` argument, else ``models`` in ortsparse's cache root
 ($ORTSPARSE_CACHE_DIR, else $XDG_CACHE_HOME/ortsparse, ~/.cache/ortsparse by default). When it
@@ -49,6 +56,8 @@ from ortsparse.verification import DEFAULT_SECONDS, verify_rewrite
 _MODEL_FILE = "model.onnx"
 _RESULT_FILE = "result.json"
 _CHUNK_BYTES = 1 << 24
+LIMIT_ENV = "ORTSPARSE_CACHE_LIMIT_MB"
+DEFAULT_LIMIT_MB = 2048
 
 ModelSource = Union[str, bytes]  # what ONNX Runtime loads: a path, or a serialized model
 
@@ -101,8 +110,16 @@ def prepare_model(
     model, key = loaded[0], _cache_key(loaded[1], min_sparsity, options)
     entry = Path(cache_dir if cache_dir is not None else default_cache_dir()) / key
     cached = _read_entry(entry, original)
-    if cached is not None:
+    if isinstance(cached, PreparedModel):
         return cached
+    if cached:
+        warnings.warn(
+            f"the ortsparse rewrite cached in {entry} is damaged ({cached}); rewriting the model "
+            "again",
+            RuntimeWarning,
+            2,
+        )
+        shutil.rmtree(entry, ignore_errors=True)
     has_ops = _has_ortsparse_ops(model)
     try:
         if verify and not has_ops:
@@ -127,9 +144,11 @@ def prepare_model(
         "has_ortsparse_ops": has_ops or result.rewritten_count > 0,
         "rewritten_nodes": result.rewritten_count,
         "candidate_nodes": len(result.decisions),
+        "model": "(bytes)" if isinstance(original, bytes) else Path(original).name,
     }
     try:
         _write_entry(entry, summary, result.model)
+        evict(entry.parent, keep=entry)
     except OSError as error:
         warnings.warn(
             f"cannot write the ortsparse rewrite cache in {entry.parent} "
@@ -246,14 +265,49 @@ def _has_ortsparse_ops(model: onnx.ModelProto) -> bool:
     return any(opset.domain == ortsparse.OP_DOMAIN for opset in model.opset_import)
 
 
-def _read_entry(entry: Path, original: ModelSource) -> PreparedModel | None:
+def _read_entry(entry: Path, original: ModelSource) -> PreparedModel | str:
+    """The entry, marked used; "" when there is none, what is wrong with it when it is damaged."""
+    record = entry / _RESULT_FILE
+    if not entry.exists():
+        return ""
     try:
-        summary = json.loads((entry / _RESULT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if summary["rewritten_nodes"] and not (entry / _MODEL_FILE).is_file():
-        return None
+        summary = json.loads(record.read_text())
+        files = summary["files"]
+        rewritten = summary["rewritten_nodes"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"its {_RESULT_FILE} cannot be read: {error}"
+    if rewritten and _MODEL_FILE not in files:
+        return f"it records no {_MODEL_FILE}"
+    for name, expected in files.items():
+        problem = _file_problem(entry / name, expected)
+        if problem:
+            return f"{name} {problem}"
+    try:
+        os.utime(record)
+    except OSError:
+        pass  # a read-only cache serves as it is, without recency
     return _prepared(entry, original, summary)
+
+
+def _file_problem(path: Path, expected: dict) -> str:
+    """How ``path`` differs from its record ({"size", "sha256"}), or ""."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "is missing"
+    if size != expected.get("size"):
+        return f"holds {size} bytes, not the {expected.get('size')} recorded"
+    if _sha256(path) != expected.get("sha256"):
+        return "differs from what was written"
+    return ""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _prepared(entry: Path, original: ModelSource, summary: dict) -> PreparedModel:
@@ -273,7 +327,11 @@ def _write_entry(entry: Path, summary: dict, model: onnx.ModelProto) -> None:
     try:
         if summary["rewritten_nodes"]:
             save_model(model, staging / _MODEL_FILE)
-        (staging / _RESULT_FILE).write_text(json.dumps(summary))
+        files = {
+            path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
+            for path in sorted(staging.iterdir())
+        }
+        (staging / _RESULT_FILE).write_text(json.dumps({**summary, "files": files}))
         try:
             staging.rename(entry)
         except OSError:
@@ -303,3 +361,74 @@ def _in_memory(
         summary["candidate_nodes"],
         None,
     )
+
+
+# --- the cache as a whole ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: Path
+    size_bytes: int
+    last_used: float  # seconds since the epoch
+    model: str  # the original model's file name, "(bytes)" or "?" for an unreadable record
+    rewritten_nodes: int | None
+
+
+def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[CacheEntry]:
+    """The entries of ``cache_dir`` (default_cache_dir() by default), most recently used first."""
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not directory.is_dir():
+        return []
+    entries = []
+    for path in directory.iterdir():
+        if not path.is_dir() or path.name.startswith("."):
+            continue  # staging directories of writers at work
+        try:
+            summary = json.loads((path / _RESULT_FILE).read_text())
+            model, rewritten = summary.get("model", "?"), summary.get("rewritten_nodes")
+            last_used = (path / _RESULT_FILE).stat().st_mtime
+        except (OSError, ValueError, AttributeError):
+            model, rewritten, last_used = "?", None, path.stat().st_mtime
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        entries.append(CacheEntry(path, size, last_used, model, rewritten))
+    return sorted(entries, key=lambda entry: -entry.last_used)
+
+
+def cache_limit_bytes() -> int:
+    """$ORTSPARSE_CACHE_LIMIT_MB in bytes (DEFAULT_LIMIT_MB when unset); ValueError for a
+    value that is not a non-negative number."""
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    try:
+        megabytes = float(text) if text else DEFAULT_LIMIT_MB
+    except ValueError:
+        raise ValueError(f"{LIMIT_ENV} must be a number of megabytes, got {text!r}") from None
+    if megabytes < 0:
+        raise ValueError(f"{LIMIT_ENV} must not be negative, got {text}")
+    return int(megabytes * 1024 * 1024)
+
+
+def evict(cache_dir: Path, keep: Path | None = None) -> list[CacheEntry]:
+    """Deletes the least recently used entries (never ``keep``) until the cache fits the limit;
+    returns those deleted."""
+    limit = cache_limit_bytes()
+    entries = cache_entries(cache_dir)
+    total = sum(entry.size_bytes for entry in entries)
+    deleted = []
+    for entry in reversed(entries):  # least recently used first
+        if total <= limit:
+            break
+        if keep is not None and entry.path == keep:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        total -= entry.size_bytes
+        deleted.append(entry)
+    return deleted
+
+
+def clear_cache(cache_dir: str | os.PathLike | None = None) -> list[CacheEntry]:
+    """Deletes every entry; returns them."""
+    entries = cache_entries(cache_dir)
+    for entry in entries:
+        shutil.rmtree(entry.path, ignore_errors=True)
+    return entries
