@@ -130,7 +130,8 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
   }
   CheckGroups(packed.group_offsets, packed.quad_indices, quads, quads_description);
   packed.values.resize(stored);
-  std::memcpy(packed.values.data(), bytes.data(), bytes.size());
+  // An all-zero weight stores nothing, and memcpy must not see an empty vector's null data().
+  if (stored != 0) std::memcpy(packed.values.data(), bytes.data(), bytes.size());
   packed.channel_sums.assign(groups, 0);
   for (size_t g = 0; g < groups; ++g) {
     for (int32_t i = packed.group_offsets[g]; i < packed.group_offsets[g + 1]; ++i) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The custom-op library built with AddressSanitizer and UndefinedBehaviorSanitizer (CMake option
+# ORTSPARSE_SANITIZE) into build/sanitize, then the op tests (every kernel family this CPU has,
+# compiled SparseConv kernels included), the fuzzing of the ops' input validation and whole
+# networks run on it. Any report aborts the run and fails it.
+#
+# Python and ONNX Runtime are not instrumented: the sanitizers' runtimes are preloaded so that
+# ASan sees every allocation, ORT's included; leak checking is off (CPython's are not ours).
+# pytest captures only Python's output (--capture=sys): a report, written to the process's stderr
+# just before it aborts, reaches the log. Extra arguments go to pytest.
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${ORTSPARSE_VENV:-$repo_root/.venv}"
+build="$repo_root/build/sanitize"
+cd "$repo_root"
+
+echo "test_sanitizers: building the library with ASan and UBSan in $build..." >&2
+cmake -S "$repo_root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DORTSPARSE_BUILD_PYTHON_MODULE=OFF -DORTSPARSE_SANITIZE=address,undefined >/dev/null
+cmake --build "$build" --target ortsparse_ops -j "$(nproc)" >/dev/null
+
+runtimes="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
+echo "test_sanitizers: running the op tests and whole networks on it..." >&2
+exec env LD_PRELOAD="$runtimes" \
+  ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1" \
+  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+  ORTSPARSE_LIBRARY="$build/libortsparse_ops.so" \
+  "$venv/bin/python" -m pytest -p no:cacheprovider -q --capture=sys \
+  tests/test_sparse_gemm_op.py tests/test_sparse_conv_op.py \
+  tests/test_sparse_qgemm_op.py tests/test_sparse_qconv_op.py tests/test_sparse_qconv_residual.py \
+  tests/test_sparse_matmul_integer_op.py tests/test_sparse_conv_integer_op.py \
+  tests/test_end_to_end.py tests/test_quantized_end_to_end.py \
+  --deselect tests/test_end_to_end.py::test_resnet50_at_224_rewritten_matches_ort \
+  "$@"
