@@ -29,6 +29,6 @@ exec env LD_PRELOAD="$runtimes" \
   tests/test_sparse_gemm_op.py tests/test_sparse_conv_op.py \
   tests/test_sparse_qgemm_op.py tests/test_sparse_qconv_op.py tests/test_sparse_qconv_residual.py \
   tests/test_sparse_matmul_integer_op.py tests/test_sparse_conv_integer_op.py \
-  tests/test_end_to_end.py tests/test_quantized_end_to_end.py \
+  tests/test_fuzz_ops.py tests/test_end_to_end.py tests/test_quantized_end_to_end.py \
   --deselect tests/test_end_to_end.py::test_resnet50_at_224_rewritten_matches_ort \
   "$@"
