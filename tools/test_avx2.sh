@@ -4,8 +4,9 @@
 # AVX2 kernels, whose u8 x s8 products saturate (tests/int8_reference.py). Correctness only: QEMU
 # says nothing of speed. Extra arguments go to pytest.
 #
-# Runs the kernel-family op tests (FP32 and INT8), the fuzzing of the ops' validation, the rewriter's rule tests, the quantization
-# tool's, the INT8 benchmark's (whose ORT reference saturates there), the whole-network tests
+# Runs the kernel-family op tests (FP32 and INT8), the fuzzing of the ops' validation, the
+# rewriter's rule tests, the quantization tool's, the INT8 benchmark's (whose ORT reference
+# saturates there), the whole-network tests
 # (FP32 and INT8 ones, ResNet-50 at 224 aside: 70 s under QEMU for what the small ResNets check
 # too) and the trained zoo models' (OCR, YOLOv8n, PP-LCNet). About 4 minutes on 2 cores.
 set -euo pipefail
