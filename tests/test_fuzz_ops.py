@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper

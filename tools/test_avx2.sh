@@ -4,11 +4,11 @@
 # AVX2 kernels, whose u8 x s8 products saturate (tests/int8_reference.py). Correctness only: QEMU
 # says nothing of speed. Extra arguments go to pytest.
 #
-# Runs the kernel-family op tests (FP32 and INT8), the fuzzing of the ops' validation, the
-# rewriter's rule tests, the quantization tool's, the INT8 benchmark's (whose ORT reference
-# saturates there), the whole-network tests
-# (FP32 and INT8 ones, ResNet-50 at 224 aside: 70 s under QEMU for what the small ResNets check
-# too) and the trained zoo models' (OCR, YOLOv8n, PP-LCNet). About 4 minutes on 2 cores.
+# Runs the kernel-family op tests (FP32 and INT8), the fuzzing of the ops' validation and of the
+# rewriter, the rewriter's rule tests, the quantization tool's, the INT8 benchmark's (whose ORT
+# reference saturates there), the whole-network tests (FP32 and INT8 ones, ResNet-50 at 224
+# aside: 70 s under QEMU for what the small ResNets check too) and the trained zoo models' (OCR,
+# YOLOv8n, PP-LCNet). About 4 minutes on 2 cores.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${ORTSPARSE_VENV:-$repo_root/.venv}"
@@ -26,7 +26,7 @@ exec "${emulated[@]}" -m pytest -p no:cacheprovider \
   tests/test_sparse_gemm_op.py tests/test_sparse_conv_op.py \
   tests/test_sparse_qgemm_op.py tests/test_sparse_qconv_op.py tests/test_sparse_qconv_residual.py \
   tests/test_sparse_matmul_integer_op.py tests/test_sparse_conv_integer_op.py \
-  tests/test_fuzz_ops.py python/ortsparse/rewriter \
+  tests/test_fuzz_ops.py tests/test_fuzz_rewriter.py python/ortsparse/rewriter \
   tests/test_quantize_model.py tests/test_quantized_end_to_end.py tests/test_bench_int8.py \
   tests/test_model_zoo.py \
   tests/test_end_to_end.py --deselect tests/test_end_to_end.py::test_resnet50_at_224_rewritten_matches_ort \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The custom-op library built with AddressSanitizer and UndefinedBehaviorSanitizer (CMake option
 # ORTSPARSE_SANITIZE) into build/sanitize, then the op tests (every kernel family this CPU has,
-# compiled SparseConv kernels included), the fuzzing of the ops' input validation and whole
-# networks run on it. Any report aborts the run and fails it.
+# compiled SparseConv kernels included), the fuzzing of the ops' input validation and of the
+# rewriter, and whole networks run on it. Any report aborts the run and fails it.
 #
 # Python and ONNX Runtime are not instrumented: the sanitizers' runtimes are preloaded so that
 # ASan sees every allocation, ORT's included; leak checking is off (CPython's are not ours).
@@ -29,6 +29,7 @@ exec env LD_PRELOAD="$runtimes" \
   tests/test_sparse_gemm_op.py tests/test_sparse_conv_op.py \
   tests/test_sparse_qgemm_op.py tests/test_sparse_qconv_op.py tests/test_sparse_qconv_residual.py \
   tests/test_sparse_matmul_integer_op.py tests/test_sparse_conv_integer_op.py \
-  tests/test_fuzz_ops.py tests/test_end_to_end.py tests/test_quantized_end_to_end.py \
+  tests/test_fuzz_ops.py tests/test_fuzz_rewriter.py tests/test_end_to_end.py \
+  tests/test_quantized_end_to_end.py \
   --deselect tests/test_end_to_end.py::test_resnet50_at_224_rewritten_matches_ort \
   "$@"
