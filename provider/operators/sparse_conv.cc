@@ -20,11 +20,8 @@ constexpr size_t kPackPartFloats = size_t{32} << 10;
 // Packed planes, and each image's planes, start on a cache line.
 constexpr size_t kCacheLineFloats = 64 / sizeof(float);
 
-// Images with fewer tiles than this keep to the tile kernels (see CompileFor).
-constexpr size_t kMinCompiledTiles = 6;
-// Layers whose tile kernels finish Y themselves are compiled only when a block of channels reads
-// each input vector for at least this many weights, on average.
-constexpr double kMinFinishingReuse = 4.0;
+using kernels::compiled_limits::kMinCompiledTiles;  // see CompileFor
+using kernels::compiled_limits::kMinFinishingReuse;
 // A compiled task multiplies this many consecutive tiles of an image by one block of channels:
 // each piece of code then runs over all of their vectors once fetched, and each input plane is
 // read in longer runs, which the hardware prefetchers follow.

@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 
 #include "isa/cpu_features.h"
+#include "kernels/f32-spconv/compiled-limits.h"
 
 namespace nb = nanobind;
 using ortsparse::isa::CpuFeatures;
@@ -39,6 +40,16 @@ nb::dict CpuFeaturesDict() {
   return d;
 }
 
+nb::dict CompiledConvLimits() {
+  namespace limits = ortsparse::kernels::compiled_limits;
+  nb::dict d;
+  d["max_block_channels"] = limits::kMaxBlockChannels;
+  d["max_compiled_weights"] = limits::kMaxCompiledWeights;
+  d["min_compiled_tiles"] = limits::kMinCompiledTiles;
+  d["min_finishing_reuse"] = limits::kMinFinishingReuse;
+  return d;
+}
+
 std::string SelectedKernelFamilyName() {
   try {
     return ortsparse::isa::KernelFamilyName(ortsparse::isa::SelectKernelFamily());
@@ -54,6 +65,9 @@ NB_MODULE(_isa, m) {
   m.def("cpu_features", &CpuFeaturesDict,
         "Vendor, brand string, CPUID family, model number and stepping, core count, ISA extensions (each true only if the OS enables it too) and "
         "cache sizes in bytes.");
+  m.def("compiled_conv_limits", &CompiledConvLimits,
+        "Where SparseConv runs compiled code and how it blocks channels "
+        "(provider/kernels/f32-spconv/compiled-limits.h).");
   m.def("selected_kernel_family", &SelectedKernelFamilyName,
         "The kernel family the provider will pick now: the best one the CPU supports, lowered by "
         "the ORTSPARSE_ISA environment variable. Raises ValueError for an unknown ORTSPARSE_ISA.");

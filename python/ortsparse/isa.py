@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 
@@ -15,6 +16,16 @@ def cpu_report() -> dict[str, Any]:
     report = dict(_isa.cpu_features())
     report["kernel_family"] = _isa.selected_kernel_family()
     return report
+
+
+@cache
+def compiled_conv_limits() -> dict[str, int | float]:
+    """Where SparseConv runs compiled code and how that code blocks output channels, as the
+    provider defines them (provider/kernels/f32-spconv/compiled-limits.h): max_block_channels,
+    max_compiled_weights, min_compiled_tiles, min_finishing_reuse."""
+    from ortsparse import _isa
+
+    return dict(_isa.compiled_conv_limits())
 
 
 # Kernel family -> (vector ISA as DeepSparse names it, whether its INT8 kernels use vpdpbusd).

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/f32-spconv/compiled-limits.h"
 #include "kernels/jit/executable-code.h"
 
 namespace ortsparse::kernels {
@@ -70,14 +71,12 @@ class CompiledConv {
   // next, so that the runs share its fetch.
   void MultiplyBlock(size_t block, const CompiledRun* runs, size_t run_count) const;
 
-  // Channels per block at most: their sums fill zmm0-27, the input vectors zmm28-31.
-  static constexpr size_t kMaxBlockChannels = 28;
+  static constexpr size_t kMaxBlockChannels = compiled_limits::kMaxBlockChannels;
 
   size_t PieceCount() const { return pieces_.size() - 1; }
   size_t CodeBytes() const { return pieces_.back().code_offset; }
 
-  // Past this many stored weights (a few bytes of code each) the tile kernels serve instead.
-  static constexpr size_t kMaxCompiledWeights = size_t{1} << 20;
+  static constexpr size_t kMaxCompiledWeights = compiled_limits::kMaxCompiledWeights;
 
  private:
   // One generated function: the weights of one block of channels for a range of input features,

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ortsparse.isa import compiled_conv_limits
 from ortsparse.rewriter.packing import COMPILED_BLOCK_CHANNELS, expected_compiled_input_loads
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION
 
@@ -60,9 +61,9 @@ _TILE_POSITIONS = 64
 # per image, the weights per input vector below which tile kernels that finish Y themselves are
 # kept, and the most stored weights it compiles.
 COMPILED_FAMILIES = ("avx512", "avx512vnni")
-_MIN_COMPILED_TILES = 6
-_MIN_FINISHING_REUSE = 4.0
-_MAX_COMPILED_WEIGHTS = 1 << 20
+_MIN_COMPILED_TILES = compiled_conv_limits()["min_compiled_tiles"]
+_MIN_FINISHING_REUSE = compiled_conv_limits()["min_finishing_reuse"]
+_MAX_COMPILED_WEIGHTS = compiled_conv_limits()["max_compiled_weights"]
 # Activations that the tile kernels' finishers apply (provider: DirectCsrFinishersFor).
 _TILE_FINISHED_ACTIVATIONS = (NO_ACTIVATION, "relu")
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ortsparse.isa import compiled_conv_limits
+
 BLOCK_SIZE = {"csr": 1, "block4": 4}
 
 # SparseConv's compiled code (provider/kernels/f32-spconv/compiled.h) multiplies csr weights in
 # blocks of at most this many output channels, of nearly equal sizes.
-COMPILED_BLOCK_CHANNELS = 28
+COMPILED_BLOCK_CHANNELS = compiled_conv_limits()["max_block_channels"]
 
 _INT32_MAX = np.iinfo(np.int32).max
 
