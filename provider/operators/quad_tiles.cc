@@ -18,74 +18,75 @@ using kernels::QuadTileAvxVnni;
 using kernels::QuadTileRequantizeAvx512Vnni;
 
 const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
-    kernels::kVnniPanelRows,
-    16,
-    kernels::kVnniPanelRows * 4,
-    kernels::PackQuadPanelAvx512Vnni,
-    {QuadTileAvx512Vnni<1>, QuadTileAvx512Vnni<2>, QuadTileAvx512Vnni<3>, QuadTileAvx512Vnni<4>},
-    kernels::RequantizeTileAvx512,
-    kernels::StoreSumsTileAvx512,
-    kernels::PackQuadPlanesAvx512,
-    kernels::RequantizeChannelsAvx512,
-    kernels::RequantizeAddChannelsAvx512,
-    kernels::StoreSumsChannelsAvx512,
-    {{QuadTileRequantizeAvx512Vnni<1, QuadResidual::kNone>,
-      QuadTileRequantizeAvx512Vnni<2, QuadResidual::kNone>,
-      QuadTileRequantizeAvx512Vnni<3, QuadResidual::kNone>,
-      QuadTileRequantizeAvx512Vnni<4, QuadResidual::kNone>},
-     {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kUint8>,
-      QuadTileRequantizeAvx512Vnni<2, QuadResidual::kUint8>,
-      QuadTileRequantizeAvx512Vnni<3, QuadResidual::kUint8>,
-      QuadTileRequantizeAvx512Vnni<4, QuadResidual::kUint8>},
-     {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kInt8>,
-      QuadTileRequantizeAvx512Vnni<2, QuadResidual::kInt8>,
-      QuadTileRequantizeAvx512Vnni<3, QuadResidual::kInt8>,
-      QuadTileRequantizeAvx512Vnni<4, QuadResidual::kInt8>}},
+    .panel_rows = kernels::kVnniPanelRows,
+    .vector_rows = 16,
+    .panel_bytes_per_quad = kernels::kVnniPanelRows * 4,
+    .pack_panel = kernels::PackQuadPanelAvx512Vnni,
+    .tiles = {QuadTileAvx512Vnni<1>, QuadTileAvx512Vnni<2>, QuadTileAvx512Vnni<3>,
+              QuadTileAvx512Vnni<4>},
+    .requantize = kernels::RequantizeTileAvx512,
+    .store_sums = kernels::StoreSumsTileAvx512,
+    .pack_quad_planes = kernels::PackQuadPlanesAvx512,
+    .requantize_channels = kernels::RequantizeChannelsAvx512,
+    .requantize_add_channels = kernels::RequantizeAddChannelsAvx512,
+    .store_sums_channels = kernels::StoreSumsChannelsAvx512,
+    .requantize_tiles = {{QuadTileRequantizeAvx512Vnni<1, QuadResidual::kNone>,
+                          QuadTileRequantizeAvx512Vnni<2, QuadResidual::kNone>,
+                          QuadTileRequantizeAvx512Vnni<3, QuadResidual::kNone>,
+                          QuadTileRequantizeAvx512Vnni<4, QuadResidual::kNone>},
+                         {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kUint8>,
+                          QuadTileRequantizeAvx512Vnni<2, QuadResidual::kUint8>,
+                          QuadTileRequantizeAvx512Vnni<3, QuadResidual::kUint8>,
+                          QuadTileRequantizeAvx512Vnni<4, QuadResidual::kUint8>},
+                         {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kInt8>,
+                          QuadTileRequantizeAvx512Vnni<2, QuadResidual::kInt8>,
+                          QuadTileRequantizeAvx512Vnni<3, QuadResidual::kInt8>,
+                          QuadTileRequantizeAvx512Vnni<4, QuadResidual::kInt8>}},
 };
 
 const QuadMicrokernels kAvx2QuadMicrokernels = {
-    kernels::kAvx2QuadPanelRows,
-    8,
-    kernels::kAvx2QuadPanelRows * 4,
-    kernels::PackQuadPanelAvx2,
-    {QuadTileAvx2<1>, QuadTileAvx2<2>, QuadTileAvx2<3>, QuadTileAvx2<4>},
-    kernels::RequantizeTileAvx2,
-    kernels::StoreSumsTileAvx2,
-    kernels::PackQuadPlanesAvx2,
-    kernels::RequantizeChannelsAvx2,
-    kernels::RequantizeAddChannelsAvx2,
-    kernels::StoreSumsChannelsAvx2,
-    {},
+    .panel_rows = kernels::kAvx2QuadPanelRows,
+    .vector_rows = 8,
+    .panel_bytes_per_quad = kernels::kAvx2QuadPanelRows * 4,
+    .pack_panel = kernels::PackQuadPanelAvx2,
+    .tiles = {QuadTileAvx2<1>, QuadTileAvx2<2>, QuadTileAvx2<3>, QuadTileAvx2<4>},
+    .requantize = kernels::RequantizeTileAvx2,
+    .store_sums = kernels::StoreSumsTileAvx2,
+    .pack_quad_planes = kernels::PackQuadPlanesAvx2,
+    .requantize_channels = kernels::RequantizeChannelsAvx2,
+    .requantize_add_channels = kernels::RequantizeAddChannelsAvx2,
+    .store_sums_channels = kernels::StoreSumsChannelsAvx2,
+    .requantize_tiles = {},
 };
 
 const QuadMicrokernels kAvxVnniQuadMicrokernels = {
-    kernels::kAvx2QuadPanelRows,
-    8,
-    kernels::kAvx2QuadPanelRows * 4,
-    kernels::PackQuadPanelAvx2,
-    {QuadTileAvxVnni<1>, QuadTileAvxVnni<2>, QuadTileAvxVnni<3>, QuadTileAvxVnni<4>},
-    kernels::RequantizeTileAvx2,
-    kernels::StoreSumsTileAvx2,
-    kernels::PackQuadPlanesAvx2,
-    kernels::RequantizeChannelsAvx2,
-    kernels::RequantizeAddChannelsAvx2,
-    kernels::StoreSumsChannelsAvx2,
-    {},
+    .panel_rows = kernels::kAvx2QuadPanelRows,
+    .vector_rows = 8,
+    .panel_bytes_per_quad = kernels::kAvx2QuadPanelRows * 4,
+    .pack_panel = kernels::PackQuadPanelAvx2,
+    .tiles = {QuadTileAvxVnni<1>, QuadTileAvxVnni<2>, QuadTileAvxVnni<3>, QuadTileAvxVnni<4>},
+    .requantize = kernels::RequantizeTileAvx2,
+    .store_sums = kernels::StoreSumsTileAvx2,
+    .pack_quad_planes = kernels::PackQuadPlanesAvx2,
+    .requantize_channels = kernels::RequantizeChannelsAvx2,
+    .requantize_add_channels = kernels::RequantizeAddChannelsAvx2,
+    .store_sums_channels = kernels::StoreSumsChannelsAvx2,
+    .requantize_tiles = {},
 };
 
 const QuadMicrokernels kScalarQuadMicrokernels = {
-    kernels::kScalarQuadPanelRows,
-    kernels::kScalarQuadPanelRows,
-    kernels::kScalarQuadPanelRows * 4,
-    kernels::PackQuadPanelScalar,
-    {kernels::QuadTileScalar},
-    kernels::RequantizeTileScalar,
-    kernels::StoreSumsTileScalar,
-    kernels::PackQuadPlanesScalar,
-    kernels::RequantizeChannelsScalar,
-    kernels::RequantizeAddChannelsScalar,
-    kernels::StoreSumsChannelsScalar,
-    {},
+    .panel_rows = kernels::kScalarQuadPanelRows,
+    .vector_rows = kernels::kScalarQuadPanelRows,
+    .panel_bytes_per_quad = kernels::kScalarQuadPanelRows * 4,
+    .pack_panel = kernels::PackQuadPanelScalar,
+    .tiles = {kernels::QuadTileScalar},
+    .requantize = kernels::RequantizeTileScalar,
+    .store_sums = kernels::StoreSumsTileScalar,
+    .pack_quad_planes = kernels::PackQuadPlanesScalar,
+    .requantize_channels = kernels::RequantizeChannelsScalar,
+    .requantize_add_channels = kernels::RequantizeAddChannelsScalar,
+    .store_sums_channels = kernels::StoreSumsChannelsScalar,
+    .requantize_tiles = {},
 };
 
 }  // namespace
@@ -109,13 +110,11 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
                                         int64_t quads, const std::string& quads_description,
                                         int64_t n,
                                         const std::function<bool(int64_t)>& feature_exists) {
-  const std::vector<int8_t> bytes =
-      ConstantVectorInput<int8_t>(info, first_input, "weight_values");
+  const std::vector<int8_t> bytes = ConstantVectorInput<int8_t>(info, first_input, "weight_values");
   QuadPackedWeights packed;
   packed.group_offsets =
       ConstantVectorInput<int32_t>(info, first_input + 1, "weight_group_offsets");
-  packed.quad_indices =
-      ConstantVectorInput<int32_t>(info, first_input + 2, "weight_input_indices");
+  packed.quad_indices = ConstantVectorInput<int32_t>(info, first_input + 2, "weight_input_indices");
   const size_t stored = packed.quad_indices.size();
   const size_t groups = static_cast<size_t>(n);
   if (packed.group_offsets.size() != groups + 1) {
@@ -139,9 +138,10 @@ QuadPackedWeights ReadQuadPackedWeights(const Ort::ConstKernelInfo& info, size_t
       for (size_t j = 0; j < 4; ++j) {
         const int8_t weight = bytes[4 * static_cast<size_t>(i) + j];
         if (weight != 0 && !feature_exists(4 * q + static_cast<int64_t>(j))) {
-          throw std::invalid_argument("weight_values has a nonzero weight for no input feature "
-                                      "(a quad's padding) in quad " + std::to_string(q) +
-                                      " of group " + std::to_string(g));
+          throw std::invalid_argument(
+              "weight_values has a nonzero weight for no input feature "
+              "(a quad's padding) in quad " +
+              std::to_string(q) + " of group " + std::to_string(g));
         }
         packed.channel_sums[g] += weight;
       }
