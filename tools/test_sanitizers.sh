@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The custom-op library built with AddressSanitizer and UndefinedBehaviorSanitizer (CMake option
-# ORTSPARSE_SANITIZE) into build/sanitize, then the op tests (every kernel family this CPU has,
-# compiled SparseConv kernels included), the fuzzing of the ops' input validation and of the
-# rewriter, and whole networks under each kernel family this CPU has run on it. Any report
-# aborts the run and fails it.
+# ORTSPARSE_SANITIZE) into build/sanitize, with the C++ microkernel tests (ctest, run first); then
+# the op tests (every kernel family this CPU has, compiled SparseConv kernels included), the
+# fuzzing of the ops' input validation and of the rewriter, and whole networks under each kernel
+# family this CPU has run on the library. Any report aborts the run and fails it.
 #
 # Python and ONNX Runtime are not instrumented: the sanitizers' runtimes are preloaded so that
 # ASan sees every allocation, ORT's included; leak checking is off (CPython's are not ours).
@@ -15,10 +15,13 @@ venv="${ORTSPARSE_VENV:-$repo_root/.venv}"
 build="$repo_root/build/sanitize"
 cd "$repo_root"
 
-echo "test_sanitizers: building the library with ASan and UBSan in $build..." >&2
+echo "test_sanitizers: building the library and microkernel tests with ASan and UBSan in $build..." >&2
 cmake -S "$repo_root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DORTSPARSE_BUILD_PYTHON_MODULE=OFF -DORTSPARSE_SANITIZE=address,undefined >/dev/null
-cmake --build "$build" --target ortsparse_ops -j "$(nproc)" >/dev/null
+  -DORTSPARSE_BUILD_PYTHON_MODULE=OFF -DORTSPARSE_BUILD_TESTS=ON \
+  -DORTSPARSE_SANITIZE=address,undefined >/dev/null
+cmake --build "$build" --target ortsparse_ops microkernel_tests -j "$(nproc)" \
+  >"$build/build.log" 2>&1 || { cat "$build/build.log" >&2; exit 1; }
+ctest --test-dir "$build" --output-on-failure
 
 runtimes="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
 sanitized=(env LD_PRELOAD="$runtimes"
