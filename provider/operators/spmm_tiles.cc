@@ -21,11 +21,11 @@ constexpr size_t kMinMeanSegmentLength = 8;
 // when the CPU does not report its L1 size.
 constexpr size_t kDefaultL1PanelBytes = 32 * 1024;
 
-using kernels::SpmmBlock4Avx2;
-using kernels::SpmmBlock4Avx512;
+using kernels::Spmm32x1Avx2;
+using kernels::Spmm32x4Avx2;
+using kernels::Spmm64x1Avx512;
+using kernels::Spmm64x4Avx512;
 using kernels::SpmmBlock4Scalar;
-using kernels::SpmmCsrAvx2;
-using kernels::SpmmCsrAvx512;
 using kernels::SpmmCsrScalar;
 using Avx512Panel = kernels::PanelRows<kernels::kAvx512PanelRows>;
 using Avx2Panel = kernels::PanelRows<kernels::kAvx2PanelRows>;
@@ -39,34 +39,31 @@ const SpmmMicrokernels kAvx512Microkernels = {
     .vector_rows = 16,
     .row_kernel_max_rows = 2,
     .pack_panel = kernels::PackPanelAvx512,
-    .csr_tiles = {SpmmCsrAvx512<Avx512Panel, 16, false>, SpmmCsrAvx512<Avx512Panel, 32, false>,
-                  SpmmCsrAvx512<Avx512Panel, 48, false>, SpmmCsrAvx512<Avx512Panel, 64, false>},
-    .csr_tiles_accumulating = {SpmmCsrAvx512<Avx512Panel, 16, true>,
-                               SpmmCsrAvx512<Avx512Panel, 32, true>,
-                               SpmmCsrAvx512<Avx512Panel, 48, true>,
-                               SpmmCsrAvx512<Avx512Panel, 64, true>},
-    .block4_tiles = {SpmmBlock4Avx512<Avx512Panel, 16, false>,
-                     SpmmBlock4Avx512<Avx512Panel, 32, false>,
-                     SpmmBlock4Avx512<Avx512Panel, 48, false>,
-                     SpmmBlock4Avx512<Avx512Panel, 64, false>},
-    .block4_tiles_accumulating = {SpmmBlock4Avx512<Avx512Panel, 16, true>,
-                                  SpmmBlock4Avx512<Avx512Panel, 32, true>,
-                                  SpmmBlock4Avx512<Avx512Panel, 48, true>,
-                                  SpmmBlock4Avx512<Avx512Panel, 64, true>},
-    .direct_csr_tiles = {SpmmCsrAvx512<Direct, 16, false>, SpmmCsrAvx512<Direct, 32, false>,
-                         SpmmCsrAvx512<Direct, 48, false>, SpmmCsrAvx512<Direct, 64, false>},
-    .direct_csr_tiles_accumulating = {SpmmCsrAvx512<Direct, 16, true>,
-                                      SpmmCsrAvx512<Direct, 32, true>,
-                                      SpmmCsrAvx512<Direct, 48, true>,
-                                      SpmmCsrAvx512<Direct, 64, true>},
-    .direct_block4_tiles = {SpmmBlock4Avx512<Direct, 16, false>,
-                            SpmmBlock4Avx512<Direct, 32, false>,
-                            SpmmBlock4Avx512<Direct, 48, false>,
-                            SpmmBlock4Avx512<Direct, 64, false>},
-    .direct_block4_tiles_accumulating = {SpmmBlock4Avx512<Direct, 16, true>,
-                                         SpmmBlock4Avx512<Direct, 32, true>,
-                                         SpmmBlock4Avx512<Direct, 48, true>,
-                                         SpmmBlock4Avx512<Direct, 64, true>},
+    .csr_tiles = {Spmm64x1Avx512<Avx512Panel, 16, false>, Spmm64x1Avx512<Avx512Panel, 32, false>,
+                  Spmm64x1Avx512<Avx512Panel, 48, false>, Spmm64x1Avx512<Avx512Panel, 64, false>},
+    .csr_tiles_accumulating = {Spmm64x1Avx512<Avx512Panel, 16, true>,
+                               Spmm64x1Avx512<Avx512Panel, 32, true>,
+                               Spmm64x1Avx512<Avx512Panel, 48, true>,
+                               Spmm64x1Avx512<Avx512Panel, 64, true>},
+    .block4_tiles = {Spmm64x4Avx512<Avx512Panel, 16, false>, Spmm64x4Avx512<Avx512Panel, 32, false>,
+                     Spmm64x4Avx512<Avx512Panel, 48, false>,
+                     Spmm64x4Avx512<Avx512Panel, 64, false>},
+    .block4_tiles_accumulating = {Spmm64x4Avx512<Avx512Panel, 16, true>,
+                                  Spmm64x4Avx512<Avx512Panel, 32, true>,
+                                  Spmm64x4Avx512<Avx512Panel, 48, true>,
+                                  Spmm64x4Avx512<Avx512Panel, 64, true>},
+    .direct_csr_tiles = {Spmm64x1Avx512<Direct, 16, false>, Spmm64x1Avx512<Direct, 32, false>,
+                         Spmm64x1Avx512<Direct, 48, false>, Spmm64x1Avx512<Direct, 64, false>},
+    .direct_csr_tiles_accumulating = {Spmm64x1Avx512<Direct, 16, true>,
+                                      Spmm64x1Avx512<Direct, 32, true>,
+                                      Spmm64x1Avx512<Direct, 48, true>,
+                                      Spmm64x1Avx512<Direct, 64, true>},
+    .direct_block4_tiles = {Spmm64x4Avx512<Direct, 16, false>, Spmm64x4Avx512<Direct, 32, false>,
+                            Spmm64x4Avx512<Direct, 48, false>, Spmm64x4Avx512<Direct, 64, false>},
+    .direct_block4_tiles_accumulating = {Spmm64x4Avx512<Direct, 16, true>,
+                                         Spmm64x4Avx512<Direct, 32, true>,
+                                         Spmm64x4Avx512<Direct, 48, true>,
+                                         Spmm64x4Avx512<Direct, 64, true>},
     .csr_row = kernels::SpmvCsrAvx512,
     .block4_row = kernels::SpmvBlock4Avx512,
     .store_transposed = kernels::StoreTransposedAvx512,
@@ -81,26 +78,28 @@ const SpmmMicrokernels kAvx2Microkernels = {
     .vector_rows = 8,
     .row_kernel_max_rows = 2,
     .pack_panel = kernels::PackPanelAvx2,
-    .csr_tiles = {SpmmCsrAvx2<Avx2Panel, 8, false>, SpmmCsrAvx2<Avx2Panel, 16, false>,
-                  SpmmCsrAvx2<Avx2Panel, 24, false>, SpmmCsrAvx2<Avx2Panel, 32, false>},
-    .csr_tiles_accumulating = {SpmmCsrAvx2<Avx2Panel, 8, true>, SpmmCsrAvx2<Avx2Panel, 16, true>,
-                               SpmmCsrAvx2<Avx2Panel, 24, true>, SpmmCsrAvx2<Avx2Panel, 32, true>},
-    .block4_tiles = {SpmmBlock4Avx2<Avx2Panel, 8, false>, SpmmBlock4Avx2<Avx2Panel, 16, false>,
-                     SpmmBlock4Avx2<Avx2Panel, 24, false>, SpmmBlock4Avx2<Avx2Panel, 32, false>},
-    .block4_tiles_accumulating = {SpmmBlock4Avx2<Avx2Panel, 8, true>,
-                                  SpmmBlock4Avx2<Avx2Panel, 16, true>,
-                                  SpmmBlock4Avx2<Avx2Panel, 24, true>,
-                                  SpmmBlock4Avx2<Avx2Panel, 32, true>},
-    .direct_csr_tiles = {SpmmCsrAvx2<Direct, 8, false>, SpmmCsrAvx2<Direct, 16, false>,
-                         SpmmCsrAvx2<Direct, 24, false>, SpmmCsrAvx2<Direct, 32, false>},
-    .direct_csr_tiles_accumulating = {SpmmCsrAvx2<Direct, 8, true>, SpmmCsrAvx2<Direct, 16, true>,
-                                      SpmmCsrAvx2<Direct, 24, true>, SpmmCsrAvx2<Direct, 32, true>},
-    .direct_block4_tiles = {SpmmBlock4Avx2<Direct, 8, false>, SpmmBlock4Avx2<Direct, 16, false>,
-                            SpmmBlock4Avx2<Direct, 24, false>, SpmmBlock4Avx2<Direct, 32, false>},
-    .direct_block4_tiles_accumulating = {SpmmBlock4Avx2<Direct, 8, true>,
-                                         SpmmBlock4Avx2<Direct, 16, true>,
-                                         SpmmBlock4Avx2<Direct, 24, true>,
-                                         SpmmBlock4Avx2<Direct, 32, true>},
+    .csr_tiles = {Spmm32x1Avx2<Avx2Panel, 8, false>, Spmm32x1Avx2<Avx2Panel, 16, false>,
+                  Spmm32x1Avx2<Avx2Panel, 24, false>, Spmm32x1Avx2<Avx2Panel, 32, false>},
+    .csr_tiles_accumulating = {Spmm32x1Avx2<Avx2Panel, 8, true>, Spmm32x1Avx2<Avx2Panel, 16, true>,
+                               Spmm32x1Avx2<Avx2Panel, 24, true>,
+                               Spmm32x1Avx2<Avx2Panel, 32, true>},
+    .block4_tiles = {Spmm32x4Avx2<Avx2Panel, 8, false>, Spmm32x4Avx2<Avx2Panel, 16, false>,
+                     Spmm32x4Avx2<Avx2Panel, 24, false>, Spmm32x4Avx2<Avx2Panel, 32, false>},
+    .block4_tiles_accumulating = {Spmm32x4Avx2<Avx2Panel, 8, true>,
+                                  Spmm32x4Avx2<Avx2Panel, 16, true>,
+                                  Spmm32x4Avx2<Avx2Panel, 24, true>,
+                                  Spmm32x4Avx2<Avx2Panel, 32, true>},
+    .direct_csr_tiles = {Spmm32x1Avx2<Direct, 8, false>, Spmm32x1Avx2<Direct, 16, false>,
+                         Spmm32x1Avx2<Direct, 24, false>, Spmm32x1Avx2<Direct, 32, false>},
+    .direct_csr_tiles_accumulating = {Spmm32x1Avx2<Direct, 8, true>, Spmm32x1Avx2<Direct, 16, true>,
+                                      Spmm32x1Avx2<Direct, 24, true>,
+                                      Spmm32x1Avx2<Direct, 32, true>},
+    .direct_block4_tiles = {Spmm32x4Avx2<Direct, 8, false>, Spmm32x4Avx2<Direct, 16, false>,
+                            Spmm32x4Avx2<Direct, 24, false>, Spmm32x4Avx2<Direct, 32, false>},
+    .direct_block4_tiles_accumulating = {Spmm32x4Avx2<Direct, 8, true>,
+                                         Spmm32x4Avx2<Direct, 16, true>,
+                                         Spmm32x4Avx2<Direct, 24, true>,
+                                         Spmm32x4Avx2<Direct, 32, true>},
     .csr_row = kernels::SpmvCsrAvx2,
     .block4_row = kernels::SpmvBlock4Avx2,
     .store_transposed = kernels::StoreTransposedAvx2,
@@ -151,14 +150,14 @@ size_t CountKBlocks(const PackedWeights& packed, const SparseMatrixAttributes& m
 
 using kernels::Activation;
 using kernels::ResidualMode;
-using kernels::SpmmCsrFinishAvx512;
+using kernels::Spmm64x1FinishAvx512;
 
 template <bool kAccumulate, Activation kActivation, ResidualMode kResidual>
 constexpr DirectFinishFn kAvx512Finishers[kernels::kMaxTileVectors] = {
-    SpmmCsrFinishAvx512<16, kAccumulate, kActivation, kResidual>,
-    SpmmCsrFinishAvx512<32, kAccumulate, kActivation, kResidual>,
-    SpmmCsrFinishAvx512<48, kAccumulate, kActivation, kResidual>,
-    SpmmCsrFinishAvx512<64, kAccumulate, kActivation, kResidual>};
+    Spmm64x1FinishAvx512<16, kAccumulate, kActivation, kResidual>,
+    Spmm64x1FinishAvx512<32, kAccumulate, kActivation, kResidual>,
+    Spmm64x1FinishAvx512<48, kAccumulate, kActivation, kResidual>,
+    Spmm64x1FinishAvx512<64, kAccumulate, kActivation, kResidual>};
 
 template <bool kAccumulate, Activation kActivation>
 const DirectFinishFn* Avx512FinishersFor(ResidualMode residual) {

@@ -100,7 +100,7 @@ TileKernels<int32_t> DirectTileKernelsFor(const SpmmMicrokernels& microkernels,
                                           size_t block_size);
 
 // The direct CSR tile kernels that finish Y in the last block of input features
-// (kernels::SpmmCsrFinishAvx512), indexed by tile variant; null where the family or the epilogue
+// (kernels::Spmm64x1FinishAvx512), indexed by tile variant; null where the family or the epilogue
 // has none, and the output stage finishes instead.
 using DirectFinishFn = void (*)(const float* base, const kernels::OffsetSegments& weights,
                                 size_t segment_begin, size_t segment_end, const float* acc,

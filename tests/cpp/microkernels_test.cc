@@ -3,10 +3,10 @@
 // the output stages against the scalar family's (the activations' reference). Run by ctest
 // (tools/test_sanitizers.sh builds and runs it with ASan and UBSan); exits 1 on any mismatch.
 #include <algorithm>
-#include <new>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -206,17 +206,17 @@ void TestAvx512() {
   using Panel = PanelRows<kAvx512PanelRows>;
   TestPackPanel("avx512", PackPanelAvx512, kAvx512PanelRows, 16);
   for (bool accumulate : {false, true}) {
-    TestTiles("avx512 csr tile", accumulate ? SpmmCsrAvx512<Panel, 16, true>
-                                            : SpmmCsrAvx512<Panel, 16, false>,
+    TestTiles("avx512 csr tile",
+              accumulate ? Spmm64x1Avx512<Panel, 16, true> : Spmm64x1Avx512<Panel, 16, false>,
               kAvx512PanelRows, 16, 1, accumulate);
-    TestTiles("avx512 csr tile", accumulate ? SpmmCsrAvx512<Panel, 48, true>
-                                            : SpmmCsrAvx512<Panel, 48, false>,
+    TestTiles("avx512 csr tile",
+              accumulate ? Spmm64x1Avx512<Panel, 48, true> : Spmm64x1Avx512<Panel, 48, false>,
               kAvx512PanelRows, 48, 1, accumulate);
-    TestTiles("avx512 block4 tile", accumulate ? SpmmBlock4Avx512<Panel, 32, true>
-                                               : SpmmBlock4Avx512<Panel, 32, false>,
+    TestTiles("avx512 block4 tile",
+              accumulate ? Spmm64x4Avx512<Panel, 32, true> : Spmm64x4Avx512<Panel, 32, false>,
               kAvx512PanelRows, 32, 4, accumulate);
-    TestTiles("avx512 block4 tile", accumulate ? SpmmBlock4Avx512<Panel, 64, true>
-                                               : SpmmBlock4Avx512<Panel, 64, false>,
+    TestTiles("avx512 block4 tile",
+              accumulate ? Spmm64x4Avx512<Panel, 64, true> : Spmm64x4Avx512<Panel, 64, false>,
               kAvx512PanelRows, 64, 4, accumulate);
   }
   TestRows("avx512 csr row", SpmvCsrAvx512, 1);
@@ -228,17 +228,17 @@ void TestAvx2() {
   using Panel = PanelRows<kAvx2PanelRows>;
   TestPackPanel("avx2", PackPanelAvx2, kAvx2PanelRows, 8);
   for (bool accumulate : {false, true}) {
-    TestTiles("avx2 csr tile", accumulate ? SpmmCsrAvx2<Panel, 8, true>
-                                          : SpmmCsrAvx2<Panel, 8, false>,
+    TestTiles("avx2 csr tile",
+              accumulate ? Spmm32x1Avx2<Panel, 8, true> : Spmm32x1Avx2<Panel, 8, false>,
               kAvx2PanelRows, 8, 1, accumulate);
-    TestTiles("avx2 csr tile", accumulate ? SpmmCsrAvx2<Panel, 24, true>
-                                          : SpmmCsrAvx2<Panel, 24, false>,
+    TestTiles("avx2 csr tile",
+              accumulate ? Spmm32x1Avx2<Panel, 24, true> : Spmm32x1Avx2<Panel, 24, false>,
               kAvx2PanelRows, 24, 1, accumulate);
-    TestTiles("avx2 block4 tile", accumulate ? SpmmBlock4Avx2<Panel, 16, true>
-                                             : SpmmBlock4Avx2<Panel, 16, false>,
+    TestTiles("avx2 block4 tile",
+              accumulate ? Spmm32x4Avx2<Panel, 16, true> : Spmm32x4Avx2<Panel, 16, false>,
               kAvx2PanelRows, 16, 4, accumulate);
-    TestTiles("avx2 block4 tile", accumulate ? SpmmBlock4Avx2<Panel, 32, true>
-                                             : SpmmBlock4Avx2<Panel, 32, false>,
+    TestTiles("avx2 block4 tile",
+              accumulate ? Spmm32x4Avx2<Panel, 32, true> : Spmm32x4Avx2<Panel, 32, false>,
               kAvx2PanelRows, 32, 4, accumulate);
   }
   TestRows("avx2 csr row", SpmvCsrAvx2, 1);
@@ -250,11 +250,11 @@ void TestScalar() {
   using Panel = PanelRows<kScalarPanelRows>;
   TestPackPanel("scalar", PackPanelScalar, kScalarPanelRows, kScalarPanelRows);
   for (bool accumulate : {false, true}) {
-    TestTiles("scalar csr tile", accumulate ? SpmmCsrScalar<Panel, true>
-                                            : SpmmCsrScalar<Panel, false>,
+    TestTiles("scalar csr tile",
+              accumulate ? SpmmCsrScalar<Panel, true> : SpmmCsrScalar<Panel, false>,
               kScalarPanelRows, kScalarPanelRows, 1, accumulate);
-    TestTiles("scalar block4 tile", accumulate ? SpmmBlock4Scalar<Panel, true>
-                                               : SpmmBlock4Scalar<Panel, false>,
+    TestTiles("scalar block4 tile",
+              accumulate ? SpmmBlock4Scalar<Panel, true> : SpmmBlock4Scalar<Panel, false>,
               kScalarPanelRows, kScalarPanelRows, 4, accumulate);
   }
   TestRows("scalar csr row", SpmvCsrScalar, 1);

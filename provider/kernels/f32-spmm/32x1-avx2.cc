@@ -6,10 +6,10 @@
 namespace ortsparse::kernels {
 
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmCsrAvx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm32x1Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
                  size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 8;
-  // See SpmmCsrAvx512 for the accumulator sets.
+  // See Spmm64x1Avx512 for the accumulator sets.
   constexpr size_t kChains = (4 + kVectors - 1) / kVectors;
   const float* values = weights.values;
   const typename Rows::Index* indices = weights.input_indices;
@@ -49,6 +49,6 @@ void SpmmCsrAvx2(const float* base, const TileSegments<typename Rows::Index>& we
   }
 }
 
-ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmCsrAvx2, kAvx2PanelRows, 8)
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(Spmm32x1Avx2, kAvx2PanelRows, 8)
 
 }  // namespace ortsparse::kernels

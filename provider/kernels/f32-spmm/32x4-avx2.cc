@@ -6,7 +6,7 @@
 namespace ortsparse::kernels {
 
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm32x4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
                     size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 8;
   // 16 registers: a 4 x 3 tile (with 3 inputs and 1 weight) is the largest that fits, so the
@@ -61,6 +61,6 @@ void SpmmBlock4Avx2(const float* base, const TileSegments<typename Rows::Index>&
   }
 }
 
-ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmBlock4Avx2, kAvx2PanelRows, 8)
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(Spmm32x4Avx2, kAvx2PanelRows, 8)
 
 }  // namespace ortsparse::kernels

@@ -60,7 +60,7 @@ void ForEachSegmentSum(const float* base, const TileSegments<typename Rows::Inde
 }  // namespace
 
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm64x1Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
                    size_t segment_begin, size_t segment_end, float* acc) {
   ForEachSegmentSum<Rows, kRows>(
       base, weights, segment_begin, segment_end, [&](size_t channel, const __m512* total) {
@@ -76,10 +76,10 @@ void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& 
       [](size_t) {});
 }
 
-ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmCsrAvx512, kAvx512PanelRows, 16)
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(Spmm64x1Avx512, kAvx512PanelRows, 16)
 
 template <size_t kRows, bool kAccumulate, Activation kActivation, ResidualMode kResidual>
-void SpmmCsrFinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
+void Spmm64x1FinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
                          size_t segment_end, const float* acc, const FinishedChannels& out) {
   constexpr size_t kVectors = kRows / 16;
   const avx512::ActivationParams params = avx512::BroadcastParams(out.epilogue);
@@ -124,14 +124,14 @@ void SpmmCsrFinishAvx512(const float* base, const OffsetSegments& weights, size_
 }
 
 #define ORTSPARSE_INSTANTIATE_FINISH(rows, accumulate, activation)                           \
-  template void SpmmCsrFinishAvx512<rows, accumulate, activation, ResidualMode::kNone>(      \
+  template void Spmm64x1FinishAvx512<rows, accumulate, activation, ResidualMode::kNone>(      \
       const float*, const OffsetSegments&, size_t, size_t, const float*,                     \
       const FinishedChannels&);                                                              \
-  template void SpmmCsrFinishAvx512<rows, accumulate, activation,                            \
+  template void Spmm64x1FinishAvx512<rows, accumulate, activation,                            \
                                     ResidualMode::kBeforeActivation>(                        \
       const float*, const OffsetSegments&, size_t, size_t, const float*,                     \
       const FinishedChannels&);                                                              \
-  template void SpmmCsrFinishAvx512<rows, accumulate, activation,                            \
+  template void Spmm64x1FinishAvx512<rows, accumulate, activation,                            \
                                     ResidualMode::kAfterActivation>(                         \
       const float*, const OffsetSegments&, size_t, size_t, const float*,                     \
       const FinishedChannels&);

@@ -6,7 +6,7 @@
 namespace ortsparse::kernels {
 
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm64x4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
                       size_t segment_begin, size_t segment_end, float* acc) {
   constexpr size_t kVectors = kRows / 16;
   // 4 * kVectors independent accumulators per set; a single-vector tile needs a second set to keep
@@ -55,6 +55,6 @@ void SpmmBlock4Avx512(const float* base, const TileSegments<typename Rows::Index
   }
 }
 
-ORTSPARSE_INSTANTIATE_TILE_KERNEL(SpmmBlock4Avx512, kAvx512PanelRows, 16)
+ORTSPARSE_INSTANTIATE_TILE_KERNEL(Spmm64x4Avx512, kAvx512PanelRows, 16)
 
 }  // namespace ortsparse::kernels

@@ -119,16 +119,16 @@ inline constexpr size_t kAvx512PanelRows = 64;
 void PackPanelAvx512(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
                      float* panel);
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmCsrAvx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm64x1Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
                    size_t segment_begin, size_t segment_end, float* acc);
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm64x4Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
                       size_t segment_begin, size_t segment_end, float* acc);
 // The direct CSR tile kernel for the last block of input features, finishing Y itself instead of
 // leaving the sums (plus acc's, kAccumulate) in acc for the output stage. Instantiated for the
 // epilogues that need no more than a max (kNone, kRelu), with every residual mode.
 template <size_t kRows, bool kAccumulate, Activation kActivation, ResidualMode kResidual>
-void SpmmCsrFinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
+void Spmm64x1FinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
                          size_t segment_end, const float* acc, const FinishedChannels& out);
 void SpmvCsrAvx512(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out);
@@ -140,10 +140,10 @@ inline constexpr size_t kAvx2PanelRows = 32;
 void PackPanelAvx2(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
                    float* panel);
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmCsrAvx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm32x1Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
                  size_t segment_begin, size_t segment_end, float* acc);
 template <typename Rows, size_t kRows, bool kAccumulate>
-void SpmmBlock4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
+void Spmm32x4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
                     size_t segment_begin, size_t segment_end, float* acc);
 void SpmvCsrAvx2(const float* x, const SparseWeights& weights, size_t group_begin,
                  size_t group_end, float* out);

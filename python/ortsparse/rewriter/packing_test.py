@@ -76,7 +76,7 @@ def test_scaling_output_channels_scales_columns_and_keeps_the_stored_blocks(form
     [(5, [5]), (28, [28]), (29, [15, 14]), (64, [22, 21, 21]), (255, [26] * 5 + [25] * 5)],
 )
 def test_compiled_blocks_split_channels_as_the_provider_does(n, expected):
-    # provider/kernels/f32-spconv/28x16-avx512-jit.cc: ceil(N / 28) blocks, the first N % blocks
+    # provider/kernels/f32-spconv/16x28-avx512-jit.cc: ceil(N / 28) blocks, the first N % blocks
     # of them one channel larger.
     assert compiled_blocks(n) == expected
 
