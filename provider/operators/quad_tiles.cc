@@ -12,36 +12,36 @@ namespace ortsparse {
 namespace {
 
 using kernels::QuadResidual;
-using kernels::QuadTileAvx2;
-using kernels::QuadTileAvx512Vnni;
-using kernels::QuadTileAvxVnni;
-using kernels::QuadTileRequantizeAvx512Vnni;
+using kernels::Spmm32x1c4Avx2;
+using kernels::Spmm32x1c4AvxVnni;
+using kernels::Spmm64x1c4Avx512Vnni;
+using kernels::Spmm64x1c4RequantizeAvx512Vnni;
 
 const QuadMicrokernels kAvx512VnniQuadMicrokernels = {
     .panel_rows = kernels::kVnniPanelRows,
     .vector_rows = 16,
     .panel_bytes_per_quad = kernels::kVnniPanelRows * 4,
     .pack_panel = kernels::PackQuadPanelAvx512Vnni,
-    .tiles = {QuadTileAvx512Vnni<1>, QuadTileAvx512Vnni<2>, QuadTileAvx512Vnni<3>,
-              QuadTileAvx512Vnni<4>},
+    .tiles = {Spmm64x1c4Avx512Vnni<1>, Spmm64x1c4Avx512Vnni<2>, Spmm64x1c4Avx512Vnni<3>,
+              Spmm64x1c4Avx512Vnni<4>},
     .requantize = kernels::RequantizeTileAvx512,
     .store_sums = kernels::StoreSumsTileAvx512,
     .pack_quad_planes = kernels::PackQuadPlanesAvx512,
     .requantize_channels = kernels::RequantizeChannelsAvx512,
     .requantize_add_channels = kernels::RequantizeAddChannelsAvx512,
     .store_sums_channels = kernels::StoreSumsChannelsAvx512,
-    .requantize_tiles = {{QuadTileRequantizeAvx512Vnni<1, QuadResidual::kNone>,
-                          QuadTileRequantizeAvx512Vnni<2, QuadResidual::kNone>,
-                          QuadTileRequantizeAvx512Vnni<3, QuadResidual::kNone>,
-                          QuadTileRequantizeAvx512Vnni<4, QuadResidual::kNone>},
-                         {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kUint8>,
-                          QuadTileRequantizeAvx512Vnni<2, QuadResidual::kUint8>,
-                          QuadTileRequantizeAvx512Vnni<3, QuadResidual::kUint8>,
-                          QuadTileRequantizeAvx512Vnni<4, QuadResidual::kUint8>},
-                         {QuadTileRequantizeAvx512Vnni<1, QuadResidual::kInt8>,
-                          QuadTileRequantizeAvx512Vnni<2, QuadResidual::kInt8>,
-                          QuadTileRequantizeAvx512Vnni<3, QuadResidual::kInt8>,
-                          QuadTileRequantizeAvx512Vnni<4, QuadResidual::kInt8>}},
+    .requantize_tiles = {{Spmm64x1c4RequantizeAvx512Vnni<1, QuadResidual::kNone>,
+                          Spmm64x1c4RequantizeAvx512Vnni<2, QuadResidual::kNone>,
+                          Spmm64x1c4RequantizeAvx512Vnni<3, QuadResidual::kNone>,
+                          Spmm64x1c4RequantizeAvx512Vnni<4, QuadResidual::kNone>},
+                         {Spmm64x1c4RequantizeAvx512Vnni<1, QuadResidual::kUint8>,
+                          Spmm64x1c4RequantizeAvx512Vnni<2, QuadResidual::kUint8>,
+                          Spmm64x1c4RequantizeAvx512Vnni<3, QuadResidual::kUint8>,
+                          Spmm64x1c4RequantizeAvx512Vnni<4, QuadResidual::kUint8>},
+                         {Spmm64x1c4RequantizeAvx512Vnni<1, QuadResidual::kInt8>,
+                          Spmm64x1c4RequantizeAvx512Vnni<2, QuadResidual::kInt8>,
+                          Spmm64x1c4RequantizeAvx512Vnni<3, QuadResidual::kInt8>,
+                          Spmm64x1c4RequantizeAvx512Vnni<4, QuadResidual::kInt8>}},
 };
 
 const QuadMicrokernels kAvx2QuadMicrokernels = {
@@ -49,7 +49,7 @@ const QuadMicrokernels kAvx2QuadMicrokernels = {
     .vector_rows = 8,
     .panel_bytes_per_quad = kernels::kAvx2QuadPanelRows * 4,
     .pack_panel = kernels::PackQuadPanelAvx2,
-    .tiles = {QuadTileAvx2<1>, QuadTileAvx2<2>, QuadTileAvx2<3>, QuadTileAvx2<4>},
+    .tiles = {Spmm32x1c4Avx2<1>, Spmm32x1c4Avx2<2>, Spmm32x1c4Avx2<3>, Spmm32x1c4Avx2<4>},
     .requantize = kernels::RequantizeTileAvx2,
     .store_sums = kernels::StoreSumsTileAvx2,
     .pack_quad_planes = kernels::PackQuadPlanesAvx2,
@@ -64,7 +64,8 @@ const QuadMicrokernels kAvxVnniQuadMicrokernels = {
     .vector_rows = 8,
     .panel_bytes_per_quad = kernels::kAvx2QuadPanelRows * 4,
     .pack_panel = kernels::PackQuadPanelAvx2,
-    .tiles = {QuadTileAvxVnni<1>, QuadTileAvxVnni<2>, QuadTileAvxVnni<3>, QuadTileAvxVnni<4>},
+    .tiles = {Spmm32x1c4AvxVnni<1>, Spmm32x1c4AvxVnni<2>, Spmm32x1c4AvxVnni<3>,
+              Spmm32x1c4AvxVnni<4>},
     .requantize = kernels::RequantizeTileAvx2,
     .store_sums = kernels::StoreSumsTileAvx2,
     .pack_quad_planes = kernels::PackQuadPlanesAvx2,

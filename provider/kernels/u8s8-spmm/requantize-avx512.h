@@ -1,5 +1,5 @@
 // The AVX-512 INT8 output stage's arithmetic on registers, shared by the output stage
-// (requantize-avx512.cc) and the VNNI tile kernels that finish Y themselves (64x1-avx512vnni.cc).
+// (requantize-avx512.cc) and the VNNI tile kernels that finish Y themselves (64x1c4-avx512vnni.cc).
 #pragma once
 
 #include "kernels/f32-spmm/simd-avx512.h"

@@ -53,8 +53,8 @@ inline constexpr size_t kVnniPanelRows = 64;
 void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                              bool flip_sign, uint8_t* panel);
 template <size_t kVectors>
-void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                        size_t group_end, int32_t* acc);
+void Spmm64x1c4Avx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                          size_t group_end, int32_t* acc);
 
 // Where a requantizing tile kernel writes, when the tile's rows are consecutive outputs of each
 // channel (a convolution whose grid is its output): group g's rows r (r < rows) go to
@@ -78,9 +78,9 @@ using QuadRequantizeTileFn = void (*)(const uint8_t* base, const QuadWeights& we
 // The VNNI tile kernel finishing Y itself: its sums go from registers to Y's bytes, with no
 // int32 tile in between and no output stage.
 template <size_t kVectors, QuadResidual kResidual>
-void QuadTileRequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weights,
-                                  size_t group_begin, size_t group_end,
-                                  const RequantizedChannels& out);
+void Spmm64x1c4RequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weights,
+                                    size_t group_begin, size_t group_end,
+                                    const RequantizedChannels& out);
 
 // AVX2 without VNNI: vpmaddubsw would saturate its 16-bit pair sums (255 * 127 * 2 > 32767), so
 // the kernels split each dword into its even and odd bytes as int16 and multiply them by the
@@ -89,18 +89,18 @@ inline constexpr size_t kAvx2QuadPanelRows = 32;
 void PackQuadPanelAvx2(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
                        uint8_t* panel);
 template <size_t kVectors>
-void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                  size_t group_end, int32_t* acc);
+void Spmm32x1c4Avx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                    size_t group_end, int32_t* acc);
 
 // AVX-VNNI: the AVX2 family's panels and planes, multiplied by the 256-bit vpdpbusd.
 template <size_t kVectors>
-void QuadTileAvxVnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                     size_t group_end, int32_t* acc);
+void Spmm32x1c4AvxVnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                       size_t group_end, int32_t* acc);
 
 // Portable reference: 8-row tiles, one variant.
 inline constexpr size_t kScalarQuadPanelRows = 8;
-void PackQuadPanelScalar(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
-                         bool flip_sign, uint8_t* panel);
+void PackQuadPanelScalar(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
+                         uint8_t* panel);
 void QuadTileScalar(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                     size_t group_end, int32_t* acc);
 

@@ -8,30 +8,6 @@
 
 namespace ortsparse::kernels {
 
-void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
-                             bool flip_sign, uint8_t* panel) {
-  const __m512i flip = _mm512_set1_epi8(flip_sign ? static_cast<char>(0x80) : 0);
-  const size_t quads = (k + 3) / 4;
-  const size_t packed_rows = std::min<size_t>(kVnniPanelRows, (rows + 15) / 16 * 16);
-  // A row's quads are its bytes in order, so 16 quads (64 bytes) of a row load as one vector and
-  // scatter as 16 dwords, one per quad, each to its row's slot.
-  for (size_t r = 0; r < packed_rows; ++r) {
-    int32_t* row_slots = reinterpret_cast<int32_t*>(panel) + r;
-    for (size_t q0 = 0; q0 < quads; q0 += 16) {
-      const size_t first = 4 * q0;
-      const size_t bytes = r < rows ? std::min<size_t>(64, k > first ? k - first : 0) : 0;
-      const __mmask64 present = bytes == 64 ? ~__mmask64{0} : ((__mmask64{1} << bytes) - 1);
-      __m512i v = _mm512_maskz_loadu_epi8(present, x + r * x_stride + first);
-      // Features past K were loaded as zeros; flipping must leave them zero.
-      v = _mm512_maskz_mov_epi8(present, _mm512_xor_si512(v, flip));
-      alignas(64) int32_t quad_values[16];
-      _mm512_store_si512(quad_values, v);
-      const size_t count = std::min<size_t>(16, quads - q0);
-      for (size_t q = 0; q < count; ++q) row_slots[(q0 + q) * kVnniPanelRows] = quad_values[q];
-    }
-  }
-}
-
 namespace {
 
 // Computes each group's sums in registers, starting from first_sums(g), and hands them to
@@ -77,8 +53,8 @@ void ForEachGroupSum(const uint8_t* base, const QuadWeights& weights, size_t gro
 }  // namespace
 
 template <size_t kVectors>
-void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                        size_t group_end, int32_t* acc) {
+void Spmm64x1c4Avx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                          size_t group_end, int32_t* acc) {
   ForEachGroupSum<kVectors>(
       base, weights, group_begin, group_end, [](size_t) { return _mm512_setzero_si512(); },
       [&](size_t g, const __m512i* total) {
@@ -88,14 +64,13 @@ void QuadTileAvx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t 
 }
 
 template <size_t kVectors, QuadResidual kResidual>
-void QuadTileRequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weights,
-                                  size_t group_begin, size_t group_end,
-                                  const RequantizedChannels& out) {
+void Spmm64x1c4RequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weights,
+                                    size_t group_begin, size_t group_end,
+                                    const RequantizedChannels& out) {
   static_assert(kVectors * 16 <= avx512::kRowsPerByteVector);
   const Requantization& rq = out.requantization;
   const avx512::ResidualSum residual_sum(out.addition);
-  const __mmask64 row_bytes =
-      out.rows >= 64 ? ~__mmask64{0} : (__mmask64{1} << out.rows) - 1;
+  const __mmask64 row_bytes = out.rows >= 64 ? ~__mmask64{0} : (__mmask64{1} << out.rows) - 1;
   ForEachGroupSum<kVectors>(
       base, weights, group_begin, group_end,
       // The channel's offset starts the sums instead of joining them in the output stage.
@@ -110,8 +85,8 @@ void QuadTileRequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weight
           if (kResidual != QuadResidual::kNone) {
             const __m128i residual_bytes = _mm_maskz_loadu_epi8(
                 static_cast<__mmask16>(row_bytes >> (16 * v)), out.residual + at + 16 * v);
-            values[v] = residual_sum.Add<kResidual == QuadResidual::kInt8>(values[v],
-                                                                          residual_bytes);
+            values[v] =
+                residual_sum.Add<kResidual == QuadResidual::kInt8>(values[v], residual_bytes);
           }
         }
         const __m512i bytes =
@@ -122,17 +97,17 @@ void QuadTileRequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weight
       });
 }
 
-template void QuadTileAvx512Vnni<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvx512Vnni<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvx512Vnni<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvx512Vnni<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm64x1c4Avx512Vnni<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm64x1c4Avx512Vnni<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm64x1c4Avx512Vnni<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm64x1c4Avx512Vnni<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
 
-#define ORTSPARSE_INSTANTIATE_REQUANTIZE_TILE(vectors)                                      \
-  template void QuadTileRequantizeAvx512Vnni<vectors, QuadResidual::kNone>(                  \
-      const uint8_t*, const QuadWeights&, size_t, size_t, const RequantizedChannels&);       \
-  template void QuadTileRequantizeAvx512Vnni<vectors, QuadResidual::kUint8>(                 \
-      const uint8_t*, const QuadWeights&, size_t, size_t, const RequantizedChannels&);       \
-  template void QuadTileRequantizeAvx512Vnni<vectors, QuadResidual::kInt8>(                  \
+#define ORTSPARSE_INSTANTIATE_REQUANTIZE_TILE(vectors)                                 \
+  template void Spmm64x1c4RequantizeAvx512Vnni<vectors, QuadResidual::kNone>(          \
+      const uint8_t*, const QuadWeights&, size_t, size_t, const RequantizedChannels&); \
+  template void Spmm64x1c4RequantizeAvx512Vnni<vectors, QuadResidual::kUint8>(         \
+      const uint8_t*, const QuadWeights&, size_t, size_t, const RequantizedChannels&); \
+  template void Spmm64x1c4RequantizeAvx512Vnni<vectors, QuadResidual::kInt8>(          \
       const uint8_t*, const QuadWeights&, size_t, size_t, const RequantizedChannels&);
 ORTSPARSE_INSTANTIATE_REQUANTIZE_TILE(1)
 ORTSPARSE_INSTANTIATE_REQUANTIZE_TILE(2)

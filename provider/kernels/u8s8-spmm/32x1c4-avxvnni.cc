@@ -9,8 +9,8 @@
 namespace ortsparse::kernels {
 
 template <size_t kVectors>
-void QuadTileAvxVnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                     size_t group_end, int32_t* acc) {
+void Spmm32x1c4AvxVnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                       size_t group_end, int32_t* acc) {
   // As in the AVX-512 VNNI kernels: short tiles spread their quads over several sets of sums so
   // that four vpdpbusd are in flight.
   constexpr size_t kChains = (4 + kVectors - 1) / kVectors;
@@ -46,9 +46,9 @@ void QuadTileAvxVnni(const uint8_t* base, const QuadWeights& weights, size_t gro
   }
 }
 
-template void QuadTileAvxVnni<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvxVnni<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvxVnni<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvxVnni<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4AvxVnni<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4AvxVnni<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4AvxVnni<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4AvxVnni<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
 
 }  // namespace ortsparse::kernels

@@ -3,19 +3,13 @@
 // (w0, w2) and odd pair (w1, w3), adding into 8 int32 lanes.
 #include <immintrin.h>
 
-#include "kernels/u8s8-spmm/pack-portable.h"
 #include "kernels/u8s8-spmm/spmm.h"
 
 namespace ortsparse::kernels {
 
-void PackQuadPanelAvx2(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
-                       uint8_t* panel) {
-  PackQuadPanelPortable<kAvx2QuadPanelRows, 8>(x, x_stride, rows, k, flip_sign, panel);
-}
-
 template <size_t kVectors>
-void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                  size_t group_end, int32_t* acc) {
+void Spmm32x1c4Avx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+                    size_t group_end, int32_t* acc) {
   const __m256i even_bytes = _mm256_set1_epi16(0x00ff);
   for (size_t g = group_begin; g < group_end; ++g) {
     __m256i sum[kVectors];
@@ -28,8 +22,7 @@ void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_
       const __m256i odd_pair = _mm256_srai_epi16(weight_quad, 8);
       const uint8_t* quad = base + weights.input_offsets[i];
       for (size_t v = 0; v < kVectors; ++v) {
-        const __m256i x =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quad + 32 * v));
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quad + 32 * v));
         const __m256i even = _mm256_and_si256(x, even_bytes);
         const __m256i odd = _mm256_srli_epi16(x, 8);
         sum[v] = _mm256_add_epi32(sum[v], _mm256_madd_epi16(even, even_pair));
@@ -43,9 +36,9 @@ void QuadTileAvx2(const uint8_t* base, const QuadWeights& weights, size_t group_
   }
 }
 
-template void QuadTileAvx2<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvx2<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvx2<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
-template void QuadTileAvx2<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4Avx2<1>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4Avx2<2>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4Avx2<3>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
+template void Spmm32x1c4Avx2<4>(const uint8_t*, const QuadWeights&, size_t, size_t, int32_t*);
 
 }  // namespace ortsparse::kernels
