@@ -15,7 +15,7 @@ venv="${ORTSPARSE_VENV:-$repo_root/.venv}"
 build="$repo_root/build/sanitize"
 cd "$repo_root"
 
-echo "test_sanitizers: building the library and microkernel tests with ASan and UBSan in $build..." >&2
+echo "test_sanitizers: building the library and the microkernel tests with ASan and UBSan" >&2
 cmake -S "$repo_root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DORTSPARSE_BUILD_PYTHON_MODULE=OFF -DORTSPARSE_BUILD_TESTS=ON \
   -DORTSPARSE_SANITIZE=address,undefined >/dev/null
@@ -43,7 +43,8 @@ echo "test_sanitizers: running the op tests, the fuzzers and whole networks on i
 # The runs above use this CPU's best kernel family for whole networks; each lower family it has
 # runs an FP32 and an INT8 network too (ORTSPARSE_ISA lowers the family; one the CPU lacks
 # resolves to one below, run already).
-best="$("$venv/bin/python" -c 'from ortsparse.isa import cpu_report; print(cpu_report()["best_kernel_family"])')"
+best="$("$venv/bin/python" -c \
+  'from ortsparse.isa import cpu_report; print(cpu_report()["best_kernel_family"])')"
 for family in scalar avx2 avxvnni avx512 avx512vnni; do
   resolved="$(ORTSPARSE_ISA=$family "$venv/bin/python" -c \
     'from ortsparse.isa import cpu_report; print(cpu_report()["kernel_family"])')"

@@ -2,9 +2,10 @@
 
 1. The model is checked (onnx.checker, strict shape inference); a malformed one is a RewriteError.
 2. Conversion rules visit every MatMul, Gemm, Conv, QLinearMatMul, QLinearConv, MatMulInteger,
-   ConvInteger and com.microsoft Attention node of the top-level graph, in graph order, and each gets a Decision, rewritten or not (a MatMul, Gemm or
-   Conv whose weight comes out of a DequantizeLinear goes to its INT8 rule); nodes inside
-   control-flow subgraphs are reported as kept.
+   ConvInteger and com.microsoft Attention node of the top-level graph, in graph order, and each
+   gets a Decision, rewritten or not (a MatMul, Gemm or Conv whose weight comes out of a
+   DequantizeLinear goes to its INT8 rule); nodes inside control-flow subgraphs are reported as
+   kept.
 3. Epilogue rules fold the nodes after each new SparseGemm/SparseConv into it until none applies;
    a quantized residual Add after a new SparseQConv folds into it the same way. Then a Sigmoid or
    Relu that only data movement (Concat, Reshape, Transpose, ...) separates from such ops folds
