@@ -37,6 +37,9 @@ DAMAGES = {
     "model-garbled": lambda entry: garble(entry / "model.onnx"),
     "model-deleted": lambda entry: (entry / "model.onnx").unlink(),
     "record-garbage": lambda entry: (entry / "result.json").write_text("{not json"),
+    "record-wrong-shape": lambda entry: (entry / "result.json").write_text(
+        '{"files": [], "rewritten_nodes": 2}'
+    ),
     "record-deleted": lambda entry: (entry / "result.json").unlink(),
 }
 

@@ -274,6 +274,8 @@ def _read_entry(entry: Path, original: ModelSource) -> PreparedModel | str:
         summary = json.loads(record.read_text())
         files = summary["files"]
         rewritten = summary["rewritten_nodes"]
+        if not isinstance(files, dict) or not all(isinstance(f, dict) for f in files.values()):
+            raise TypeError("the file records are not a mapping of name to size and hash")
     except (OSError, ValueError, KeyError, TypeError) as error:
         return f"its {_RESULT_FILE} cannot be read: {error}"
     if rewritten and _MODEL_FILE not in files:
