@@ -1,6 +1,7 @@
-// The f32 microkernels of every family this CPU has against the contracts in
-// kernels/f32-spmm/spmm.h and kernels/activations/epilogue.h, computed here in plain loops, and
-// the output stages against the scalar family's (the activations' reference). Run by ctest
+// The f32 and INT8 microkernels of every family this CPU has against the contracts in
+// kernels/f32-spmm/spmm.h, kernels/u8s8-spmm/spmm.h and kernels/activations/epilogue.h, computed
+// here in plain loops (INT8 exactly, in int64), and the output stages against the scalar
+// family's (the activations' reference). Run by ctest
 // (tools/test_sanitizers.sh builds and runs it with ASan and UBSan); exits 1 on any mismatch.
 #include <algorithm>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "isa/cpu_features.h"
 #include "kernels/activations/epilogue.h"
 #include "kernels/f32-spmm/spmm.h"
+#include "kernels/u8s8-spmm/spmm.h"
 
 namespace ortsparse::kernels {
 namespace {
@@ -202,6 +204,106 @@ void TestStoreRow(const char* family, StoreRowFn store) {
   }
 }
 
+// --- INT8: quad panels and tiles ---------------------------------------------------------------
+
+using Bytes = std::vector<uint8_t, CacheLineAllocator<uint8_t>>;
+using Int32s = std::vector<int32_t, CacheLineAllocator<int32_t>>;
+
+Bytes RandomBytes(size_t count) {
+  std::uniform_int_distribution<int> byte(0, 255);
+  Bytes values(count);
+  for (uint8_t& v : values) v = static_cast<uint8_t>(byte(rng));
+  return values;
+}
+
+// panel[quad][row][j] = x[row][4 quad + j] (XOR 0x80 with flip_sign) for the rows up to the next
+// whole vector, zero past K and past `rows`: PackQuadPanelFn's contract.
+void TestPackQuadPanel(const char* family, PackQuadPanelFn pack, size_t panel_rows,
+                       size_t vector_rows) {
+  const size_t k = 37, stride = 45, quads = (k + 3) / 4;
+  const Bytes x = RandomBytes(panel_rows * stride);
+  for (size_t rows : {size_t{1}, vector_rows + 1, panel_rows}) {
+    if (rows > panel_rows) continue;
+    for (bool flip : {false, true}) {
+      Bytes panel(quads * panel_rows * 4, 0x5a);
+      pack(x.data(), stride, rows, k, flip, panel.data());
+      const size_t filled = (rows + vector_rows - 1) / vector_rows * vector_rows;
+      bool ok = true;
+      for (size_t q = 0; q < quads; ++q) {
+        for (size_t r = 0; r < filled; ++r) {
+          for (size_t j = 0; j < 4; ++j) {
+            const size_t feature = 4 * q + j;
+            const uint8_t expected =
+                r < rows && feature < k ? x[r * stride + feature] ^ (flip ? 0x80 : 0) : 0;
+            ok = ok && panel[(q * panel_rows + r) * 4 + j] == expected;
+          }
+        }
+      }
+      Check(ok, std::string(family) + " PackQuadPanel, " + std::to_string(rows) + " rows" +
+                    (flip ? ", sign flipped" : ""));
+    }
+  }
+}
+
+// acc[g * panel_rows + r] = sum over the group's stored quads of the dot product of the weight
+// quad with the panel's dword for row r, exactly: QuadTileFn's contract on a panel.
+void TestQuadTile(const char* name, QuadTileFn tile, size_t panel_rows, size_t rows) {
+  const size_t groups = 7, quads = 40;
+  std::bernoulli_distribution keep(0.3);
+  std::uniform_int_distribution<int> weight(-128, 127);
+  std::vector<int32_t> values, offsets{0}, input_offsets, quad_of;
+  for (size_t g = 0; g < groups; ++g) {
+    for (size_t q = 0; q < quads; ++q) {
+      if (!keep(rng)) continue;
+      uint32_t packed = 0;
+      for (size_t j = 0; j < 4; ++j) {
+        packed |= static_cast<uint32_t>(static_cast<uint8_t>(weight(rng))) << (8 * j);
+      }
+      values.push_back(static_cast<int32_t>(packed));
+      input_offsets.push_back(static_cast<int32_t>(q * panel_rows * 4));
+      quad_of.push_back(static_cast<int32_t>(q));
+    }
+    offsets.push_back(static_cast<int32_t>(values.size()));
+  }
+  const QuadWeights weights{values.data(), offsets.data(), input_offsets.data()};
+  const Bytes panel = RandomBytes(quads * panel_rows * 4);
+  Int32s acc(groups * panel_rows);
+  tile(panel.data(), weights, 0, groups, acc.data());
+  bool ok = true;
+  for (size_t g = 0; g < groups; ++g) {
+    for (size_t r = 0; r < rows; ++r) {
+      int64_t sum = 0;
+      for (int32_t i = offsets[g]; i < offsets[g + 1]; ++i) {
+        for (size_t j = 0; j < 4; ++j) {
+          const int8_t w = static_cast<int8_t>(static_cast<uint32_t>(values[i]) >> (8 * j));
+          sum += int64_t{w} * panel[(quad_of[i] * panel_rows + r) * 4 + j];
+        }
+      }
+      ok = ok && acc[g * panel_rows + r] == sum;
+    }
+  }
+  Check(ok, std::string(name) + ", " + std::to_string(rows) + " rows");
+}
+
+void TestQuadFamilies(const isa::CpuFeatures& cpu) {
+  TestPackQuadPanel("scalar", PackQuadPanelScalar, kScalarQuadPanelRows, kScalarQuadPanelRows);
+  TestQuadTile("scalar quad tile", QuadTileScalar, kScalarQuadPanelRows, kScalarQuadPanelRows);
+  if (isa::Supports(cpu, isa::KernelFamily::kAvx2)) {
+    TestPackQuadPanel("avx2", PackQuadPanelAvx2, kAvx2QuadPanelRows, 8);
+    TestQuadTile("avx2 32x1c4 tile", Spmm32x1c4Avx2<1>, kAvx2QuadPanelRows, 8);
+    TestQuadTile("avx2 32x1c4 tile", Spmm32x1c4Avx2<4>, kAvx2QuadPanelRows, 32);
+  }
+  if (isa::Supports(cpu, isa::KernelFamily::kAvxVnni)) {
+    TestQuadTile("avxvnni 32x1c4 tile", Spmm32x1c4AvxVnni<2>, kAvx2QuadPanelRows, 16);
+    TestQuadTile("avxvnni 32x1c4 tile", Spmm32x1c4AvxVnni<4>, kAvx2QuadPanelRows, 32);
+  }
+  if (isa::Supports(cpu, isa::KernelFamily::kAvx512Vnni)) {
+    TestPackQuadPanel("avx512vnni", PackQuadPanelAvx512Vnni, kVnniPanelRows, 16);
+    TestQuadTile("avx512vnni 64x1c4 tile", Spmm64x1c4Avx512Vnni<1>, kVnniPanelRows, 16);
+    TestQuadTile("avx512vnni 64x1c4 tile", Spmm64x1c4Avx512Vnni<3>, kVnniPanelRows, 48);
+  }
+}
+
 void TestAvx512() {
   using Panel = PanelRows<kAvx512PanelRows>;
   TestPackPanel("avx512", PackPanelAvx512, kAvx512PanelRows, 16);
@@ -274,7 +376,8 @@ int main() {
   kernels::TestScalar();
   if (avx2) kernels::TestAvx2();
   if (avx512) kernels::TestAvx512();
-  std::printf("microkernels: scalar%s%s, %d failure(s)\n", avx2 ? ", avx2" : "",
-              avx512 ? ", avx512" : "", kernels::failures);
+  kernels::TestQuadFamilies(ortsparse::isa::DetectCpuFeatures());
+  std::printf("microkernels: f32 scalar%s%s, INT8 of every family this CPU has, %d failure(s)\n",
+              avx2 ? ", avx2" : "", avx512 ? ", avx512" : "", kernels::failures);
   return kernels::failures == 0 ? 0 : 1;
 }
