@@ -77,8 +77,9 @@ def _rgb_array(array: np.ndarray) -> np.ndarray:
 
 
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize of an RGB uint8 array (Pillow's, as torchvision's and the YOLO exporters'
-    preprocessing do it)."""
+    """Bilinear resize of an RGB uint8 array with Pillow, which averages over the source pixels
+    when shrinking, as torchvision's transforms on PIL images do. (Ultralytics resizes with
+    OpenCV's INTER_LINEAR, which does not: scores can differ from theirs in the last digits.)"""
     if image.shape[1] == width and image.shape[0] == height:
         return image
     Image = pil()

@@ -6,7 +6,8 @@ Heads, told apart by their output's shape [batch, a, b]:
   scores, which multiplies them.
 With class names known, the number of classes decides; else a head whose middle dim is the
 smaller is YOLOv8's. Pre-processing is the exporters' letterbox (Ultralytics' LetterBox with
-auto=False): scale to fit, bilinear, centre, pad with gray 114, RGB scaled to [0, 1].
+auto=False): scale to fit, bilinear (images.resize), centre, pad with gray 114, RGB scaled to
+[0, 1].
 """
 
 from __future__ import annotations
