@@ -31,7 +31,6 @@ all three from rapidocr_onnxruntime 1.4.4 (Apache-2.0), which bundles PaddleOCR'
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
+from ortsparse.rewriter.cost_data import cache_root  # noqa: E402
 
 from tools.model_builders.pruning import prune, prune_conv  # noqa: E402
 
@@ -114,10 +114,7 @@ MODELS = {
 
 
 def zoo_dir() -> Path:
-    root = os.environ.get("ORTSPARSE_CACHE_DIR")
-    if root:
-        return Path(root) / "zoo"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ortsparse" / "zoo"
+    return cache_root() / "zoo"
 
 
 def progress(message: str) -> None:

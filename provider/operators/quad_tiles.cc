@@ -1,6 +1,8 @@
 #include "operators/quad_tiles.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -59,21 +61,16 @@ const QuadMicrokernels kAvx2QuadMicrokernels = {
     .requantize_tiles = {},
 };
 
-const QuadMicrokernels kAvxVnniQuadMicrokernels = {
-    .panel_rows = kernels::kAvx2QuadPanelRows,
-    .vector_rows = 8,
-    .panel_bytes_per_quad = kernels::kAvx2QuadPanelRows * 4,
-    .pack_panel = kernels::PackQuadPanelAvx2,
-    .tiles = {Spmm32x1c4AvxVnni<1>, Spmm32x1c4AvxVnni<2>, Spmm32x1c4AvxVnni<3>,
-              Spmm32x1c4AvxVnni<4>},
-    .requantize = kernels::RequantizeTileAvx2,
-    .store_sums = kernels::StoreSumsTileAvx2,
-    .pack_quad_planes = kernels::PackQuadPlanesAvx2,
-    .requantize_channels = kernels::RequantizeChannelsAvx2,
-    .requantize_add_channels = kernels::RequantizeAddChannelsAvx2,
-    .store_sums_channels = kernels::StoreSumsChannelsAvx2,
-    .requantize_tiles = {},
-};
+// AVX-VNNI: the AVX2 family's panels, packers and output stage, with its own tile kernels.
+QuadMicrokernels AvxVnniQuadMicrokernels() {
+  QuadMicrokernels microkernels = kAvx2QuadMicrokernels;
+  const kernels::QuadTileFn tiles[] = {Spmm32x1c4AvxVnni<1>, Spmm32x1c4AvxVnni<2>,
+                                       Spmm32x1c4AvxVnni<3>, Spmm32x1c4AvxVnni<4>};
+  std::copy(std::begin(tiles), std::end(tiles), microkernels.tiles);
+  return microkernels;
+}
+
+const QuadMicrokernels kAvxVnniQuadMicrokernels = AvxVnniQuadMicrokernels();
 
 const QuadMicrokernels kScalarQuadMicrokernels = {
     .panel_rows = kernels::kScalarQuadPanelRows,

@@ -87,19 +87,11 @@ def _run_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    from ortsparse.rewriter.command import positive_int
+
     parser.add_argument(
-        "--num-cores", "--num_cores", type=_positive_int, help="intra-op threads (default: all)"
+        "--num-cores", "--num_cores", type=positive_int, help="intra-op threads (default: all)"
     )
     parser.add_argument(
         "--engine-type",
@@ -111,13 +103,14 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     from ortsparse.pipelines import Pipeline
+    from ortsparse.rewriter.command import positive_int
 
     parser.add_argument("--task", choices=sorted(Pipeline.TASKS), help="the pipeline to serve")
     parser.add_argument("--model_path", "--model-path", help="its ONNX model")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=_positive_int, help="port to listen on (default 5543)")
+    parser.add_argument("--port", type=positive_int, help="port to listen on (default 5543)")
     parser.add_argument(
-        "--batch-size", "--batch_size", type=_positive_int, help="images per engine run (default 1)"
+        "--batch-size", "--batch_size", type=positive_int, help="images per engine run (default 1)"
     )
     _add_engine_arguments(parser)
     parser.add_argument(
@@ -127,11 +120,11 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "original on this CPU first",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, help="requests served at once (default: one per core)"
+        "--workers", type=positive_int, help="requests served at once (default: one per core)"
     )
     parser.add_argument(
         "--max-upload-bytes",
-        type=_positive_int,
+        type=positive_int,
         help="largest request body accepted (default 20 MB)",
     )
     parser.add_argument(
