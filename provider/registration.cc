@@ -3,10 +3,9 @@
 #include <mutex>
 #include <vector>
 
+#include "operators/integer_ops.h"
 #include "operators/sparse_conv.h"
-#include "operators/sparse_conv_integer.h"
 #include "operators/sparse_gemm.h"
-#include "operators/sparse_matmul_integer.h"
 #include "operators/sparse_qconv.h"
 #include "operators/sparse_qgemm.h"
 

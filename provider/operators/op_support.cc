@@ -56,42 +56,52 @@ void RunTasks(Ort::KernelContext& context, Threading threading, void (*task)(voi
   for (size_t index = 0; index < count; ++index) task(data, index);
 }
 
-std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name) {
-  int64_t value = 0;
-  Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &value)};
+namespace {
+
+template <typename T>
+using GetAttribute = OrtStatus*(ORT_API_CALL*)(const OrtKernelInfo*, const char*, T*);
+
+template <typename T>
+std::optional<T> ScalarAttribute(const OrtKernelInfo* info, const char* name, GetAttribute<T> get) {
+  T value{};
+  Ort::Status status{get(info, name, &value)};
   if (!status.IsOK()) return std::nullopt;
   return value;
+}
+
+// An array attribute read with ORT's two-call protocol (the size, then the values) through
+// `get_array`, one of KernelInfoGetAttributeArray_*.
+template <typename T>
+using GetAttributeArray = OrtStatus*(ORT_API_CALL*)(const OrtKernelInfo*, const char*, T*, size_t*);
+
+template <typename T>
+std::optional<std::vector<T>> ArrayAttribute(const OrtKernelInfo* info, const char* name,
+                                             GetAttributeArray<T> get_array) {
+  size_t size = 0;
+  Ort::Status status{get_array(info, name, nullptr, &size)};
+  if (!status.IsOK()) return std::nullopt;
+  std::vector<T> values(size);
+  status = Ort::Status{get_array(info, name, values.data(), &size)};
+  if (!status.IsOK()) return std::nullopt;
+  return values;
+}
+
+}  // namespace
+
+std::optional<int64_t> IntAttribute(const OrtKernelInfo* info, const char* name) {
+  return ScalarAttribute<int64_t>(info, name, Ort::GetApi().KernelInfoGetAttribute_int64);
 }
 
 std::optional<std::vector<int64_t>> IntsAttribute(const OrtKernelInfo* info, const char* name) {
-  size_t size = 0;
-  Ort::Status status{
-      Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, nullptr, &size)};
-  if (!status.IsOK()) return std::nullopt;
-  std::vector<int64_t> values(size);
-  status = Ort::Status{
-      Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, values.data(), &size)};
-  if (!status.IsOK()) return std::nullopt;
-  return values;
+  return ArrayAttribute<int64_t>(info, name, Ort::GetApi().KernelInfoGetAttributeArray_int64);
 }
 
 std::optional<float> FloatAttribute(const OrtKernelInfo* info, const char* name) {
-  float value = 0;
-  Ort::Status status{Ort::GetApi().KernelInfoGetAttribute_float(info, name, &value)};
-  if (!status.IsOK()) return std::nullopt;
-  return value;
+  return ScalarAttribute<float>(info, name, Ort::GetApi().KernelInfoGetAttribute_float);
 }
 
 std::optional<std::vector<float>> FloatsAttribute(const OrtKernelInfo* info, const char* name) {
-  size_t size = 0;
-  Ort::Status status{
-      Ort::GetApi().KernelInfoGetAttributeArray_float(info, name, nullptr, &size)};
-  if (!status.IsOK()) return std::nullopt;
-  std::vector<float> values(size);
-  status = Ort::Status{
-      Ort::GetApi().KernelInfoGetAttributeArray_float(info, name, values.data(), &size)};
-  if (!status.IsOK()) return std::nullopt;
-  return values;
+  return ArrayAttribute<float>(info, name, Ort::GetApi().KernelInfoGetAttributeArray_float);
 }
 
 std::optional<std::string> StringAttribute(const OrtKernelInfo* info, const char* name) {
@@ -145,6 +155,10 @@ ScratchBuffer::ScratchBuffer(const Ort::KernelContext& context, size_t floats) {
 ScratchBuffer::~ScratchBuffer() {
   allocator_->Free(allocator_, raw_);
   Ort::GetApi().ReleaseAllocator(allocator_);
+}
+
+std::string NodeLabel(const char* op_name, const Ort::ConstKernelInfo& info) {
+  return std::string(op_name) + " node '" + info.GetNodeName() + "'";
 }
 
 }  // namespace ortsparse

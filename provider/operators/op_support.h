@@ -6,9 +6,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ortsparse {
@@ -96,6 +98,49 @@ OrtStatusPtr RunReportingErrors(const std::string& node_label, Work&& work) {
     return CurrentExceptionStatus(node_label);
   }
 }
+
+// "SparseConv node 'name'": how error messages name the node.
+std::string NodeLabel(const char* op_name, const Ort::ConstKernelInfo& info);
+
+// What every ortsparse kernel is to ORT (CRTP): Kernel is constructed from the node's
+// Ort::ConstKernelInfo and defines `void Compute(Ort::KernelContext&) const`; both throw for a
+// malformed node or bad input (std::invalid_argument). ORT's V2 callbacks get those exceptions as
+// statuses naming the node.
+template <typename Kernel>
+class NodeKernel {
+ public:
+  // Never throws: errors become the returned status.
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
+    return RunReportingErrors(node_label_, [&] {
+      Ort::KernelContext kernel_context{context};
+      static_cast<const Kernel*>(this)->Compute(kernel_context);
+    });
+  }
+
+ protected:
+  std::string node_label_;
+
+ private:
+  template <typename Op, typename OpKernel>
+  friend struct NodeOp;
+};
+
+// What every ortsparse op is to ORT (CRTP on Op, which names the op in GetName and declares its
+// inputs and outputs): it creates a Kernel for each node, and returns the error of its
+// construction as the status of the creation.
+template <typename Op, typename Kernel>
+struct NodeOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info,
+                              void** kernel) const {
+    const Ort::ConstKernelInfo kernel_info{info};
+    std::string node_label = NodeLabel(static_cast<const Op*>(this)->GetName(), kernel_info);
+    return RunReportingErrors(node_label, [&] {
+      auto created = std::make_unique<Kernel>(kernel_info);
+      created->node_label_ = std::move(node_label);
+      *kernel = created.release();
+    });
+  }
+};
 
 // Scratch memory from the session's CPU allocator (its arena reuses blocks between runs), aligned
 // for full-vector loads.

@@ -171,8 +171,4 @@ const float* ResidualForRun(const Ort::KernelContext& context,
   return residual.GetTensorData<float>();
 }
 
-std::string NodeLabel(const char* op_name, const Ort::ConstKernelInfo& info) {
-  return std::string(op_name) + " node '" + info.GetNodeName() + "'";
-}
-
 }  // namespace ortsparse

@@ -67,19 +67,9 @@ const float* BiasForRun(const Ort::KernelContext& context,
 const float* ResidualForRun(const Ort::KernelContext& context,
                             const std::vector<int64_t>& y_shape);
 
-// "SparseConv node 'name'": how error messages name the node.
-std::string NodeLabel(const char* op_name, const Ort::ConstKernelInfo& info);
-
-// The ORT op definition both operators share; Op supplies GetName, Kernel is constructed from
-// (api, info) and has ComputeV2.
+// The ORT op definition both operators share (operators/op_support.h's NodeOp).
 template <typename Op, typename Kernel>
-struct PackedWeightOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
-    const char* name = static_cast<const Op*>(this)->GetName();
-    return RunReportingErrors(NodeLabel(name, Ort::ConstKernelInfo{info}),
-                              [&] { *kernel = new Kernel(api, info); });
-  }
-
+struct PackedWeightOp : NodeOp<Op, Kernel> {
   size_t GetInputTypeCount() const { return kPackedOpInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     const bool is_index = index == kInputWeightGroupOffsets || index == kInputWeightInputIndices;

@@ -378,17 +378,15 @@ size_t BandRowsFor(const DirectConvPlan& whole, size_t panel_rows) {
 
 }  // namespace
 
-SparseConvKernel::SparseConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* info) {
-  const Ort::ConstKernelInfo kernel_info{info};
-  node_label_ = NodeLabel("SparseConv", kernel_info);
-  matrix_ = ReadSparseMatrixAttributes(kernel_info);
+SparseConvKernel::SparseConvKernel(const Ort::ConstKernelInfo& info) {
+  matrix_ = ReadSparseMatrixAttributes(info);
   threading_ = ReadThreading(info);
-  ReadWindow(kernel_info);
-  ReadOutputChannelGroups(kernel_info);
-  ReadOutputSplit(kernel_info);
-  CountXParts(kernel_info);
-  PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
-  constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
+  ReadWindow(info);
+  ReadOutputChannelGroups(info);
+  ReadOutputSplit(info);
+  CountXParts(info);
+  PackedWeights packed = ReadPackedWeights(info, matrix_);
+  constant_bias_ = ReadConstantBias(info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
   tile_kernels_ = DirectTileKernelsFor(*microkernels_, matrix_.block_size);
   tile_weights_ = BuildTileWeights(packed, matrix_, *microkernels_, window_.TapsPerRun());
@@ -488,13 +486,6 @@ std::vector<int64_t> SparseConvKernel::JoinedXShape(const Ort::KernelContext& co
     joined[1] += shape[1];
   }
   return joined;
-}
-
-OrtStatusPtr SparseConvKernel::ComputeV2(OrtKernelContext* context) const {
-  return RunReportingErrors(node_label_, [&] {
-    Ort::KernelContext kernel_context{context};
-    Compute(kernel_context);
-  });
 }
 
 std::shared_ptr<const DirectConvPlan> SparseConvKernel::PlanFor(

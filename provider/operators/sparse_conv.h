@@ -29,14 +29,12 @@ namespace ortsparse {
 inline constexpr size_t kInputMoreXParts = kPackedOpInputCount;
 inline constexpr size_t kMaxXParts = 4;
 
-class SparseConvKernel {
+class SparseConvKernel : public NodeKernel<SparseConvKernel> {
  public:
   // Reads the attributes and the constant packed weights, validates them and lays the weights out
   // for the kernels; throws std::invalid_argument for a malformed node.
-  SparseConvKernel(const OrtApi& api, const OrtKernelInfo* info);
-
-  // Never throws: errors become the returned status.
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+  explicit SparseConvKernel(const Ort::ConstKernelInfo& info);
+  void Compute(Ort::KernelContext& context) const;
 
  private:
   void ReadWindow(const Ort::ConstKernelInfo& info);
@@ -57,9 +55,7 @@ class SparseConvKernel {
   // which kernels serve it, and why, for ORTSPARSE_VERBOSE.
   std::string CompileFor(DirectConvPlan& plan, PlaneReading reading,
                          std::vector<int64_t>& tap_offsets) const;
-  void Compute(Ort::KernelContext& context) const;
 
-  std::string node_label_;
   SparseMatrixAttributes matrix_;
   Threading threading_ = Threading::kIntraOpPool;
   int64_t channels_ = 0;

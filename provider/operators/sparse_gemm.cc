@@ -80,13 +80,11 @@ void RowTask(void* data, size_t task) {
 
 }  // namespace
 
-SparseGemmKernel::SparseGemmKernel(const OrtApi& /*api*/, const OrtKernelInfo* info) {
-  const Ort::ConstKernelInfo kernel_info{info};
-  node_label_ = NodeLabel("SparseGemm", kernel_info);
-  matrix_ = ReadSparseMatrixAttributes(kernel_info);
+SparseGemmKernel::SparseGemmKernel(const Ort::ConstKernelInfo& info) {
+  matrix_ = ReadSparseMatrixAttributes(info);
   threading_ = ReadThreading(info);
-  PackedWeights packed = ReadPackedWeights(kernel_info, matrix_);
-  constant_bias_ = ReadConstantBias(kernel_info, matrix_.n);
+  PackedWeights packed = ReadPackedWeights(info, matrix_);
+  constant_bias_ = ReadConstantBias(info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
   tile_kernels_ = PanelTileKernelsFor(*microkernels_, matrix_.block_size);
   row_kernel_ = matrix_.block_size == 4 ? microkernels_->block4_row : microkernels_->csr_row;
@@ -99,13 +97,6 @@ void SparseGemmKernel::BuildRowWeights(PackedWeights&& packed) {
   row_weights_.values = std::move(packed.values);
   row_weights_.group_offsets = std::move(packed.group_offsets);
   row_weights_.input_indices.assign(packed.input_indices.begin(), packed.input_indices.end());
-}
-
-OrtStatusPtr SparseGemmKernel::ComputeV2(OrtKernelContext* context) const {
-  return RunReportingErrors(node_label_, [&] {
-    Ort::KernelContext kernel_context{context};
-    Compute(kernel_context);
-  });
 }
 
 void SparseGemmKernel::Compute(Ort::KernelContext& context) const {

@@ -26,20 +26,16 @@ struct RowWeights {
   }
 };
 
-class SparseGemmKernel {
+class SparseGemmKernel : public NodeKernel<SparseGemmKernel> {
  public:
   // Reads the attributes and the constant packed weights, validates them and lays the weights out
   // for the kernels; throws std::invalid_argument for a malformed node.
-  SparseGemmKernel(const OrtApi& api, const OrtKernelInfo* info);
-
-  // Never throws: errors become the returned status.
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+  explicit SparseGemmKernel(const Ort::ConstKernelInfo& info);
+  void Compute(Ort::KernelContext& context) const;
 
  private:
   void BuildRowWeights(PackedWeights&& packed);
-  void Compute(Ort::KernelContext& context) const;
 
-  std::string node_label_;
   SparseMatrixAttributes matrix_;
   Threading threading_ = Threading::kIntraOpPool;
   std::optional<std::vector<float>> constant_bias_;

@@ -7,18 +7,10 @@
 
 namespace ortsparse {
 
-OrtStatusPtr CreateSparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info,
-                                     void** kernel) {
-  return RunReportingErrors(NodeLabel("SparseQConv", Ort::ConstKernelInfo{info}),
-                            [&] { *kernel = new SparseQConvKernel(api, info); });
-}
-
-SparseQConvKernel::SparseQConvKernel(const OrtApi& /*api*/, const OrtKernelInfo* info) {
-  const Ort::ConstKernelInfo kernel_info{info};
-  node_label_ = NodeLabel("SparseQConv", kernel_info);
-  conv_.emplace(kernel_info);
-  output_.emplace(kernel_info, conv_->n(), conv_->packed().channel_sums);
-  ReadResidual(kernel_info);
+SparseQConvKernel::SparseQConvKernel(const Ort::ConstKernelInfo& info) {
+  conv_.emplace(info);
+  output_.emplace(info, conv_->n(), conv_->packed().channel_sums);
+  ReadResidual(info);
 }
 
 void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
@@ -67,13 +59,6 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
       static_cast<int32_t>(z[2]), /*residual_first=*/*residual_input == 0);
 }
 
-OrtStatusPtr SparseQConvKernel::ComputeV2(OrtKernelContext* context) const {
-  return RunReportingErrors(node_label_, [&] {
-    Ort::KernelContext kernel_context{context};
-    Compute(kernel_context);
-  });
-}
-
 void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
   const Ort::ConstValue x = context.GetInput(kQConvInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
@@ -116,9 +101,7 @@ void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
       context, *plan, static_cast<const uint8_t*>(x.GetTensorRawData()), images,
       static_cast<uint8_t>(output_->flip_sign() ? 0x80 : 0x00), output_->kernel_zero_point(),
       [&](const QuadConvTile& tile) {
-        kernels::Requantization chunk = requantization;
-        chunk.channel_offsets += tile.channel_begin;
-        chunk.scales += tile.channel_begin;
+        const kernels::Requantization chunk = requantization.FromChannel(tile.channel_begin);
         const size_t chunk_offset = (tile.image * n + tile.channel_begin) * pixels;
         if (requantize_tiles != nullptr) {
           const size_t at = chunk_offset + tile.first;
@@ -160,10 +143,7 @@ void SparseQConvKernel::ComputeFloat(Ort::KernelContext& context, const DirectCo
   conv_->Run(
       context, plan, x, images, static_cast<uint8_t>(output_->flip_sign() ? 0x80 : 0x00),
       output_->kernel_zero_point(), [&](const QuadConvTile& tile) {
-        kernels::Dequantization chunk = dequantization;
-        chunk.channel_offsets += tile.channel_begin;
-        chunk.scales += tile.channel_begin;
-        chunk.bias += tile.channel_begin;
+        const kernels::Dequantization chunk = dequantization.FromChannel(tile.channel_begin);
         float* y_chunk = y + (tile.image * n + tile.channel_begin) * pixels;
         tile.WithSums([&](const int32_t* acc, size_t acc_stride) {
           plan.ForEachOutputRun(tile.first, tile.end, [&](size_t position, size_t length,

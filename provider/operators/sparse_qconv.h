@@ -33,45 +33,34 @@ enum SparseQConvInput : size_t {
   kQConvInputCount = 7,
 };
 
-class SparseQConvKernel {
+class SparseQConvKernel : public NodeKernel<SparseQConvKernel> {
  public:
   // Reads the attributes and the constant inputs, validates them and prepares the requantization;
   // throws std::invalid_argument for a malformed node.
-  SparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info);
-
-  // Never throws: errors become the returned status.
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+  explicit SparseQConvKernel(const Ort::ConstKernelInfo& info);
+  void Compute(Ort::KernelContext& context) const;
 
  private:
   void ReadResidual(const Ort::ConstKernelInfo& info);
-  void Compute(Ort::KernelContext& context) const;
   // Y float: the sums dequantized into NCHW runs.
   void ComputeFloat(Ort::KernelContext& context, const DirectConvPlan& plan, const uint8_t* x,
                     size_t images, float* y) const;
 
-  std::string node_label_;
   std::optional<QuadConv> conv_;
   std::optional<QuantizedOutput> output_;
   // With input R: the residual Add after the requantization.
   std::optional<kernels::QuantizedAddition> residual_addition_;
 };
 
-// A new SparseQConvKernel, or the status of its creation error.
-OrtStatusPtr CreateSparseQConvKernel(const OrtApi& api, const OrtKernelInfo* info, void** kernel);
-
 // One op per activation type and output form, all named SparseQConv: ORT picks the one whose types
 // match the node's. R must have Y's type, which no single op with X and R of undefined type could
 // declare; the float form's bias is float.
 template <ONNXTensorElementDataType kType, OutputForm kForm>
-struct SparseQConvOp
-    : Ort::CustomOpBase<SparseQConvOp<kType, kForm>, SparseQConvKernel, /*WithStatus=*/true> {
+struct SparseQConvOp : NodeOp<SparseQConvOp<kType, kForm>, SparseQConvKernel> {
   static constexpr ONNXTensorElementDataType kYType =
       kForm == OutputForm::kFloat ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : kType;
 
   const char* GetName() const { return "SparseQConv"; }
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
-    return CreateSparseQConvKernel(api, info, kernel);
-  }
 
   size_t GetInputTypeCount() const { return kQConvInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {

@@ -4,24 +4,9 @@
 
 namespace ortsparse {
 
-OrtStatusPtr CreateSparseQGemmKernel(const OrtApi& api, const OrtKernelInfo* info,
-                                     void** kernel) {
-  return RunReportingErrors(NodeLabel("SparseQGemm", Ort::ConstKernelInfo{info}),
-                            [&] { *kernel = new SparseQGemmKernel(api, info); });
-}
-
-SparseQGemmKernel::SparseQGemmKernel(const OrtApi& /*api*/, const OrtKernelInfo* info) {
-  const Ort::ConstKernelInfo kernel_info{info};
-  node_label_ = NodeLabel("SparseQGemm", kernel_info);
-  weights_.emplace(kernel_info);
-  output_.emplace(kernel_info, weights_->n(), weights_->packed().channel_sums);
-}
-
-OrtStatusPtr SparseQGemmKernel::ComputeV2(OrtKernelContext* context) const {
-  return RunReportingErrors(node_label_, [&] {
-    Ort::KernelContext kernel_context{context};
-    Compute(kernel_context);
-  });
+SparseQGemmKernel::SparseQGemmKernel(const Ort::ConstKernelInfo& info) {
+  weights_.emplace(info);
+  output_.emplace(info, weights_->n(), weights_->packed().channel_sums);
 }
 
 void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
@@ -41,10 +26,7 @@ void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
     RunQuadGemm(context, *weights_, x_data, rows, output_->flip_sign(),
                 [&](const int32_t* acc, size_t acc_stride, size_t row0, size_t tile_rows,
                     size_t channel_begin, size_t channels) {
-                  kernels::Dequantization chunk = dequantization;
-                  chunk.channel_offsets += channel_begin;
-                  chunk.scales += channel_begin;
-                  chunk.bias += channel_begin;
+                  const kernels::Dequantization chunk = dequantization.FromChannel(channel_begin);
                   kernels::DequantizeTile(acc, acc_stride, tile_rows, channels, chunk,
                                           y_data + row0 * n + channel_begin, n);
                 });
@@ -55,9 +37,7 @@ void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
   RunQuadGemm(context, *weights_, x_data, rows, output_->flip_sign(),
               [&](const int32_t* acc, size_t acc_stride, size_t row0, size_t tile_rows,
                   size_t channel_begin, size_t channels) {
-                kernels::Requantization chunk = requantization;
-                chunk.channel_offsets += channel_begin;
-                chunk.scales += channel_begin;
+                const kernels::Requantization chunk = requantization.FromChannel(channel_begin);
                 mk.requantize(acc, acc_stride, tile_rows, channels, chunk,
                               y_data + row0 * n + channel_begin, n);
               });

@@ -26,36 +26,23 @@ enum SparseQGemmInput : size_t {
   kQInputCount = 6,
 };
 
-class SparseQGemmKernel {
+class SparseQGemmKernel : public NodeKernel<SparseQGemmKernel> {
  public:
   // Reads the attributes and the constant inputs, validates them and prepares the requantization;
   // throws std::invalid_argument for a malformed node.
-  SparseQGemmKernel(const OrtApi& api, const OrtKernelInfo* info);
-
-  // Never throws: errors become the returned status.
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
-
- private:
+  explicit SparseQGemmKernel(const Ort::ConstKernelInfo& info);
   void Compute(Ort::KernelContext& context) const;
 
-  std::string node_label_;
+ private:
   std::optional<QuadGemmWeights> weights_;
   std::optional<QuantizedOutput> output_;
 };
 
-// A new SparseQGemmKernel, or the status of its creation error.
-OrtStatusPtr CreateSparseQGemmKernel(const OrtApi& api, const OrtKernelInfo* info, void** kernel);
-
 // One op per output form, both named SparseQGemm: ORT picks the one whose bias type matches the
 // node's.
 template <OutputForm kForm>
-struct SparseQGemmOp
-    : Ort::CustomOpBase<SparseQGemmOp<kForm>, SparseQGemmKernel, /*WithStatus=*/true> {
+struct SparseQGemmOp : NodeOp<SparseQGemmOp<kForm>, SparseQGemmKernel> {
   const char* GetName() const { return "SparseQGemm"; }
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
-    return CreateSparseQGemmKernel(api, info, kernel);
-  }
-
   size_t GetInputTypeCount() const { return kQInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     // X of undefined type takes uint8 and int8 alike; requantized, Y gets X's type from it.

@@ -1,11 +1,13 @@
 // In-register helpers shared by the panel packer and the output stage (AVX-512 files only).
 #pragma once
 
-// GCC 12 flags the intrinsics' deliberately undefined temporaries as maybe-uninitialized wherever
-// they are inlined (GCC bug 105593); the diagnostic state that counts is the one where the header
-// is first read, so every AVX-512 file includes the intrinsics through this header, first.
+// GCC 12 flags the intrinsics' deliberately undefined temporaries as (maybe-)uninitialized
+// wherever they are inlined (GCC bug 105593); the diagnostic state that counts is the one where
+// the header is first read, so every AVX-512 file includes the intrinsics through this header,
+// first.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 

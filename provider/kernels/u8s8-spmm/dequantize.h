@@ -12,6 +12,11 @@ struct Dequantization {
   const int32_t* channel_offsets;  // per channel: minus the activation zero point's share
   const float* scales;             // per channel: x_scale * w_scale
   const float* bias;               // per channel, added after the scaling
+
+  // The same for the channels from `channel` on, as a tile of them sees its arrays.
+  Dequantization FromChannel(size_t channel) const {
+    return {channel_offsets + channel, scales + channel, bias + channel};
+  }
 };
 
 // Both compute, for r < rows and c < channels (the dequantization's arrays starting at the first

@@ -15,6 +15,14 @@ struct Requantization {
   // MLAS clamps the scaled value before rounding it.
   float min_minus_zero_point;
   float max_minus_zero_point;
+
+  // The same for the channels from `channel` on, as a tile of them sees its arrays.
+  Requantization FromChannel(size_t channel) const {
+    Requantization from = *this;
+    from.channel_offsets += channel;
+    from.scales += channel;
+    return from;
+  }
 };
 
 // A residual Add after the requantization (SparseQConv with R), as ONNX Runtime's QLinearAdd
