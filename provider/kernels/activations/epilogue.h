@@ -80,40 +80,25 @@ void WithEpilogue(const OutputBlock& out, const Epilogue& epilogue, const Args&.
 // y[r][c] = epilogue(acc[c * acc_stride + r]) for r < rows, c < channels. acc is channel-major
 // (the tile kernels' output) and readable, though not necessarily initialized, up to a multiple
 // of the vector width in both rows and channels.
-using StoreTransposedFn = void (*)(const float* acc, size_t acc_stride, size_t rows,
+using StoreTransposedKernel = void(const float* acc, size_t acc_stride, size_t rows,
                                    size_t channels, const OutputBlock& out,
                                    const Epilogue& epilogue);
+using StoreTransposedFn = StoreTransposedKernel*;
+StoreTransposedKernel StoreTransposedAvx512, StoreTransposedAvx2, StoreTransposedScalar;
 
 // y[c] = epilogue(acc[c]) for c < channels: one row (the row kernels' output).
-using StoreRowFn = void (*)(const float* acc, size_t channels, const OutputBlock& out,
+using StoreRowKernel = void(const float* acc, size_t channels, const OutputBlock& out,
                             const Epilogue& epilogue);
+using StoreRowFn = StoreRowKernel*;
+StoreRowKernel StoreRowAvx512, StoreRowAvx2, StoreRowScalar;
 
 // y[c * out.row_stride + r] = epilogue(acc[c * acc_stride + r]) for r < rows, c < channels: acc's
 // channel-major layout is already Y's when Y is NCHW (SparseConv), so each channel's run of pixels
 // is finished in place of a transpose; out.row_stride is then the distance between channels.
-using StoreChannelRowsFn = void (*)(const float* acc, size_t acc_stride, size_t rows,
+using StoreChannelRowsKernel = void(const float* acc, size_t acc_stride, size_t rows,
                                     size_t channels, const OutputBlock& out,
                                     const Epilogue& epilogue);
-
-void StoreTransposedAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
-                           const OutputBlock& out, const Epilogue& epilogue);
-void StoreRowAvx512(const float* acc, size_t channels, const OutputBlock& out,
-                    const Epilogue& epilogue);
-void StoreChannelRowsAvx512(const float* acc, size_t acc_stride, size_t rows, size_t channels,
-                            const OutputBlock& out, const Epilogue& epilogue);
-
-void StoreTransposedAvx2(const float* acc, size_t acc_stride, size_t rows, size_t channels,
-                         const OutputBlock& out, const Epilogue& epilogue);
-void StoreRowAvx2(const float* acc, size_t channels, const OutputBlock& out,
-                  const Epilogue& epilogue);
-void StoreChannelRowsAvx2(const float* acc, size_t acc_stride, size_t rows, size_t channels,
-                          const OutputBlock& out, const Epilogue& epilogue);
-
-void StoreTransposedScalar(const float* acc, size_t acc_stride, size_t rows, size_t channels,
-                           const OutputBlock& out, const Epilogue& epilogue);
-void StoreRowScalar(const float* acc, size_t channels, const OutputBlock& out,
-                    const Epilogue& epilogue);
-void StoreChannelRowsScalar(const float* acc, size_t acc_stride, size_t rows, size_t channels,
-                            const OutputBlock& out, const Epilogue& epilogue);
+using StoreChannelRowsFn = StoreChannelRowsKernel*;
+StoreChannelRowsKernel StoreChannelRowsAvx512, StoreChannelRowsAvx2, StoreChannelRowsScalar;
 
 }  // namespace ortsparse::kernels

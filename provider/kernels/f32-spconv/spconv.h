@@ -19,18 +19,10 @@ namespace ortsparse::kernels {
 // part of a Concat's input rather than of one tensor. The planes' rows are the image's plane rows
 // from first_plane_row on (0 but for a band of output rows, whose first is first_plane_row). The
 // ISA variants differ in how they move a run of input columns.
-using PackInputPlanesFn = void (*)(const float* channels, const InputPlanes& planes_layout,
-                                   size_t first_plane_row, size_t channel_begin,
-                                   size_t channel_end, float* planes);
-
-void PackInputPlanesAvx512(const float* channels, const InputPlanes& planes_layout,
-                           size_t first_plane_row, size_t channel_begin, size_t channel_end,
-                           float* planes);
-void PackInputPlanesAvx2(const float* channels, const InputPlanes& planes_layout,
-                         size_t first_plane_row, size_t channel_begin, size_t channel_end,
-                         float* planes);
-void PackInputPlanesScalar(const float* channels, const InputPlanes& planes_layout,
-                           size_t first_plane_row, size_t channel_begin, size_t channel_end,
-                           float* planes);
+using PackInputPlanesKernel = void(const float* channels, const InputPlanes& planes_layout,
+                                   size_t first_plane_row, size_t channel_begin, size_t channel_end,
+                                   float* planes);
+using PackInputPlanesFn = PackInputPlanesKernel*;
+PackInputPlanesKernel PackInputPlanesAvx512, PackInputPlanesAvx2, PackInputPlanesScalar;
 
 }  // namespace ortsparse::kernels

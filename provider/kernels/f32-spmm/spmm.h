@@ -63,8 +63,10 @@ using OffsetSegments = TileSegments<int32_t>;
 
 // Transposes rows [0, rows) and columns [k_begin, k_end) of row-major x (row stride x_stride)
 // into panel, zero-filling panel rows from `rows` up to the next multiple of the vector width.
-using PackPanelFn = void (*)(const float* x, size_t x_stride, size_t rows, size_t k_begin,
+using PackPanelKernel = void(const float* x, size_t x_stride, size_t rows, size_t k_begin,
                              size_t k_end, float* panel);
+using PackPanelFn = PackPanelKernel*;
+PackPanelKernel PackPanelAvx512, PackPanelAvx2, PackPanelScalar;
 
 // For each segment in [segment_begin, segment_end), writes (or, accumulating, adds) its products
 // to acc[c * panel_rows + r] for every channel c of its group (block4's padding channels included).
@@ -76,8 +78,11 @@ using SpmmTileFn = TileFn<uint16_t>;
 using DirectConvTileFn = TileFn<int32_t>;
 
 // Same contract for one row x (length K): writes out[c] for every channel of the groups.
-using SpmvRowFn = void (*)(const float* x, const SparseWeights& weights, size_t group_begin,
+using SpmvRowKernel = void(const float* x, const SparseWeights& weights, size_t group_begin,
                            size_t group_end, float* out);
+using SpmvRowFn = SpmvRowKernel*;
+SpmvRowKernel SpmvCsrAvx512, SpmvBlock4Avx512, SpmvCsrAvx2, SpmvBlock4Avx2, SpmvCsrScalar,
+    SpmvBlock4Scalar;
 
 // Tile kernels are instantiated for panels of 1 to 4 vectors of rows: a tile of `rows` rows uses
 // the variant with ceil(rows / vector width) vectors, so a short last tile costs no full-width
@@ -116,8 +121,6 @@ struct FinishedChannels {
 
 // AVX-512: 16 floats per vector, panels of 64 rows.
 inline constexpr size_t kAvx512PanelRows = 64;
-void PackPanelAvx512(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
-                     float* panel);
 template <typename Rows, size_t kRows, bool kAccumulate>
 void Spmm64x1Avx512(const float* base, const TileSegments<typename Rows::Index>& weights,
                    size_t segment_begin, size_t segment_end, float* acc);
@@ -130,39 +133,23 @@ void Spmm64x4Avx512(const float* base, const TileSegments<typename Rows::Index>&
 template <size_t kRows, bool kAccumulate, Activation kActivation, ResidualMode kResidual>
 void Spmm64x1FinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
                          size_t segment_end, const float* acc, const FinishedChannels& out);
-void SpmvCsrAvx512(const float* x, const SparseWeights& weights, size_t group_begin,
-                   size_t group_end, float* out);
-void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group_begin,
-                      size_t group_end, float* out);
 
 // AVX2: 8 floats per vector, panels of 32 rows.
 inline constexpr size_t kAvx2PanelRows = 32;
-void PackPanelAvx2(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
-                   float* panel);
 template <typename Rows, size_t kRows, bool kAccumulate>
 void Spmm32x1Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
                  size_t segment_begin, size_t segment_end, float* acc);
 template <typename Rows, size_t kRows, bool kAccumulate>
 void Spmm32x4Avx2(const float* base, const TileSegments<typename Rows::Index>& weights,
                     size_t segment_begin, size_t segment_end, float* acc);
-void SpmvCsrAvx2(const float* x, const SparseWeights& weights, size_t group_begin,
-                 size_t group_end, float* out);
-void SpmvBlock4Avx2(const float* x, const SparseWeights& weights, size_t group_begin,
-                    size_t group_end, float* out);
 
 // Portable fallback: panels of 8 rows, one tile variant.
 inline constexpr size_t kScalarPanelRows = 8;
-void PackPanelScalar(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
-                     float* panel);
 template <typename Rows, bool kAccumulate>
 void SpmmCsrScalar(const float* base, const TileSegments<typename Rows::Index>& weights,
                    size_t segment_begin, size_t segment_end, float* acc);
 template <typename Rows, bool kAccumulate>
 void SpmmBlock4Scalar(const float* base, const TileSegments<typename Rows::Index>& weights,
                       size_t segment_begin, size_t segment_end, float* acc);
-void SpmvCsrScalar(const float* x, const SparseWeights& weights, size_t group_begin,
-                   size_t group_end, float* out);
-void SpmvBlock4Scalar(const float* x, const SparseWeights& weights, size_t group_begin,
-                      size_t group_end, float* out);
 
 }  // namespace ortsparse::kernels

@@ -21,14 +21,9 @@ struct QuadPlanesSource {
 // Writes the planes of channel quads [quad_begin, quad_end) of source.image into `planes` (which
 // points at quad 0's), and the trailing padding when quad_end is the last. The ISA variants
 // differ in how they interleave a run of input columns.
-using PackQuadPlanesFn = void (*)(const QuadPlanesSource& source, const InputPlanes& layout,
+using PackQuadPlanesKernel = void(const QuadPlanesSource& source, const InputPlanes& layout,
                                   size_t quad_begin, size_t quad_end, uint32_t* planes);
-
-void PackQuadPlanesAvx512(const QuadPlanesSource& source, const InputPlanes& layout,
-                          size_t quad_begin, size_t quad_end, uint32_t* planes);
-void PackQuadPlanesAvx2(const QuadPlanesSource& source, const InputPlanes& layout,
-                        size_t quad_begin, size_t quad_end, uint32_t* planes);
-void PackQuadPlanesScalar(const QuadPlanesSource& source, const InputPlanes& layout,
-                          size_t quad_begin, size_t quad_end, uint32_t* planes);
+using PackQuadPlanesFn = PackQuadPlanesKernel*;
+PackQuadPlanesKernel PackQuadPlanesAvx512, PackQuadPlanesAvx2, PackQuadPlanesScalar;
 
 }  // namespace ortsparse::kernels

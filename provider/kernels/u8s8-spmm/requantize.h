@@ -50,76 +50,46 @@ QuantizedAddition MakeQuantizedAddition(float first_scale, int32_t first_zero_po
 // alike.
 //
 // Row-major output (SparseQGemm): into y[r * y_stride + c].
-using RequantizeTileFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
-                                  size_t channels, const Requantization& requantization,
-                                  uint8_t* y, size_t y_stride);
+using RequantizeTileKernel = void(const int32_t* acc, size_t acc_stride, size_t rows,
+                                  size_t channels, const Requantization& requantization, uint8_t* y,
+                                  size_t y_stride);
+using RequantizeTileFn = RequantizeTileKernel*;
+// The AVX-512 variant reads whole 16-row vectors: acc_stride is a multiple of 16.
+RequantizeTileKernel RequantizeTileScalar, RequantizeTileAvx2, RequantizeTileAvx512;
 // Channel-major output (SparseQConv's NCHW): into y[c * y_channel_stride + r].
-using RequantizeChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+using RequantizeChannelsKernel = void(const int32_t* acc, size_t acc_stride, size_t rows,
                                       size_t channels, const Requantization& requantization,
                                       uint8_t* y, size_t y_channel_stride);
+using RequantizeChannelsFn = RequantizeChannelsKernel*;
+RequantizeChannelsKernel RequantizeChannelsScalar, RequantizeChannelsAvx2, RequantizeChannelsAvx512;
 
 // The channel-major layout followed by the residual Add: y[c * y_channel_stride + r] = the sum of
 // the requantized value and residual[c * y_channel_stride + r], saturated to the type of
 // `is_signed` (int8, else uint8). The requantization's zero point and bounds are the requantized
 // operand's.
-using RequantizeAddChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+using RequantizeAddChannelsKernel = void(const int32_t* acc, size_t acc_stride, size_t rows,
                                          size_t channels, const Requantization& requantization,
                                          const QuantizedAddition& addition, bool is_signed,
                                          const uint8_t* residual, uint8_t* y,
                                          size_t y_channel_stride);
+using RequantizeAddChannelsFn = RequantizeAddChannelsKernel*;
+RequantizeAddChannelsKernel RequantizeAddChannelsScalar, RequantizeAddChannelsAvx2,
+    RequantizeAddChannelsAvx512;
 
 // No requantization (SparseMatMulInteger's int32 output): y[r * y_stride + c] =
 // acc[c * acc_stride + r] + channel_offsets[c], the exact sums row-major.
-using StoreSumsTileFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+using StoreSumsTileKernel = void(const int32_t* acc, size_t acc_stride, size_t rows,
                                  size_t channels, const int32_t* channel_offsets, int32_t* y,
                                  size_t y_stride);
+using StoreSumsTileFn = StoreSumsTileKernel*;
+// acc_stride is a multiple of 16 for the AVX-512 variant, as for RequantizeTileAvx512.
+StoreSumsTileKernel StoreSumsTileScalar, StoreSumsTileAvx512, StoreSumsTileAvx2;
 
 // The same sums channel-major (SparseConvInteger's NCHW): y[c * y_channel_stride + r].
-using StoreSumsChannelsFn = void (*)(const int32_t* acc, size_t acc_stride, size_t rows,
+using StoreSumsChannelsKernel = void(const int32_t* acc, size_t acc_stride, size_t rows,
                                      size_t channels, const int32_t* channel_offsets, int32_t* y,
                                      size_t y_channel_stride);
-
-void StoreSumsTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                         const int32_t* channel_offsets, int32_t* y, size_t y_stride);
-void StoreSumsChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                             const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride);
-// acc_stride is a multiple of 16, as for RequantizeTileAvx512.
-void StoreSumsTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                         const int32_t* channel_offsets, int32_t* y, size_t y_stride);
-void StoreSumsChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                             const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride);
-
-void RequantizeTileScalar(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                          const Requantization& requantization, uint8_t* y, size_t y_stride);
-void RequantizeChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows,
-                              size_t channels, const Requantization& requantization, uint8_t* y,
-                              size_t y_channel_stride);
-void RequantizeAddChannelsScalar(const int32_t* acc, size_t acc_stride, size_t rows,
-                                 size_t channels, const Requantization& requantization,
-                                 const QuantizedAddition& addition, bool is_signed,
-                                 const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
-void StoreSumsTileAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                       const int32_t* channel_offsets, int32_t* y, size_t y_stride);
-void StoreSumsChannelsAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                           const int32_t* channel_offsets, int32_t* y, size_t y_channel_stride);
-void RequantizeTileAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                        const Requantization& requantization, uint8_t* y, size_t y_stride);
-void RequantizeChannelsAvx2(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                            const Requantization& requantization, uint8_t* y,
-                            size_t y_channel_stride);
-void RequantizeAddChannelsAvx2(const int32_t* acc, size_t acc_stride, size_t rows,
-                               size_t channels, const Requantization& requantization,
-                               const QuantizedAddition& addition, bool is_signed,
-                               const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
-// The AVX-512 row-major variant reads whole 16-row vectors: acc_stride is a multiple of 16.
-void RequantizeTileAvx512(const int32_t* acc, size_t acc_stride, size_t rows, size_t channels,
-                          const Requantization& requantization, uint8_t* y, size_t y_stride);
-void RequantizeChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
-                              size_t channels, const Requantization& requantization, uint8_t* y,
-                              size_t y_channel_stride);
-void RequantizeAddChannelsAvx512(const int32_t* acc, size_t acc_stride, size_t rows,
-                                 size_t channels, const Requantization& requantization,
-                                 const QuantizedAddition& addition, bool is_signed,
-                                 const uint8_t* residual, uint8_t* y, size_t y_channel_stride);
+using StoreSumsChannelsFn = StoreSumsChannelsKernel*;
+StoreSumsChannelsKernel StoreSumsChannelsScalar, StoreSumsChannelsAvx512, StoreSumsChannelsAvx2;
 
 }  // namespace ortsparse::kernels

@@ -35,14 +35,18 @@ struct QuadWeights {
 // after that are left alone (a one-row tile packs 16 rows, not 64). flip_sign XORs every byte
 // with 0x80: it turns int8 activations into the uint8 the kernels multiply (x + 128), which the
 // operator's zero point then accounts for.
-using PackQuadPanelFn = void (*)(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
+using PackQuadPanelKernel = void(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
                                  bool flip_sign, uint8_t* panel);
+using PackQuadPanelFn = PackQuadPanelKernel*;
+PackQuadPanelKernel PackQuadPanelAvx512Vnni, PackQuadPanelAvx2, PackQuadPanelScalar;
 
 // For groups [group_begin, group_end): acc[(g - group_begin) * acc_rows + r] = sum over the
 // group's stored quads i of the dot product of W's quad with the dword at
 // base + input_offsets[i] + 4 r. The family's variant v reads (v + 1) * vector_rows rows.
-using QuadTileFn = void (*)(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
+using QuadTileKernel = void(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                             size_t group_end, int32_t* acc);
+using QuadTileFn = QuadTileKernel*;
+QuadTileKernel QuadTileScalar;
 
 // Tile kernels come for 1 to 4 vectors of rows, like the FP32 ones: a tile of `rows` rows uses
 // the one with ceil(rows / vector_rows) vectors.
@@ -50,8 +54,6 @@ inline constexpr size_t kMaxQuadTileVectors = 4;
 
 // AVX-512 VNNI: vpdpbusd on 16 rows x one quad per vector; 64-row tiles.
 inline constexpr size_t kVnniPanelRows = 64;
-void PackQuadPanelAvx512Vnni(const uint8_t* x, size_t x_stride, size_t rows, size_t k,
-                             bool flip_sign, uint8_t* panel);
 template <size_t kVectors>
 void Spmm64x1c4Avx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                           size_t group_end, int32_t* acc);
@@ -86,8 +88,6 @@ void Spmm64x1c4RequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weig
 // the kernels split each dword into its even and odd bytes as int16 and multiply them by the
 // weights' even and odd pairs with vpmaddwd, which is exact; 32-row tiles.
 inline constexpr size_t kAvx2QuadPanelRows = 32;
-void PackQuadPanelAvx2(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
-                       uint8_t* panel);
 template <size_t kVectors>
 void Spmm32x1c4Avx2(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                     size_t group_end, int32_t* acc);
@@ -99,9 +99,5 @@ void Spmm32x1c4AvxVnni(const uint8_t* base, const QuadWeights& weights, size_t g
 
 // Portable reference: 8-row tiles, one variant.
 inline constexpr size_t kScalarQuadPanelRows = 8;
-void PackQuadPanelScalar(const uint8_t* x, size_t x_stride, size_t rows, size_t k, bool flip_sign,
-                         uint8_t* panel);
-void QuadTileScalar(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                    size_t group_end, int32_t* acc);
 
 }  // namespace ortsparse::kernels
