@@ -1,7 +1,9 @@
-// Vectorized activations for AVX2 files: math-simd.h's on 8 float lanes.
+// The AVX2 files' float vector (8 lanes) and math-simd.h's activations on it.
 #pragma once
 
 #include <immintrin.h>
+
+#include <cstddef>
 
 #include "kernels/activations/math-simd.h"
 
@@ -10,6 +12,10 @@ namespace ortsparse::kernels::avx2 {
 struct F32x8 {
   using Reg = __m256;
   using Mask = __m256;  // all-ones lanes, as the compares make them
+  static constexpr size_t kLanes = 8;
+  static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  static Reg LoadAligned(const float* p) { return _mm256_load_ps(p); }
+  static void StoreAligned(float* p, Reg v) { _mm256_store_ps(p, v); }
   static Reg Set1(float value) { return _mm256_set1_ps(value); }
   static Reg Zero() { return _mm256_setzero_ps(); }
   static Reg Add(Reg a, Reg b) { return _mm256_add_ps(a, b); }

@@ -1,15 +1,20 @@
-// Vectorized activations for AVX-512 files: math-simd.h's on 16 float lanes.
+// The AVX-512 files' float vector (16 lanes) and math-simd.h's activations on it.
 #pragma once
 
-#include "kernels/f32-spmm/simd-avx512.h"
+#include <cstddef>
 
 #include "kernels/activations/math-simd.h"
+#include "kernels/f32-spmm/simd-avx512.h"
 
 namespace ortsparse::kernels::avx512 {
 
 struct F32x16 {
   using Reg = __m512;
   using Mask = __mmask16;
+  static constexpr size_t kLanes = 16;
+  static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  static Reg LoadAligned(const float* p) { return _mm512_load_ps(p); }
+  static void StoreAligned(float* p, Reg v) { _mm512_store_ps(p, v); }
   static Reg Set1(float value) { return _mm512_set1_ps(value); }
   static Reg Zero() { return _mm512_setzero_ps(); }
   static Reg Add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
