@@ -5,6 +5,16 @@
 
 namespace ortsparse::kernels {
 
+// Both addressings, each overwriting and accumulating: one tile height only.
+#define ORTSPARSE_INSTANTIATE_SCALAR_TILE_FOR(kernel, addressing)                               \
+  template void kernel<addressing, false>(const float*, const TileSegments<addressing::Index>&, \
+                                          size_t, size_t, float*);                              \
+  template void kernel<addressing, true>(const float*, const TileSegments<addressing::Index>&,  \
+                                         size_t, size_t, float*);
+#define ORTSPARSE_INSTANTIATE_SCALAR_TILE(kernel)                            \
+  ORTSPARSE_INSTANTIATE_SCALAR_TILE_FOR(kernel, PanelRows<kScalarPanelRows>) \
+  ORTSPARSE_INSTANTIATE_SCALAR_TILE_FOR(kernel, InputOffsets)
+
 void PackPanelScalar(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
                      float* panel) {
   for (size_t k = k_begin; k < k_end; ++k) {
@@ -31,14 +41,7 @@ void SpmmCsrScalar(const float* base, const TileSegments<typename Rows::Index>& 
   }
 }
 
-template void SpmmCsrScalar<PanelRows<kScalarPanelRows>, false>(const float*,
-    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
-template void SpmmCsrScalar<PanelRows<kScalarPanelRows>, true>(const float*,
-    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
-template void SpmmCsrScalar<InputOffsets, false>(const float*,
-    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
-template void SpmmCsrScalar<InputOffsets, true>(const float*,
-    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
+ORTSPARSE_INSTANTIATE_SCALAR_TILE(SpmmCsrScalar)
 
 template <typename Rows, bool kAccumulate>
 void SpmmBlock4Scalar(const float* base, const TileSegments<typename Rows::Index>& weights,
@@ -64,14 +67,7 @@ void SpmmBlock4Scalar(const float* base, const TileSegments<typename Rows::Index
   }
 }
 
-template void SpmmBlock4Scalar<PanelRows<kScalarPanelRows>, false>(const float*,
-    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
-template void SpmmBlock4Scalar<PanelRows<kScalarPanelRows>, true>(const float*,
-    const TileSegments<PanelRows<kScalarPanelRows>::Index>&, size_t, size_t, float*);
-template void SpmmBlock4Scalar<InputOffsets, false>(const float*,
-    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
-template void SpmmBlock4Scalar<InputOffsets, true>(const float*,
-    const TileSegments<InputOffsets::Index>&, size_t, size_t, float*);
+ORTSPARSE_INSTANTIATE_SCALAR_TILE(SpmmBlock4Scalar)
 
 void SpmvCsrScalar(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out) {

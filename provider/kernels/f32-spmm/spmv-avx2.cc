@@ -3,54 +3,44 @@
 
 #include <algorithm>
 
-#include "kernels/f32-spmm/spmm.h"
+#include "kernels/activations/math-avx2.h"
 #include "kernels/f32-spmm/simd-avx2.h"
+#include "kernels/f32-spmm/spmm.h"
+#include "kernels/f32-spmm/spmv-simd.h"
 
 namespace ortsparse::kernels {
 namespace {
 
-float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+struct RowVector : avx2::F32x8 {
+  static __m256i Indices(const uint16_t* first) {
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
+  }
+  static Reg Gather(const float* x, const uint16_t* indices) {
+    return _mm256_i32gather_ps(x, Indices(indices), 4);
+  }
+  static Reg LoadFirst(const float* p, size_t count) {
+    return _mm256_maskload_ps(p, FirstLanesMask(count));
+  }
+  static Reg GatherFirst(const float* x, const uint16_t* indices, size_t count) {
+    // AVX2 has no masked 16-bit load: the indices go through a zero-padded copy.
+    uint16_t first[8] = {};
+    std::copy(indices, indices + count, first);
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, Indices(first),
+                                    _mm256_castsi256_ps(FirstLanesMask(count)), 4);
+  }
+  static float Sum(Reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
 
 }  // namespace
 
-void SpmvCsrAvx2(const float* x, const SparseWeights& weights, size_t group_begin,
-                 size_t group_end, float* out) {
-  const float* values = weights.values;
-  const uint16_t* indices = weights.input_indices;
-  auto eight_indices = [&](const uint16_t* first) {
-    return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
-  };
-  for (size_t g = group_begin; g < group_end; ++g) {
-    size_t i = static_cast<uint32_t>(weights.group_offsets[g]);
-    const size_t end = static_cast<uint32_t>(weights.group_offsets[g + 1]);
-    // Two accumulators so that consecutive gathers do not wait on each other's FMA.
-    __m256 acc0 = _mm256_setzero_ps();
-    __m256 acc1 = _mm256_setzero_ps();
-    for (; i + 16 <= end; i += 16) {
-      const __m256i k0 = eight_indices(indices + i);
-      const __m256i k1 = eight_indices(indices + i + 8);
-      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(values + i), _mm256_i32gather_ps(x, k0, 4), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(values + i + 8), _mm256_i32gather_ps(x, k1, 4),
-                             acc1);
-    }
-    for (; i < end; i += 8) {
-      const size_t count = end - i < 8 ? end - i : 8;
-      const __m256i mask = FirstLanesMask(count);
-      // AVX2 has no masked 16-bit load: the tail's indices go through a zero-padded copy.
-      uint16_t tail[8] = {};
-      std::copy(indices + i, indices + i + count, tail);
-      const __m256i k = eight_indices(tail);
-      const __m256 xs =
-          _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, k, _mm256_castsi256_ps(mask), 4);
-      acc0 = _mm256_fmadd_ps(_mm256_maskload_ps(values + i, mask), xs, acc0);
-    }
-    out[g - group_begin] = HorizontalSum(_mm256_add_ps(acc0, acc1));
-  }
+void SpmvCsrAvx2(const float* x, const SparseWeights& weights, size_t group_begin, size_t group_end,
+                 float* out) {
+  SpmvCsr<RowVector>(x, weights, group_begin, group_end, out);
 }
 
 void SpmvBlock4Avx2(const float* x, const SparseWeights& weights, size_t group_begin,

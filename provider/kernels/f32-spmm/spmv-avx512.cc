@@ -1,40 +1,35 @@
 // Row kernels for AVX-512: gather one row's inputs for 16 stored weights at a time.
+#include "kernels/activations/math-avx512.h"
 #include "kernels/f32-spmm/simd-avx512.h"
-
 #include "kernels/f32-spmm/spmm.h"
+#include "kernels/f32-spmm/spmv-simd.h"
 
 namespace ortsparse::kernels {
+namespace {
+
+struct RowVector : avx512::F32x16 {
+  static __mmask16 FirstLanes(size_t count) { return static_cast<__mmask16>((1u << count) - 1); }
+  static Reg Gather(const float* x, const uint16_t* indices) {
+    const __m512i lanes =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(indices)));
+    return _mm512_i32gather_ps(lanes, x, 4);
+  }
+  static Reg LoadFirst(const float* p, size_t count) {
+    return _mm512_maskz_loadu_ps(FirstLanes(count), p);
+  }
+  static Reg GatherFirst(const float* x, const uint16_t* indices, size_t count) {
+    const __mmask16 mask = FirstLanes(count);
+    const __m512i lanes = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, indices));
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, lanes, x, 4);
+  }
+  static float Sum(Reg v) { return _mm512_reduce_add_ps(v); }
+};
+
+}  // namespace
 
 void SpmvCsrAvx512(const float* x, const SparseWeights& weights, size_t group_begin,
                    size_t group_end, float* out) {
-  const float* values = weights.values;
-  const uint16_t* indices = weights.input_indices;
-  auto sixteen_indices = [&](size_t first) {
-    return _mm512_cvtepu16_epi32(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(indices + first)));
-  };
-  for (size_t g = group_begin; g < group_end; ++g) {
-    size_t i = static_cast<uint32_t>(weights.group_offsets[g]);
-    const size_t end = static_cast<uint32_t>(weights.group_offsets[g + 1]);
-    // Two accumulators so that consecutive gathers do not wait on each other's FMA.
-    __m512 acc0 = _mm512_setzero_ps();
-    __m512 acc1 = _mm512_setzero_ps();
-    for (; i + 32 <= end; i += 32) {
-      const __m512i k0 = sixteen_indices(i);
-      const __m512i k1 = sixteen_indices(i + 16);
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(values + i), _mm512_i32gather_ps(k0, x, 4), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(values + i + 16), _mm512_i32gather_ps(k1, x, 4),
-                             acc1);
-    }
-    for (; i < end; i += 16) {
-      const size_t count = end - i < 16 ? end - i : 16;
-      const __mmask16 mask = static_cast<__mmask16>((1u << count) - 1);
-      const __m512i k = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, indices + i));
-      const __m512 xs = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, k, x, 4);
-      acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, values + i), xs, acc0);
-    }
-    out[g - group_begin] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  }
+  SpmvCsr<RowVector>(x, weights, group_begin, group_end, out);
 }
 
 void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group_begin,
@@ -53,8 +48,7 @@ void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group
           x, _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(indices + first))),
           4);
       return _mm512_fmadd_ps(_mm512_loadu_ps(values + 4 * first),
-                             _mm512_permutexvar_ps(spread_inputs, _mm512_castps128_ps512(xs)),
-                             acc);
+                             _mm512_permutexvar_ps(spread_inputs, _mm512_castps128_ps512(xs)), acc);
     };
     for (; i + 8 <= end; i += 8) {
       acc0 = add_four_blocks(i, acc0);
@@ -64,13 +58,13 @@ void SpmvBlock4Avx512(const float* x, const SparseWeights& weights, size_t group
       acc0 = add_four_blocks(i, acc0);
       i += 4;
     }
-    __m128 sum = _mm_add_ps(
-        _mm_add_ps(_mm512_extractf32x4_ps(acc0, 0), _mm512_extractf32x4_ps(acc0, 1)),
-        _mm_add_ps(_mm512_extractf32x4_ps(acc0, 2), _mm512_extractf32x4_ps(acc0, 3)));
+    __m128 sum =
+        _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(acc0, 0), _mm512_extractf32x4_ps(acc0, 1)),
+                   _mm_add_ps(_mm512_extractf32x4_ps(acc0, 2), _mm512_extractf32x4_ps(acc0, 3)));
     sum = _mm_add_ps(
-        sum, _mm_add_ps(
-                 _mm_add_ps(_mm512_extractf32x4_ps(acc1, 0), _mm512_extractf32x4_ps(acc1, 1)),
-                 _mm_add_ps(_mm512_extractf32x4_ps(acc1, 2), _mm512_extractf32x4_ps(acc1, 3))));
+        sum,
+        _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(acc1, 0), _mm512_extractf32x4_ps(acc1, 1)),
+                   _mm_add_ps(_mm512_extractf32x4_ps(acc1, 2), _mm512_extractf32x4_ps(acc1, 3))));
     for (; i < end; ++i) {
       sum = _mm_fmadd_ps(_mm_loadu_ps(values + 4 * i), _mm_set1_ps(x[indices[i]]), sum);
     }
