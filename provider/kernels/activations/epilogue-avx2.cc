@@ -11,11 +11,6 @@ namespace {
 struct Avx2Output : avx2::F32x8 {
   // One channel's vectors at a time: interleaving channels was measured only on AVX-512.
   static constexpr size_t kInterleavedChannels = 1;
-  using Lanes = __m256i;
-  static Lanes FirstLanes(size_t count) { return FirstLanesMask(count); }
-  static Reg LoadLanes(Lanes lanes, const float* p) { return _mm256_maskload_ps(p, lanes); }
-  static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm256_maskstore_ps(p, lanes, v); }
-  static void Transpose(Reg block[kLanes]) { Transpose8x8(block); }
 };
 
 }  // namespace

@@ -12,11 +12,6 @@ struct Avx512Output : avx512::F32x16 {
   // and four independent ones interleave where a single channel's rows, often only 1-3 vectors
   // long, left the FMA units waiting on latency (YOLOv5s-like at 80%, SiLU: about 1% faster).
   static constexpr size_t kInterleavedChannels = 4;
-  using Lanes = __mmask16;
-  static Lanes FirstLanes(size_t count) { return static_cast<__mmask16>((1u << count) - 1); }
-  static Reg LoadLanes(Lanes lanes, const float* p) { return _mm512_maskz_loadu_ps(lanes, p); }
-  static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm512_mask_storeu_ps(p, lanes, v); }
-  static void Transpose(Reg block[kLanes]) { Transpose16x16(block); }
 };
 
 }  // namespace

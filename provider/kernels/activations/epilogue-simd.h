@@ -2,11 +2,8 @@
 // 16): transposes blocks of channel-major accumulators into rows of Y, or for NCHW outputs stores
 // each channel's run as it is, and finishes them (bias, residual, activation) on the way.
 //
-// V extends math-simd.h's operations and the vector's kLanes and Load(p) (math-avx2.h,
-// math-avx512.h) with: Lanes, the first lanes of a vector, made by FirstLanes(count);
-// LoadLanes(lanes, p) (zero in the other lanes) and StoreLanes(p, lanes, v);
-// Transpose(block[kLanes]) in place; kInterleavedChannels, how many channels' vectors
-// StoreChannelRows finishes at a time.
+// V is the ISA's float vector (simd-avx2.h, simd-avx512.h) with kInterleavedChannels, how many
+// channels' vectors StoreChannelRows finishes at a time.
 #pragma once
 
 #include <algorithm>

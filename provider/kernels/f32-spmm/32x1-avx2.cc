@@ -1,5 +1,5 @@
 // CSR tile kernels for AVX2: one output channel at a time, up to 32 rows (4 vectors).
-#include "kernels/activations/math-avx2.h"
+#include "kernels/f32-spmm/simd-avx2.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/f32-spmm/tiles-simd.h"
 

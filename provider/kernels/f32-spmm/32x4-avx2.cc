@@ -1,5 +1,5 @@
 // block4 tile kernels for AVX2: four output channels share each panel load, up to 32 rows.
-#include "kernels/activations/math-avx2.h"
+#include "kernels/f32-spmm/simd-avx2.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/f32-spmm/tiles-simd.h"
 

@@ -1,5 +1,4 @@
 // block4 tile kernels for AVX-512: four output channels share each panel load, up to 64 rows.
-#include "kernels/activations/math-avx512.h"
 #include "kernels/f32-spmm/simd-avx512.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/f32-spmm/tiles-simd.h"

@@ -1,4 +1,5 @@
-// In-register helpers shared by the panel packer and the output stage (AVX-512 files only).
+// The AVX-512 files' float vector: F32x16, the operations the kernels written once over a vector
+// type take (math-simd.h, epilogue-simd.h, tiles-simd.h, spmv-simd.h), and in-register helpers.
 #pragma once
 
 // GCC 12 flags the intrinsics' deliberately undefined temporaries as (maybe-)uninitialized
@@ -10,6 +11,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+
+#include <cstddef>
 
 namespace ortsparse::kernels {
 
@@ -46,4 +49,40 @@ inline void Transpose16x16(__m512 v[16]) {
   }
 }
 
+namespace avx512 {
+
+struct F32x16 {
+  using Reg = __m512;
+  using Mask = __mmask16;
+  static constexpr size_t kLanes = 16;
+  static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  static Reg LoadAligned(const float* p) { return _mm512_load_ps(p); }
+  static void StoreAligned(float* p, Reg v) { _mm512_store_ps(p, v); }
+  // The first count (<= kLanes) lanes, for partial loads (zero in the other lanes) and stores.
+  using Lanes = __mmask16;
+  static Lanes FirstLanes(size_t count) { return static_cast<Lanes>((1u << count) - 1); }
+  static Reg LoadLanes(Lanes lanes, const float* p) { return _mm512_maskz_loadu_ps(lanes, p); }
+  static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm512_mask_storeu_ps(p, lanes, v); }
+  static void Transpose(Reg block[kLanes]) { Transpose16x16(block); }
+  static Reg Set1(float value) { return _mm512_set1_ps(value); }
+  static Reg Zero() { return _mm512_setzero_ps(); }
+  static Reg Add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg Sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  static Reg Mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg Div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
+  static Reg Min(Reg a, Reg b) { return _mm512_min_ps(a, b); }
+  static Reg Max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static Reg Abs(Reg a) { return _mm512_abs_ps(a); }
+  static Reg Fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg Fnmsub(Reg a, Reg b, Reg c) { return _mm512_fnmsub_ps(a, b, c); }
+  static Mask Less(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static Mask Greater(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static Reg Select(Mask mask, Reg if_set, Reg otherwise) {
+    return _mm512_mask_blend_ps(mask, otherwise, if_set);
+  }
+  // vscalefps multiplies by 2^n itself.
+  static Reg TimesPowerOfTwo(Reg p, Reg n, Reg /*shifted*/) { return _mm512_scalef_ps(p, n); }
+};
+
+}  // namespace avx512
 }  // namespace ortsparse::kernels

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "kernels/activations/math-avx2.h"
 #include "kernels/f32-spmm/simd-avx2.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/f32-spmm/spmv-simd.h"
@@ -17,9 +16,6 @@ struct RowVector : avx2::F32x8 {
   }
   static Reg Gather(const float* x, const uint16_t* indices) {
     return _mm256_i32gather_ps(x, Indices(indices), 4);
-  }
-  static Reg LoadFirst(const float* p, size_t count) {
-    return _mm256_maskload_ps(p, FirstLanesMask(count));
   }
   static Reg GatherFirst(const float* x, const uint16_t* indices, size_t count) {
     // AVX2 has no masked 16-bit load: the indices go through a zero-padded copy.

@@ -1,5 +1,4 @@
 // Row kernels for AVX-512: gather one row's inputs for 16 stored weights at a time.
-#include "kernels/activations/math-avx512.h"
 #include "kernels/f32-spmm/simd-avx512.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/f32-spmm/spmv-simd.h"
@@ -8,14 +7,10 @@ namespace ortsparse::kernels {
 namespace {
 
 struct RowVector : avx512::F32x16 {
-  static __mmask16 FirstLanes(size_t count) { return static_cast<__mmask16>((1u << count) - 1); }
   static Reg Gather(const float* x, const uint16_t* indices) {
     const __m512i lanes =
         _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(indices)));
     return _mm512_i32gather_ps(lanes, x, 4);
-  }
-  static Reg LoadFirst(const float* p, size_t count) {
-    return _mm512_maskz_loadu_ps(FirstLanes(count), p);
   }
   static Reg GatherFirst(const float* x, const uint16_t* indices, size_t count) {
     const __mmask16 mask = FirstLanes(count);

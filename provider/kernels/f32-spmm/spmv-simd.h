@@ -1,10 +1,10 @@
 // The CSR row kernel, written once over a float vector's operations and compiled in each ISA's
 // files with their flags (spmv-avx2.cc, spmv-avx512.cc); spmm.h has its contract.
 //
-// V supplies (math-avx2.h, math-avx512.h): Reg; kLanes; Zero(), Add(a, b), Fmadd(a, b, c);
-// Load(p); and, for the row kernels: Gather(x, indices), x[indices[l]] for kLanes 16-bit
-// indices; LoadFirst(p, count) and GatherFirst(x, indices, count), the same in the first count
-// lanes (count <= kLanes) and 0 in the others, reading nothing past them; Sum(v) of its lanes.
+// V is the ISA's float vector (simd-avx2.h, simd-avx512.h) with: Gather(x, indices),
+// x[indices[l]] for kLanes 16-bit indices; GatherFirst(x, indices, count), the same in the first
+// count lanes (count <= kLanes) and 0 in the others, reading no index past them; Sum(v) of its
+// lanes.
 #pragma once
 
 #include <algorithm>
@@ -35,7 +35,8 @@ void SpmvCsr(const float* x, const SparseWeights& weights, size_t group_begin, s
     }
     for (; i < end; i += kLanes) {
       const size_t count = std::min(end - i, kLanes);
-      acc0 = V::Fmadd(V::LoadFirst(values + i, count), V::GatherFirst(x, indices + i, count), acc0);
+      acc0 = V::Fmadd(V::LoadLanes(V::FirstLanes(count), values + i),
+                      V::GatherFirst(x, indices + i, count), acc0);
     }
     out[g - group_begin] = V::Sum(V::Add(acc0, acc1));
   }

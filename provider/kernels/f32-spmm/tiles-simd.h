@@ -1,11 +1,10 @@
-// The FP32 tile kernels, written once over a float vector's operations and compiled in each ISA's
-// files with their flags: CSR in 32x1-avx2.cc and 64x1-avx512.cc, block4 in 32x4-avx2.cc and
-// 64x4-avx512.cc (spmm.h has their contract).
-//
-// V supplies (math-avx2.h, math-avx512.h): Reg; kLanes; Zero(), Set1(value), Add(a, b),
-// Fmadd(a, b, c) = a*b+c; Load(p), LoadAligned(p) and StoreAligned(p, v).
+// The FP32 panel packer and tile kernels, written once over the ISA's float vector V (simd-avx2.h,
+// simd-avx512.h) and compiled in each ISA's files with their flags: the packer in pack-avx2.cc and
+// pack-avx512.cc, CSR tiles in 32x1-avx2.cc and 64x1-avx512.cc, block4 tiles in 32x4-avx2.cc and
+// 64x4-avx512.cc (spmm.h has their contracts).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -14,6 +13,29 @@
 namespace ortsparse::kernels {
 // Internal linkage: each ISA's instantiations stay in the files compiled with its flags.
 namespace {
+
+// The panel packer: kLanes x kLanes blocks of X loaded under the columns present (rows past X's
+// are zero) and transposed in registers.
+template <class V, size_t kPanelRows>
+void PackPanelOf(const float* x, size_t x_stride, size_t rows, size_t k_begin, size_t k_end,
+                 float* panel) {
+  constexpr size_t kLanes = V::kLanes;
+  for (size_t r0 = 0; r0 < rows; r0 += kLanes) {
+    const size_t block_rows = std::min(kLanes, rows - r0);
+    for (size_t k0 = k_begin; k0 < k_end; k0 += kLanes) {
+      const size_t block_columns = std::min(kLanes, k_end - k0);
+      const typename V::Lanes columns = V::FirstLanes(block_columns);
+      typename V::Reg block[kLanes];
+      for (size_t r = 0; r < kLanes; ++r) {
+        block[r] = r < block_rows ? V::LoadLanes(columns, x + (r0 + r) * x_stride + k0) : V::Zero();
+      }
+      V::Transpose(block);
+      for (size_t c = 0; c < block_columns; ++c) {
+        V::StoreAligned(panel + (k0 + c) * kPanelRows + r0, block[c]);
+      }
+    }
+  }
+}
 
 // Computes each CSR segment's products in registers and hands them to
 // finish(segment's channel, sums[kRows / kLanes]); before each segment, prefetch(the next
