@@ -2,7 +2,6 @@
 #include <immintrin.h>
 
 #include "kernels/activations/epilogue-simd.h"
-#include "kernels/activations/math-avx2.h"
 #include "kernels/f32-spmm/simd-avx2.h"
 
 namespace ortsparse::kernels {

@@ -2,7 +2,6 @@
 #include "kernels/f32-spmm/simd-avx512.h"
 
 #include "kernels/activations/epilogue-simd.h"
-#include "kernels/activations/math-avx512.h"
 
 namespace ortsparse::kernels {
 namespace {

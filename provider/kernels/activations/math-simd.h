@@ -1,7 +1,7 @@
 // The vectorized activations, written once over a float vector's operations and compiled in each
-// ISA's files with their flags (math-avx2.h: 8 lanes, math-avx512.h: 16). Accuracy: relative
-// error below 4e-6 in Gelu's tail (x < -3, where float rounding of x / sqrt(2) is amplified by
-// e^(-x^2/2)), about 1e-6 or better elsewhere.
+// ISA's files with their flags (simd-avx2.h's vector: 8 lanes, simd-avx512.h's: 16). Accuracy:
+// relative error below 4e-6 in Gelu's tail (x < -3, where float rounding of x / sqrt(2) is
+// amplified by e^(-x^2/2)), about 1e-6 or better elsewhere.
 //
 // V supplies: Reg and Mask; Set1, Zero; Add, Sub, Mul, Div, Min, Max, Abs; Fmadd(a, b, c) = a*b+c,
 // Fnmsub(a, b, c) = -(a*b)-c; Less(a, b) and Greater(a, b) as a Mask; Select(mask, if_set,

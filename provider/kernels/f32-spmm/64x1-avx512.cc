@@ -1,5 +1,5 @@
 // CSR tile kernels for AVX-512: one output channel at a time, up to 64 rows (4 vectors).
-#include "kernels/activations/math-avx512.h"
+#include "kernels/activations/math-simd.h"
 #include "kernels/f32-spmm/simd-avx512.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/f32-spmm/tiles-simd.h"
@@ -19,7 +19,7 @@ template <size_t kRows, bool kAccumulate, Activation kActivation, ResidualMode k
 void Spmm64x1FinishAvx512(const float* base, const OffsetSegments& weights, size_t segment_begin,
                          size_t segment_end, const float* acc, const FinishedChannels& out) {
   constexpr size_t kVectors = kRows / 16;
-  const avx512::ActivationParams params = avx512::BroadcastParams(out.epilogue);
+  const ActivationParamsOf<avx512::F32x16> params = BroadcastParamsOf<avx512::F32x16>(out.epilogue);
   ForEachSegmentSum<avx512::F32x16, InputOffsets, kRows>(
       base, weights, segment_begin, segment_end,
       [&](size_t channel, const __m512* total) {
@@ -38,7 +38,7 @@ void Spmm64x1FinishAvx512(const float* base, const OffsetSegments& weights, size
           if (kResidual == ResidualMode::kBeforeActivation) {
             value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, residual + 16 * v));
           }
-          value = avx512::Activate<kActivation>(value, params);
+          value = ActivateOf<avx512::F32x16, kActivation>(value, params);
           if (kResidual == ResidualMode::kAfterActivation) {
             value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, residual + 16 * v));
           }
