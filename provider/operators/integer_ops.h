@@ -22,18 +22,12 @@
 
 namespace ortsparse {
 
-enum IntegerOpInput : size_t {
-  kIntegerInputX = 0,
-  kIntegerInputWeightValues = 1,
-  kIntegerInputWeightGroupOffsets = 2,
-  kIntegerInputWeightInputIndices = 3,
-  kIntegerInputXZeroPoint = 4,
-  kIntegerInputCount = 5,
-};
+// The integer ops' input after X and the weights.
+enum IntegerOpInput : size_t { kIntegerInputXZeroPoint = kWeightInputsEnd, kIntegerInputCount };
 
 // Whether the node's X is int8, which the kernels read flipped to uint8 (x + 128).
 inline bool SignedX(const Ort::ConstKernelInfo& info) {
-  return info.GetInputTypeInfo(kIntegerInputX).GetTensorTypeAndShapeInfo().GetElementType() ==
+  return info.GetInputTypeInfo(kInputX).GetTensorTypeAndShapeInfo().GetElementType() ==
          ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
 }
 
@@ -64,31 +58,23 @@ class IntegerKernel : public NodeKernel<IntegerKernel<Weights>> {
 // Op: the op's own type (CRTP), with GetName.
 template <typename Op, typename Kernel, ONNXTensorElementDataType kType>
 struct IntegerOp : NodeOp<Op, Kernel> {
+  static constexpr size_t kFirstOptionalInput = kIntegerInputXZeroPoint;
   size_t GetInputTypeCount() const { return kIntegerInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     switch (index) {
-      case kIntegerInputX:
+      case kInputX:
       case kIntegerInputXZeroPoint:
         return kType;
-      case kIntegerInputWeightValues:
+      case kInputWeightValues:
         return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
       default:
         return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
     }
   }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == kIntegerInputXZeroPoint
-               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
     return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
   }
 };
-
-static_assert(kIntegerInputWeightValues == kQuadGemmWeightValuesInput);
-static_assert(kIntegerInputWeightValues == kQuadConvWeightValuesInput);
 
 using SparseMatMulIntegerKernel = IntegerKernel<QuadGemmWeights>;
 using SparseConvIntegerKernel = IntegerKernel<QuadConv>;

@@ -15,6 +15,16 @@
 
 namespace ortsparse {
 
+// The inputs every ortsparse op starts with (docs/ops.md): X, then its packed weights; each op
+// numbers its further inputs from kWeightInputsEnd.
+enum OpInput : size_t {
+  kInputX = 0,
+  kInputWeightValues = 1,
+  kInputWeightGroupOffsets = 2,
+  kInputWeightInputIndices = 3,
+  kWeightInputsEnd = 4,
+};
+
 constexpr size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
 constexpr size_t RoundUp(size_t a, size_t b) { return CeilDiv(a, b) * b; }
 
@@ -126,10 +136,18 @@ class NodeKernel {
 };
 
 // What every ortsparse op is to ORT (CRTP on Op, which names the op in GetName and declares its
-// inputs and outputs): it creates a Kernel for each node, and returns the error of its
-// construction as the status of the creation.
+// inputs' and outputs' types): it creates a Kernel for each node, and returns the error of its
+// construction as the status of the creation. Every op's inputs from Op::kFirstOptionalInput on
+// may be left out; it has one output unless Op says otherwise.
 template <typename Op, typename Kernel>
 struct NodeOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
+    return index >= Op::kFirstOptionalInput
+               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+  }
+  size_t GetOutputTypeCount() const { return 1; }
+
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info,
                               void** kernel) const {
     const Ort::ConstKernelInfo kernel_info{info};

@@ -15,16 +15,8 @@
 
 namespace ortsparse {
 
-// Inputs in the order both operators take them.
-enum PackedOpInput : size_t {
-  kInputX = 0,
-  kInputWeightValues = 1,
-  kInputWeightGroupOffsets = 2,
-  kInputWeightInputIndices = 3,
-  kInputBias = 4,
-  kInputResidual = 5,
-  kPackedOpInputCount = 6,
-};
+// Both operators' inputs after X and the weights.
+enum PackedOpInput : size_t { kInputBias = kWeightInputsEnd, kInputResidual, kPackedOpInputCount };
 
 // The weight matrix W [K, N] and what the output stage does with X · W.
 struct SparseMatrixAttributes {
@@ -70,16 +62,12 @@ const float* ResidualForRun(const Ort::KernelContext& context,
 // The ORT op definition both operators share (operators/op_support.h's NodeOp).
 template <typename Op, typename Kernel>
 struct PackedWeightOp : NodeOp<Op, Kernel> {
+  static constexpr size_t kFirstOptionalInput = kInputBias;
   size_t GetInputTypeCount() const { return kPackedOpInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     const bool is_index = index == kInputWeightGroupOffsets || index == kInputWeightInputIndices;
     return is_index ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index >= kInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
     return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }

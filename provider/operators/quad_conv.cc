@@ -41,8 +41,7 @@ QuadConv::QuadConv(const Ort::ConstKernelInfo& info) {
   const int64_t channels = channels_;
   const int64_t tap_features = 4 * channel_quads_;
   packed_ = ReadQuadPackedWeights(
-      info, kQuadConvWeightValuesInput, quads,
-      "kH * kW * ceil(C / 4) = " + std::to_string(quads), n_,
+      info, kInputWeightValues, quads, "kH * kW * ceil(C / 4) = " + std::to_string(quads), n_,
       [channels, tap_features](int64_t feature) { return feature % tap_features < channels; });
   microkernels_ = &SelectQuadMicrokernels();
 }

@@ -20,8 +20,6 @@
 
 namespace ortsparse {
 
-// Both ops take weight_values, weight_group_offsets and weight_input_indices from this input on.
-inline constexpr size_t kQuadConvWeightValuesInput = 1;
 // Output channels per task: their int32 sums for one tile stay within 16 KB of L1.
 inline constexpr size_t kQuadConvChunkChannels = 64;
 

@@ -23,7 +23,7 @@ QuadGemmWeights::QuadGemmWeights(const Ort::ConstKernelInfo& info) {
                                 format.value_or("(missing)") + "'");
   }
   const int64_t quads = (k_ + 3) / 4;
-  packed_ = ReadQuadPackedWeights(info, kQuadGemmWeightValuesInput, quads,
+  packed_ = ReadQuadPackedWeights(info, kInputWeightValues, quads,
                                   "ceil(K / 4) = " + std::to_string(quads), n_,
                                   [k = k_](int64_t feature) { return feature < k; });
   microkernels_ = &SelectQuadMicrokernels();

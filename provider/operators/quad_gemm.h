@@ -25,9 +25,6 @@ static_assert(kernels::kVnniPanelRows <= kMaxPanelRows &&
               kernels::kAvx2QuadPanelRows <= kMaxPanelRows &&
               kernels::kScalarQuadPanelRows <= kMaxPanelRows);
 
-// Both ops take weight_values, weight_group_offsets and weight_input_indices from this input on.
-inline constexpr size_t kQuadGemmWeightValuesInput = 1;
-
 // What SparseQGemm and SparseMatMulInteger read from their node alike: attributes K, N and format
 // (quad4) and the quad-packed weights, laid out for the family's panels.
 class QuadGemmWeights {

@@ -11,11 +11,16 @@
 
 #include "kernels/u8s8-spmm/dequantize.h"
 #include "kernels/u8s8-spmm/requantize.h"
+#include "operators/op_support.h"
 
 namespace ortsparse {
 
-inline constexpr size_t kQuantizedInputOutputScale = 4;
-inline constexpr size_t kQuantizedInputBias = 5;
+// The inputs SparseQGemm and SparseQConv share after X and the weights; SparseQConv's R follows.
+enum QuantizedOpInput : size_t {
+  kQuantizedInputOutputScale = kWeightInputsEnd,
+  kQuantizedInputBias,
+  kQuantizedInputCount,
+};
 
 // The values of uint8 or int8.
 struct TypeRange {
@@ -73,9 +78,8 @@ int32_t RunTimeKernelZeroPoint(Ort::KernelContext& context, size_t index, bool f
 
 // The declared types of the inputs past X. The bias's type tells the two forms apart: ORT infers a
 // custom op's output type from the first variant whose input types match the node's.
-inline ONNXTensorElementDataType QuantizedOpInputType(size_t index, size_t weight_values_input,
-                                                      OutputForm form) {
-  if (index == weight_values_input) return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+inline ONNXTensorElementDataType QuantizedOpInputType(size_t index, OutputForm form) {
+  if (index == kInputWeightValues) return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
   if (index == kQuantizedInputOutputScale) return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   if (index == kQuantizedInputBias && form == OutputForm::kFloat) {
     return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;

@@ -8,12 +8,11 @@ namespace ortsparse {
 
 template <>
 void SparseConvIntegerKernel::Compute(Ort::KernelContext& context) const {
-  const Ort::ConstValue x = context.GetInput(kIntegerInputX);
+  const Ort::ConstValue x = context.GetInput(kInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   std::vector<int64_t> y_shape;
   const std::shared_ptr<const DirectConvPlan> plan = weights_.PlanFor(x_shape, &y_shape);
-  const int32_t zero_point =
-      RunTimeKernelZeroPoint(context, kIntegerInputXZeroPoint, flip_sign_);
+  const int32_t zero_point = RunTimeKernelZeroPoint(context, kIntegerInputXZeroPoint, flip_sign_);
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   const size_t images = static_cast<size_t>(x_shape[0]);
   if (images == 0) return;

@@ -9,7 +9,7 @@ namespace ortsparse {
 
 template <>
 void SparseMatMulIntegerKernel::Compute(Ort::KernelContext& context) const {
-  const Ort::ConstValue x = context.GetInput(kIntegerInputX);
+  const Ort::ConstValue x = context.GetInput(kInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   const auto [y_shape, rows] = MatrixProductShape(x_shape, weights_.k(), weights_.n());
   const int32_t zero_point = RunTimeKernelZeroPoint(context, kIntegerInputXZeroPoint, flip_sign_);

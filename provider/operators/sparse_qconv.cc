@@ -60,7 +60,7 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
 }
 
 void SparseQConvKernel::Compute(Ort::KernelContext& context) const {
-  const Ort::ConstValue x = context.GetInput(kQConvInputX);
+  const Ort::ConstValue x = context.GetInput(kInputX);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   std::vector<int64_t> y_shape;
   const std::shared_ptr<const DirectConvPlan> plan = conv_->PlanFor(x_shape, &y_shape);

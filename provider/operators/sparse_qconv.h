@@ -22,16 +22,8 @@
 
 namespace ortsparse {
 
-enum SparseQConvInput : size_t {
-  kQConvInputX = 0,
-  kQConvInputWeightValues = kQuadConvWeightValuesInput,
-  kQConvInputWeightGroupOffsets = 2,
-  kQConvInputWeightInputIndices = 3,
-  kQConvInputOutputScale = kQuantizedInputOutputScale,
-  kQConvInputBias = kQuantizedInputBias,
-  kQConvInputResidual = 6,
-  kQConvInputCount = 7,
-};
+inline constexpr size_t kQConvInputResidual = kQuantizedInputCount;
+inline constexpr size_t kQConvInputCount = kQConvInputResidual + 1;
 
 class SparseQConvKernel : public NodeKernel<SparseQConvKernel> {
  public:
@@ -57,6 +49,7 @@ class SparseQConvKernel : public NodeKernel<SparseQConvKernel> {
 // declare; the float form's bias is float.
 template <ONNXTensorElementDataType kType, OutputForm kForm>
 struct SparseQConvOp : NodeOp<SparseQConvOp<kType, kForm>, SparseQConvKernel> {
+  static constexpr size_t kFirstOptionalInput = kQuantizedInputBias;
   static constexpr ONNXTensorElementDataType kYType =
       kForm == OutputForm::kFloat ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : kType;
 
@@ -64,16 +57,10 @@ struct SparseQConvOp : NodeOp<SparseQConvOp<kType, kForm>, SparseQConvKernel> {
 
   size_t GetInputTypeCount() const { return kQConvInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
-    if (index == kQConvInputX) return kType;
+    if (index == kInputX) return kType;
     if (index == kQConvInputResidual) return kYType;
-    return QuantizedOpInputType(index, kQConvInputWeightValues, kForm);
+    return QuantizedOpInputType(index, kForm);
   }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == kQConvInputBias || index == kQConvInputResidual
-               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return kYType; }
 };
 

@@ -10,7 +10,7 @@ SparseQGemmKernel::SparseQGemmKernel(const Ort::ConstKernelInfo& info) {
 }
 
 void SparseQGemmKernel::Compute(Ort::KernelContext& context) const {
-  const Ort::ConstValue x = context.GetInput(kQInputX);
+  const Ort::ConstValue x = context.GetInput(kInputX);
   output_->CheckRunType(x);
   const std::vector<int64_t> x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
   const auto [y_shape, rows] = MatrixProductShape(x_shape, weights_->k(), weights_->n());

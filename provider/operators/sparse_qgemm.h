@@ -16,15 +16,6 @@
 
 namespace ortsparse {
 
-enum SparseQGemmInput : size_t {
-  kQInputX = 0,
-  kQInputWeightValues = kQuadGemmWeightValuesInput,
-  kQInputWeightGroupOffsets = 2,
-  kQInputWeightInputIndices = 3,
-  kQInputOutputScale = kQuantizedInputOutputScale,
-  kQInputBias = kQuantizedInputBias,
-  kQInputCount = 6,
-};
 
 class SparseQGemmKernel : public NodeKernel<SparseQGemmKernel> {
  public:
@@ -42,18 +33,14 @@ class SparseQGemmKernel : public NodeKernel<SparseQGemmKernel> {
 // node's.
 template <OutputForm kForm>
 struct SparseQGemmOp : NodeOp<SparseQGemmOp<kForm>, SparseQGemmKernel> {
+  static constexpr size_t kFirstOptionalInput = kQuantizedInputBias;
   const char* GetName() const { return "SparseQGemm"; }
-  size_t GetInputTypeCount() const { return kQInputCount; }
+  size_t GetInputTypeCount() const { return kQuantizedInputCount; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     // X of undefined type takes uint8 and int8 alike; requantized, Y gets X's type from it.
-    return index == kQInputX ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED
-                             : QuantizedOpInputType(index, kQInputWeightValues, kForm);
+    return index == kInputX ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED
+                            : QuantizedOpInputType(index, kForm);
   }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == kQInputBias ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                                : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const {
     return kForm == OutputForm::kFloat ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
                                        : ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
