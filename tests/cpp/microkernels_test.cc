@@ -1,7 +1,7 @@
 // The f32 and INT8 microkernels of every family this CPU has against the contracts in
 // kernels/f32-spmm/spmm.h, kernels/u8s8-spmm/spmm.h and kernels/activations/epilogue.h, computed
-// here in plain loops (INT8 exactly, in int64), and the output stages against the scalar
-// family's (the activations' reference). Run by ctest
+// here in plain loops (INT8 exactly, in int64), and the output stages (f32 and INT8, whose
+// arithmetic each family must reproduce bit for bit) against the scalar family's. Run by ctest
 // (tools/test_sanitizers.sh builds and runs it with ASan and UBSan); exits 1 on any mismatch.
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,10 @@
 
 #include "isa/cpu_features.h"
 #include "kernels/activations/epilogue.h"
+#include "kernels/f32-spconv/spconv.h"
 #include "kernels/f32-spmm/spmm.h"
+#include "kernels/u8s8-spconv/planes.h"
+#include "kernels/u8s8-spmm/requantize.h"
 #include "kernels/u8s8-spmm/spmm.h"
 
 namespace ortsparse::kernels {
@@ -55,6 +58,14 @@ Floats RandomFloats(size_t count) {
   std::normal_distribution<float> normal;
   Floats values(count);
   for (float& v : values) v = normal(rng);
+  return values;
+}
+
+template <typename T>
+std::vector<T> RandomIntegers(size_t count, int64_t low, int64_t high) {
+  std::uniform_int_distribution<int64_t> uniform(low, high);
+  std::vector<T> values(count);
+  for (T& v : values) v = static_cast<T>(uniform(rng));
   return values;
 }
 
@@ -285,10 +296,155 @@ void TestQuadTile(const char* name, QuadTileFn tile, size_t panel_rows, size_t r
   Check(ok, std::string(name) + ", " + std::to_string(rows) + " rows");
 }
 
+// --- input planes ------------------------------------------------------------------------------
+
+// A direct convolution's planes layout (kernels/input-planes.h) with every stride phase, for an
+// image of `channels` units, `height` x `width`, padded by `pad` on each side.
+struct PlanesLayout {
+  std::vector<size_t> phases;
+  InputPlanes planes{};
+
+  PlanesLayout(size_t channels, size_t height, size_t width, size_t stride, size_t pad) {
+    for (size_t phase = 0; phase < stride; ++phase) phases.push_back(phase);
+    planes.channels = channels;
+    planes.in_height = height;
+    planes.in_width = width;
+    planes.stride_height = planes.stride_width = stride;
+    planes.pad_top = planes.pad_left = pad;
+    planes.row_phases = planes.column_phases = phases.data();
+    planes.row_phase_count = planes.column_phase_count = stride;
+    planes.plane_height = (height + 2 * pad + stride - 1) / stride;
+    planes.plane_width = (width + 2 * pad + stride - 1) / stride;
+    planes.plane_stride = (planes.plane_height * planes.plane_width + 15) / 16 * 16;
+    planes.total_elements = channels * planes.ChannelElements() + 40;
+  }
+};
+
+// Each family's plane packers (f32 and channel quads) against the scalar family's on every
+// geometry the direct convolutions take apart: strides 1, 2 (the split even/odd columns) and 3,
+// padding or none, widths around the vector widths. Whole buffers are compared, padding and trail
+// included.
+void TestPlanes(const char* family, PackInputPlanesFn pack_floats, PackQuadPlanesFn pack_quads) {
+  for (size_t stride : {1, 2, 3}) {
+    for (size_t pad : {0, 1, 2}) {
+      for (size_t width : {5, 16, 37}) {
+        const size_t channels = 6;
+        const size_t height = 7;
+        const std::string where = std::string(family) + ", stride " + std::to_string(stride) +
+                                  ", pad " + std::to_string(pad) + ", width " +
+                                  std::to_string(width);
+        const PlanesLayout floats_layout(channels, height, width, stride, pad);
+        const Floats image = RandomFloats(channels * height * width);
+        Floats expected(floats_layout.planes.total_elements, -3.0f);
+        Floats actual = expected;
+        PackInputPlanesScalar(image.data(), floats_layout.planes, 0, 0, channels, expected.data());
+        pack_floats(image.data(), floats_layout.planes, 0, 0, channels, actual.data());
+        Check(expected == actual, where + ": PackInputPlanes");
+
+        const size_t quads = (channels + 3) / 4;
+        const PlanesLayout quads_layout(quads, height, width, stride, pad);
+        const std::vector<uint8_t> bytes =
+            RandomIntegers<uint8_t>(channels * height * width, 0, 255);
+        const QuadPlanesSource source = {bytes.data(), channels, 0x80, 0x85};
+        std::vector<uint32_t> expected_quads(quads_layout.planes.total_elements, 0xDEADBEEF);
+        std::vector<uint32_t> actual_quads = expected_quads;
+        PackQuadPlanesScalar(source, quads_layout.planes, 0, quads, expected_quads.data());
+        pack_quads(source, quads_layout.planes, 0, quads, actual_quads.data());
+        Check(expected_quads == actual_quads, where + ": PackQuadPlanes");
+      }
+    }
+  }
+}
+
+// --- INT8 output stages -----------------------------------------------------------------------
+
+// One family's INT8 output stage; the scalar family's is the reference.
+struct Int8OutputStage {
+  const char* family;
+  RequantizeTileFn requantize_tile;
+  RequantizeChannelsFn requantize_channels;
+  RequantizeAddChannelsFn requantize_add_channels;
+  StoreSumsTileFn store_sums_tile;
+  StoreSumsChannelsFn store_sums_channels;
+};
+
+constexpr Int8OutputStage kScalarInt8OutputStage = {"scalar",
+                                                    RequantizeTileScalar,
+                                                    RequantizeChannelsScalar,
+                                                    RequantizeAddChannelsScalar,
+                                                    StoreSumsTileScalar,
+                                                    StoreSumsChannelsScalar};
+
+// Runs `stage` and the scalar stage on the same tile of sums and compares their whole output
+// buffers, padding included (each starts filled with the same sentinel): the values must be equal
+// to the bit and neither may write outside its outputs.
+void TestInt8OutputStage(const Int8OutputStage& stage) {
+  for (size_t rows : {1, 7, 8, 15, 16, 33, 64, 70}) {
+    for (size_t channels : {1, 3, 16, 19}) {
+      for (bool is_signed : {false, true}) {
+        const size_t acc_stride = (rows + 15) / 16 * 16;  // the AVX-512 row-major stage's need
+        const std::vector<int32_t> acc =
+            RandomIntegers<int32_t>(channels * acc_stride, -40000, 40000);
+        const std::vector<int32_t> offsets = RandomIntegers<int32_t>(channels, -20000, 20000);
+        std::vector<float> scales(channels);
+        std::uniform_real_distribution<float> scale(1e-3f, 1e-2f);
+        for (float& s : scales) s = scale(rng);
+        const int32_t low = is_signed ? -128 : 0;
+        const int32_t zero_point = is_signed ? 3 : 131;
+        const Requantization rq = {offsets.data(), scales.data(), zero_point,
+                                   static_cast<float>(low - zero_point),
+                                   static_cast<float>(low + 255 - zero_point)};
+        const QuantizedAddition addition =
+            MakeQuantizedAddition(0.05f, zero_point, 0.04f, is_signed ? -7 : 120, 0.06f,
+                                  is_signed ? 5 : 128, /*residual_first=*/channels % 2 == 1);
+        const size_t y_stride = channels + 5;      // row-major: a row's channels, then gap
+        const size_t y_channel_stride = rows + 3;  // channel-major: a channel's rows, then gap
+        const size_t y_size = std::max(rows * y_stride, channels * y_channel_stride);
+        const std::vector<uint8_t> residual = RandomIntegers<uint8_t>(y_size, 0, 255);
+        const std::string where = std::string(stage.family) + ", " + std::to_string(rows) +
+                                  " rows x " + std::to_string(channels) + " channels" +
+                                  (is_signed ? ", int8" : ", uint8");
+        auto bytes_equal = [&](const char* what, auto&& run) {
+          std::vector<uint8_t> expected(y_size, 0xA5), actual(y_size, 0xA5);
+          run(kScalarInt8OutputStage, expected.data());
+          run(stage, actual.data());
+          Check(expected == actual, where + ": " + what);
+        };
+        auto sums_equal = [&](const char* what, auto&& run) {
+          std::vector<int32_t> expected(y_size, -7), actual(y_size, -7);
+          run(kScalarInt8OutputStage, expected.data());
+          run(stage, actual.data());
+          Check(expected == actual, where + ": " + what);
+        };
+        bytes_equal("RequantizeTile", [&](const Int8OutputStage& s, uint8_t* y) {
+          s.requantize_tile(acc.data(), acc_stride, rows, channels, rq, y, y_stride);
+        });
+        bytes_equal("RequantizeChannels", [&](const Int8OutputStage& s, uint8_t* y) {
+          s.requantize_channels(acc.data(), acc_stride, rows, channels, rq, y, y_channel_stride);
+        });
+        bytes_equal("RequantizeAddChannels", [&](const Int8OutputStage& s, uint8_t* y) {
+          s.requantize_add_channels(acc.data(), acc_stride, rows, channels, rq, addition, is_signed,
+                                    residual.data(), y, y_channel_stride);
+        });
+        if (is_signed) continue;  // the sums do not depend on X's type
+        sums_equal("StoreSumsTile", [&](const Int8OutputStage& s, int32_t* y) {
+          s.store_sums_tile(acc.data(), acc_stride, rows, channels, offsets.data(), y, y_stride);
+        });
+        sums_equal("StoreSumsChannels", [&](const Int8OutputStage& s, int32_t* y) {
+          s.store_sums_channels(acc.data(), acc_stride, rows, channels, offsets.data(), y,
+                                y_channel_stride);
+        });
+      }
+    }
+  }
+}
+
 void TestQuadFamilies(const isa::CpuFeatures& cpu) {
   TestPackQuadPanel("scalar", PackQuadPanelScalar, kScalarQuadPanelRows, kScalarQuadPanelRows);
   TestQuadTile("scalar quad tile", QuadTileScalar, kScalarQuadPanelRows, kScalarQuadPanelRows);
   if (isa::Supports(cpu, isa::KernelFamily::kAvx2)) {
+    TestInt8OutputStage({"avx2", RequantizeTileAvx2, RequantizeChannelsAvx2,
+                         RequantizeAddChannelsAvx2, StoreSumsTileAvx2, StoreSumsChannelsAvx2});
     TestPackQuadPanel("avx2", PackQuadPanelAvx2, kAvx2QuadPanelRows, 8);
     TestQuadTile("avx2 32x1c4 tile", Spmm32x1c4Avx2<1>, kAvx2QuadPanelRows, 8);
     TestQuadTile("avx2 32x1c4 tile", Spmm32x1c4Avx2<4>, kAvx2QuadPanelRows, 32);
@@ -298,6 +454,9 @@ void TestQuadFamilies(const isa::CpuFeatures& cpu) {
     TestQuadTile("avxvnni 32x1c4 tile", Spmm32x1c4AvxVnni<4>, kAvx2QuadPanelRows, 32);
   }
   if (isa::Supports(cpu, isa::KernelFamily::kAvx512Vnni)) {
+    TestInt8OutputStage({"avx512", RequantizeTileAvx512, RequantizeChannelsAvx512,
+                         RequantizeAddChannelsAvx512, StoreSumsTileAvx512,
+                         StoreSumsChannelsAvx512});
     TestPackQuadPanel("avx512vnni", PackQuadPanelAvx512Vnni, kVnniPanelRows, 16);
     TestQuadTile("avx512vnni 64x1c4 tile", Spmm64x1c4Avx512Vnni<1>, kVnniPanelRows, 16);
     TestQuadTile("avx512vnni 64x1c4 tile", Spmm64x1c4Avx512Vnni<3>, kVnniPanelRows, 48);
@@ -324,6 +483,7 @@ void TestAvx512() {
   TestRows("avx512 csr row", SpmvCsrAvx512, 1);
   TestRows("avx512 block4 row", SpmvBlock4Avx512, 4);
   TestStoreRow("avx512", StoreRowAvx512);
+  TestPlanes("avx512", PackInputPlanesAvx512, PackQuadPlanesAvx512);
 }
 
 void TestAvx2() {
@@ -346,6 +506,7 @@ void TestAvx2() {
   TestRows("avx2 csr row", SpmvCsrAvx2, 1);
   TestRows("avx2 block4 row", SpmvBlock4Avx2, 4);
   TestStoreRow("avx2", StoreRowAvx2);
+  TestPlanes("avx2", PackInputPlanesAvx2, PackQuadPlanesAvx2);
 }
 
 void TestScalar() {
