@@ -2,23 +2,23 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ortsparse {
+namespace {
 
-SparseQConvKernel::SparseQConvKernel(const Ort::ConstKernelInfo& info) {
-  conv_.emplace(info);
-  output_.emplace(info, conv_->n(), conv_->packed().channel_sums);
-  ReadResidual(info);
-}
-
-void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
+// The residual Add of input R that attributes add_scales, add_zero_points and residual_input
+// describe, validated against the output; none when the node has no R.
+std::optional<kernels::QuantizedAddition> ReadResidualAddition(const Ort::ConstKernelInfo& info,
+                                                               const QuantizedOutput& output) {
   const bool has_residual = NodeHasInput(info, kQConvInputResidual);
   const std::optional<std::vector<float>> scales = FloatsAttribute(info, "add_scales");
   const std::optional<std::vector<int64_t>> zero_points = IntsAttribute(info, "add_zero_points");
   const std::optional<int64_t> residual_input = IntAttribute(info, "residual_input");
-  if (has_residual && output_->form() == OutputForm::kFloat) {
+  if (has_residual && output.form() == OutputForm::kFloat) {
     throw std::invalid_argument(
         "input R (6) is added to a requantized Y: a node with a float Y takes none");
   }
@@ -28,7 +28,7 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
           "attributes add_scales, add_zero_points and residual_input describe the residual Add "
           "of input R (6), which the node does not have");
     }
-    return;
+    return std::nullopt;
   }
   if (!scales || scales->size() != 3 || !zero_points || zero_points->size() != 3) {
     throw std::invalid_argument(
@@ -40,7 +40,7 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
       throw std::invalid_argument("add_scales must hold positive finite values");
     }
   }
-  const TypeRange range = RangeOf(output_->x_type());
+  const TypeRange range = RangeOf(output.x_type());
   for (const int64_t zero_point : *zero_points) {
     if (zero_point < range.min || zero_point > range.max) {
       throw std::invalid_argument("add_zero_points must lie within the range of X's type [" +
@@ -54,9 +54,17 @@ void SparseQConvKernel::ReadResidual(const Ort::ConstKernelInfo& info) {
   }
   const std::vector<float>& s = *scales;
   const std::vector<int64_t>& z = *zero_points;
-  residual_addition_ = kernels::MakeQuantizedAddition(
+  return kernels::MakeQuantizedAddition(
       s[0], static_cast<int32_t>(z[0]), s[1], static_cast<int32_t>(z[1]), s[2],
       static_cast<int32_t>(z[2]), /*residual_first=*/*residual_input == 0);
+}
+
+}  // namespace
+
+SparseQConvKernel::SparseQConvKernel(const Ort::ConstKernelInfo& info) {
+  conv_.emplace(info);
+  output_.emplace(info, conv_->n(), conv_->packed().channel_sums);
+  residual_addition_ = ReadResidualAddition(info, *output_);
 }
 
 void SparseQConvKernel::Compute(Ort::KernelContext& context) const {

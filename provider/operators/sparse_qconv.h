@@ -33,7 +33,6 @@ class SparseQConvKernel : public NodeKernel<SparseQConvKernel> {
   void Compute(Ort::KernelContext& context) const;
 
  private:
-  void ReadResidual(const Ort::ConstKernelInfo& info);
   // Y float: the sums dequantized into NCHW runs.
   void ComputeFloat(Ort::KernelContext& context, const DirectConvPlan& plan, const uint8_t* x,
                     size_t images, float* y) const;

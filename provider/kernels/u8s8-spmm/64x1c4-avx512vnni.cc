@@ -1,66 +1,29 @@
 // AVX-512 VNNI INT8 kernels: one vpdpbusd multiplies a quad of 16 rows by a channel's quad of
 // weights and adds into 16 int32 lanes.
 #include "kernels/u8s8-spmm/requantize-avx512.h"
-
-#include <algorithm>
-
 #include "kernels/u8s8-spmm/spmm.h"
+#include "kernels/u8s8-spmm/vnni-simd.h"
 
 namespace ortsparse::kernels {
 
 namespace {
 
-// Computes each group's sums in registers, starting from first_sums(g), and hands them to
-// finish(g, sums[kVectors]).
-template <size_t kVectors, typename FirstSums, typename Finish>
-void ForEachGroupSum(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
-                     size_t group_end, FirstSums&& first_sums, Finish&& finish) {
-  // Each quad adds into the same kVectors sums, a dependency chain of vpdpbusd latencies; short
-  // tiles spread their quads over several sets of sums so that four are in flight.
-  constexpr size_t kChains = (4 + kVectors - 1) / kVectors;
-  for (size_t g = group_begin; g < group_end; ++g) {
-    __m512i sum[kChains][kVectors];
-    for (size_t v = 0; v < kVectors; ++v) sum[0][v] = first_sums(g);
-    for (size_t c = 1; c < kChains; ++c) {
-      for (size_t v = 0; v < kVectors; ++v) sum[c][v] = _mm512_setzero_si512();
-    }
-    auto accumulate = [&](size_t chain, int32_t i) {
-      const __m512i w = _mm512_set1_epi32(weights.values[i]);
-      const uint8_t* quad = base + weights.input_offsets[i];
-      for (size_t v = 0; v < kVectors; ++v) {
-        sum[chain][v] = _mm512_dpbusd_epi32(sum[chain][v], _mm512_loadu_si512(quad + 64 * v), w);
-      }
-    };
-    int32_t i = weights.group_offsets[g];
-    const int32_t end = weights.group_offsets[g + 1];
-    for (; i + static_cast<int32_t>(kChains) <= end; i += kChains) {
-#pragma GCC unroll 4
-      for (size_t c = 0; c < kChains; ++c) accumulate(c, i + static_cast<int32_t>(c));
-    }
-#pragma GCC unroll 4
-    for (size_t c = 0; c + 1 < kChains; ++c) {
-      if (i + static_cast<int32_t>(c) < end) accumulate(c, i + static_cast<int32_t>(c));
-    }
-    __m512i total[kVectors];
-    for (size_t v = 0; v < kVectors; ++v) {
-      total[v] = sum[0][v];
-      for (size_t c = 1; c < kChains; ++c) total[v] = _mm512_add_epi32(total[v], sum[c][v]);
-    }
-    finish(g, total);
+struct Dwords16 {
+  using Reg = __m512i;
+  static Reg Broadcast(int32_t value) { return _mm512_set1_epi32(value); }
+  static Reg Dot(Reg sums, const uint8_t* quads, Reg weights) {
+    return _mm512_dpbusd_epi32(sums, _mm512_loadu_si512(quads), weights);
   }
-}
+  static Reg Add(Reg a, Reg b) { return _mm512_add_epi32(a, b); }
+  static void Store(int32_t* p, Reg v) { _mm512_store_si512(p, v); }
+};
 
 }  // namespace
 
 template <size_t kVectors>
 void Spmm64x1c4Avx512Vnni(const uint8_t* base, const QuadWeights& weights, size_t group_begin,
                           size_t group_end, int32_t* acc) {
-  ForEachGroupSum<kVectors>(
-      base, weights, group_begin, group_end, [](size_t) { return _mm512_setzero_si512(); },
-      [&](size_t g, const __m512i* total) {
-        int32_t* out = acc + (g - group_begin) * kVnniPanelRows;
-        for (size_t v = 0; v < kVectors; ++v) _mm512_store_si512(out + 16 * v, total[v]);
-      });
+  VnniTile<Dwords16, kVnniPanelRows, kVectors>(base, weights, group_begin, group_end, acc);
 }
 
 template <size_t kVectors, QuadResidual kResidual>
@@ -71,7 +34,7 @@ void Spmm64x1c4RequantizeAvx512Vnni(const uint8_t* base, const QuadWeights& weig
   const Requantization& rq = out.requantization;
   const avx512::ResidualSum residual_sum(out.addition);
   const __mmask64 row_bytes = out.rows >= 64 ? ~__mmask64{0} : (__mmask64{1} << out.rows) - 1;
-  ForEachGroupSum<kVectors>(
+  ForEachGroupSum<Dwords16, kVectors>(
       base, weights, group_begin, group_end,
       // The channel's offset starts the sums instead of joining them in the output stage.
       [&](size_t g) { return _mm512_set1_epi32(rq.channel_offsets[g - group_begin]); },
