@@ -1,11 +1,11 @@
 """Paired A/B timing: is one build of the library (or one rewrite of a model) faster than another?
 
-Two ortsparse sessions, A and B, and ORT on the original model run in one process, timed in turn
-in short slices (--slice seconds each, A, B, ORT in every round) so that whatever drifts over a run
-(clock boost, another process, the page cache) falls on all three alike. A round's figure for a
-pair is the ratio of their mean times per inference in that round; the report gives each pair's
-median over the rounds and the quartiles around it. This is how the "paired" figures in
-docs/performance.md are taken.
+Two ortsparse sessions, A and B, and ORT on the original model run in one process, timed in turn in
+short slices (--slice seconds each; A, B and ORT in every round, A and B swapping places) so that
+whatever drifts over a run (clock boost, another process, the page cache) falls on all three alike.
+A round's figure for a pair is the ratio of their mean times per inference in that round; the report
+gives each pair's median over the rounds and the quartiles around it. This is how the "paired"
+figures in docs/performance.md are taken.
 
 A and B differ in their library (--library-a / --library-b: e.g. a build of an earlier commit
 against the current one) or in their model (--rewritten-a / --rewritten-b: two rewrites of
@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     for round_index in range(args.rounds):
-        for contender in contenders:
+        # A and B swap places every round, so that neither always runs right after ORT.
+        order = (
+            contenders if round_index % 2 == 0 else [contenders[1], contenders[0], contenders[2]]
+        )
+        for contender in order:
             contender.times.append(mean_time(contender.session, feed, args.slice))
         if (round_index + 1) % 10 == 0 or round_index + 1 == args.rounds:
             print(f"bench_ab: round {round_index + 1}/{args.rounds}", file=sys.stderr)
