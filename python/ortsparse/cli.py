@@ -43,6 +43,18 @@ def _add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     add_calibrate_arguments(parser)
 
 
+def _run_sparsify(args: argparse.Namespace) -> int:
+    from ortsparse.sparsify.command import run_sparsify
+
+    return run_sparsify(args)
+
+
+def _add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
+    from ortsparse.sparsify.command import add_sparsify_arguments
+
+    add_sparsify_arguments(parser)
+
+
 def _run_benchmark(args: argparse.Namespace) -> int:
     from ortsparse.benchmark_command import run_benchmark
 
@@ -242,6 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_calibrate_arguments(calibrate)
     calibrate.set_defaults(run=_run_calibrate)
+
+    sparsify = commands.add_parser(
+        "sparsify",
+        help="prune a dense ONNX model one-shot, in a pattern the kernels run fast",
+        description="Prune the MatMul, Gemm and Conv weights of a dense ONNX model to a target "
+        "sparsity in one of the patterns ortsparse's kernels store, one-shot (no training): by "
+        "magnitude, or by layer-wise reconstruction from calibration inputs, which updates the "
+        "weights kept so that each layer's output changes least. Prints each layer's sparsity "
+        "and output error; `ortsparse rewrite` then takes the result.",
+    )
+    _add_sparsify_arguments(sparsify)
+    sparsify.set_defaults(run=_run_sparsify)
 
     benchmark = commands.add_parser(
         "benchmark",

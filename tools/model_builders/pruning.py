@@ -22,6 +22,7 @@ sampling), so no seed is needed here; the builders seed the random weights that 
 from __future__ import annotations
 
 import numpy as np
+from ortsparse.sparsify.patterns import mask_dropping_smallest
 
 BLOCK_SIZE = 4
 UNSTRUCTURED = 1
@@ -38,13 +39,7 @@ def _count_to_prune(total: int, sparsity: float) -> int:
 
 def _mask_dropping_smallest(scores: np.ndarray, sparsity: float) -> np.ndarray:
     """Boolean keep-mask that drops the round(sparsity * size) lowest scores."""
-    flat = scores.ravel()
-    drop = _count_to_prune(flat.size, sparsity)
-    keep = np.ones(flat.size, dtype=bool)
-    if drop:
-        # A partial selection, not a full sort: BERT-base has 72 weights of up to 2.4M entries.
-        keep[np.argpartition(flat, drop - 1)[:drop]] = False
-    return keep.reshape(scores.shape)
+    return mask_dropping_smallest(scores, _count_to_prune(scores.size, sparsity))
 
 
 def prune_unstructured(weight: np.ndarray, sparsity: float) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""Calibration inputs for sparsify: an .npz of arrays keyed by input name, or a folder of images
+prepared as an image pipeline prepares them.
+
+Samples run one at a time (batch 1, or the model's own fixed batch): memory stays bounded
+whatever their number, and a model with a fixed batch dimension takes them as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ortsparse.inputs import InputSpec, model_input_specs, to_feed
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: How a folder's images become model inputs: as these pipelines prepare them.
+IMAGE_PREPARATIONS = ("image_classification", "yolo")
+
+
+class CalibrationError(ValueError):
+    """Calibration inputs that do not fit the model."""
+
+
+class CalibrationInputs:
+    """The samples of `path` for `model_path`'s inputs, at most `max_samples` of them."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        model_path: str | os.PathLike,
+        max_samples: int,
+        image_preparation: str = "image_classification",
+    ) -> None:
+        self.path = Path(path)
+        self.model_path = Path(model_path)
+        self.specs = model_input_specs(onnx.load(str(model_path), load_external_data=False))
+        if self.path.is_dir():
+            self._batches = self._image_batches(image_preparation, max_samples)
+        elif self.path.is_file():
+            self._batches = self._npz_batches(max_samples)
+        else:
+            raise CalibrationError(f"no calibration file or folder at {self.path}")
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self._batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def _batch_size(self) -> int:
+        fixed = [
+            spec.shape[0] for spec in self.specs if spec.shape and isinstance(spec.shape[0], int)
+        ]
+        return fixed[0] if fixed else 1
+
+    def _npz_batches(self, max_samples: int) -> list[dict]:
+        try:
+            archive = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise CalibrationError(f"{self.path} is not an .npz archive numpy can read ({error})")
+        names = [spec.name for spec in self.specs]
+        missing = [name for name in names if name not in archive.files]
+        if missing:
+            raise CalibrationError(
+                f"{self.path} has no array for input(s) {', '.join(missing)}; it must hold one "
+                f"array per model input, keyed by name ({', '.join(names)}), samples first"
+            )
+        arrays = {spec.name: self._checked(spec, archive[spec.name]) for spec in self.specs}
+        counts = {len(array) for array in arrays.values()}
+        if len(counts) != 1:
+            raise CalibrationError(
+                f"the arrays of {self.path} hold different numbers of samples: "
+                + ", ".join(f"{name}: {len(array)}" for name, array in arrays.items())
+            )
+        batch = self._batch_size()
+        samples = min(counts.pop(), max_samples) // batch * batch
+        if samples == 0:
+            raise CalibrationError(f"{self.path} holds fewer samples than one batch of {batch}")
+        return [
+            {
+                spec.name: to_feed(spec, arrays[spec.name][start : start + batch])
+                for spec in self.specs
+            }
+            for start in range(0, samples, batch)
+        ]
+
+    def _checked(self, spec: InputSpec, array: np.ndarray) -> np.ndarray:
+        if array.ndim != len(spec.shape):
+            raise CalibrationError(
+                f"input '{spec.name}' has rank {len(spec.shape)} (samples first), but its "
+                f"calibration array has shape {list(array.shape)}"
+            )
+        for axis, (dim, size) in enumerate(zip(spec.shape, array.shape)):
+            if axis > 0 and isinstance(dim, int) and dim != size:
+                raise CalibrationError(
+                    f"input '{spec.name}' is {list(spec.shape)}, but its calibration array has "
+                    f"shape {list(array.shape)}"
+                )
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(spec.onnx_type)
+        if np.issubdtype(dtype, np.floating) != np.issubdtype(array.dtype, np.floating):
+            raise CalibrationError(
+                f"input '{spec.name}' is {spec.type}, but its calibration array is {array.dtype}"
+            )
+        return array.astype(dtype, copy=False)
+
+    def _image_batches(self, preparation: str, max_samples: int) -> list[dict]:
+        from ortsparse.pipelines import Pipeline
+        from ortsparse.pipelines.images import load_rgb
+
+        if preparation not in IMAGE_PREPARATIONS:
+            raise CalibrationError(
+                f"images are prepared as {' or '.join(IMAGE_PREPARATIONS)} pipelines do, not "
+                f"{preparation!r}"
+            )
+        if len(self.specs) != 1:
+            raise CalibrationError(
+                f"a folder of images calibrates a model with one image input; this one has "
+                f"{len(self.specs)}: give an .npz keyed by input name instead"
+            )
+        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise CalibrationError(f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        batch = self._batch_size()
+        try:
+            pipeline = Pipeline.create(
+                preparation, self.model_path, batch_size=batch, engine_type="onnxruntime"
+            )
+        except ValueError as error:
+            raise CalibrationError(f"cannot prepare images for this model: {error}") from None
+        spec = self.specs[0]
+        images = [pipeline.preprocess(load_rgb(path))[0] for path in files[:max_samples]]
+        samples = len(images) // batch * batch
+        if samples == 0:
+            raise CalibrationError(f"{self.path} holds fewer images than one batch of {batch}")
+        return [
+            {spec.name: np.stack(images[start : start + batch])}
+            for start in range(0, samples, batch)
+        ]

@@ -1,0 +1,158 @@
+"""`ortsparse sparsify`: a dense ONNX model in, a sparse one out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import onnx
+
+from ortsparse.rewriter.command import positive_int
+from ortsparse.sparsify.calibration_inputs import (
+    IMAGE_PREPARATIONS,
+    CalibrationError,
+    CalibrationInputs,
+)
+from ortsparse.sparsify.layers import DEFAULT_MIN_WEIGHTS
+from ortsparse.sparsify.model import METHODS, SparsifyError, sparsify_model
+from ortsparse.sparsify.patterns import parse_pattern
+
+DEFAULT_SAMPLES = 128
+
+
+def _pattern(text: str):
+    try:
+        return parse_pattern(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
+
+
+def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="the dense ONNX model")
+    parser.add_argument("output", type=Path, help="where to write the sparse model")
+    parser.add_argument(
+        "--sparsity",
+        type=_fraction,
+        default=0.8,
+        help="fraction of each layer's weights to zero (default 0.8; an N:M pattern has its own)",
+    )
+    parser.add_argument(
+        "--pattern",
+        type=_pattern,
+        default=parse_pattern("unstructured"),
+        metavar="PATTERN",
+        help="unstructured (default; csr kernels), 4x1 (4 output channels at one input feature: "
+        "block4 kernels), 1x4 (4 input features of one output channel, for a Conv 4 channels at "
+        "one tap: the INT8 kernels' quads) or N:M such as 2:4 (N kept of every M input features)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="obs",
+        help="obs (default): choose the weights to drop and update the rest to keep each layer's "
+        "output on the calibration inputs (one-shot Optimal Brain Surgeon, as SparseGPT); "
+        "magnitude: drop the smallest, no calibration needed",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="PATH",
+        help="an .npz of arrays keyed by input name (samples first), or a folder of images",
+    )
+    parser.add_argument(
+        "--samples",
+        type=positive_int,
+        default=DEFAULT_SAMPLES,
+        help=f"calibration samples to use at most (default {DEFAULT_SAMPLES})",
+    )
+    parser.add_argument(
+        "--images-as",
+        choices=IMAGE_PREPARATIONS,
+        default="image_classification",
+        help="how a folder's images become inputs: as this pipeline prepares them (default "
+        "image_classification: ImageNet's resize, crop and normalisation; yolo: letterbox, 0-1)",
+    )
+    parser.add_argument(
+        "--dense",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="leave layers whose node or weight name matches REGEX dense (repeatable)",
+    )
+    parser.add_argument(
+        "--prune-ends",
+        action="store_true",
+        help="prune the first and the last layer too (left dense by default: a stem conv and a "
+        "classifier head lose the most accuracy for the least time)",
+    )
+    parser.add_argument(
+        "--min-weights",
+        type=positive_int,
+        default=DEFAULT_MIN_WEIGHTS,
+        help=f"leave weights of fewer entries dense (default {DEFAULT_MIN_WEIGHTS})",
+    )
+
+
+def run_sparsify(args: argparse.Namespace) -> int:
+    def say(message: str) -> None:
+        print(f"[sparsify] {message}", file=sys.stderr, flush=True)
+
+    try:
+        model = onnx.load(str(args.model))
+    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
+        say(f"cannot read {args.model}: {error}")
+        return 2
+    except Exception as error:  # protobuf's DecodeError: not an ONNX model
+        say(f"{args.model} is not an ONNX model ({type(error).__name__}: {error})")
+        return 2
+    try:
+        calibration = None
+        if args.calibration is not None:
+            calibration = CalibrationInputs(
+                args.calibration, args.model, args.samples, args.images_as
+            )
+            say(f"calibration: {len(calibration)} batch(es) from {args.calibration}")
+        result = sparsify_model(
+            model,
+            str(args.model),
+            sparsity=args.sparsity,
+            pattern=args.pattern,
+            method=args.method,
+            calibration=calibration,
+            dense=args.dense,
+            prune_ends=args.prune_ends,
+            min_weights=args.min_weights,
+            progress=say,
+        )
+    except (SparsifyError, CalibrationError) as error:
+        say(f"error: {error}")
+        return 2
+    onnx.checker.check_model(result.model)
+    try:
+        onnx.save(result.model, str(args.output))
+    except OSError as error:
+        say(f"error: cannot write {args.output}: {error.strerror or error}")
+        return 2
+    for line in result.left_dense:
+        say(f"dense: {line}")
+    print(f"{'layer':40s} {'op':6s} {'zeros':>7s} {'output error':>13s}")
+    for layer in result.layers:
+        error = "-" if layer.relative_error is None else f"{layer.relative_error:.4f}"
+        print(f"{layer.name[:40]:40s} {layer.op_type:6s} {layer.sparsity:7.1%} {error:>13s}")
+    print(
+        f"wrote {args.output}: {len(result.layers)} layer(s) pruned ({args.pattern.name}, "
+        f"{args.method}); output error: the layer's on the calibration inputs, as a fraction of "
+        "what zeroing its weight would cause"
+    )
+    return 0

@@ -1,0 +1,320 @@
+"""ortsparse.sparsify and `ortsparse sparsify`: patterns, reconstruction, whole models, errors."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from ortsparse.cli import main
+from ortsparse.rewriter import rewrite_model
+from ortsparse.sparsify import CalibrationError, CalibrationInputs, SparsifyError, sparsify_model
+from ortsparse.sparsify.layers import find_layers, input_rows
+from ortsparse.sparsify.patterns import follows_pattern, magnitude_prune, parse_pattern
+from ortsparse.sparsify.reconstruction import output_error, reconstruct
+
+PATTERNS = ["unstructured", "4x1", "1x4", "2:4"]
+
+
+def correlated_inputs(rng, rows, k):
+    return rng.standard_normal((rows, k)) @ (np.eye(k) + 0.3 * rng.standard_normal((k, k)))
+
+
+@pytest.mark.parametrize("name", PATTERNS)
+@pytest.mark.parametrize("shape", [(48, 64), (13, 30)])  # the second has short edge groups
+def test_magnitude_pruning_keeps_or_drops_whole_groups(name, shape):
+    pattern = parse_pattern(name)
+    matrix = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    pruned = magnitude_prune(matrix, 0.75, pattern)
+    assert follows_pattern(pruned, pattern)
+    zeros = np.count_nonzero(pruned == 0) / pruned.size
+    expected = 0.5 if name == "2:4" else 0.75
+    assert zeros == pytest.approx(expected, abs=0.08 if shape == (13, 30) else 1e-9)
+    kept = pruned != 0
+    assert np.array_equal(pruned[kept], matrix[kept])  # magnitude pruning only zeroes
+
+
+def test_a_broken_group_does_not_follow_its_pattern():
+    matrix = np.ones((8, 8), dtype=np.float32)
+    matrix[0, 0] = 0  # one weight of a 4x1 block and of a 1x4 quad
+    assert not follows_pattern(matrix, parse_pattern("4x1"))
+    assert not follows_pattern(matrix, parse_pattern("1x4"))
+    assert follows_pattern(matrix, parse_pattern("unstructured"))
+    assert not follows_pattern(matrix, parse_pattern("2:4"))
+
+
+@pytest.mark.parametrize("text", ["3x3", "4:2", "0:4", "2:4:8", ""])
+def test_unknown_patterns_are_refused(text):
+    with pytest.raises(ValueError, match="unknown sparsity pattern"):
+        parse_pattern(text)
+
+
+@pytest.mark.parametrize("name", PATTERNS)
+def test_reconstruction_lowers_the_layer_error_below_magnitude_pruning(name):
+    rng = np.random.default_rng(1)
+    inputs = correlated_inputs(rng, 3000, 192)
+    hessian = inputs.T @ inputs
+    matrix = rng.standard_normal((32, 192)).astype(np.float32)
+    pattern = parse_pattern(name)
+    magnitude = magnitude_prune(matrix, 0.8, pattern)
+    reconstructed = reconstruct(matrix, hessian, 0.8, pattern)
+    assert follows_pattern(reconstructed, pattern)
+    assert np.count_nonzero(reconstructed == 0) == np.count_nonzero(magnitude == 0)
+    # The error on the inputs themselves, not through the Hessian: the two must agree.
+    error = np.sum(np.square(inputs @ (reconstructed - matrix).T.astype(np.float64)))
+    assert error == pytest.approx(output_error(matrix, reconstructed, hessian), rel=1e-6)
+    assert output_error(matrix, reconstructed, hessian) < 0.9 * output_error(
+        matrix, magnitude, hessian
+    )
+
+
+def conv_model(rng, channels: int = 8) -> onnx.ModelProto:
+    """A small CNN: 3x3 conv, 3x3 stride-2 dilated-free conv, 1x1 conv, pooled Gemm head."""
+
+    def weight(name, shape):
+        return numpy_helper.from_array(
+            (rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))).astype(np.float32),
+            name,
+        )
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node(
+            "Conv", ["r1", "w2"], ["c2"], name="down", pads=[1, 1, 1, 1], strides=[2, 2]
+        ),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3"], ["c3"], name="pointwise"),
+        helper.make_node("GlobalAveragePool", ["c3"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w4"], ["y"], name="head", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", channels, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+        [
+            weight("w1", (32, channels, 3, 3)),
+            weight("w2", (64, 32, 3, 3)),
+            weight("w3", (64, 64, 1, 1)),
+            weight("w4", (10, 64)),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_conv_input_rows_times_the_matrix_view_are_the_conv_outputs(tmp_path):
+    rng = np.random.default_rng(2)
+    model = conv_model(rng)
+    layers, _ = find_layers(model, min_weights=1)
+    down = next(layer for layer in layers if layer.node_name == "down")
+    x = rng.standard_normal((2, 32, 12, 12)).astype(np.float32)
+    single = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
+            "down",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 32, 12, 12])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(down.weight(), "w")],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    (expected,) = ort.InferenceSession(single.SerializeToString()).run(None, {"x": x})
+    rows = list(input_rows(down, x))
+    for image, image_rows in enumerate(rows):
+        outputs = (image_rows @ down.matrix().T.astype(np.float64)).T.reshape(64, 6, 6)
+        np.testing.assert_allclose(outputs, expected[image], rtol=1e-4, atol=1e-4)
+    down.store(down.matrix())  # the view goes back unchanged
+    np.testing.assert_array_equal(down.weight(), numpy_helper.to_array(model.graph.initializer[1]))
+
+
+@pytest.fixture
+def cnn(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "cnn.onnx"
+    onnx.save(conv_model(rng), str(path))
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, x=rng.standard_normal((12, 8, 12, 12)).astype(np.float32))
+    return path, calibration
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_sparsify_command_writes_a_checked_model_that_the_rewriter_takes(
+    cnn, tmp_path, capsys, pattern
+):
+    path, calibration = cnn
+    output = tmp_path / "sparse.onnx"
+    arguments = [str(path), str(output), "--sparsity", "0.8", "--pattern", pattern]
+    assert (
+        main(["sparsify", *arguments, "--calibration", str(calibration), "--min-weights", "1"]) == 0
+    )
+    captured = capsys.readouterr()
+    assert "stem: the model's first or last layer" in captured.err
+    model = onnx.load(str(output))
+    onnx.checker.check_model(model)
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert np.count_nonzero(weights["w1"] == 0) == 0  # the stem stays dense
+    layers, _ = find_layers(model, min_weights=1)
+    for layer in layers[1:-1]:
+        assert follows_pattern(layer.matrix(), parse_pattern(pattern))
+        zeros = np.count_nonzero(layer.matrix() == 0) / layer.matrix().size
+        assert zeros == pytest.approx(0.5 if pattern == "2:4" else 0.8, abs=0.01)
+    rewritten = rewrite_model(model, min_sparsity=0.5)
+    assert rewritten.rewritten_count >= 2
+    assert "pointwise" in captured.out and "down" in captured.out
+
+
+def test_reconstruction_beats_magnitude_on_the_model(cnn, tmp_path):
+    path, calibration = cnn
+    errors = {}
+    for method in ("obs", "magnitude"):
+        model = onnx.load(str(path))
+        inputs = CalibrationInputs(calibration, path, max_samples=12)
+        result = sparsify_model(
+            model,
+            str(path),
+            sparsity=0.9,
+            pattern=parse_pattern("unstructured"),
+            method=method,
+            calibration=inputs,
+        )
+        errors[method] = {layer.name: layer.relative_error for layer in result.layers}
+    for name, error in errors["obs"].items():
+        assert error < errors["magnitude"][name]
+
+
+@pytest.mark.parametrize("preparation", ["image_classification", "yolo"])
+def test_a_folder_of_images_calibrates_an_image_model(tmp_path, capsys, preparation):
+    from PIL import Image
+
+    rng = np.random.default_rng(6)
+    path = tmp_path / "rgb.onnx"
+    onnx.save(conv_model(rng, channels=3), str(path))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(3):
+        pixels = rng.integers(0, 256, (20 + index, 30, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    (folder / "notes.txt").write_text("not an image")
+    inputs = CalibrationInputs(folder, path, max_samples=2, image_preparation=preparation)
+    batches = list(inputs)
+    assert len(batches) == 2 and batches[0]["x"].shape == (1, 3, 12, 12)
+    output = tmp_path / "sparse.onnx"
+    arguments = ["--calibration", str(folder), "--images-as", preparation]
+    assert main(["sparsify", str(path), str(output), *arguments]) == 0
+    assert "calibration: 3 batch(es)" in capsys.readouterr().err
+    with pytest.raises(CalibrationError, match="holds no images"):
+        CalibrationInputs(tmp_path, path, max_samples=2)
+
+
+def test_magnitude_needs_no_calibration(cnn, tmp_path):
+    path, _ = cnn
+    output = tmp_path / "sparse.onnx"
+    arguments = ["--method", "magnitude", "--prune-ends", "--min-weights", "1"]
+    assert main(["sparsify", str(path), str(output), *arguments]) == 0
+    layers, _ = find_layers(onnx.load(str(output)), min_weights=1)
+    assert all(np.count_nonzero(layer.matrix() == 0) > 0 for layer in layers)
+
+
+def test_reconstruction_without_calibration_is_refused(cnn, tmp_path, capsys):
+    path, _ = cnn
+    assert main(["sparsify", str(path), str(tmp_path / "out.onnx")]) == 2
+    assert "needs calibration inputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"images": np.zeros((2, 8, 12, 12), np.float32)}, "no array for input"),
+        ({"x": np.zeros((2, 3, 12, 12), np.float32)}, "calibration array has shape"),
+        ({"x": np.zeros((2, 8, 12), np.float32)}, "has rank 4"),
+        ({"x": np.zeros((2, 8, 12, 12), np.int64)}, "is tensor\\(float\\)"),
+    ],
+)
+def test_calibration_that_does_not_fit_the_model_is_refused(cnn, tmp_path, capsys, arrays, message):
+    path, _ = cnn
+    calibration = tmp_path / "bad.npz"
+    np.savez(calibration, **arrays)
+    with pytest.raises(CalibrationError, match=message):
+        CalibrationInputs(calibration, path, max_samples=4)
+    assert (
+        main(["sparsify", str(path), str(tmp_path / "o.onnx"), "--calibration", str(calibration)])
+        == 2
+    )
+    assert "error:" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_is_reported(cnn, tmp_path, capsys):
+    path, _ = cnn
+    output = tmp_path / "missing" / "sparse.onnx"
+    assert main(["sparsify", str(path), str(output), "--method", "magnitude"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    assert main(["sparsify", str(garbage), str(tmp_path / "o.onnx"), "--method", "magnitude"]) == 2
+    assert "not an ONNX model" in capsys.readouterr().err
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    with pytest.raises(SparsifyError, match="no layer to prune"):
+        sparsify_model(
+            helper.make_model(graph),
+            "unused.onnx",
+            sparsity=0.5,
+            pattern=parse_pattern("unstructured"),
+            method="magnitude",
+        )
+
+
+def test_every_layer_kind_s_matrix_view_goes_back_as_it_came():
+    rng = np.random.default_rng(5)
+    mlp = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="linear")],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 48])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 40])],
+        [numpy_helper.from_array(rng.standard_normal((48, 40)).astype(np.float32), "w")],
+    )
+    for model in (helper.make_model(mlp), conv_model(rng)):
+        layers, _ = find_layers(model, min_weights=1)
+        for layer in layers:
+            weight = layer.weight()
+            matrix = layer.matrix()
+            assert matrix.size == weight.size
+            layer.store(matrix)
+            np.testing.assert_array_equal(layer.weight(), weight)
+            layer.store(np.zeros_like(matrix))
+            assert not layer.weight().any()
+
+
+def test_non_float_and_grouped_weights_are_reported_and_left_alone():
+    rng = np.random.default_rng(4)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w_half"], ["a"], name="half"),
+            helper.make_node("Conv", ["img", "w_dw"], ["b"], name="depthwise", group=16),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 64]),
+            helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 16, 8, 8]),
+        ],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT16, [1, 64]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 16, 6, 6]),
+        ],
+        [
+            numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float16), "w_half"),
+            numpy_helper.from_array(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), "w_dw"),
+        ],
+    )
+    layers, skipped = find_layers(helper.make_model(graph), min_weights=1)
+    assert layers == []
+    assert any("half: weight w_half is FLOAT16" in line for line in skipped)
+    assert any("depthwise: grouped" in line for line in skipped)
