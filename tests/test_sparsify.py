@@ -172,7 +172,6 @@ def test_reconstruction_beats_magnitude_on_the_model(cnn, tmp_path):
         inputs = CalibrationInputs(calibration, path, max_samples=12)
         result = sparsify_model(
             model,
-            str(path),
             sparsity=0.9,
             pattern=parse_pattern("unstructured"),
             method=method,
@@ -198,11 +197,11 @@ def test_a_folder_of_images_calibrates_an_image_model(tmp_path, capsys, preparat
     (folder / "notes.txt").write_text("not an image")
     inputs = CalibrationInputs(folder, path, max_samples=2, image_preparation=preparation)
     batches = list(inputs)
-    assert len(batches) == 2 and batches[0]["x"].shape == (1, 3, 12, 12)
+    assert len(batches) == 1 and batches[0]["x"].shape == (2, 3, 12, 12)
     output = tmp_path / "sparse.onnx"
     arguments = ["--calibration", str(folder), "--images-as", preparation]
     assert main(["sparsify", str(path), str(output), *arguments]) == 0
-    assert "calibration: 3 batch(es)" in capsys.readouterr().err
+    assert "calibration: 1 batch(es)" in capsys.readouterr().err
     with pytest.raises(CalibrationError, match="holds no images"):
         CalibrationInputs(tmp_path, path, max_samples=2)
 
@@ -265,7 +264,6 @@ def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
     with pytest.raises(SparsifyError, match="no layer to prune"):
         sparsify_model(
             helper.make_model(graph),
-            "unused.onnx",
             sparsity=0.5,
             pattern=parse_pattern("unstructured"),
             method="magnitude",

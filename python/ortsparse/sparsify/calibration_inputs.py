@@ -1,8 +1,8 @@
 """Calibration inputs for sparsify: an .npz of arrays keyed by input name, or a folder of images
 prepared as an image pipeline prepares them.
 
-Samples run one at a time (batch 1, or the model's own fixed batch): memory stays bounded
-whatever their number, and a model with a fixed batch dimension takes them as it is.
+Samples run BATCH at a time where the batch dimension is symbolic, else in the model's own fixed
+batches: memory stays bounded whatever their number.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ortsparse.inputs import InputSpec, model_input_specs, to_feed
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: How a folder's images become model inputs: as these pipelines prepare them.
 IMAGE_PREPARATIONS = ("image_classification", "yolo")
+BATCH = 16
 
 
 class CalibrationError(ValueError):
@@ -39,25 +40,35 @@ class CalibrationInputs:
         self.model_path = Path(model_path)
         self.specs = model_input_specs(onnx.load(str(model_path), load_external_data=False))
         if self.path.is_dir():
-            self._batches = self._image_batches(image_preparation, max_samples)
+            self._feeds = self._image_feeds(image_preparation, max_samples)
         elif self.path.is_file():
-            self._batches = self._npz_batches(max_samples)
+            self._feeds = self._npz_feeds(max_samples)
         else:
             raise CalibrationError(f"no calibration file or folder at {self.path}")
 
     def __iter__(self) -> Iterator[dict]:
-        return iter(self._batches)
+        return iter(self._feeds)
 
     def __len__(self) -> int:
-        return len(self._batches)
+        return len(self._feeds)
 
-    def _batch_size(self) -> int:
+    def _fixed_batch(self) -> int | None:
         fixed = [
             spec.shape[0] for spec in self.specs if spec.shape and isinstance(spec.shape[0], int)
         ]
-        return fixed[0] if fixed else 1
+        return fixed[0] if fixed else None
 
-    def _npz_batches(self, max_samples: int) -> list[dict]:
+    def _batch_bounds(self, samples: int) -> list[tuple[int, int]]:
+        """(start, end) of each batch: the model's fixed batches (a remainder dropped), else
+        BATCH samples at a time."""
+        fixed = self._fixed_batch()
+        if fixed is None:
+            return [(start, min(start + BATCH, samples)) for start in range(0, samples, BATCH)]
+        if samples < fixed:
+            raise CalibrationError(f"{self.path} holds fewer samples than one batch of {fixed}")
+        return [(start, start + fixed) for start in range(0, samples // fixed * fixed, fixed)]
+
+    def _npz_feeds(self, max_samples: int) -> list[dict]:
         try:
             archive = np.load(self.path, allow_pickle=False)
         except (OSError, ValueError) as error:
@@ -76,16 +87,12 @@ class CalibrationInputs:
                 f"the arrays of {self.path} hold different numbers of samples: "
                 + ", ".join(f"{name}: {len(array)}" for name, array in arrays.items())
             )
-        batch = self._batch_size()
-        samples = min(counts.pop(), max_samples) // batch * batch
+        samples = min(counts.pop(), max_samples)
         if samples == 0:
-            raise CalibrationError(f"{self.path} holds fewer samples than one batch of {batch}")
+            raise CalibrationError(f"{self.path} holds no samples")
         return [
-            {
-                spec.name: to_feed(spec, arrays[spec.name][start : start + batch])
-                for spec in self.specs
-            }
-            for start in range(0, samples, batch)
+            {spec.name: to_feed(spec, arrays[spec.name][start:end]) for spec in self.specs}
+            for start, end in self._batch_bounds(samples)
         ]
 
     def _checked(self, spec: InputSpec, array: np.ndarray) -> np.ndarray:
@@ -107,7 +114,7 @@ class CalibrationInputs:
             )
         return array.astype(dtype, copy=False)
 
-    def _image_batches(self, preparation: str, max_samples: int) -> list[dict]:
+    def _image_feeds(self, preparation: str, max_samples: int) -> list[dict]:
         from ortsparse.pipelines import Pipeline
         from ortsparse.pipelines.images import load_rgb
 
@@ -124,19 +131,18 @@ class CalibrationInputs:
         files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise CalibrationError(f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        batch = self._batch_size()
         try:
             pipeline = Pipeline.create(
-                preparation, self.model_path, batch_size=batch, engine_type="onnxruntime"
+                preparation,
+                self.model_path,
+                batch_size=self._fixed_batch() or 1,
+                engine_type="onnxruntime",
             )
         except ValueError as error:
             raise CalibrationError(f"cannot prepare images for this model: {error}") from None
         spec = self.specs[0]
         images = [pipeline.preprocess(load_rgb(path))[0] for path in files[:max_samples]]
-        samples = len(images) // batch * batch
-        if samples == 0:
-            raise CalibrationError(f"{self.path} holds fewer images than one batch of {batch}")
         return [
-            {spec.name: np.stack(images[start : start + batch])}
-            for start in range(0, samples, batch)
+            {spec.name: np.stack(images[start:end])}
+            for start, end in self._batch_bounds(len(images))
         ]

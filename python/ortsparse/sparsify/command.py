@@ -125,7 +125,6 @@ def run_sparsify(args: argparse.Namespace) -> int:
             say(f"calibration: {len(calibration)} batch(es) from {args.calibration}")
         result = sparsify_model(
             model,
-            str(args.model),
             sparsity=args.sparsity,
             pattern=args.pattern,
             method=args.method,

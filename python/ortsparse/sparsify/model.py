@@ -2,12 +2,13 @@
 
 Each prunable layer (layers.py) is pruned to the target sparsity in the chosen pattern, by
 magnitude or by layer-wise reconstruction (reconstruction.py), whose Hessian H = X^T X comes from
-the layer's inputs on the calibration samples. Those inputs are the dense model's: every layer is
-reconstructed against what its input is before any pruning (not sequentially, layer after pruned
-layer), which keeps the calibration to one pass of ONNX Runtime per group of layers.
-
-Hessians take K x K float64 each (170 MB for a 3x3 convolution on 512 channels); layers are
-taken in groups whose Hessians fit HESSIAN_BUDGET_BYTES, one calibration pass per group.
+the layer's inputs on the calibration samples. Layers are taken in graph order, and each one's
+inputs come from the model as pruned so far: a layer is reconstructed against what it will really
+be fed, so that the errors of the layers before it are corrected rather than compounded (on the
+digits MLP of tools/sparsify_accuracy.py, 1x4 at 90%: 20% accuracy reconstructing each layer
+against the dense model's inputs, 57.5% sequentially; unstructured 90%: 94.4% and 96.1%). That is one pass of ONNX Runtime over the
+calibration samples per layer, holding one K x K float64 Hessian at a time (170 MB for a 3x3
+convolution on 512 channels).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from ortsparse.sparsify.layers import (
 from ortsparse.sparsify.patterns import Pattern, magnitude_prune
 from ortsparse.sparsify.reconstruction import output_error, reconstruct
 
-HESSIAN_BUDGET_BYTES = 1 << 30
 METHODS = ("obs", "magnitude")
 
 Progress = Callable[[str], None]
@@ -61,7 +61,6 @@ class SparsifyResult:
 
 def sparsify_model(
     model: onnx.ModelProto,
-    model_path: str,
     *,
     sparsity: float,
     pattern: Pattern,
@@ -72,8 +71,8 @@ def sparsify_model(
     min_weights: int = DEFAULT_MIN_WEIGHTS,
     progress: Progress | None = None,
 ) -> SparsifyResult:
-    """Prunes `model` (loaded from `model_path`, which ONNX Runtime runs for calibration) in
-    place and returns it with what was done. `dense`: regular expressions; a layer whose node or
+    """Prunes `model` in place (ONNX Runtime runs it on the calibration inputs as it goes) and
+    returns it with what was done. `dense`: regular expressions; a layer whose node or
     weight name one of them matches (re.search) stays dense. Unless `prune_ends`, the first and
     the last layer stay dense too (a stem conv, a classifier head). Raises SparsifyError."""
     say = progress or (lambda message: None)
@@ -105,13 +104,13 @@ def sparsify_model(
             "no layer to prune: "
             + ("; ".join(left_dense) or "no MatMul, Gemm or Conv with a constant weight")
         )
-    hessians = (
-        collect_hessians(model_path, chosen, calibration, say) if calibration is not None else {}
-    )
     results = []
     for number, layer in enumerate(chosen, 1):
         matrix = layer.matrix()
-        hessian = hessians.get(layer.node_name)
+        hessian = None
+        if calibration is not None:
+            hessian = layer_hessian(model, layer, calibration)
+            say(f"calibrated {number}/{len(chosen)}: {layer.node_name}")
         if method == "obs":
             pruned = reconstruct(matrix, hessian, sparsity, pattern)
         else:
@@ -134,61 +133,38 @@ def sparsify_model(
     return SparsifyResult(model, results, left_dense)
 
 
-def collect_hessians(
-    model_path: str, layers: list[Layer], calibration: CalibrationInputs, say: Progress
-) -> dict[str, np.ndarray]:
-    """H = X^T X of every layer's input rows over the calibration samples, float64."""
-    hessians: dict[str, np.ndarray] = {}
-    for group in _groups_within_budget(layers):
-        session, outputs = _capturing_session(model_path, [layer.activation for layer in group])
-        sums = {layer.node_name: None for layer in group}
-        for number, feed in enumerate(calibration, 1):
-            values = dict(zip(outputs, session.run(outputs, feed))) if outputs else {}
-            values.update(feed)
-            for layer in group:
-                activation = np.asarray(values[layer.activation], dtype=np.float64)
-                for rows in input_rows(layer, activation):
-                    product = rows.T @ rows
-                    current = sums[layer.node_name]
-                    sums[layer.node_name] = product if current is None else current + product
-            if number == len(calibration) or number % max(1, len(calibration) // 10) == 0:
-                say(
-                    f"calibration: inputs of layers {group[0].node_name} .. "
-                    f"{group[-1].node_name}, batch {number}/{len(calibration)}"
-                )
-        hessians.update(sums)
-    return hessians
-
-
-def _groups_within_budget(layers: list[Layer]) -> list[list[Layer]]:
-    groups: list[list[Layer]] = [[]]
-    used = 0
-    for layer in layers:
-        k = layer.matrix().shape[1]
-        size = k * k * 8
-        if groups[-1] and used + size > HESSIAN_BUDGET_BYTES:
-            groups.append([])
-            used = 0
-        groups[-1].append(layer)
-        used += size
-    return groups
+def layer_hessian(
+    model: onnx.ModelProto, layer: Layer, calibration: CalibrationInputs
+) -> np.ndarray:
+    """H = X^T X of the layer's input rows over the calibration samples, in `model` as it is
+    now, float64."""
+    session, outputs = _capturing_session(model, layer.activation)
+    hessian = None
+    for feed in calibration:
+        values = dict(zip(outputs, session.run(outputs, feed))) if outputs else {}
+        values.update(feed)
+        for rows in input_rows(layer, np.asarray(values[layer.activation], dtype=np.float64)):
+            product = rows.T @ rows
+            hessian = product if hessian is None else hessian + product
+    return hessian
 
 
 def _capturing_session(
-    model_path: str, tensors: list[str]
+    model: onnx.ModelProto, tensor: str
 ) -> tuple[ort.InferenceSession, list[str]]:
-    """A session of the original model with `tensors` among its outputs (graph inputs, which
-    come from the feed, aside)."""
-    model = onnx.load(model_path)
-    inputs = {value.name for value in model.graph.input}
-    present = {value.name for value in model.graph.output}
-    wanted = [name for name in dict.fromkeys(tensors) if name not in inputs]
-    for name in wanted:
-        if name not in present:
-            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    """A session of `model` with `tensor` among its outputs (unless it is a graph input, which
+    comes from the feed), and the outputs to ask it for."""
+    capturing = onnx.ModelProto()
+    capturing.CopyFrom(model)
+    if tensor in {value.name for value in capturing.graph.input}:
+        wanted = []
+    else:
+        wanted = [tensor]
+        if tensor not in {value.name for value in capturing.graph.output}:
+            capturing.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        capturing.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     return session, wanted

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Accuracy of one-shot sparsification on a trained model with a held-out labelled set.
+
+The data: scikit-learn's handwritten digits (1,797 8x8 images, 10 classes; the UCI optical
+recognition of handwritten digits set, BSD-licensed with scikit-learn), read from the
+scikit-learn wheel's sklearn/datasets/data/digits.csv.gz into ortsparse's cache
+(tools/model_zoo.py's), never committed; scikit-learn itself is not installed. A fixed, seeded
+split keeps 360 images apart for testing.
+
+The model: an MLP 64 -> 256 -> 256 -> 10 with ReLU, trained here in numpy (Adam, seeded), written
+as ONNX MatMul/Add/Relu nodes. Every layer is then pruned (as `ortsparse sparsify --prune-ends`
+does; `--keep-ends` leaves the first and the last dense, sparsify's default) at each sparsity and
+pattern, by magnitude and by reconstruction calibrated on the training images (labels unused),
+and the test accuracy of each result is measured with ONNX Runtime.
+
+    .venv/bin/python tools/sparsify_accuracy.py
+    .venv/bin/python tools/sparsify_accuracy.py --patterns unstructured 4x1 --sparsities 0.9
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ortsparse.sparsify import CalibrationInputs, parse_pattern, sparsify_model  # noqa: E402
+
+from tools.model_zoo import wheel_members, zoo_dir  # noqa: E402
+
+PACKAGE = "scikit-learn==1.7.2"
+TEST_IMAGES = 360
+HIDDEN = 256
+EPOCHS = 60
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """Images [1797, 64] scaled to [0, 1] and labels [1797]."""
+    path = zoo_dir() / "data" / "digits.csv.gz"
+    wheel_members(PACKAGE, {"sklearn/datasets/data/digits.csv.gz": path})
+    with gzip.open(path, "rt") as file:
+        table = np.loadtxt(file, delimiter=",")
+    return (table[:, :-1] / 16.0).astype(np.float32), table[:, -1].astype(np.int64)
+
+
+def split(images, labels, seed: int = 0):
+    order = np.random.default_rng(seed).permutation(len(labels))
+    test, train = order[:TEST_IMAGES], order[TEST_IMAGES:]
+    return images[train], labels[train], images[test], labels[test]
+
+
+def train_mlp(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    """Weights [K, N] and biases of a 64-256-256-10 ReLU MLP, by Adam on the cross-entropy."""
+    rng = np.random.default_rng(seed)
+    sizes = [images.shape[1], HIDDEN, HIDDEN, 10]
+    params = []
+    for k, n in zip(sizes, sizes[1:]):
+        params += [rng.standard_normal((k, n)) * np.sqrt(2.0 / k), np.zeros(n)]
+    moments = [np.zeros_like(p) for p in params] + [np.zeros_like(p) for p in params]
+    step = 0
+    for _ in range(EPOCHS):
+        for batch in np.array_split(rng.permutation(len(labels)), len(labels) // 32):
+            activations = [images[batch].astype(np.float64)]
+            for layer in range(3):
+                z = activations[-1] @ params[2 * layer] + params[2 * layer + 1]
+                activations.append(np.maximum(z, 0) if layer < 2 else z)
+            logits = activations[-1]
+            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            grad = probabilities
+            grad[np.arange(len(batch)), labels[batch]] -= 1
+            grad /= len(batch)
+            grads = [None] * len(params)
+            for layer in reversed(range(3)):
+                grads[2 * layer] = activations[layer].T @ grad
+                grads[2 * layer + 1] = grad.sum(axis=0)
+                if layer:
+                    grad = (grad @ params[2 * layer].T) * (activations[layer] > 0)
+            step += 1
+            for index, (param, g) in enumerate(zip(params, grads)):
+                first, second = moments[index], moments[len(params) + index]
+                first[:] = 0.9 * first + 0.1 * g
+                second[:] = 0.999 * second + 0.001 * g * g
+                corrected = first / (1 - 0.9**step), second / (1 - 0.999**step)
+                param -= 1e-3 * corrected[0] / (np.sqrt(corrected[1]) + 1e-8)
+    return [p.astype(np.float32) for p in params]
+
+
+def mlp_model(params: list[np.ndarray]) -> onnx.ModelProto:
+    nodes, initializers, current = [], [], "images"
+    for layer in range(3):
+        weight, bias = f"w{layer}", f"b{layer}"
+        initializers += [
+            numpy_helper.from_array(params[2 * layer], weight),
+            numpy_helper.from_array(params[2 * layer + 1], bias),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [current, weight], [f"m{layer}"], name=f"fc{layer}"),
+            helper.make_node("Add", [f"m{layer}", bias], [f"a{layer}"]),
+        ]
+        current = f"a{layer}"
+        if layer < 2:
+            nodes.append(helper.make_node("Relu", [current], [f"r{layer}"]))
+            current = f"r{layer}"
+    graph = helper.make_graph(
+        nodes,
+        "digits_mlp",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["batch", 10])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def accuracy(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray) -> float:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": images})
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--patterns", nargs="+", default=["unstructured", "4x1", "1x4", "2:4"])
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.5, 0.7, 0.8, 0.9])
+    parser.add_argument("--samples", type=int, default=512, help="calibration images (512)")
+    parser.add_argument(
+        "--keep-ends", action="store_true", help="leave the first and the last layer dense"
+    )
+    args = parser.parse_args(argv)
+    patterns = [parse_pattern(name) for name in args.patterns]
+
+    train_images, train_labels, test_images, test_labels = split(*digits())
+    print(f"training the MLP on {len(train_labels)} images", file=sys.stderr)
+    dense = mlp_model(train_mlp(train_images, train_labels))
+    print(f"dense test accuracy: {accuracy(dense, test_images, test_labels):.1%}")
+    print("| pattern | sparsity | magnitude | reconstruction |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as scratch:
+        dense_path = Path(scratch) / "dense.onnx"
+        onnx.save(dense, str(dense_path))
+        calibration_path = Path(scratch) / "calibration.npz"
+        np.savez(calibration_path, images=train_images)
+        calibration = CalibrationInputs(calibration_path, dense_path, args.samples)
+        for pattern in patterns:
+            targets = [pattern.fixed_sparsity] if pattern.fixed_sparsity else args.sparsities
+            for sparsity in targets:
+                results = []
+                for method in ("magnitude", "obs"):
+                    model = onnx.load(str(dense_path))
+                    sparsify_model(
+                        model,
+                        sparsity=sparsity,
+                        pattern=pattern,
+                        method=method,
+                        calibration=calibration if method == "obs" else None,
+                        prune_ends=not args.keep_ends,
+                    )
+                    results.append(accuracy(model, test_images, test_labels))
+                print(f"| {pattern.name} | {sparsity:.0%} | {results[0]:.1%} | {results[1]:.1%} |")
+                sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
