@@ -10,6 +10,7 @@ from ortsparse.rewriter import rewrite_model
 from ortsparse.sparsify import CalibrationError, CalibrationInputs, SparsifyError, sparsify_model
 from ortsparse.sparsify.layers import find_layers, input_rows
 from ortsparse.sparsify.patterns import follows_pattern, magnitude_prune, parse_pattern
+from ortsparse.sparsify.recipe import Recipe, RecipeError, load_recipe
 from ortsparse.sparsify.reconstruction import output_error, reconstruct
 
 PATTERNS = ["unstructured", "4x1", "1x4", "2:4"]
@@ -170,13 +171,8 @@ def test_reconstruction_beats_magnitude_on_the_model(cnn, tmp_path):
     for method in ("obs", "magnitude"):
         model = onnx.load(str(path))
         inputs = CalibrationInputs(calibration, path, max_samples=12)
-        result = sparsify_model(
-            model,
-            sparsity=0.9,
-            pattern=parse_pattern("unstructured"),
-            method=method,
-            calibration=inputs,
-        )
+        recipe = Recipe(sparsity=0.9, method=method)
+        result = sparsify_model(model, recipe, calibration=inputs)
         errors[method] = {layer.name: layer.relative_error for layer in result.layers}
     for name, error in errors["obs"].items():
         assert error < errors["magnitude"][name]
@@ -262,12 +258,7 @@ def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     with pytest.raises(SparsifyError, match="no layer to prune"):
-        sparsify_model(
-            helper.make_model(graph),
-            sparsity=0.5,
-            pattern=parse_pattern("unstructured"),
-            method="magnitude",
-        )
+        sparsify_model(helper.make_model(graph), Recipe(method="magnitude"))
 
 
 def test_every_layer_kind_s_matrix_view_goes_back_as_it_came():
@@ -316,3 +307,77 @@ def test_non_float_and_grouped_weights_are_reported_and_left_alone():
     assert layers == []
     assert any("half: weight w_half is FLOAT16" in line for line in skipped)
     assert any("depthwise: grouped" in line for line in skipped)
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_a_recipe_sets_each_layer_s_target_and_pattern(cnn, tmp_path, capsys):
+    path, _ = cnn
+    recipe = write(
+        tmp_path / "recipe.yaml",
+        """
+sparsity: 0.5
+pattern: 1x4
+method: magnitude
+prune_ends: true
+dense: ["^head$"]
+layers:
+  - match: "^down$"
+    sparsity: 0.9
+    pattern: 4x1
+  - match: "pointwise"
+    dense: true
+""",
+    )
+    output = tmp_path / "sparse.onnx"
+    arguments = ["--recipe", str(recipe), "--min-weights", "1"]
+    assert main(["sparsify", str(path), str(output), *arguments]) == 0
+    captured = capsys.readouterr()
+    assert "pointwise: left dense by the recipe" in captured.err
+    assert "head: left dense by the recipe" in captured.err
+    layers = {
+        layer.node_name: layer.matrix() for layer in find_layers(onnx.load(str(output)), 1)[0]
+    }
+    assert np.count_nonzero(layers["stem"] == 0) / layers["stem"].size == pytest.approx(
+        0.5, abs=0.01
+    )
+    assert follows_pattern(layers["stem"], parse_pattern("1x4"))
+    assert np.count_nonzero(layers["down"] == 0) / layers["down"].size == pytest.approx(
+        0.9, abs=0.01
+    )
+    assert follows_pattern(layers["down"], parse_pattern("4x1"))
+    assert not (layers["pointwise"] == 0).any() and not (layers["head"] == 0).any()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sparsity: 0.8\nsparsty: 0.9\n", "line 2: unknown key 'sparsty'"),
+        ("sparsity: 1.5\n", "line 1: sparsity must be a number in \\(0, 1\\)"),
+        ("pattern: 3x3\n", "line 1: unknown sparsity pattern '3x3'"),
+        ("method: prune\n", "line 1: method must be one of obs, magnitude"),
+        ("layers:\n  - sparsity: 0.9\n", "line 2: a layer rule needs `match`"),
+        ("layers:\n  - match: '('\n", "line 2: '\\(' is not a regular expression"),
+        (
+            "layers:\n  - match: a\n    dense: true\n    sparsity: 0.5\n",
+            "line 2: a rule that leaves",
+        ),
+        ("dense: stem\n", "line 1: expected a list"),
+        ("prune_ends: maybe\n", "line 1: expected true or false"),
+        ("sparsity: [0.5\n", "not YAML"),
+    ],
+)
+def test_a_malformed_recipe_is_refused_with_its_line(tmp_path, text, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(write(tmp_path / "recipe.yaml", text))
+
+
+def test_recipe_and_its_options_do_not_mix(cnn, tmp_path, capsys):
+    path, _ = cnn
+    recipe = write(tmp_path / "recipe.yaml", "method: magnitude\n")
+    arguments = ["--recipe", str(recipe), "--sparsity", "0.5"]
+    assert main(["sparsify", str(path), str(tmp_path / "o.onnx"), *arguments]) == 2
+    assert "with --recipe, give --sparsity in the recipe" in capsys.readouterr().err

@@ -33,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ortsparse.sparsify import CalibrationInputs, parse_pattern, sparsify_model  # noqa: E402
+from ortsparse.sparsify.recipe import Recipe  # noqa: E402
 
 from tools.model_zoo import wheel_members, zoo_dir  # noqa: E402
 
@@ -157,13 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                 results = []
                 for method in ("magnitude", "obs"):
                     model = onnx.load(str(dense_path))
+                    recipe = Recipe(sparsity, pattern, method, prune_ends=not args.keep_ends)
                     sparsify_model(
-                        model,
-                        sparsity=sparsity,
-                        pattern=pattern,
-                        method=method,
-                        calibration=calibration if method == "obs" else None,
-                        prune_ends=not args.keep_ends,
+                        model, recipe, calibration=calibration if method == "obs" else None
                     )
                     results.append(accuracy(model, test_images, test_labels))
                 print(f"| {pattern.name} | {sparsity:.0%} | {results[0]:.1%} | {results[1]:.1%} |")

@@ -5,13 +5,17 @@ calibration inputs (reconstruction.py), over a model's MatMul, Gemm and Conv lay
 from ortsparse.sparsify.calibration_inputs import CalibrationError, CalibrationInputs
 from ortsparse.sparsify.model import SparsifyError, SparsifyResult, sparsify_model
 from ortsparse.sparsify.patterns import Pattern, parse_pattern
+from ortsparse.sparsify.recipe import Recipe, RecipeError, load_recipe
 
 __all__ = [
     "CalibrationError",
     "CalibrationInputs",
     "Pattern",
+    "Recipe",
+    "RecipeError",
     "SparsifyError",
     "SparsifyResult",
+    "load_recipe",
     "parse_pattern",
     "sparsify_model",
 ]

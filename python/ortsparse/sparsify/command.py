@@ -15,8 +15,15 @@ from ortsparse.sparsify.calibration_inputs import (
     CalibrationInputs,
 )
 from ortsparse.sparsify.layers import DEFAULT_MIN_WEIGHTS
-from ortsparse.sparsify.model import METHODS, SparsifyError, sparsify_model
+from ortsparse.sparsify.model import SparsifyError, sparsify_model
 from ortsparse.sparsify.patterns import parse_pattern
+from ortsparse.sparsify.recipe import (
+    METHODS,
+    Recipe,
+    RecipeError,
+    compile_expression,
+    load_recipe,
+)
 
 DEFAULT_SAMPLES = 128
 
@@ -44,13 +51,11 @@ def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sparsity",
         type=_fraction,
-        default=0.8,
         help="fraction of each layer's weights to zero (default 0.8; an N:M pattern has its own)",
     )
     parser.add_argument(
         "--pattern",
         type=_pattern,
-        default=parse_pattern("unstructured"),
         metavar="PATTERN",
         help="unstructured (default; csr kernels), 4x1 (4 output channels at one input feature: "
         "block4 kernels), 1x4 (4 input features of one output channel, for a Conv 4 channels at "
@@ -59,10 +64,16 @@ def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         choices=METHODS,
-        default="obs",
         help="obs (default): choose the weights to drop and update the rest to keep each layer's "
         "output on the calibration inputs (one-shot Optimal Brain Surgeon, as SparseGPT); "
         "magnitude: drop the smallest, no calibration needed",
+    )
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        metavar="YAML",
+        help="per-layer sparsity and pattern, layers left dense and the method, in a YAML file "
+        "(docs/usage.md); instead of --sparsity, --pattern, --method, --dense and --prune-ends",
     )
     parser.add_argument(
         "--calibration",
@@ -117,6 +128,11 @@ def run_sparsify(args: argparse.Namespace) -> int:
         say(f"{args.model} is not an ONNX model ({type(error).__name__}: {error})")
         return 2
     try:
+        recipe = _recipe(args)
+    except RecipeError as error:
+        say(f"error: {error}")
+        return 2
+    try:
         calibration = None
         if args.calibration is not None:
             calibration = CalibrationInputs(
@@ -124,15 +140,7 @@ def run_sparsify(args: argparse.Namespace) -> int:
             )
             say(f"calibration: {len(calibration)} batch(es) from {args.calibration}")
         result = sparsify_model(
-            model,
-            sparsity=args.sparsity,
-            pattern=args.pattern,
-            method=args.method,
-            calibration=calibration,
-            dense=args.dense,
-            prune_ends=args.prune_ends,
-            min_weights=args.min_weights,
-            progress=say,
+            model, recipe, calibration=calibration, min_weights=args.min_weights, progress=say
         )
     except (SparsifyError, CalibrationError) as error:
         say(f"error: {error}")
@@ -145,13 +153,40 @@ def run_sparsify(args: argparse.Namespace) -> int:
         return 2
     for line in result.left_dense:
         say(f"dense: {line}")
-    print(f"{'layer':40s} {'op':6s} {'zeros':>7s} {'output error':>13s}")
+    print(f"{'layer':40s} {'op':6s} {'pattern':12s} {'zeros':>7s} {'output error':>13s}")
     for layer in result.layers:
         error = "-" if layer.relative_error is None else f"{layer.relative_error:.4f}"
-        print(f"{layer.name[:40]:40s} {layer.op_type:6s} {layer.sparsity:7.1%} {error:>13s}")
+        print(
+            f"{layer.name[:40]:40s} {layer.op_type:6s} {layer.pattern:12s} {layer.sparsity:7.1%} "
+            f"{error:>13s}"
+        )
     print(
-        f"wrote {args.output}: {len(result.layers)} layer(s) pruned ({args.pattern.name}, "
-        f"{args.method}); output error: the layer's on the calibration inputs, as a fraction of "
-        "what zeroing its weight would cause"
+        f"wrote {args.output}: {len(result.layers)} layer(s) pruned by {recipe.method}; output "
+        "error: the layer's on the calibration inputs, as a fraction of what zeroing its weight "
+        "would cause"
     )
     return 0
+
+
+def _recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe file's, or one made of the options (their defaults where not given)."""
+    options = {
+        "--sparsity": args.sparsity,
+        "--pattern": args.pattern,
+        "--method": args.method,
+        "--dense": args.dense or None,
+        "--prune-ends": args.prune_ends or None,
+    }
+    if args.recipe is not None:
+        given = [flag for flag, value in options.items() if value is not None]
+        if given:
+            raise RecipeError(f"with --recipe, give {', '.join(given)} in the recipe instead")
+        return load_recipe(args.recipe)
+    defaults = Recipe()
+    return Recipe(
+        sparsity=defaults.sparsity if args.sparsity is None else args.sparsity,
+        pattern=args.pattern or defaults.pattern,
+        method=args.method or defaults.method,
+        prune_ends=args.prune_ends,
+        dense=tuple(compile_expression(text, "--dense") for text in args.dense),
+    )

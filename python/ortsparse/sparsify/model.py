@@ -13,8 +13,7 @@ convolution on 512 channels).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +29,8 @@ from ortsparse.sparsify.layers import (
     input_rows,
 )
 from ortsparse.sparsify.patterns import Pattern, magnitude_prune
+from ortsparse.sparsify.recipe import Recipe
 from ortsparse.sparsify.reconstruction import output_error, reconstruct
-
-METHODS = ("obs", "magnitude")
 
 Progress = Callable[[str], None]
 
@@ -46,6 +44,7 @@ class LayerResult:
     name: str
     op_type: str
     shape: tuple[int, ...]
+    pattern: str
     sparsity: float  # zeros of the pruned weight
     #: The layer's output error on the calibration inputs, as a fraction of what zeroing the
     #: whole weight would cause; None without calibration inputs.
@@ -61,57 +60,44 @@ class SparsifyResult:
 
 def sparsify_model(
     model: onnx.ModelProto,
+    recipe: Recipe,
     *,
-    sparsity: float,
-    pattern: Pattern,
-    method: str = "obs",
     calibration: CalibrationInputs | None = None,
-    dense: Sequence[str] = (),
-    prune_ends: bool = False,
     min_weights: int = DEFAULT_MIN_WEIGHTS,
     progress: Progress | None = None,
 ) -> SparsifyResult:
-    """Prunes `model` in place (ONNX Runtime runs it on the calibration inputs as it goes) and
-    returns it with what was done. `dense`: regular expressions; a layer whose node or
-    weight name one of them matches (re.search) stays dense. Unless `prune_ends`, the first and
-    the last layer stay dense too (a stem conv, a classifier head). Raises SparsifyError."""
+    """Prunes `model` in place as `recipe` says (ONNX Runtime runs it on the calibration inputs
+    as it goes) and returns it with what was done. Raises SparsifyError."""
     say = progress or (lambda message: None)
-    if method not in METHODS:
-        raise SparsifyError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if pattern.fixed_sparsity is None and not 0.0 < sparsity < 1.0:
-        raise SparsifyError(f"sparsity must be in (0, 1), got {sparsity}")
-    if method == "obs" and calibration is None:
+    if recipe.method == "obs" and calibration is None:
         raise SparsifyError(
-            "reconstruction (--method obs) needs calibration inputs (--calibration): an .npz of "
-            "arrays keyed by input name, or a folder of images; --method magnitude needs none"
+            "reconstruction (method obs) needs calibration inputs (--calibration): an .npz of "
+            "arrays keyed by input name, or a folder of images; method magnitude needs none"
         )
-    try:
-        patterns = [re.compile(expression) for expression in dense]
-    except re.error as error:
-        raise SparsifyError(f"--dense: {error}") from None
     layers, left_dense = find_layers(model, min_weights)
-    ends = set() if prune_ends else end_nodes(model)
-    chosen: list[Layer] = []
+    ends = set() if recipe.prune_ends else end_nodes(model)
+    chosen: list[tuple[Layer, float, Pattern]] = []
     for layer in layers:
+        plan = recipe.plan(layer.node_name, layer.weight_name)
         if layer.node_name in ends:
             left_dense.append(f"{layer.node_name}: the model's first or last layer")
-        elif any(p.search(layer.node_name) or p.search(layer.weight_name) for p in patterns):
-            left_dense.append(f"{layer.node_name}: matches --dense")
+        elif plan is None:
+            left_dense.append(f"{layer.node_name}: left dense by the recipe")
         else:
-            chosen.append(layer)
+            chosen.append((layer, *plan))
     if not chosen:
         raise SparsifyError(
             "no layer to prune: "
             + ("; ".join(left_dense) or "no MatMul, Gemm or Conv with a constant weight")
         )
     results = []
-    for number, layer in enumerate(chosen, 1):
+    for number, (layer, sparsity, pattern) in enumerate(chosen, 1):
         matrix = layer.matrix()
         hessian = None
         if calibration is not None:
             hessian = layer_hessian(model, layer, calibration)
             say(f"calibrated {number}/{len(chosen)}: {layer.node_name}")
-        if method == "obs":
+        if recipe.method == "obs":
             pruned = reconstruct(matrix, hessian, sparsity, pattern)
         else:
             pruned = magnitude_prune(matrix, sparsity, pattern)
@@ -125,6 +111,7 @@ def sparsify_model(
                 layer.node_name,
                 layer.op_type,
                 tuple(layer.tensor.dims),
+                pattern.name,
                 float(np.count_nonzero(pruned == 0)) / pruned.size,
                 relative,
             )
