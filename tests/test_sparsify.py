@@ -381,3 +381,51 @@ def test_recipe_and_its_options_do_not_mix(cnn, tmp_path, capsys):
     arguments = ["--recipe", str(recipe), "--sparsity", "0.5"]
     assert main(["sparsify", str(path), str(tmp_path / "o.onnx"), *arguments]) == 2
     assert "with --recipe, give --sparsity in the recipe" in capsys.readouterr().err
+
+
+def int8_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {
+        tensor.name: numpy_helper.to_array(tensor)
+        for tensor in model.graph.initializer
+        if tensor.data_type == TensorProto.INT8 and len(tensor.dims) >= 2
+    }
+
+
+def test_quantize_after_pruning_keeps_the_zeros_and_the_rewriter_takes_it(cnn, tmp_path, capsys):
+    path, calibration = cnn
+    output = tmp_path / "int8.onnx"
+    arguments = ["--calibration", str(calibration), "--pattern", "1x4", "--sparsity", "0.9"]
+    assert main(["sparsify", str(path), str(output), *arguments, "--quantize", "int8"]) == 0
+    assert "quantizing to INT8 (qdq)" in capsys.readouterr().err
+    model = onnx.load(str(output))
+    onnx.checker.check_model(model)
+    assert {node.op_type for node in model.graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
+    weights = int8_weights(model)
+    # The 64 x 64 x 1 x 1 pointwise weight: 90% of its quads of 4 input channels are zero.
+    (pointwise,) = [w for w in weights.values() if w.shape == (64, 64, 1, 1)]
+    quads = pointwise.reshape(64, 16, 4)
+    assert np.count_nonzero(~quads.any(axis=-1)) / (64 * 16) == pytest.approx(0.9, abs=0.01)
+    rewritten = rewrite_model(model, min_sparsity=0.5)
+    assert rewritten.rewritten_count >= 1
+
+
+def test_a_recipe_s_quantization_section(cnn, tmp_path):
+    path, calibration = cnn
+    recipe = write(
+        tmp_path / "recipe.yaml",
+        "method: magnitude\nquantization:\n  format: qoperator\n  activation_type: s8\n",
+    )
+    output = tmp_path / "int8.onnx"
+    arguments = ["--recipe", str(recipe), "--calibration", str(calibration)]
+    assert main(["sparsify", str(path), str(output), *arguments]) == 0
+    ops = {node.op_type for node in onnx.load(str(output)).graph.node}
+    assert "QLinearConv" in ops
+    with pytest.raises(RecipeError, match="line 3: quantization: format must be one of"):
+        load_recipe(write(tmp_path / "bad.yaml", "method: obs\nquantization:\n  format: fp8\n"))
+
+
+def test_quantization_without_calibration_is_refused(cnn, tmp_path, capsys):
+    path, _ = cnn
+    arguments = ["--method", "magnitude", "--quantize", "int8"]
+    assert main(["sparsify", str(path), str(tmp_path / "o.onnx"), *arguments]) == 2
+    assert "quantization calibrates the activations' ranges" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from ortsparse.sparsify.calibration_inputs import (
 from ortsparse.sparsify.layers import DEFAULT_MIN_WEIGHTS
 from ortsparse.sparsify.model import SparsifyError, sparsify_model
 from ortsparse.sparsify.patterns import parse_pattern
+from ortsparse.sparsify.quantization import Quantization
 from ortsparse.sparsify.recipe import (
     METHODS,
     Recipe,
@@ -69,11 +70,19 @@ def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
         "magnitude: drop the smallest, no calibration needed",
     )
     parser.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="quantize the pruned model to INT8 with ONNX Runtime's static quantizer, calibrated "
+        "on the calibration inputs (QDQ, int8 weights per output channel, uint8 activations; a "
+        "recipe's quantization section sets these)",
+    )
+    parser.add_argument(
         "--recipe",
         type=Path,
         metavar="YAML",
         help="per-layer sparsity and pattern, layers left dense and the method, in a YAML file "
-        "(docs/usage.md); instead of --sparsity, --pattern, --method, --dense and --prune-ends",
+        "(docs/usage.md); instead of --sparsity, --pattern, --method, --dense, --prune-ends and "
+        "--quantize",
     )
     parser.add_argument(
         "--calibration",
@@ -176,6 +185,7 @@ def _recipe(args: argparse.Namespace) -> Recipe:
         "--method": args.method,
         "--dense": args.dense or None,
         "--prune-ends": args.prune_ends or None,
+        "--quantize": args.quantize,
     }
     if args.recipe is not None:
         given = [flag for flag, value in options.items() if value is not None]
@@ -189,4 +199,5 @@ def _recipe(args: argparse.Namespace) -> Recipe:
         method=args.method or defaults.method,
         prune_ends=args.prune_ends,
         dense=tuple(compile_expression(text, "--dense") for text in args.dense),
+        quantization=Quantization() if args.quantize else None,
     )

@@ -29,6 +29,7 @@ from ortsparse.sparsify.layers import (
     input_rows,
 )
 from ortsparse.sparsify.patterns import Pattern, magnitude_prune
+from ortsparse.sparsify.quantization import quantize
 from ortsparse.sparsify.recipe import Recipe
 from ortsparse.sparsify.reconstruction import output_error, reconstruct
 
@@ -53,7 +54,7 @@ class LayerResult:
 
 @dataclass(frozen=True)
 class SparsifyResult:
-    model: onnx.ModelProto
+    model: onnx.ModelProto  # quantized where the recipe says so
     layers: list[LayerResult]
     left_dense: list[str]  # a line per MatMul/Gemm/Conv left as it is, and why
 
@@ -73,6 +74,11 @@ def sparsify_model(
         raise SparsifyError(
             "reconstruction (method obs) needs calibration inputs (--calibration): an .npz of "
             "arrays keyed by input name, or a folder of images; method magnitude needs none"
+        )
+    if recipe.quantization is not None and calibration is None:
+        raise SparsifyError(
+            "quantization calibrates the activations' ranges: it needs calibration inputs "
+            "(--calibration)"
         )
     layers, left_dense = find_layers(model, min_weights)
     ends = set() if recipe.prune_ends else end_nodes(model)
@@ -117,6 +123,9 @@ def sparsify_model(
             )
         )
         say(f"pruned {number}/{len(chosen)}: {layer.node_name} ({results[-1].sparsity:.1%} zeros)")
+    if recipe.quantization is not None:
+        say(f"quantizing to INT8 ({recipe.quantization.format}) on the calibration inputs")
+        model = quantize(model, calibration, recipe.quantization)
     return SparsifyResult(model, results, left_dense)
 
 

@@ -11,6 +11,10 @@
         pattern: unstructured
       - match: downsample
         dense: true
+    quantization:          # INT8 after pruning (quantization.py): every key optional
+      format: qdq          # qdq or qoperator
+      per_channel: true
+      activation_type: u8  # u8 or s8
 
 Every key is optional. A recipe with an unknown key, a value of the wrong kind or out of range,
 or a regular expression that does not compile is refused with its file, line and what is wrong.
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ortsparse.sparsify.patterns import UNSTRUCTURED, Pattern, parse_pattern
+from ortsparse.sparsify.quantization import Quantization
 
 METHODS = ("obs", "magnitude")
 
@@ -49,6 +54,7 @@ class Recipe:
     prune_ends: bool = False
     dense: Sequence[re.Pattern] = ()
     layers: Sequence[LayerRule] = field(default_factory=tuple)
+    quantization: Quantization | None = None  # None: the model stays float
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -86,7 +92,8 @@ def compile_expression(text: object, where: str) -> re.Pattern:
         raise RecipeError(f"{where}: {text!r} is not a regular expression ({error})") from None
 
 
-_TOP_KEYS = ("sparsity", "pattern", "method", "prune_ends", "dense", "layers")
+_TOP_KEYS = ("sparsity", "pattern", "method", "prune_ends", "dense", "layers", "quantization")
+_QUANTIZATION_KEYS = ("format", "per_channel", "activation_type")
 _RULE_KEYS = ("match", "sparsity", "pattern", "dense")
 
 
@@ -133,6 +140,8 @@ def load_recipe(path: str | Path) -> Recipe:
         )
     if "layers" in top:
         options["layers"] = tuple(document.rule(item) for item in document.sequence(top["layers"]))
+    if "quantization" in top:
+        options["quantization"] = document.quantization(top["quantization"])
     return Recipe(**options)
 
 
@@ -202,3 +211,18 @@ class _Document:
                 f"{self.at(node)}: a rule that leaves layers dense takes no sparsity or pattern"
             )
         return rule
+
+    def quantization(self, node) -> Quantization:
+        if isinstance(node, self.yaml.ScalarNode) and node.value in ("", "~", "null"):
+            return Quantization()
+        entries = self.mapping(node, _QUANTIZATION_KEYS)
+        options = {}
+        for key in ("format", "activation_type"):
+            if key in entries:
+                options[key] = self.value(entries[key])
+        if "per_channel" in entries:
+            options["per_channel"] = self.boolean(entries["per_channel"])
+        try:
+            return Quantization(**options)
+        except ValueError as error:
+            raise RecipeError(f"{self.at(node)}: quantization: {error}") from None
