@@ -368,6 +368,7 @@ layers:
         ("dense: stem\n", "line 1: expected a list"),
         ("prune_ends: maybe\n", "line 1: expected true or false"),
         ("sparsity: [0.5\n", "not YAML"),
+        ("distribution: random\n", "line 1: distribution must be one of uniform, sensitivity"),
     ],
 )
 def test_a_malformed_recipe_is_refused_with_its_line(tmp_path, text, message):
@@ -429,3 +430,58 @@ def test_quantization_without_calibration_is_refused(cnn, tmp_path, capsys):
     arguments = ["--method", "magnitude", "--quantize", "int8"]
     assert main(["sparsify", str(path), str(tmp_path / "o.onnx"), *arguments]) == 2
     assert "quantization calibrates the activations' ranges" in capsys.readouterr().err
+
+
+def test_the_sensitivity_distribution_averages_the_target_and_spares_sensitive_layers():
+    from ortsparse.sparsify.sensitivity import SensitivityCurve, distribute
+
+    sparsities = (0.5, 0.7, 0.9)
+    robust = SensitivityCurve("robust", 3000, sparsities, (0.01, 0.02, 0.05))
+    sensitive = SensitivityCurve("sensitive", 1000, sparsities, (0.1, 0.4, 0.8))
+    targets = distribute([robust, sensitive], 0.75)
+    assert targets["robust"] > 0.75 > targets["sensitive"]
+    average = (3000 * targets["robust"] + 1000 * targets["sensitive"]) / 4000
+    assert average == pytest.approx(0.75, abs=1e-6)
+    assert robust.sparsity_within(0.015) == pytest.approx(0.6)  # between the measured points
+
+
+def test_analyze_prints_each_layer_s_curve_and_plots_it(cnn, tmp_path, capsys):
+    path, calibration = cnn
+    png = tmp_path / "curves.png"
+    arguments = ["--analyze", "--calibration", str(calibration), "--plot", str(png)]
+    assert main(["sparsify", str(path), *arguments]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "50%" in lines[0] and "95%" in lines[0] and "sensitivity target at 80%" in lines[0]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
+    assert set(rows) == {"down", "pointwise"}
+    errors = [float(value) for value in rows["down"][:6]]
+    assert errors == sorted(errors) and 0 <= errors[0] and errors[-1] <= 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["out.onnx", "--analyze"], "give OUTPUT, the sparse model to write, or --analyze"),
+        ([], "give OUTPUT, the sparse model to write, or --analyze"),
+        (["out.onnx", "--plot", "c.png"], "--plot draws the curves of --analyze"),
+        (["--analyze", "--method", "magnitude"], "--analyze measures errors on calibration"),
+    ],
+)
+def test_analyze_misuse_is_refused(cnn, tmp_path, capsys, arguments, message):
+    path, _ = cnn
+    assert main(["sparsify", str(path), *arguments]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sparsify_by_sensitivity_reaches_the_target_on_average(cnn, tmp_path, capsys):
+    path, calibration = cnn
+    output = tmp_path / "sparse.onnx"
+    arguments = ["--calibration", str(calibration), "--distribution", "sensitivity"]
+    assert main(["sparsify", str(path), str(output), *arguments, "--sparsity", "0.7"]) == 0
+    layers = {
+        layer.node_name: layer.matrix() for layer in find_layers(onnx.load(str(output)), 1)[0]
+    }
+    pruned = [layers["down"], layers["pointwise"]]
+    zeros = sum(np.count_nonzero(m == 0) for m in pruned) / sum(m.size for m in pruned)
+    assert zeros == pytest.approx(0.7, abs=0.02)

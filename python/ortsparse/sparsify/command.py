@@ -15,16 +15,18 @@ from ortsparse.sparsify.calibration_inputs import (
     CalibrationInputs,
 )
 from ortsparse.sparsify.layers import DEFAULT_MIN_WEIGHTS
-from ortsparse.sparsify.model import SparsifyError, sparsify_model
+from ortsparse.sparsify.model import SparsifyError, analyze, choose_layers, sparsify_model
 from ortsparse.sparsify.patterns import parse_pattern
 from ortsparse.sparsify.quantization import Quantization
 from ortsparse.sparsify.recipe import (
+    DISTRIBUTIONS,
     METHODS,
     Recipe,
     RecipeError,
     compile_expression,
     load_recipe,
 )
+from ortsparse.sparsify.sensitivity import distribute, plot
 
 DEFAULT_SAMPLES = 128
 
@@ -48,7 +50,9 @@ def _fraction(text: str) -> float:
 
 def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="the dense ONNX model")
-    parser.add_argument("output", type=Path, help="where to write the sparse model")
+    parser.add_argument(
+        "output", type=Path, nargs="?", help="where to write the sparse model (not with --analyze)"
+    )
     parser.add_argument(
         "--sparsity",
         type=_fraction,
@@ -68,6 +72,23 @@ def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
         help="obs (default): choose the weights to drop and update the rest to keep each layer's "
         "output on the calibration inputs (one-shot Optimal Brain Surgeon, as SparseGPT); "
         "magnitude: drop the smallest, no calibration needed",
+    )
+    parser.add_argument(
+        "--distribution",
+        choices=DISTRIBUTIONS,
+        help="uniform (default): every layer at --sparsity; sensitivity: each layer as far as its "
+        "measured output error allows, --sparsity on average over the layers' weights (needs "
+        "--calibration)",
+    )
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="write no model: measure each layer's output error as its sparsity rises (alone, "
+        "against the dense model's inputs), print the curves and the sensitivity distribution's "
+        "per-layer targets for --sparsity",
+    )
+    parser.add_argument(
+        "--plot", type=Path, metavar="PNG", help="with --analyze: draw the curves into PNG"
     )
     parser.add_argument(
         "--quantize",
@@ -141,6 +162,12 @@ def run_sparsify(args: argparse.Namespace) -> int:
     except RecipeError as error:
         say(f"error: {error}")
         return 2
+    if args.analyze == (args.output is not None):
+        say("error: give OUTPUT, the sparse model to write, or --analyze, not both")
+        return 2
+    if args.plot is not None and not args.analyze:
+        say("error: --plot draws the curves of --analyze")
+        return 2
     try:
         calibration = None
         if args.calibration is not None:
@@ -148,6 +175,8 @@ def run_sparsify(args: argparse.Namespace) -> int:
                 args.calibration, args.model, args.samples, args.images_as
             )
             say(f"calibration: {len(calibration)} batch(es) from {args.calibration}")
+        if args.analyze:
+            return _analyze(args, model, recipe, calibration, say)
         result = sparsify_model(
             model, recipe, calibration=calibration, min_weights=args.min_weights, progress=say
         )
@@ -186,6 +215,7 @@ def _recipe(args: argparse.Namespace) -> Recipe:
         "--dense": args.dense or None,
         "--prune-ends": args.prune_ends or None,
         "--quantize": args.quantize,
+        "--distribution": args.distribution,
     }
     if args.recipe is not None:
         given = [flag for flag, value in options.items() if value is not None]
@@ -200,4 +230,30 @@ def _recipe(args: argparse.Namespace) -> Recipe:
         prune_ends=args.prune_ends,
         dense=tuple(compile_expression(text, "--dense") for text in args.dense),
         quantization=Quantization() if args.quantize else None,
+        distribution=args.distribution or defaults.distribution,
     )
+
+
+def _analyze(args, model, recipe: Recipe, calibration, say) -> int:
+    if calibration is None:
+        raise SparsifyError("--analyze measures errors on calibration inputs: give --calibration")
+    chosen, left_dense = choose_layers(model, recipe, args.min_weights)
+    curves = analyze(model, recipe, calibration, [layer for layer, _ in chosen], say)
+    targets = distribute(curves, recipe.sparsity)
+    for line in left_dense:
+        say(f"dense: {line}")
+    sparsities = sorted({s for curve in curves for s in curve.sparsities})
+    header = " ".join(f"{s:>7.0%}" for s in sparsities)
+    print(f"{'layer':40s} {header}  sensitivity target at {recipe.sparsity:.0%}")
+    for curve in curves:
+        errors = dict(zip(curve.sparsities, curve.errors))
+        cells = " ".join(f"{errors[s]:7.4f}" if s in errors else f"{'-':>7s}" for s in sparsities)
+        print(f"{curve.layer[:40]:40s} {cells}  {targets[curve.layer]:.1%}")
+    print(
+        f"output error of each layer pruned alone ({recipe.method}), as a fraction of what "
+        "zeroing its weight would cause"
+    )
+    if args.plot is not None:
+        plot(curves, args.plot)
+        say(f"wrote {args.plot}")
+    return 0

@@ -14,7 +14,7 @@ convolution on 512 channels).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
@@ -28,10 +28,11 @@ from ortsparse.sparsify.layers import (
     find_layers,
     input_rows,
 )
-from ortsparse.sparsify.patterns import Pattern, magnitude_prune
+from ortsparse.sparsify.patterns import magnitude_prune
 from ortsparse.sparsify.quantization import quantize
-from ortsparse.sparsify.recipe import Recipe
+from ortsparse.sparsify.recipe import LayerPlan, Recipe
 from ortsparse.sparsify.reconstruction import output_error, reconstruct
+from ortsparse.sparsify.sensitivity import SensitivityCurve, distribute, sensitivity_curve
 
 Progress = Callable[[str], None]
 
@@ -80,24 +81,26 @@ def sparsify_model(
             "quantization calibrates the activations' ranges: it needs calibration inputs "
             "(--calibration)"
         )
-    layers, left_dense = find_layers(model, min_weights)
-    ends = set() if recipe.prune_ends else end_nodes(model)
-    chosen: list[tuple[Layer, float, Pattern]] = []
-    for layer in layers:
-        plan = recipe.plan(layer.node_name, layer.weight_name)
-        if layer.node_name in ends:
-            left_dense.append(f"{layer.node_name}: the model's first or last layer")
-        elif plan is None:
-            left_dense.append(f"{layer.node_name}: left dense by the recipe")
-        else:
-            chosen.append((layer, *plan))
-    if not chosen:
+    if recipe.distribution == "sensitivity" and calibration is None:
         raise SparsifyError(
-            "no layer to prune: "
-            + ("; ".join(left_dense) or "no MatMul, Gemm or Conv with a constant weight")
+            "the sensitivity distribution measures each layer's error on calibration inputs: "
+            "give --calibration"
         )
+    chosen, left_dense = choose_layers(model, recipe, min_weights)
+    if recipe.distribution == "sensitivity":
+        curves = analyze(model, recipe, calibration, [layer for layer, _ in chosen], say)
+        targets = distribute(curves, recipe.sparsity)
+        chosen = [
+            (layer, replace(plan, sparsity=targets[layer.node_name]) if plan.distributed else plan)
+            for layer, plan in chosen
+        ]
+        for layer, plan in chosen:
+            if plan.sparsity <= 0:
+                left_dense.append(f"{layer.node_name}: too sensitive (sensitivity distribution)")
+        chosen = [(layer, plan) for layer, plan in chosen if plan.sparsity > 0]
     results = []
-    for number, (layer, sparsity, pattern) in enumerate(chosen, 1):
+    for number, (layer, plan) in enumerate(chosen, 1):
+        sparsity, pattern = plan.sparsity, plan.pattern
         matrix = layer.matrix()
         hessian = None
         if calibration is not None:
@@ -127,6 +130,49 @@ def sparsify_model(
         say(f"quantizing to INT8 ({recipe.quantization.format}) on the calibration inputs")
         model = quantize(model, calibration, recipe.quantization)
     return SparsifyResult(model, results, left_dense)
+
+
+def choose_layers(
+    model: onnx.ModelProto, recipe: Recipe, min_weights: int = DEFAULT_MIN_WEIGHTS
+) -> tuple[list[tuple[Layer, LayerPlan]], list[str]]:
+    """The layers the recipe prunes, each with its plan, and a line per layer left dense."""
+    layers, left_dense = find_layers(model, min_weights)
+    ends = set() if recipe.prune_ends else end_nodes(model)
+    chosen = []
+    for layer in layers:
+        plan = recipe.plan(layer.node_name, layer.weight_name)
+        if layer.node_name in ends:
+            left_dense.append(f"{layer.node_name}: the model's first or last layer")
+        elif plan is None:
+            left_dense.append(f"{layer.node_name}: left dense by the recipe")
+        else:
+            chosen.append((layer, plan))
+    if not chosen:
+        raise SparsifyError(
+            "no layer to prune: "
+            + ("; ".join(left_dense) or "no MatMul, Gemm or Conv with a constant weight")
+        )
+    return chosen, left_dense
+
+
+def analyze(
+    model: onnx.ModelProto,
+    recipe: Recipe,
+    calibration: CalibrationInputs,
+    layers: list[Layer],
+    progress: Progress | None = None,
+) -> list[SensitivityCurve]:
+    """Each layer's sensitivity curve (sensitivity.py) in `model` as it is, by the recipe's
+    method and each layer's pattern."""
+    say = progress or (lambda message: None)
+    curves = []
+    for number, layer in enumerate(layers, 1):
+        plan = recipe.plan(layer.node_name, layer.weight_name)
+        pattern = plan.pattern if plan is not None else recipe.pattern
+        hessian = layer_hessian(model, layer, calibration)
+        curves.append(sensitivity_curve(layer, hessian, pattern, recipe.method))
+        say(f"sensitivity {number}/{len(layers)}: {layer.node_name}")
+    return curves
 
 
 def layer_hessian(

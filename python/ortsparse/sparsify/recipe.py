@@ -3,6 +3,7 @@
     sparsity: 0.8          # the target of every layer no rule below names otherwise
     pattern: 4x1           # unstructured, 4x1, 1x4 or N:M (patterns.py)
     method: obs            # obs (reconstruction from calibration inputs) or magnitude
+    distribution: uniform  # or sensitivity: per-layer targets from each layer's measured error
     prune_ends: false      # the model's first and last layer stay dense unless true
     dense: [stem, "fc$"]   # regular expressions on node or weight names: layers left dense
     layers:                # the first rule whose `match` finds a layer's node or weight name applies
@@ -32,6 +33,7 @@ from ortsparse.sparsify.patterns import UNSTRUCTURED, Pattern, parse_pattern
 from ortsparse.sparsify.quantization import Quantization
 
 METHODS = ("obs", "magnitude")
+DISTRIBUTIONS = ("uniform", "sensitivity")
 
 
 class RecipeError(ValueError):
@@ -55,26 +57,42 @@ class Recipe:
     dense: Sequence[re.Pattern] = ()
     layers: Sequence[LayerRule] = field(default_factory=tuple)
     quantization: Quantization | None = None  # None: the model stays float
+    #: uniform: every layer at `sparsity`; sensitivity: each layer as far as its measured
+    #: sensitivity allows, the layers' weights at `sparsity` on average (sensitivity.py).
+    distribution: str = "uniform"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise RecipeError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         check_sparsity(self.sparsity, "sparsity")
+        if self.distribution not in DISTRIBUTIONS:
+            raise RecipeError(
+                f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}"
+            )
 
-    def plan(self, *names: str) -> tuple[float, Pattern] | None:
-        """The sparsity and pattern of the layer called `names` (node, weight), or None for one
-        left dense by `dense` or a rule."""
+    def plan(self, *names: str) -> LayerPlan | None:
+        """What to do with the layer called `names` (node, weight); None for one left dense by
+        `dense` or a rule."""
         if any(expression.search(name) for expression in self.dense for name in names):
             return None
         for rule in self.layers:
             if any(rule.match.search(name) for name in names):
                 if rule.dense:
                     return None
-                return (
+                return LayerPlan(
                     self.sparsity if rule.sparsity is None else rule.sparsity,
                     rule.pattern or self.pattern,
+                    distributed=rule.sparsity is None,
                 )
-        return self.sparsity, self.pattern
+        return LayerPlan(self.sparsity, self.pattern, distributed=True)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    sparsity: float
+    pattern: Pattern
+    #: Whether the recipe's distribution may change the sparsity: no rule gave it.
+    distributed: bool
 
 
 def check_sparsity(value: object, where: str) -> float:
@@ -92,7 +110,16 @@ def compile_expression(text: object, where: str) -> re.Pattern:
         raise RecipeError(f"{where}: {text!r} is not a regular expression ({error})") from None
 
 
-_TOP_KEYS = ("sparsity", "pattern", "method", "prune_ends", "dense", "layers", "quantization")
+_TOP_KEYS = (
+    "sparsity",
+    "pattern",
+    "method",
+    "distribution",
+    "prune_ends",
+    "dense",
+    "layers",
+    "quantization",
+)
 _QUANTIZATION_KEYS = ("format", "per_channel", "activation_type")
 _RULE_KEYS = ("match", "sparsity", "pattern", "dense")
 
@@ -131,6 +158,14 @@ def load_recipe(path: str | Path) -> Recipe:
                 f"{method!r}"
             )
         options["method"] = method
+    if "distribution" in top:
+        distribution = document.value(top["distribution"])
+        if distribution not in DISTRIBUTIONS:
+            raise RecipeError(
+                f"{document.at(top['distribution'])}: distribution must be one of "
+                f"{', '.join(DISTRIBUTIONS)}, got {distribution!r}"
+            )
+        options["distribution"] = distribution
     if "prune_ends" in top:
         options["prune_ends"] = document.boolean(top["prune_ends"])
     if "dense" in top:
