@@ -64,7 +64,8 @@ def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATTERN",
         help="unstructured (default; csr kernels), 4x1 (4 output channels at one input feature: "
         "block4 kernels), 1x4 (4 input features of one output channel, for a Conv 4 channels at "
-        "one tap: the INT8 kernels' quads) or N:M such as 2:4 (N kept of every M input features)",
+        "one tap: the INT8 kernels' quads), any RxC of 1, 2, 4, 8, 16 (e.g. 4x16, 2x1) or N:M "
+        "such as 2:4 (N kept of every M input features)",
     )
     parser.add_argument(
         "--method",

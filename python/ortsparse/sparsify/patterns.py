@@ -9,6 +9,9 @@ channels fastest, see layers.py), as groups of entries that are kept or zeroed w
   Compressor's "4x1");
 * ``1x4``: 4 consecutive input features of one output channel, for a Conv 4 channels at one tap:
   the quads that the INT8 kernels store (SparseQGemm's quad4 format);
+* ``RxC`` more generally, R output channels by C input features with R and C in 1, 2, 4, 8, 16
+  (Neural Compressor's 2x1, 4x16, ...): a multiple of 4 rows runs as block4, else a multiple of 4
+  columns as INT8 quads, else csr (Pattern.kernel_format);
 * ``N:M`` (e.g. ``2:4``): in every run of M consecutive input features of one output channel, N
   are kept; the csr kernels run it (no kernel of ours gains from the regularity), and its sparsity
   is 1 - N/M whatever target is asked for.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 GROUP = 4
+BLOCK_SIDES = {1, 2, 4, 8, 16}
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,11 @@ class Pattern:
 
     @property
     def kernel_format(self) -> str:
-        """The packed format the rewriter gives a weight of this pattern (docs/ops.md)."""
-        if self.rows == GROUP:
+        """The packed format that stores a weight of this pattern best (docs/ops.md): whole
+        4-channel blocks for block4, whole 4-feature quads for the INT8 kernels' quad4."""
+        if self.keep_of_run is None and self.rows % GROUP == 0:
             return "block4"
-        if self.columns == GROUP:
+        if self.keep_of_run is None and self.columns % GROUP == 0:
             return "quad4 (INT8; csr in FP32)"
         return "csr"
 
@@ -59,17 +64,23 @@ _NAMED = {pattern.name: pattern for pattern in (UNSTRUCTURED, OUTPUT_BLOCKS, INP
 
 
 def parse_pattern(text: str) -> Pattern:
-    """``unstructured``, ``4x1``, ``1x4`` or ``N:M`` (0 < N < M <= 64); ValueError otherwise."""
+    """``unstructured``, ``RxC`` (R output channels by C input features, each 1, 2, 4, 8 or 16:
+    ``4x1``, ``1x4``, Neural Compressor's ``2x1`` and ``4x16``...) or ``N:M`` (0 < N < M <= 64);
+    ValueError otherwise."""
     if text in _NAMED:
         return _NAMED[text]
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if match and {int(match[1]), int(match[2])} <= BLOCK_SIDES:
+        rows, columns = int(match[1]), int(match[2])
+        return UNSTRUCTURED if rows == columns == 1 else Pattern(text, rows=rows, columns=columns)
     match = re.fullmatch(r"(\d+):(\d+)", text)
     if match:
         kept, run = int(match[1]), int(match[2])
         if 0 < kept < run <= 64:
             return Pattern(text, keep_of_run=(kept, run))
     raise ValueError(
-        f"unknown sparsity pattern {text!r}: expected unstructured, 4x1, 1x4 or N:M "
-        "(e.g. 2:4, with 0 < N < M <= 64)"
+        f"unknown sparsity pattern {text!r}: expected unstructured, RxC with R and C in "
+        "1, 2, 4, 8, 16 (e.g. 4x1, 1x4, 4x16) or N:M (e.g. 2:4, with 0 < N < M <= 64)"
     )
 
 
