@@ -257,6 +257,20 @@ def test_an_unwritable_output_is_reported(cnn, tmp_path, capsys):
     assert "cannot write" in capsys.readouterr().err
 
 
+def test_dims_written_as_minus_one_are_dynamic(tmp_path):
+    rng = np.random.default_rng(8)
+    model = conv_model(rng)
+    for dim in model.graph.input[0].type.tensor_type.shape.dim:
+        if dim.dim_param:
+            dim.dim_value = -1  # as paddle2onnx writes a dynamic dim
+    path = tmp_path / "minus_one.onnx"
+    onnx.save(model, str(path))
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, x=rng.standard_normal((20, 8, 12, 12)).astype(np.float32))
+    batches = [feed["x"].shape[0] for feed in CalibrationInputs(calibration, path, max_samples=20)]
+    assert batches == [16, 4]
+
+
 def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")

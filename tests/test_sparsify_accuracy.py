@@ -20,3 +20,12 @@ def test_the_trained_mlp_learns_and_its_onnx_form_computes_as_trained():
     expected = np.mean(np.argmax(hidden @ params[4] + params[5], axis=1) == test_labels)
     assert accuracy(model, test_images, test_labels) == expected
     assert expected > 0.9
+
+
+def test_text_lines_are_prepared_as_paddleocr_takes_them():
+    from tools.sparsify_accuracy import text_lines
+
+    lines, labels = text_lines(4, seed=0)
+    assert lines.shape == (4, 3, 48, 192) and lines.dtype == np.float32
+    assert labels.tolist() == [0, 1, 0, 1]
+    assert lines.min() >= -1.0 and lines.max() <= 1.0

@@ -53,9 +53,7 @@ class CalibrationInputs:
         return len(self._feeds)
 
     def _fixed_batch(self) -> int | None:
-        fixed = [
-            spec.shape[0] for spec in self.specs if spec.shape and isinstance(spec.shape[0], int)
-        ]
+        fixed = [spec.shape[0] for spec in self.specs if spec.shape and _fixed(spec.shape[0])]
         return fixed[0] if fixed else None
 
     def _batch_bounds(self, samples: int) -> list[tuple[int, int]]:
@@ -102,7 +100,7 @@ class CalibrationInputs:
                 f"calibration array has shape {list(array.shape)}"
             )
         for axis, (dim, size) in enumerate(zip(spec.shape, array.shape)):
-            if axis > 0 and isinstance(dim, int) and dim != size:
+            if axis > 0 and _fixed(dim) and dim != size:
                 raise CalibrationError(
                     f"input '{spec.name}' is {list(spec.shape)}, but its calibration array has "
                     f"shape {list(array.shape)}"
@@ -146,3 +144,8 @@ class CalibrationInputs:
             {spec.name: np.stack(images[start:end])}
             for start, end in self._batch_bounds(len(images))
         ]
+
+
+def _fixed(dim) -> bool:
+    """Whether a dim as ORT reports it is a size (some exporters write -1 for a dynamic one)."""
+    return isinstance(dim, int) and dim > 0
