@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     for contender in contenders:
         contender.session.run(None, feed)  # first runs build ORT's and ortsparse's plans
     print(
-        f"bench_ab: {args.rounds} rounds of {args.slice:g} s per contender, {args.threads} threads, "
+        f"bench_ab: {args.rounds} rounds of {args.slice:g} s per contender, "
+        f"{args.threads} threads, "
         f"inputs {', '.join(f'{name}={list(shape)}' for name, shape in shapes.items())}",
         file=sys.stderr,
     )

@@ -1,14 +1,14 @@
 """One-shot sparsification of a whole ONNX model.
 
-Each prunable layer (layers.py) is pruned to the target sparsity in the chosen pattern, by
-magnitude or by layer-wise reconstruction (reconstruction.py), whose Hessian H = X^T X comes from
-the layer's inputs on the calibration samples. Layers are taken in graph order, and each one's
-inputs come from the model as pruned so far: a layer is reconstructed against what it will really
-be fed, so that the errors of the layers before it are corrected rather than compounded (on the
-digits MLP of tools/sparsify_accuracy.py, 1x4 at 90%: 20% accuracy reconstructing each layer
-against the dense model's inputs, 57.5% sequentially; unstructured 90%: 94.4% and 96.1%). That is one pass of ONNX Runtime over the
-calibration samples per layer, holding one K x K float64 Hessian at a time (170 MB for a 3x3
-convolution on 512 channels).
+Each prunable layer (layers.py) is pruned to the target sparsity in the chosen pattern, by magnitude
+or by layer-wise reconstruction (reconstruction.py), whose Hessian H = X^T X comes from the layer's
+inputs on the calibration samples. Layers are taken in graph order, and each one's inputs come from
+the model as pruned so far: a layer is reconstructed against what it will really be fed, so that the
+errors of the layers before it are corrected rather than compounded (on the digits MLP of
+tools/sparsify_accuracy.py, 1x4 at 90%: 20% accuracy reconstructing each layer against the dense
+model's inputs, 57.5% sequentially; unstructured 90%: 94.4% and 96.1%). That is one pass of ONNX
+Runtime over the calibration samples per layer, holding one K x K float64 Hessian at a time (170 MB
+for a 3x3 convolution on 512 channels).
 """
 
 from __future__ import annotations

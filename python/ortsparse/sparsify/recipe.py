@@ -6,7 +6,7 @@
     distribution: uniform  # or sensitivity: per-layer targets from each layer's measured error
     prune_ends: false      # the model's first and last layer stay dense unless true
     dense: [stem, "fc$"]   # regular expressions on node or weight names: layers left dense
-    layers:                # the first rule whose `match` finds a layer's node or weight name applies
+    layers:                # the first rule whose `match` finds the node or weight name applies
       - match: "layer4\\\\."
         sparsity: 0.9
         pattern: unstructured
