@@ -276,6 +276,8 @@ def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
     garbage.write_bytes(b"not a model")
     assert main(["sparsify", str(garbage), str(tmp_path / "o.onnx"), "--method", "magnitude"]) == 2
     assert "not an ONNX model" in capsys.readouterr().err
+    assert main(["sparsify", str(tmp_path / "absent.onnx"), str(tmp_path / "o.onnx")]) == 2
+    assert "error: cannot read" in capsys.readouterr().err
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],
         "g",

@@ -152,11 +152,11 @@ def run_sparsify(args: argparse.Namespace) -> int:
 
     try:
         model = onnx.load(str(args.model))
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
-        say(f"cannot read {args.model}: {error}")
+    except OSError as error:
+        say(f"error: cannot read {args.model}: {error.strerror or error}")
         return 2
     except Exception as error:  # protobuf's DecodeError: not an ONNX model
-        say(f"{args.model} is not an ONNX model ({type(error).__name__}: {error})")
+        say(f"error: {args.model} is not an ONNX model ({type(error).__name__}: {error})")
         return 2
     try:
         recipe = _recipe(args)
