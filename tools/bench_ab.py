@@ -33,7 +33,7 @@ import onnxruntime as ort
 import ortsparse
 from ortsparse.inputs import model_input_specs, random_inputs, resolve_input_shapes, to_feed
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.command import input_shape, positive_int
+from ortsparse.rewriter.command import INPUT_SHAPE_OPTION, positive_int
 
 
 @dataclass
@@ -82,10 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--library-b", metavar="PATH", help="B's libortsparse_ops.so")
     parser.add_argument(
         "--input-shape",
-        action="append",
-        type=input_shape,
-        metavar="NAME=D0,D1,...",
-        default=[],
+        **INPUT_SHAPE_OPTION,
         help="an input's shape (repeatable); symbolic dims not given are 1",
     )
     parser.add_argument("--threads", type=positive_int, default=2, help="intra-op threads (2)")

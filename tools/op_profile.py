@@ -28,7 +28,7 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import ortsparse  # noqa: E402
 from ortsparse.inputs import model_input_specs, random_inputs, to_feed  # noqa: E402
-from ortsparse.rewriter.command import input_shape  # noqa: E402
+from ortsparse.rewriter.command import INPUT_SHAPE_OPTION  # noqa: E402
 from ortsparse.verification import default_input_shapes  # noqa: E402
 
 WARMUP_RUNS = 5
@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="the ONNX model (original, not rewritten)")
     parser.add_argument(
         "--input-shape",
-        type=input_shape,
-        action="append",
-        default=[],
-        metavar="NAME=D0,D1,...",
+        **INPUT_SHAPE_OPTION,
         help="the size of an input with symbolic dims (default: batch 1, 64 for others)",
     )
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")

@@ -56,10 +56,7 @@ def add_rewrite_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-shape",
-        action="append",
-        type=input_shape,
-        metavar="NAME=D0,D1,...",
-        default=[],
+        **INPUT_SHAPE_OPTION,
         help="the shape input NAME will run at (repeatable): the cost model judges at its sizes "
         "where the model's dims are symbolic, and verification times it; otherwise a symbolic "
         f"batch dim is 1 and every other symbolic dim {SYMBOLIC_DIM} for verification, and the "
@@ -150,6 +147,15 @@ def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
             f"got {text!r}"
         )
     return name, shape
+
+
+#: How every command takes input sizes: --input-shape NAME=D0,D1,..., repeatable.
+INPUT_SHAPE_OPTION = {
+    "action": "append",
+    "type": input_shape,
+    "metavar": "NAME=D0,D1,...",
+    "default": [],
+}
 
 
 def fraction(text: str) -> float:

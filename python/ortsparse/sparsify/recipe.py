@@ -150,22 +150,9 @@ def load_recipe(path: str | Path) -> Recipe:
         )
     if "pattern" in top:
         options["pattern"] = document.pattern(top["pattern"])
-    if "method" in top:
-        method = document.value(top["method"])
-        if method not in METHODS:
-            raise RecipeError(
-                f"{document.at(top['method'])}: method must be one of {', '.join(METHODS)}, got "
-                f"{method!r}"
-            )
-        options["method"] = method
-    if "distribution" in top:
-        distribution = document.value(top["distribution"])
-        if distribution not in DISTRIBUTIONS:
-            raise RecipeError(
-                f"{document.at(top['distribution'])}: distribution must be one of "
-                f"{', '.join(DISTRIBUTIONS)}, got {distribution!r}"
-            )
-        options["distribution"] = distribution
+    for key, choices in (("method", METHODS), ("distribution", DISTRIBUTIONS)):
+        if key in top:
+            options[key] = document.choice(top[key], key, choices)
     if "prune_ends" in top:
         options["prune_ends"] = document.boolean(top["prune_ends"])
     if "dense" in top:
@@ -214,6 +201,14 @@ class _Document:
         if not isinstance(node, self.yaml.ScalarNode):
             raise RecipeError(f"{self.at(node)}: expected a single value")
         return self.yaml.safe_load(self.yaml.serialize(node))
+
+    def choice(self, node, key: str, choices: Sequence[str]) -> str:
+        value = self.value(node)
+        if value not in choices:
+            raise RecipeError(
+                f"{self.at(node)}: {key} must be one of {', '.join(choices)}, got {value!r}"
+            )
+        return value
 
     def boolean(self, node) -> bool:
         value = self.value(node)
