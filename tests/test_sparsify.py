@@ -512,3 +512,36 @@ def test_sparsify_by_sensitivity_reaches_the_target_on_average(cnn, tmp_path, ca
     pruned = [layers["down"], layers["pointwise"]]
     zeros = sum(np.count_nonzero(m == 0) for m in pruned) / sum(m.size for m in pruned)
     assert zeros == pytest.approx(0.7, abs=0.02)
+
+
+def test_analyze_with_labels_reports_the_model_s_accuracy(cnn, tmp_path, capsys):
+    path, _ = cnn
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((20, 8, 12, 12)).astype(np.float32)
+    (scores,) = ort.InferenceSession(str(path)).run(None, {"x": x})
+    calibration = tmp_path / "labelled.npz"
+    np.savez(calibration, x=x, labels=np.argmax(scores, axis=1))  # the dense model is right
+    assert main(["sparsify", str(path), "--analyze", "--calibration", str(calibration)]) == 0
+    out = capsys.readouterr().out
+    assert "top-1 accuracy on the labelled calibration samples, dense: 100.0%" in out
+    rows = {
+        line.split()[0]: line.split()[1:] for line in out.split("dense: 100.0%")[1].splitlines()[2:]
+    }
+    assert set(rows) == {"down", "pointwise"}
+    assert all(cell.endswith("%") for cell in rows["down"])
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.zeros(20, np.float32), "labels must be one class index"),
+        (np.zeros((20, 2), np.int64), "labels must be one class index"),
+        (np.zeros(5, np.int64), "holds 5 labels for 20 samples"),
+    ],
+)
+def test_malformed_labels_are_refused(cnn, tmp_path, labels, message):
+    path, _ = cnn
+    calibration = tmp_path / "labelled.npz"
+    np.savez(calibration, x=np.zeros((20, 8, 12, 12), np.float32), labels=labels)
+    with pytest.raises(CalibrationError, match=message):
+        CalibrationInputs(calibration, path, max_samples=20)

@@ -1,6 +1,9 @@
 """Calibration inputs for sparsify: an .npz of arrays keyed by input name, or a folder of images
 prepared as an image pipeline prepares them.
 
+An .npz may also hold `labels` (one class index per sample, when no model input has that name):
+then `--analyze` reports the model's top-1 accuracy on them as each layer is pruned.
+
 Samples run BATCH at a time where the batch dimension is symbolic, else in the model's own fixed
 batches: memory stays bounded whatever their number.
 """
@@ -20,6 +23,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: How a folder's images become model inputs: as these pipelines prepare them.
 IMAGE_PREPARATIONS = ("image_classification", "yolo")
 BATCH = 16
+LABELS = "labels"
 
 
 class CalibrationError(ValueError):
@@ -39,6 +43,7 @@ class CalibrationInputs:
         self.path = Path(path)
         self.model_path = Path(model_path)
         self.specs = model_input_specs(onnx.load(str(model_path), load_external_data=False))
+        self.labels: list[np.ndarray] | None = None  # per batch, from an .npz's `labels`
         if self.path.is_dir():
             self._feeds = self._image_feeds(image_preparation, max_samples)
         elif self.path.is_file():
@@ -88,6 +93,18 @@ class CalibrationInputs:
         samples = min(counts.pop(), max_samples)
         if samples == 0:
             raise CalibrationError(f"{self.path} holds no samples")
+        if LABELS in archive.files and LABELS not in names:
+            labels = archive[LABELS]
+            if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+                raise CalibrationError(
+                    f"{self.path}: labels must be one class index (an integer) per sample, got "
+                    f"an array of {labels.dtype} with shape {list(labels.shape)}"
+                )
+            if len(labels) < samples:
+                raise CalibrationError(
+                    f"{self.path} holds {len(labels)} labels for {samples} samples"
+                )
+            self.labels = [labels[start:end] for start, end in self._batch_bounds(samples)]
         return [
             {spec.name: to_feed(spec, arrays[spec.name][start:end]) for spec in self.specs}
             for start, end in self._batch_bounds(samples)

@@ -15,7 +15,13 @@ from ortsparse.sparsify.calibration_inputs import (
     CalibrationInputs,
 )
 from ortsparse.sparsify.layers import DEFAULT_MIN_WEIGHTS
-from ortsparse.sparsify.model import SparsifyError, analyze, choose_layers, sparsify_model
+from ortsparse.sparsify.model import (
+    SparsifyError,
+    analyze,
+    choose_layers,
+    sparsify_model,
+    top1_accuracy,
+)
 from ortsparse.sparsify.patterns import parse_pattern
 from ortsparse.sparsify.quantization import Quantization
 from ortsparse.sparsify.recipe import (
@@ -110,7 +116,8 @@ def add_sparsify_arguments(parser: argparse.ArgumentParser) -> None:
         "--calibration",
         type=Path,
         metavar="PATH",
-        help="an .npz of arrays keyed by input name (samples first), or a folder of images",
+        help="an .npz of arrays keyed by input name (samples first; an array `labels` of class "
+        "indices adds accuracy to --analyze), or a folder of images",
     )
     parser.add_argument(
         "--samples",
@@ -254,6 +261,17 @@ def _analyze(args, model, recipe: Recipe, calibration, say) -> int:
         f"output error of each layer pruned alone ({recipe.method}), as a fraction of what "
         "zeroing its weight would cause"
     )
+    if calibration.labels is not None:
+        print(
+            f"\ntop-1 accuracy on the labelled calibration samples, dense: {top1_accuracy(model, calibration):.1%}"
+        )
+        print(f"{'layer':40s} {header}")
+        for curve in curves:
+            accuracies = dict(zip(curve.sparsities, curve.accuracies))
+            cells = " ".join(
+                f"{accuracies[s]:7.1%}" if s in accuracies else f"{'-':>7s}" for s in sparsities
+            )
+            print(f"{curve.layer[:40]:40s} {cells}")
     if args.plot is not None:
         plot(curves, args.plot)
         say(f"wrote {args.plot}")

@@ -170,9 +170,23 @@ def analyze(
         plan = recipe.plan(layer.node_name, layer.weight_name)
         pattern = plan.pattern if plan is not None else recipe.pattern
         hessian = layer_hessian(model, layer, calibration)
-        curves.append(sensitivity_curve(layer, hessian, pattern, recipe.method))
+        accuracy = None
+        if calibration.labels is not None:
+            accuracy = lambda: top1_accuracy(model, calibration)  # noqa: E731
+        curves.append(sensitivity_curve(layer, hessian, pattern, recipe.method, accuracy))
         say(f"sensitivity {number}/{len(layers)}: {layer.node_name}")
     return curves
+
+
+def top1_accuracy(model: onnx.ModelProto, calibration: CalibrationInputs) -> float:
+    """The share of labelled calibration samples whose first output's argmax is their label."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    correct = total = 0
+    for feed, labels in zip(calibration, calibration.labels):
+        scores = session.run(None, feed)[0].reshape(len(labels), -1)
+        correct += int(np.count_nonzero(np.argmax(scores, axis=1) == labels))
+        total += len(labels)
+    return correct / total
 
 
 def layer_hessian(

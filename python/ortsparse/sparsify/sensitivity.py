@@ -2,7 +2,8 @@
 
 A layer's sensitivity curve is its output error on the calibration inputs (as a fraction of what
 zeroing its weight would cause) when it alone is pruned to each of SPARSITIES, by the recipe's
-method and pattern, against its input in the dense model. From the curves, a target average
+method and pattern, against its input in the dense model; with labelled calibration inputs, also
+the whole model's top-1 accuracy on them with that layer so pruned. From the curves, a target average
 sparsity becomes per-layer targets: every layer is pruned as far as its curve stays under one
 error threshold (interpolated between the measured points, at most the highest of them), the
 threshold chosen by bisection so that the layers' weights reach the target on average. Layers
@@ -11,7 +12,7 @@ that lose little go further than the target, sensitive ones stay below it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class SensitivityCurve:
     weights: int  # entries of the weight, which weigh its share of the average
     sparsities: tuple[float, ...]
     errors: tuple[float, ...]  # relative output error at each sparsity
+    accuracies: tuple[float, ...] | None = None  # the model's, with labels
 
     def sparsity_within(self, threshold: float) -> float:
         """The highest sparsity whose (interpolated) error stays within `threshold`."""
@@ -46,9 +48,17 @@ class SensitivityCurve:
 
 
 def sensitivity_curve(
-    layer: Layer, hessian: np.ndarray, pattern: Pattern, method: str, sparsities=SPARSITIES
+    layer: Layer,
+    hessian: np.ndarray,
+    pattern: Pattern,
+    method: str,
+    accuracy: Callable[[], float] | None = None,
+    sparsities=SPARSITIES,
 ) -> SensitivityCurve:
+    """The layer's curve; `accuracy`, when given, measures the model as it is (the layer is
+    pruned in place while it runs, then restored)."""
     matrix = layer.matrix()
+    accuracies = [] if accuracy is not None else None
     zeroed = output_error(matrix, np.zeros_like(matrix), hessian)
     targets = (pattern.fixed_sparsity,) if pattern.fixed_sparsity else tuple(sparsities)
     errors = []
@@ -58,7 +68,19 @@ def sensitivity_curve(
         else:
             pruned = magnitude_prune(matrix, sparsity, pattern)
         errors.append(output_error(matrix, pruned, hessian) / zeroed if zeroed > 0 else 0.0)
-    return SensitivityCurve(layer.node_name, matrix.size, targets, tuple(errors))
+        if accuracy is not None:
+            layer.store(pruned)
+            try:
+                accuracies.append(accuracy())
+            finally:
+                layer.store(matrix)
+    return SensitivityCurve(
+        layer.node_name,
+        matrix.size,
+        targets,
+        tuple(errors),
+        None if accuracies is None else tuple(accuracies),
+    )
 
 
 def distribute(curves: Sequence[SensitivityCurve], target: float) -> dict[str, float]:
