@@ -112,7 +112,7 @@ def conv_model(rng, channels: int = 8) -> onnx.ModelProto:
             weight("w4", (10, 64)),
         ],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def test_conv_input_rows_times_the_matrix_view_are_the_conv_outputs(tmp_path):
@@ -130,6 +130,7 @@ def test_conv_input_rows_times_the_matrix_view_are_the_conv_outputs(tmp_path):
             [numpy_helper.from_array(down.weight(), "w")],
         ),
         opset_imports=[helper.make_opsetid("", 17)],
+        ir_version=8,
     )
     (expected,) = ort.InferenceSession(single.SerializeToString()).run(None, {"x": x})
     rows = list(input_rows(down, x))
@@ -285,7 +286,7 @@ def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     with pytest.raises(SparsifyError, match="no layer to prune"):
-        sparsify_model(helper.make_model(graph), Recipe(method="magnitude"))
+        sparsify_model(helper.make_model(graph, ir_version=8), Recipe(method="magnitude"))
 
 
 def test_every_layer_kind_s_matrix_view_goes_back_as_it_came():
@@ -297,7 +298,7 @@ def test_every_layer_kind_s_matrix_view_goes_back_as_it_came():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 40])],
         [numpy_helper.from_array(rng.standard_normal((48, 40)).astype(np.float32), "w")],
     )
-    for model in (helper.make_model(mlp), conv_model(rng)):
+    for model in (helper.make_model(mlp, ir_version=8), conv_model(rng)):
         layers, _ = find_layers(model, min_weights=1)
         for layer in layers:
             weight = layer.weight()
@@ -330,7 +331,7 @@ def test_non_float_and_grouped_weights_are_reported_and_left_alone():
             numpy_helper.from_array(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), "w_dw"),
         ],
     )
-    layers, skipped = find_layers(helper.make_model(graph), min_weights=1)
+    layers, skipped = find_layers(helper.make_model(graph, ir_version=8), min_weights=1)
     assert layers == []
     assert any("half: weight w_half is FLOAT16" in line for line in skipped)
     assert any("depthwise: grouped" in line for line in skipped)

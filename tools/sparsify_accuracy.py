@@ -126,7 +126,7 @@ def mlp_model(params: list[np.ndarray]) -> onnx.ModelProto:
         [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["batch", 10])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def accuracy(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray) -> float:
