@@ -18,6 +18,7 @@ application after registering the custom-op library::
 
 import importlib
 import os
+import re
 from pathlib import Path
 
 __version__ = "0.1.0"
@@ -27,6 +28,9 @@ OP_DOMAIN = "ortsparse"
 
 _LIBRARY_NAME = "libortsparse_ops.so"
 
+#: The oldest onnxruntime whose C API (version 21) the library is built against.
+MIN_ONNXRUNTIME = (1, 21)
+
 
 def library_path() -> str:
     """Path of the custom-op library to pass to ``SessionOptions.register_custom_ops_library``.
@@ -34,6 +38,7 @@ def library_path() -> str:
     The environment variable ``ORTSPARSE_LIBRARY`` overrides the copy installed with the package
     (useful with a library built by hand with CMake).
     """
+    _check_onnxruntime_version()
     override = os.environ.get("ORTSPARSE_LIBRARY")
     path = Path(override) if override else Path(__file__).with_name(_LIBRARY_NAME)
     if not path.is_file():
@@ -43,6 +48,20 @@ def library_path() -> str:
             "build and install the package with `pip install .`"
         )
     return str(path)
+
+
+def _check_onnxruntime_version() -> None:
+    """Raises RuntimeError where the onnxruntime this process imports is older than
+    MIN_ONNXRUNTIME: its API cannot register the library's ops, and sessions would fail later on
+    ops they do not know."""
+    version = importlib.import_module("onnxruntime").__version__
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match and (int(match[1]), int(match[2])) < MIN_ONNXRUNTIME:
+        needed = ".".join(map(str, MIN_ONNXRUNTIME))
+        raise RuntimeError(
+            f"ortsparse needs onnxruntime {needed} or newer, found {version}: "
+            f"pip install -U 'onnxruntime>={needed}'"
+        )
 
 
 # Imported on first use, so that `import ortsparse` (and `ortsparse isa`) need not load ONNX Runtime.
