@@ -1062,3 +1062,90 @@ def test_bad_output_channel_groups(library, weight_4x3x3x3, groups, residual, ex
     )
     message = creation_error(model, library)
     assert "SparseConv node 'sc'" in message and expected in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Depthwise prologue: X is the input of a depthwise convolution whose output the 1x1 product
+# takes (the rewriter's fuse_depthwise_prologue tests it against ORT on whole blocks).
+
+WINDOW_1X1 = conv_attributes((1, 1), (1, 1), (1, 1), (0, 0, 0, 0))
+
+
+def depthwise_attributes(channels, kernel=(3, 3), **overrides):
+    rng = np.random.default_rng(3)
+    attributes = {
+        "depthwise_kernel_shape": list(kernel),
+        "depthwise_strides": [1, 1],
+        "depthwise_dilations": [1, 1],
+        "depthwise_pads": [kernel[0] // 2, kernel[1] // 2] * 2,
+        "depthwise_weight": numpy_helper.from_array(
+            rng.standard_normal((channels, 1, *kernel)).astype(np.float32)
+        ),
+        "depthwise_bias": numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32)),
+        "depthwise_activation": "relu",
+    }
+    attributes.update(overrides)
+    return attributes
+
+
+def depthwise_reference(x, attributes):
+    """The depthwise convolution of x with ``attributes``' weights, bias and relu, in numpy."""
+    weight = numpy_helper.to_array(attributes["depthwise_weight"])
+    bias = numpy_helper.to_array(attributes["depthwise_bias"])
+    kh, kw = weight.shape[2:]
+    top, left, bottom, right = attributes["depthwise_pads"]
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    out_h, out_w = padded.shape[2] - kh + 1, padded.shape[3] - kw + 1
+    out = np.zeros((x.shape[0], x.shape[1], out_h, out_w), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            out += weight[None, :, 0, i, j, None, None] * padded[:, :, i : i + out_h, j : j + out_w]
+    return np.maximum(out + bias[None, :, None, None], 0).astype(np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("x_shape", [(1, 6, 9, 13), (3, 6, 30, 2)])
+def test_depthwise_prologue_feeds_the_product(library, rng, threads, x_shape):
+    w = sparse_conv_weight(rng, 10, 6, (1, 1), 0.5)
+    attributes = depthwise_attributes(6)
+    model = sparse_conv_model([None, 6, None, None], w, "csr", WINDOW_1X1, attributes=attributes)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    (y,) = session(model, library, threads).run(None, {"X": x})
+    depthwise = depthwise_reference(x, attributes)
+    assert_close(y, np.einsum("bchw,nc->bnhw", depthwise, w[:, :, 0, 0]).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "attributes, expected",
+    [
+        (
+            {"depthwise_weight": numpy_helper.from_array(np.zeros((6, 1, 3, 3), np.float32))},
+            "depthwise_weight must be a float tensor of shape [4, 1, 3, 3], got shape [6, 1, 3, 3]",
+        ),
+        ({"depthwise_weight": None}, "attribute depthwise_weight (float [C, 1, kH, kW]) is required"),
+        ({"depthwise_strides": [0, 1]}, "depthwise_strides = [0, 1] must hold values in [1, 2^31)"),
+        ({"depthwise_activation": "tanh"}, "unknown depthwise_activation 'tanh'"),
+    ],
+    ids=["weight-shape", "no-weight", "stride", "activation"],
+)
+def test_bad_depthwise_attributes(library, rng, attributes, expected):
+    w = sparse_conv_weight(rng, 5, 4, (1, 1), 0.5)
+    attrs = {**depthwise_attributes(4), **attributes}
+    model = sparse_conv_model([1, 4, 5, 5], w, "csr", WINDOW_1X1, attributes=attrs)
+    message = creation_error(model, library)
+    assert "SparseConv node 'sc'" in message and expected in message
+
+
+def test_a_depthwise_prologue_needs_a_pointwise_product(library, weight_4x3x3x3):
+    model = sparse_conv_model(
+        [1, 3, 5, 5], weight_4x3x3x3, "csr", WINDOW_3X3, attributes=depthwise_attributes(3)
+    )
+    assert "a depthwise prologue feeds a 1x1 product" in creation_error(model, library)
+
+
+def test_an_image_smaller_than_the_depthwise_kernel_at_run_time(library, rng):
+    w = sparse_conv_weight(rng, 5, 4, (1, 1), 0.5)
+    attributes = depthwise_attributes(4, kernel=(5, 5), depthwise_pads=[0, 0, 0, 0])
+    model = sparse_conv_model([1, 4, None, None], w, "csr", WINDOW_1X1, attributes=attributes)
+    message = run_error(model, library, {"X": np.zeros((1, 4, 3, 9), np.float32)})
+    assert "output size 0x5 < 1" in message

@@ -89,11 +89,19 @@ ConvWindow ReadConvWindow(const Ort::ConstKernelInfo& info) {
                                 "convolution's weights as one block-diagonal matrix), got " +
                                 std::to_string(group));
   }
+  return ReadWindowAttributes(info, "");
+}
+
+ConvWindow ReadWindowAttributes(const Ort::ConstKernelInfo& info, const std::string& prefix) {
   using Ints = std::vector<int64_t>;
-  const Ints kernel = ReadInts(info, "kernel_shape", 2, 1);
-  const Ints strides = ReadInts(info, "strides", 2, 1, Ints{1, 1});
-  const Ints dilations = ReadInts(info, "dilations", 2, 1, Ints{1, 1});
-  const Ints pads = ReadInts(info, "pads", 4, 0, Ints{0, 0, 0, 0});
+  const auto read = [&](const char* name, size_t count, int64_t min_value,
+                        std::optional<Ints> fallback) {
+    return ReadInts(info, (prefix + name).c_str(), count, min_value, std::move(fallback));
+  };
+  const Ints kernel = read("kernel_shape", 2, 1, std::nullopt);
+  const Ints strides = read("strides", 2, 1, Ints{1, 1});
+  const Ints dilations = read("dilations", 2, 1, Ints{1, 1});
+  const Ints pads = read("pads", 4, 0, Ints{0, 0, 0, 0});
   return {{kernel[0], strides[0], dilations[0], pads[0], pads[2]},
           {kernel[1], strides[1], dilations[1], pads[1], pads[3]}};
 }
@@ -228,7 +236,7 @@ std::shared_ptr<const DirectConvPlan> DirectConvPlans::Get(
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& plan : plans_) {
-      if (plan->in_height == in_height && plan->in_width == in_width &&
+      if (plan->XHeight() == in_height && plan->XWidth() == in_width &&
           plan->x_part_channels == x_part_channels) {
         return plan;
       }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "kernels/f32-spconv/compiled.h"
@@ -45,6 +46,9 @@ struct ConvWindow {
 // Attributes group (which must be 1), kernel_shape, strides, dilations and pads (explicit; the
 // rewriter resolves auto_pad); throws std::invalid_argument for missing or malformed ones.
 ConvWindow ReadConvWindow(const Ort::ConstKernelInfo& info);
+
+// Attributes `prefix`kernel_shape, strides, dilations and pads, as ReadConvWindow reads them.
+ConvWindow ReadWindowAttributes(const Ort::ConstKernelInfo& info, const std::string& prefix);
 
 // The required attribute C, in [1, 2^31).
 int64_t ReadInputChannels(const Ort::ConstKernelInfo& info);
@@ -83,6 +87,15 @@ struct DirectConvPlan {
   // SparseConv's weights compiled for these planes, when its family compiles them; the tile
   // kernels and `offsets` serve otherwise.
   std::unique_ptr<const kernels::CompiledConv> compiled;
+  // SparseConv's depthwise prologue (operators/depthwise_prologue.h): the depthwise convolution
+  // of X whose output these planes hold, laid out for one channel in bands of band_rows rows
+  // like these planes; `offsets` are its taps'. Null without a prologue.
+  std::unique_ptr<const DirectConvPlan> depthwise;
+
+  // The size of the op's X this plan is for: the depthwise convolution's input where there is
+  // one, else the planes' input.
+  int64_t XHeight() const { return depthwise != nullptr ? depthwise->in_height : in_height; }
+  int64_t XWidth() const { return depthwise != nullptr ? depthwise->in_width : in_width; }
 
   // Calls run(position, length, pixel) for the parts of grid positions [first, end) that are
   // output pixels: `length` positions from `position` that are the output pixels from `pixel` on

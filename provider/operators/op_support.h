@@ -75,6 +75,18 @@ std::vector<T> ConstantVectorInput(const Ort::ConstKernelInfo& info, size_t inde
   return std::vector<T>(data, data + shape[0]);
 }
 
+// At least `floats` floats on a cache line, in a buffer this thread keeps for its life at the
+// largest size asked for; buffers in use at once take different Tag types.
+template <typename Tag>
+float* ThreadLocalFloats(size_t floats) {
+  constexpr size_t kCacheLineBytes = 64;
+  constexpr size_t kCacheLineFloats = kCacheLineBytes / sizeof(float);
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < floats + kCacheLineFloats) buffer.resize(floats + kCacheLineFloats);
+  const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + (RoundUp(address, kCacheLineBytes) - address) / sizeof(float);
+}
+
 // Where a node runs its tasks (attribute `single_thread`, 0 when absent): spread over ORT's
 // intra-op pool, or all on the calling thread, which the rewriter picks for a node measured
 // faster without the pool's hand-offs. Throws std::invalid_argument for a value other than 0 or 1.

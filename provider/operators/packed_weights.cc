@@ -24,19 +24,7 @@ std::optional<Activation> ParseActivation(const std::string& name) {
 }
 
 kernels::Epilogue ReadEpilogue(const Ort::ConstKernelInfo& info) {
-  kernels::Epilogue epilogue;
-  const std::string activation_name = StringAttribute(info, "activation").value_or("none");
-  const std::optional<Activation> activation = ParseActivation(activation_name);
-  if (!activation) {
-    throw std::invalid_argument("unknown activation '" + activation_name +
-                                "' (expected none, relu, clip, gelu, gelu_tanh, sigmoid, silu, "
-                                "leaky_relu, hard_swish)");
-  }
-  epilogue.activation = *activation;
-  epilogue.clip_min = FloatAttribute(info, "clip_min").value_or(epilogue.clip_min);
-  epilogue.clip_max = FloatAttribute(info, "clip_max").value_or(epilogue.clip_max);
-  epilogue.alpha = FloatAttribute(info, "alpha").value_or(epilogue.alpha);
-
+  kernels::Epilogue epilogue = ReadActivation(info, "");
   const int64_t residual_before = IntAttribute(info, "residual_before_activation").value_or(0);
   if (residual_before != 0 && residual_before != 1) {
     throw std::invalid_argument("attribute residual_before_activation must be 0 or 1, got " +
@@ -54,6 +42,26 @@ void CheckBiasShape(const std::vector<int64_t>& shape, int64_t n) {
 }
 
 }  // namespace
+
+kernels::Epilogue ReadActivation(const Ort::ConstKernelInfo& info, const std::string& prefix) {
+  kernels::Epilogue epilogue;
+  const std::string name = prefix + "activation";
+  const std::string activation_name = StringAttribute(info, name.c_str()).value_or("none");
+  const std::optional<Activation> activation = ParseActivation(activation_name);
+  if (!activation) {
+    throw std::invalid_argument("unknown " + name + " '" + activation_name +
+                                "' (expected none, relu, clip, gelu, gelu_tanh, sigmoid, silu, "
+                                "leaky_relu, hard_swish)");
+  }
+  epilogue.activation = *activation;
+  const auto parameter = [&](const char* parameter_name, float fallback) {
+    return FloatAttribute(info, (prefix + parameter_name).c_str()).value_or(fallback);
+  };
+  epilogue.clip_min = parameter("clip_min", epilogue.clip_min);
+  epilogue.clip_max = parameter("clip_max", epilogue.clip_max);
+  epilogue.alpha = parameter("alpha", epilogue.alpha);
+  return epilogue;
+}
 
 SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info) {
   SparseMatrixAttributes matrix;

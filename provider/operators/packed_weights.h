@@ -44,6 +44,11 @@ void CheckGroups(const std::vector<int32_t>& group_offsets,
                  const std::vector<int32_t>& input_indices, int64_t index_limit,
                  const std::string& limit_label);
 
+// An activation and its parameters from the attributes `prefix`activation, `prefix`clip_min,
+// `prefix`clip_max and `prefix`alpha (residual_before_activation aside); throws
+// std::invalid_argument for an unknown activation.
+kernels::Epilogue ReadActivation(const Ort::ConstKernelInfo& info, const std::string& prefix);
+
 PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 const SparseMatrixAttributes& matrix);
 

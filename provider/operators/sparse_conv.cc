@@ -83,6 +83,9 @@ struct ConvJob {
   const DirectFinishFn* finishers;
   // Channels per group when Y holds each group's channels last, else 0 (NCHW).
   size_t group_channels;
+  // The depthwise convolution whose output the planes hold, computed from X (channel_floats of
+  // each channel) instead of packing X; null without one.
+  const DepthwisePrologue* depthwise;
 
   // Tile `tile` of an image: grid positions [first, end), computed from `start` on, which is
   // earlier than `first` for the last tile read in place (see DirectConvPlan::last_tile_start).
@@ -112,8 +115,13 @@ struct ConvJob {
       if (begin >= end) continue;
       const float* channels =
           part.data + (image * part.channels + begin - part.first_channel) * channel_floats;
-      microkernels->pack_input_planes(channels, plan->planes, first_plane_row, begin, end,
-                                      image_planes);
+      if (depthwise != nullptr) {
+        depthwise->WritePlanes(*plan->depthwise, *microkernels, channels, plan->planes,
+                               first_plane_row, begin, end, image_planes);
+      } else {
+        microkernels->pack_input_planes(channels, plan->planes, first_plane_row, begin, end,
+                                        image_planes);
+      }
     }
   }
 
@@ -318,15 +326,9 @@ void CompiledConvTask(void* data, size_t task) {
 }
 
 // One band's planes in this thread's buffer, which the next band it packs overwrites while the
-// lines are still in its L2. It keeps the largest band's size (about kBandPlanesFloats floats at
-// most) for the thread's life.
-float* ThreadBandPlanes(size_t floats) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < floats + kCacheLineFloats) buffer.resize(floats + kCacheLineFloats);
-  constexpr size_t kCacheLineBytes = kCacheLineFloats * sizeof(float);
-  const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
-  return buffer.data() + (RoundUp(address, kCacheLineBytes) - address) / sizeof(float);
-}
+// lines are still in its L2 (about kBandPlanesFloats floats at most).
+struct BandPlanesTag;
+float* ThreadBandPlanes(size_t floats) { return ThreadLocalFloats<BandPlanesTag>(floats); }
 
 // Task (image, band of output rows) for a plan whose planes are laid out in bands: packs the
 // band's planes, then multiplies them by every block of channels, a group of tiles at a time.
@@ -385,6 +387,10 @@ SparseConvKernel::SparseConvKernel(const Ort::ConstKernelInfo& info) {
   ReadOutputChannelGroups(info);
   ReadOutputSplit(info);
   CountXParts(info);
+  depthwise_ = DepthwisePrologue::Read(info, channels_, window_);
+  if (depthwise_.has_value() && x_parts_ != 1) {
+    throw std::invalid_argument("a depthwise prologue reads X in one part");
+  }
   PackedWeights packed = ReadPackedWeights(info, matrix_);
   constant_bias_ = ReadConstantBias(info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
@@ -490,7 +496,7 @@ std::vector<int64_t> SparseConvKernel::JoinedXShape(const Ort::KernelContext& co
 
 std::shared_ptr<const DirectConvPlan> SparseConvKernel::PlanFor(
     const std::vector<int64_t>& x_shape, const size_t part_channels[kMaxXParts]) const {
-  ConvOutputSize(x_shape, channels_, window_);
+  ConvOutputSize(x_shape, channels_, depthwise_.has_value() ? depthwise_->window() : window_);
   std::vector<size_t> parts;
   if (x_parts_ > 1) parts.assign(part_channels, part_channels + x_parts_);
   return plans_.Get(x_shape[2], x_shape[3], parts, [&](int64_t height, int64_t width) {
@@ -502,11 +508,21 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(
     int64_t in_height, int64_t in_width, const std::vector<size_t>& part_channels) const {
   auto plan = std::make_shared<DirectConvPlan>();
   plan->x_part_channels = part_channels;
+  // With a depthwise prologue the planes are its output, which the op writes.
   PlaneReading reading = {microkernels_->panel_rows, microkernels_->vector_rows,
-                          /*may_read_in_place=*/true, kMaxAttribute};
+                          /*may_read_in_place=*/!depthwise_.has_value(), kMaxAttribute};
+  const int64_t product_height =
+      depthwise_.has_value() ? depthwise_->window().height.OutputSize(in_height) : in_height;
+  const int64_t product_width =
+      depthwise_.has_value() ? depthwise_->window().width.OutputSize(in_width) : in_width;
   std::vector<int64_t> tap_offsets = LayOutDirectConv(
-      window_, static_cast<size_t>(channels_), in_height, in_width, reading, *plan);
+      window_, static_cast<size_t>(channels_), product_height, product_width, reading, *plan);
   std::string kernels = CompileFor(*plan, reading, tap_offsets);
+  if (depthwise_.has_value()) {
+    plan->depthwise = depthwise_->Plan(in_height, in_width, plan->band_rows);
+    kernels += ", after a depthwise " + std::to_string(depthwise_->window().height.kernel) + "x" +
+               std::to_string(depthwise_->window().width.kernel) + " convolution";
+  }
   if (plan->compiled == nullptr && plan->in_place && !part_channels.empty()) {
     // Only compiled code reads X's parts in place, each from its own base; the tile kernels read
     // planes packed from them.
@@ -641,6 +657,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
                   tile_weights_.segment_offsets.data(), tile_weights_.segment_channels.data()};
   job.epilogue = matrix_.epilogue;
   job.group_channels = groups == 0 ? 0 : static_cast<size_t>(matrix_.n / groups);
+  job.depthwise = depthwise_.has_value() ? &*depthwise_ : nullptr;
   if (plan->compiled == nullptr && matrix_.block_size == 1 && groups == 0 && split == 0 &&
       plan->planes.plane_width == plan->out_width) {
     const kernels::ResidualMode residual_mode =

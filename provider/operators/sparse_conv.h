@@ -6,7 +6,9 @@
 // in X itself), and their channel-major accumulators are already NCHW, so the output stage
 // finishes runs of each channel without a transpose. With output_channel_groups, Y is instead
 // [B, A, OH, OW, Cout / A], as detection heads reshape and transpose a conv's output, and the
-// output stage writes each finished run across its group's rows.
+// output stage writes each finished run across its group's rows. With a depthwise prologue
+// (operators/depthwise_prologue.h), X is the input of a depthwise convolution whose output the op
+// computes into its planes, and the product is 1x1.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
@@ -19,6 +21,7 @@
 
 #include "kernels/f32-spconv/spconv.h"
 #include "operators/conv_geometry.h"
+#include "operators/depthwise_prologue.h"
 #include "operators/packed_weights.h"
 #include "operators/spmm_tiles.h"
 
@@ -66,6 +69,7 @@ class SparseConvKernel : public NodeKernel<SparseConvKernel> {
   int64_t output_split_ = 0;
   size_t x_parts_ = 1;  // tensors whose channels make up X: X and the inputs after the residual
   std::optional<std::vector<float>> constant_bias_;
+  std::optional<DepthwisePrologue> depthwise_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;
   TileKernels<int32_t> tile_kernels_{};

@@ -70,6 +70,7 @@ const SpmmMicrokernels kAvx512Microkernels = {
     .store_row = kernels::StoreRowAvx512,
     .store_channel_rows = kernels::StoreChannelRowsAvx512,
     .pack_input_planes = kernels::PackInputPlanesAvx512,
+    .depthwise_taps = kernels::DepthwiseTapsAvx512,
     .compile_conv = kernels::CompiledConv::CompileAvx512,
 };
 
@@ -106,6 +107,7 @@ const SpmmMicrokernels kAvx2Microkernels = {
     .store_row = kernels::StoreRowAvx2,
     .store_channel_rows = kernels::StoreChannelRowsAvx2,
     .pack_input_planes = kernels::PackInputPlanesAvx2,
+    .depthwise_taps = kernels::DepthwiseTapsAvx2,
     .compile_conv = nullptr,
 };
 
@@ -128,6 +130,7 @@ const SpmmMicrokernels kScalarMicrokernels = {
     .store_row = kernels::StoreRowScalar,
     .store_channel_rows = kernels::StoreChannelRowsScalar,
     .pack_input_planes = kernels::PackInputPlanesScalar,
+    .depthwise_taps = kernels::DepthwiseTapsScalar,
     .compile_conv = nullptr,
 };
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/activations/epilogue.h"
+#include "kernels/f32-dwconv/dwconv.h"
 #include "kernels/f32-spconv/compiled.h"
 #include "kernels/f32-spconv/spconv.h"
 #include "kernels/f32-spmm/spmm.h"
@@ -40,6 +41,7 @@ struct SpmmMicrokernels {
   kernels::StoreRowFn store_row;
   kernels::StoreChannelRowsFn store_channel_rows;
   kernels::PackInputPlanesFn pack_input_planes;
+  kernels::DepthwiseTapsFn depthwise_taps;  // SparseConv's depthwise prologue
   // Compiles a direct convolution's weights for one planes layout; null where the family has no
   // compiled kernels.
   kernels::CompileConvFn compile_conv;

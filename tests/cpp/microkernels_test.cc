@@ -1,5 +1,6 @@
 // The f32 and INT8 microkernels of every family this CPU has against the contracts in
-// kernels/f32-spmm/spmm.h, kernels/u8s8-spmm/spmm.h and kernels/activations/epilogue.h, computed
+// kernels/f32-spmm/spmm.h, kernels/u8s8-spmm/spmm.h, kernels/f32-dwconv/dwconv.h and
+// kernels/activations/epilogue.h, computed
 // here in plain loops (INT8 exactly, in int64), and the output stages (f32 and INT8, whose
 // arithmetic each family must reproduce bit for bit) against the scalar family's. Run by ctest
 // (tools/test_sanitizers.sh builds and runs it with ASan and UBSan); exits 1 on any mismatch.
@@ -14,6 +15,7 @@
 
 #include "isa/cpu_features.h"
 #include "kernels/activations/epilogue.h"
+#include "kernels/f32-dwconv/dwconv.h"
 #include "kernels/f32-spconv/spconv.h"
 #include "kernels/f32-spmm/spmm.h"
 #include "kernels/u8s8-spconv/planes.h"
@@ -463,6 +465,37 @@ void TestQuadFamilies(const isa::CpuFeatures& cpu) {
   }
 }
 
+// --- depthwise taps ---------------------------------------------------------------------------
+
+// Every count of positions from 1 to past four vectors, so that each kernel's unrolled loop and
+// its vector-at-a-time tail both run; taps at offsets of a 5x5 window on planes 23 wide.
+void TestDepthwiseTaps(const char* family, DepthwiseTapsFn taps_kernel) {
+  constexpr size_t kWidth = 23;
+  std::vector<int32_t> offsets;
+  for (int32_t i = 0; i < 5; ++i) {
+    for (int32_t j = 0; j < 5; ++j) offsets.push_back(i * static_cast<int32_t>(kWidth) + j);
+  }
+  const Floats weights = RandomFloats(offsets.size());
+  for (size_t positions = 1; positions <= 5 * kDepthwiseMaxLanes + 3; ++positions) {
+    const size_t rounded =
+        (positions + kDepthwiseMaxLanes - 1) / kDepthwiseMaxLanes * kDepthwiseMaxLanes;
+    const Floats planes = RandomFloats(rounded + static_cast<size_t>(offsets.back()));
+    Floats sums(rounded);
+    taps_kernel(planes.data(), offsets.data(), weights.data(), offsets.size(), positions,
+                sums.data());
+    bool ok = true;
+    for (size_t p = 0; p < positions; ++p) {
+      float expected = 0.0f, scale = 0.0f;
+      for (size_t t = 0; t < offsets.size(); ++t) {
+        expected += weights[t] * planes[p + offsets[t]];
+        scale += std::fabs(weights[t] * planes[p + offsets[t]]);
+      }
+      ok = ok && Close(sums[p], expected, scale);
+    }
+    Check(ok, std::string(family) + " DepthwiseTaps, " + std::to_string(positions) + " positions");
+  }
+}
+
 void TestAvx512() {
   using Panel = PanelRows<kAvx512PanelRows>;
   TestPackPanel("avx512", PackPanelAvx512, kAvx512PanelRows, 16);
@@ -484,6 +517,7 @@ void TestAvx512() {
   TestRows("avx512 block4 row", SpmvBlock4Avx512, 4);
   TestStoreRow("avx512", StoreRowAvx512);
   TestPlanes("avx512", PackInputPlanesAvx512, PackQuadPlanesAvx512);
+  TestDepthwiseTaps("avx512", DepthwiseTapsAvx512);
 }
 
 void TestAvx2() {
@@ -507,6 +541,7 @@ void TestAvx2() {
   TestRows("avx2 block4 row", SpmvBlock4Avx2, 4);
   TestStoreRow("avx2", StoreRowAvx2);
   TestPlanes("avx2", PackInputPlanesAvx2, PackQuadPlanesAvx2);
+  TestDepthwiseTaps("avx2", DepthwiseTapsAvx2);
 }
 
 void TestScalar() {
@@ -522,6 +557,7 @@ void TestScalar() {
   }
   TestRows("scalar csr row", SpmvCsrScalar, 1);
   TestRows("scalar block4 row", SpmvBlock4Scalar, 4);
+  TestDepthwiseTaps("scalar", DepthwiseTapsScalar);
 }
 
 }  // namespace

@@ -10,8 +10,9 @@
    a quantized residual Add after a new SparseQConv folds into it the same way. Then a Sigmoid or
    Relu that only data movement (Concat, Reshape, Transpose, ...) separates from such ops folds
    into each of them, a channel Concat that only new SparseConv nodes read as X gives them its
-   inputs to read in place, and pairs of new SparseConv nodes that read the same X the same way
-   merge into one with two outputs.
+   inputs to read in place, pairs of new SparseConv nodes that read the same X the same way
+   merge into one with two outputs, and a 1x1 SparseConv takes the depthwise Conv (with its
+   BatchNormalization and activation) that computes its X as its prologue.
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
 

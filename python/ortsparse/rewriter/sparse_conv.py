@@ -5,10 +5,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ortsparse.rewriter.sparse_gemm import SparseGemm
-from ortsparse.rewriter.sparse_op import SparseOp
+from ortsparse.rewriter.sparse_op import Activation, SparseOp
+
+
+@dataclass(frozen=True, eq=False)
+class DepthwisePrologue:
+    """A depthwise convolution of the SparseConv's X, whose output (bias and activation applied)
+    the op's 1x1 product takes instead of X itself: weight [C, 1, kH, kW], bias [C]."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+    activation: Activation = Activation()
+
+    @property
+    def kernel_shape(self) -> tuple[int, int]:
+        return tuple(self.weight.shape[2:])
+
+    def attributes(self) -> dict:
+        activation = {
+            f"depthwise_{name}": value for name, value in self.activation.attributes().items()
+        }
+        return {
+            "depthwise_kernel_shape": list(self.kernel_shape),
+            "depthwise_strides": list(self.strides),
+            "depthwise_dilations": list(self.dilations),
+            "depthwise_pads": list(self.pads),
+            "depthwise_weight": numpy_helper.from_array(self.weight.astype(np.float32)),
+            "depthwise_bias": numpy_helper.from_array(self.bias.astype(np.float32)),
+            **activation,
+        }
+
+    @classmethod
+    def from_attributes(cls, attributes: dict) -> DepthwisePrologue | None:
+        if "depthwise_kernel_shape" not in attributes:
+            return None
+        activation = {
+            name.removeprefix("depthwise_"): value
+            for name, value in attributes.items()
+            if name.startswith("depthwise_")
+        }
+        return cls(
+            weight=numpy_helper.to_array(attributes["depthwise_weight"]),
+            bias=numpy_helper.to_array(attributes["depthwise_bias"]),
+            strides=tuple(attributes["depthwise_strides"]),
+            dilations=tuple(attributes["depthwise_dilations"]),
+            pads=tuple(attributes["depthwise_pads"]),
+            activation=Activation.from_attributes(activation),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,7 +69,8 @@ class SparseConv(SparseOp):
     [B, A, OH, OW, N / A] instead: the NCHW result reshaped to [B, A, N / A, OH, OW] and
     transposed to put each group's channels last. X's channels may come in parts: X and then
     x_parts, as a Concat along the channels would join them, which the op reads in place. With
-    output_split S, Y holds channels [0, S) and output_2 the others."""
+    output_split S, Y holds channels [0, S) and output_2 the others. With a depthwise prologue,
+    the 1x1 product takes the depthwise convolution of X instead of X."""
 
     OP_TYPE = "SparseConv"
     ACTIVATIONS = SparseGemm.ACTIVATIONS | {"leaky_relu", "hard_swish"}
@@ -33,6 +85,7 @@ class SparseConv(SparseOp):
     x_parts: tuple[str, ...] = ()  # more of X's channels, after X's own
     output_split: int = 0  # 0: one output
     output_2: str = ""
+    depthwise: DepthwisePrologue | None = None
 
     # Parts of X the op takes besides X itself (inputs 6-8).
     MAX_MORE_X_PARTS: ClassVar[int] = 3
@@ -71,6 +124,8 @@ class SparseConv(SparseOp):
             attributes["output_channel_groups"] = self.output_channel_groups
         if self.output_split:
             attributes["output_split"] = self.output_split
+        if self.depthwise is not None:
+            attributes.update(self.depthwise.attributes())
         return attributes
 
     @classmethod
@@ -83,4 +138,5 @@ class SparseConv(SparseOp):
             "pads": tuple(attributes["pads"]),
             "output_channel_groups": attributes.get("output_channel_groups", 0),
             "output_split": attributes.get("output_split", 0),
+            "depthwise": DepthwisePrologue.from_attributes(attributes),
         }

@@ -1,5 +1,6 @@
 """The rewrite rules, one per module, in the order the pipeline applies them."""
 
+from ortsparse.rewriter.fusion import ActivationRule
 from ortsparse.rewriter.rules.attention_to_sparse_gemm import AttentionToSparseGemm
 from ortsparse.rewriter.rules.conv_integer_to_sparse_conv_integer import (
     ConvIntegerToSparseConvInteger,
@@ -10,6 +11,7 @@ from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
 from ortsparse.rewriter.rules.fuse_channel_groups_last import FuseChannelGroupsLast
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
 from ortsparse.rewriter.rules.fuse_contrib_gelu import FuseContribGelu
+from ortsparse.rewriter.rules.fuse_depthwise_prologue import FuseDepthwisePrologue
 from ortsparse.rewriter.rules.fuse_gelu import FuseGelu
 from ortsparse.rewriter.rules.fuse_gelu_erf import FuseGeluErf
 from ortsparse.rewriter.rules.fuse_gelu_tanh import FuseGeluTanh
@@ -75,5 +77,11 @@ EPILOGUE_RULES = (
 # QuantizeLinear of the product).
 QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)
 
-# Applied once each, in this order, after every epilogue is fused (pipeline.py step 3).
-GRAPH_RULES = (HoistActivationThroughLayout(), ReadConcatInPlace(), MergeSiblingConvs())
+# Applied once each, in this order, after every epilogue is fused (pipeline.py step 3). A
+# depthwise prologue comes last: the SparseConv then reads X in one part and has no sibling.
+GRAPH_RULES = (
+    HoistActivationThroughLayout(),
+    ReadConcatInPlace(),
+    MergeSiblingConvs(),
+    FuseDepthwisePrologue(rule for rule in EPILOGUE_RULES if isinstance(rule, ActivationRule)),
+)

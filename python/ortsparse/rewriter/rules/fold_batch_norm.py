@@ -32,14 +32,12 @@ class FoldBatchNorm(EpilogueRule):
         if not op.channels_on_axis():
             return None
         batch_norm = sole_consumer_of_type(graph, op, "BatchNormalization")
-        if batch_norm is None or not _is_inference_form(batch_norm, op.output):
+        if batch_norm is None:
             return None
-        parameters = [graph.constant(name) for name in batch_norm.input[1:]]
-        if not all(_is_channel_vector(value, op.n) for value in parameters):
+        found = batch_norm_factors(graph, batch_norm, op.output, op.n)
+        if found is None:
             return None
-        scale, shift, mean, variance = (value.astype(np.float64) for value in parameters)
-        epsilon = attribute_values(batch_norm).get("epsilon", _DEFAULT_EPSILON)
-        factors = scale / np.sqrt(variance + epsilon)
+        factors, mean, shift = found
         bias = graph.constant(op.bias) if op.bias else 0.0
         folded_bias = (bias - mean) * factors + shift
 
@@ -58,6 +56,21 @@ class FoldBatchNorm(EpilogueRule):
             output=batch_norm.output[0],
         )
         return Fusion((batch_norm,), fused)
+
+
+def batch_norm_factors(
+    graph: Graph, batch_norm: onnx.NodeProto, x: str, channels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(s, mean, B) in float64 of ``batch_norm`` normalizing ``x`` of ``channels`` channels with
+    constant parameters in its inference form; None otherwise."""
+    if not _is_inference_form(batch_norm, x):
+        return None
+    parameters = [graph.constant(name) for name in batch_norm.input[1:]]
+    if not all(_is_channel_vector(value, channels) for value in parameters):
+        return None
+    scale, shift, mean, variance = (value.astype(np.float64) for value in parameters)
+    epsilon = attribute_values(batch_norm).get("epsilon", _DEFAULT_EPSILON)
+    return scale / np.sqrt(variance + epsilon), mean, shift
 
 
 def _is_inference_form(batch_norm: onnx.NodeProto, x: str) -> bool:
