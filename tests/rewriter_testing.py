@@ -114,6 +114,82 @@ def conv_then(
     )
 
 
+def depthwise_separable_block(
+    between=("BatchNormalization", "HardSwish"),
+    kernel=3,
+    stride=1,
+    dilation=1,
+    pads=None,
+    auto_pad=None,
+    bias=True,
+    pointwise_stride=1,
+    extra_reader=False,
+    height=11,
+    width=11,
+    channels=8,
+    outputs=16,
+) -> onnx.ModelProto:
+    """Y = Relu(Conv1x1(between(DepthwiseConv(X)))): X ["b", channels, height, width], a dense
+    depthwise kernel x kernel Conv and a sparse 1x1 Conv of ``outputs`` channels. ``between``:
+    op types, "Clip6" for Clip(0, 6). With ``extra_reader``, the depthwise output is a graph
+    output too."""
+    c = channels
+    rng = np.random.default_rng(7)
+    constants = {
+        "Wd": rng.standard_normal((c, 1, kernel, kernel)).astype(np.float32),
+        "Wp": conv_weight(outputs, c, (1, 1), sparsity=0.6),
+    }
+    dw_inputs = ["X", "Wd"]
+    if bias:
+        constants["Bd"] = rng.standard_normal(c).astype(np.float32)
+        dw_inputs.append("Bd")
+    window = {
+        "kernel_shape": [kernel, kernel],
+        "strides": [stride] * 2,
+        "dilations": [dilation] * 2,
+    }
+    if auto_pad is not None:
+        window["auto_pad"] = auto_pad
+    else:
+        window["pads"] = pads if pads is not None else [kernel // 2 * dilation] * 4
+    nodes = [helper.make_node("Conv", dw_inputs, ["d0"], name="dw", group=c, **window)]
+    tensor = "d0"
+    for index, op_type in enumerate(between):
+        out = f"d{index + 1}"
+        if op_type == "BatchNormalization":
+            for name, value in {
+                "scale": rng.uniform(0.5, 1.5, c),
+                "shift": rng.standard_normal(c),
+                "mean": rng.standard_normal(c),
+                "var": rng.uniform(0.5, 2.0, c),
+            }.items():
+                constants[name] = value.astype(np.float32)
+            nodes.append(
+                helper.make_node(op_type, [tensor, "scale", "shift", "mean", "var"], [out])
+            )
+        elif op_type == "Clip6":
+            constants["zero"], constants["six"] = np.float32(0), np.float32(6)
+            nodes.append(helper.make_node("Clip", [tensor, "zero", "six"], [out]))
+        else:
+            nodes.append(helper.make_node(op_type, [tensor], [out]))
+        tensor = out
+    nodes += [
+        helper.make_node(
+            "Conv",
+            [tensor, "Wp"],
+            ["p"],
+            name="pw",
+            strides=[pointwise_stride] * 2,
+            kernel_shape=[1, 1],
+        ),
+        helper.make_node("Relu", ["p"], ["Y"]),
+    ]
+    graph_outputs = {"Y": ["b", outputs, "oh", "ow"]}
+    if extra_reader:
+        graph_outputs[tensor] = ["b", c, "oh", "ow"]
+    return make_model(nodes, {"X": ["b", c, height, width]}, graph_outputs, constants)
+
+
 def fused_gemm(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict]:
     """The model's only SparseGemm and its attributes; fails unless the model has nothing else
     but Constant nodes."""
@@ -126,9 +202,7 @@ def fused_conv(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict]:
 
 
 def _only_sparse_node(model: onnx.ModelProto, op_class: type[SparseOp]) -> tuple:
-    assert [op for op in op_types(model) if op != "Constant"] == [op_class.OP_TYPE], op_types(
-        model
-    )
+    assert [op for op in op_types(model) if op != "Constant"] == [op_class.OP_TYPE], op_types(model)
     (node,) = sparse_nodes(model, op_class)
     return node, attributes(node)
 
@@ -205,6 +279,6 @@ def assert_same_outputs(
         assert got.shape == want.shape, f"output {name}: shape {got.shape} != {want.shape}"
         scale = float(np.max(np.abs(want)))
         error = float(np.max(np.abs(got - want)))
-        assert (
-            error <= OUTPUT_RTOL * scale
-        ), f"output {name}: max |diff| {error:g} vs max |Y| {scale:g}"
+        assert error <= OUTPUT_RTOL * scale, (
+            f"output {name}: max |diff| {error:g} vs max |Y| {scale:g}"
+        )

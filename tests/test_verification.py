@@ -4,6 +4,7 @@ for what it measures and reports, never for which side wins."""
 
 import argparse
 
+import numpy as np
 import onnx
 import onnxruntime
 import ortsparse
@@ -15,7 +16,7 @@ from ortsparse.rewriter.command import input_shape
 from ortsparse.verification import ModelTimer, Timing, verify_rewrite
 
 from tests.api_testing import assert_close, mlp_input, ort_outputs, save, sparse_mlp
-from tests.rewriter_testing import FORCE_REWRITE, op_types
+from tests.rewriter_testing import FORCE_REWRITE, depthwise_separable_block, op_types
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 
@@ -223,3 +224,53 @@ def test_small_nodes_not_faster_on_the_calling_thread_stay_on_the_pool():
     result = verify_rewrite(model, rewrite_keeping(model), timer=ThreadingTimer(0.099))
     assert single_thread_attributes(result.model) == [0, 0]
     assert not any("calling thread" in decision.measured for decision in result.decisions)
+
+
+class PrologueTimer(ModelTimer):
+    """Reports ORT's part 2 ms, the SparseConv with its depthwise prologue ``fused_ms``, ORT's
+    depthwise Conv then the SparseConv 1 ms; the whole rewrite 1 ms against ORT's 2 ms."""
+
+    def __init__(self, fused_ms):
+        super().__init__(threads=1, library=ortsparse.library_path())
+        self.fused_ms = fused_ms
+
+    def part_ms(self, model):
+        nodes = [node for node in model.graph.node if node.domain == "ortsparse"]
+        if not nodes:
+            return 2.0
+        fused = any(a.name == "depthwise_kernel_shape" for n in nodes for a in n.attribute)
+        return self.fused_ms if fused else 1.0
+
+    def compare(self, original, rewritten, feeds, seconds):
+        if original.graph.name != "verify":  # the whole model
+            return Timing(2.0, 1.0)
+        return Timing(self.part_ms(original), self.part_ms(rewritten))
+
+
+def rewrite_depthwise_keeping(model):
+    def rewrite(keep):
+        return rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep)
+
+    return rewrite
+
+
+def test_a_depthwise_prologue_measured_faster_stays_fused():
+    model = depthwise_separable_block()
+    result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=PrologueTimer(0.5))
+    assert op_types(result.model) == ["SparseConv"]
+    (decision,) = [d for d in result.decisions if d.rewritten]
+    assert any(step.startswith("depthwise Conv before it") for step in decision.fused)
+
+
+def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again():
+    model = depthwise_separable_block()
+    result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=PrologueTimer(0.99))
+    assert op_types(result.model) == ["Conv", "BatchNormalization", "HardSwish", "SparseConv"]
+    (node,) = [n for n in result.model.graph.node if n.op_type == "SparseConv"]
+    assert not any(a.name.startswith("depthwise_") for a in node.attribute)
+    (decision,) = [d for d in result.decisions if d.rewritten]
+    assert not any(step.startswith("depthwise Conv before it") for step in decision.fused)
+    assert "after ORT's depthwise Conv" in decision.measured
+    onnx.checker.check_model(result.model)
+    feeds = {"X": np.random.default_rng(0).standard_normal((2, 8, 11, 11)).astype(np.float32)}
+    assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))

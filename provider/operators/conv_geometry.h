@@ -88,8 +88,9 @@ struct DirectConvPlan {
   // kernels and `offsets` serve otherwise.
   std::unique_ptr<const kernels::CompiledConv> compiled;
   // SparseConv's depthwise prologue (operators/depthwise_prologue.h): the depthwise convolution
-  // of X whose output these planes hold, laid out for one channel in bands of band_rows rows
-  // like these planes; `offsets` are its taps'. Null without a prologue.
+  // of X whose output these planes hold, laid out for one channel and a strip of its band_rows
+  // output rows, which the op computes one at a time; `offsets` are its taps'. Null without a
+  // prologue.
   std::unique_ptr<const DirectConvPlan> depthwise;
 
   // The size of the op's X this plan is for: the depthwise convolution's input where there is

@@ -30,10 +30,9 @@ class DepthwisePrologue {
 
   const ConvWindow& window() const { return window_; }
 
-  // The plan of the depthwise convolution of X of in_height x in_width for one channel, in bands
-  // of band_rows output rows (0: the whole image), as DirectConvPlan::depthwise.
-  std::unique_ptr<const DirectConvPlan> Plan(int64_t in_height, int64_t in_width,
-                                             size_t band_rows) const;
+  // The plan of the depthwise convolution of X of in_height x in_width, as
+  // DirectConvPlan::depthwise: one channel's planes for a strip of band_rows output rows.
+  std::unique_ptr<const DirectConvPlan> Plan(int64_t in_height, int64_t in_width) const;
 
   // Writes the product's planes (layout `planes`, of the depthwise output) of channels
   // [channel_begin, channel_end) of an image, rows from first_plane_row on, as
@@ -45,7 +44,17 @@ class DepthwisePrologue {
                    float* out) const;
 
  private:
+  // The packed planes' path, for strides above 1 (DepthwiseRows reads them in phases).
+  void WritePackedPlanes(const DirectConvPlan& depthwise, const SpmmMicrokernels& microkernels,
+                         const float* channel, size_t c, size_t first_row, size_t rows,
+                         float* plane, size_t plane_width) const;
+  // Stride 1: every tap reads X's rows in place (DepthwiseRowsOfX), with nothing packed.
+  void WriteRowsOfX(const DirectConvPlan& depthwise, const SpmmMicrokernels& microkernels,
+                    const float* channel, size_t c, size_t first_row, size_t rows, float* plane,
+                    size_t plane_width) const;
+
   ConvWindow window_;
+  bool reads_x_ = false;  // stride 1 and a kernel DepthwiseRowsOfX takes
   size_t taps_ = 0;
   std::vector<float> weights_;  // [C][kH * kW]
   std::vector<float> bias_;     // [C], zeros where the node has none

@@ -519,7 +519,7 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(
       window_, static_cast<size_t>(channels_), product_height, product_width, reading, *plan);
   std::string kernels = CompileFor(*plan, reading, tap_offsets);
   if (depthwise_.has_value()) {
-    plan->depthwise = depthwise_->Plan(in_height, in_width, plan->band_rows);
+    plan->depthwise = depthwise_->Plan(in_height, in_width);
     kernels += ", after a depthwise " + std::to_string(depthwise_->window().height.kernel) + "x" +
                std::to_string(depthwise_->window().width.kernel) + " convolution";
   }

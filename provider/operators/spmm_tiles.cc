@@ -70,7 +70,8 @@ const SpmmMicrokernels kAvx512Microkernels = {
     .store_row = kernels::StoreRowAvx512,
     .store_channel_rows = kernels::StoreChannelRowsAvx512,
     .pack_input_planes = kernels::PackInputPlanesAvx512,
-    .depthwise_taps = kernels::DepthwiseTapsAvx512,
+    .depthwise_rows = kernels::DepthwiseRowsAvx512,
+    .depthwise_rows_of_x = kernels::DepthwiseRowsOfXAvx512,
     .compile_conv = kernels::CompiledConv::CompileAvx512,
 };
 
@@ -107,7 +108,8 @@ const SpmmMicrokernels kAvx2Microkernels = {
     .store_row = kernels::StoreRowAvx2,
     .store_channel_rows = kernels::StoreChannelRowsAvx2,
     .pack_input_planes = kernels::PackInputPlanesAvx2,
-    .depthwise_taps = kernels::DepthwiseTapsAvx2,
+    .depthwise_rows = kernels::DepthwiseRowsAvx2,
+    .depthwise_rows_of_x = kernels::DepthwiseRowsOfXAvx2,
     .compile_conv = nullptr,
 };
 
@@ -130,7 +132,8 @@ const SpmmMicrokernels kScalarMicrokernels = {
     .store_row = kernels::StoreRowScalar,
     .store_channel_rows = kernels::StoreChannelRowsScalar,
     .pack_input_planes = kernels::PackInputPlanesScalar,
-    .depthwise_taps = kernels::DepthwiseTapsScalar,
+    .depthwise_rows = kernels::DepthwiseRowsScalar,
+    .depthwise_rows_of_x = kernels::DepthwiseRowsOfXScalar,
     .compile_conv = nullptr,
 };
 

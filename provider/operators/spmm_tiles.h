@@ -41,7 +41,9 @@ struct SpmmMicrokernels {
   kernels::StoreRowFn store_row;
   kernels::StoreChannelRowsFn store_channel_rows;
   kernels::PackInputPlanesFn pack_input_planes;
-  kernels::DepthwiseTapsFn depthwise_taps;  // SparseConv's depthwise prologue
+  // SparseConv's depthwise prologue, on packed planes and on X itself.
+  kernels::DepthwiseRowsFn depthwise_rows;
+  kernels::DepthwiseRowsOfXFn depthwise_rows_of_x;
   // Compiles a direct convolution's weights for one planes layout; null where the family has no
   // compiled kernels.
   kernels::CompileConvFn compile_conv;

@@ -11,7 +11,11 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    whose part of the original cannot be isolated (it reads a value the original never computes)
    is left to the next step. A SparseGemm or SparseConv measured under SINGLE_THREAD_MAX_MS
    alone, where the intra-op pool's hand-offs weigh, is timed again running on the calling
-   thread (attribute single_thread), and keeps that where it is GROUP_MARGIN faster.
+   thread (attribute single_thread), and keeps that where it is GROUP_MARGIN faster. A
+   SparseConv that took a depthwise Conv as its prologue is first timed against the same two
+   convolutions apart (ORT's depthwise Conv feeding the SparseConv), which the node becomes
+   again unless the fused op is GROUP_MARGIN faster: the prologue pays only where ortsparse's
+   depthwise rows beat ORT's depthwise kernel and the reorders around it.
 3. The whole rewrite runs on the same inputs as the original first: where ORT computes the
    original exactly (no integer products), float outputs further apart than OUTPUT_RTOL of the
    largest mean a bug, and the original is kept with a warning. Then it is timed against the
@@ -43,6 +47,7 @@ from ortsparse.inputs import InputError, InputSpec, model_input_specs, random_in
 from ortsparse.rewriter.conversion import display_name
 from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.model_io import Rewrite
+from ortsparse.rewriter.rules.fuse_depthwise_prologue import FuseDepthwisePrologue
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 Progress = Callable[[str], None]
@@ -127,6 +132,8 @@ def verify_rewrite(
     timings: dict[str, Timing] = {}
     slower: dict[str, Decision] = {}
     single_threaded: set[str] = set()  # names of the ortsparse nodes to run on the calling thread
+    # SparseConv nodes to run after ORT's depthwise Conv rather than with it as their prologue.
+    separated: dict[str, _Prologue] = {}
     for index, group in enumerate(groups, 1):
         left = deadline - time.monotonic() - seconds * WHOLE_MODEL_SHARE
         if left < MIN_NODE_SECONDS:
@@ -136,6 +143,17 @@ def verify_rewrite(
         group_feeds = {name: values[name] for name in group.inputs}
         try:
             original_part, rewritten_part = group.models(original, result.model, values)
+            prologue = _prologue_of(original, group)
+            if prologue is not None:
+                apart = _without_prologues(original, rewritten_part, {prologue.node: prologue})
+                fused = timer.compare(apart, rewritten_part, group_feeds, budget)
+                if fused.rewritten_ms >= fused.original_ms * GROUP_MARGIN:
+                    separated[prologue.node] = prologue
+                    rewritten_part = apart
+                    tell(
+                        f"[{index}/{len(groups)}] {group.label}: with its depthwise prologue "
+                        f"{fused.rewritten_ms:.3g} ms, apart {fused.original_ms:.3g} ms: apart"
+                    )
             timing = timer.compare(original_part, rewritten_part, group_feeds, budget)
             if _may_gain_on_one_thread(timer, group, timing):
                 alone = _single_threaded(rewritten_part, {group.rewritten_node.name})
@@ -148,6 +166,8 @@ def verify_rewrite(
             continue
         if group.rewritten_node.name in single_threaded:
             timing = replace(timing, where=" on the calling thread")
+        if group.rewritten_node.name in separated:
+            timing = replace(timing, where=timing.where + " after ORT's depthwise Conv")
         faster = timing.rewritten_ms < timing.original_ms * GROUP_MARGIN
         verdict = "kept" if faster else "put back ORT's nodes"
         tell(f"[{index}/{len(groups)}] {group.label}: {timing.describe()}, {verdict}")
@@ -158,10 +178,14 @@ def verify_rewrite(
 
     def rewrite_as_measured(keep: Mapping[str, Decision]) -> RewriteResult:
         made = rewrite(keep)
-        return replace(made, model=_single_threaded(made.model, single_threaded))
+        model = _without_prologues(original, made.model, separated)
+        decisions = made.decisions
+        if separated:
+            decisions = [_prologue_separated(decision) for decision in decisions]
+        return replace(made, model=_single_threaded(model, single_threaded), decisions=decisions)
 
     first = result
-    if slower or single_threaded:
+    if slower or single_threaded or separated:
         if slower:
             tell(f"rewriting again without the {len(slower)} node(s) measured slower")
         result = rewrite_as_measured(slower)
@@ -342,6 +366,76 @@ def _region(
             needed[id(node)] = node
             pending += [name for name in node.input if name]
     return list(needed.values())
+
+
+@dataclass(frozen=True)
+class _Prologue:
+    """A SparseConv's depthwise prologue as the original computes it: ``nodes`` compute ``x``,
+    the input of the original 1x1 Conv, from the SparseConv's X."""
+
+    node: str  # the SparseConv's name
+    nodes: tuple[onnx.NodeProto, ...]
+    x: str
+
+
+def _prologue_of(original: onnx.ModelProto, group: _Group) -> _Prologue | None:
+    node = group.rewritten_node
+    if not any(attribute.name == "depthwise_kernel_shape" for attribute in node.attribute):
+        return None
+    pointwise = next(n for n in group.original_nodes if display_name(n) in group.decisions)
+    producers = {output: n for n in original.graph.node for output in n.output}
+    constants = {tensor.name for tensor in original.graph.initializer}
+    nodes = _region(producers, constants, {node.input[0]}, [pointwise.input[0]])
+    if nodes is None:
+        return None
+    order = {id(n): index for index, n in enumerate(original.graph.node)}
+    nodes.sort(key=lambda n: order[id(n)])
+    return _Prologue(node.name, tuple(nodes), pointwise.input[0])
+
+
+def _without_prologues(
+    original: onnx.ModelProto, model: onnx.ModelProto, prologues: Mapping[str, _Prologue]
+) -> onnx.ModelProto:
+    """``model`` with each SparseConv named in ``prologues`` reading its 1x1 Conv's input from
+    the original's depthwise nodes again, which come back with their constants."""
+    if not prologues:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    nodes, needed = [], set()
+    for node in copy.graph.node:
+        prologue = prologues.get(node.name) if node.domain == DOMAIN else None
+        if prologue is not None and node.input[0] != prologue.x:
+            nodes += [_copy_node(n) for n in prologue.nodes]
+            needed |= {name for n in prologue.nodes for name in n.input}
+            node.input[0] = prologue.x
+            kept = [a for a in node.attribute if not a.name.startswith(_PROLOGUE_PREFIX)]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+        nodes.append(node)
+    copy.graph.ClearField("node")
+    copy.graph.node.extend(nodes)
+    present = {tensor.name for tensor in copy.graph.initializer}
+    copy.graph.initializer.extend(
+        tensor
+        for tensor in original.graph.initializer
+        if tensor.name in needed and tensor.name not in present
+    )
+    return copy
+
+
+_PROLOGUE_PREFIX = "depthwise_"
+
+
+def _copy_node(node: onnx.NodeProto) -> onnx.NodeProto:
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy
+
+
+def _prologue_separated(decision: Decision) -> Decision:
+    fused = [step for step in decision.fused if not step.startswith(FuseDepthwisePrologue.label)]
+    return replace(decision, fused=fused)
 
 
 def _may_gain_on_one_thread(timer: ModelTimer, group: _Group, timing: Timing) -> bool:

@@ -465,34 +465,94 @@ void TestQuadFamilies(const isa::CpuFeatures& cpu) {
   }
 }
 
-// --- depthwise taps ---------------------------------------------------------------------------
+// --- depthwise rows ----------------------------------------------------------------------------
 
-// Every count of positions from 1 to past four vectors, so that each kernel's unrolled loop and
-// its vector-at-a-time tail both run; taps at offsets of a 5x5 window on planes 23 wide.
-void TestDepthwiseTaps(const char* family, DepthwiseTapsFn taps_kernel) {
-  constexpr size_t kWidth = 23;
-  std::vector<int32_t> offsets;
-  for (int32_t i = 0; i < 5; ++i) {
-    for (int32_t j = 0; j < 5; ++j) offsets.push_back(i * static_cast<int32_t>(kWidth) + j);
-  }
-  const Floats weights = RandomFloats(offsets.size());
-  for (size_t positions = 1; positions <= 5 * kDepthwiseMaxLanes + 3; ++positions) {
-    const size_t rounded =
-        (positions + kDepthwiseMaxLanes - 1) / kDepthwiseMaxLanes * kDepthwiseMaxLanes;
-    const Floats planes = RandomFloats(rounded + static_cast<size_t>(offsets.back()));
-    Floats sums(rounded);
-    taps_kernel(planes.data(), offsets.data(), weights.data(), offsets.size(), positions,
-                sums.data());
-    bool ok = true;
-    for (size_t p = 0; p < positions; ++p) {
-      float expected = 0.0f, scale = 0.0f;
-      for (size_t t = 0; t < offsets.size(); ++t) {
-        expected += weights[t] * planes[p + offsets[t]];
-        scale += std::fabs(weights[t] * planes[p + offsets[t]]);
-      }
-      ok = ok && Close(sums[p], expected, scale);
+// Widths from 1 to past four vectors, so that each kernel's unrolled loop, its vector-at-a-time
+// loop and its partial last vector all run; taps of a 5x5 window on planes 3 wider than the rows,
+// finished with hard-swish, against the scalar family's output stage.
+void TestDepthwiseRows(const char* family, DepthwiseRowsFn rows_kernel) {
+  constexpr size_t kRows = 7, kReach = 4;  // 7: groups of 4, 2 and 1 rows
+  Epilogue epilogue;
+  epilogue.activation = Activation::kHardSwish;
+  for (size_t width = 1; width <= 5 * 16 + 3; ++width) {
+    const size_t plane_width = width + kReach;
+    std::vector<int32_t> offsets;
+    for (size_t i = 0; i <= kReach; ++i) {
+      for (size_t j = 0; j <= kReach; ++j)
+        offsets.push_back(static_cast<int32_t>(i * plane_width + j));
     }
-    Check(ok, std::string(family) + " DepthwiseTaps, " + std::to_string(positions) + " positions");
+    const Floats weights = RandomFloats(offsets.size());
+    // Exactly as far as the last row's last tap reads: anything further is a sanitizer finding.
+    const Floats planes = RandomFloats((kRows - 1) * plane_width + width + offsets.back());
+    const size_t out_stride = width + 5;
+    Floats out(kRows * out_stride, -7.0f);
+    const float bias = 0.25f;
+    rows_kernel({planes.data(), plane_width, offsets.data(), weights.data(), offsets.size(), kRows,
+                 width, bias, out.data(), out_stride},
+                epilogue);
+    bool ok = true;
+    for (size_t r = 0; r < kRows; ++r) {
+      std::vector<float> sums(width);
+      for (size_t j = 0; j < width; ++j) {
+        for (size_t t = 0; t < offsets.size(); ++t) {
+          sums[j] += weights[t] * planes[r * plane_width + j + offsets[t]];
+        }
+      }
+      std::vector<float> expected(width);
+      StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0},
+                             epilogue);
+      for (size_t j = 0; j < width; ++j) {
+        ok = ok && Close(out[r * out_stride + j], expected[j], std::fabs(expected[j]) + 1.0f);
+      }
+      for (size_t j = width; j < out_stride; ++j) ok = ok && out[r * out_stride + j] == -7.0f;
+    }
+    Check(ok, std::string(family) + " DepthwiseRows, width " + std::to_string(width));
+  }
+}
+
+// Stride 1 from X's rows, padded on every side (a 3x5 kernel, dilation 2 across): output widths
+// from 1 to past five vectors, rows in groups of 4, 2 and 1, the top and bottom kernel rows
+// reading a row of zeros, the left and right taps reaching past X's columns.
+void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel) {
+  constexpr size_t kRows = 7, kKernelHeight = 3, kKernelWidth = 5, kDilation = 2, kPadLeft = 4;
+  Epilogue epilogue;
+  epilogue.activation = Activation::kHardSwish;
+  const Floats weights = RandomFloats(kKernelHeight * kKernelWidth);
+  for (size_t width = 1; width <= 5 * 16 + 3; ++width) {
+    const size_t in_width = width;  // pads 4 and 4 keep the width with a reach of 8
+    const Floats x = RandomFloats((kRows + kKernelHeight - 1) * in_width);
+    const Floats zeros(in_width, 0.0f);
+    std::vector<const float*> input_rows;
+    for (size_t k = 0; k < kRows + kKernelHeight - 1; ++k) {
+      input_rows.push_back(k == 0 ? zeros.data() : x.data() + k * in_width);
+    }
+    const size_t out_stride = width + 5;
+    Floats out(kRows * out_stride, -7.0f);
+    const float bias = -0.5f;
+    rows_kernel({input_rows.data(), in_width, kKernelHeight, kKernelWidth, 1, kDilation, kPadLeft,
+                 weights.data(), kRows, width, bias, out.data(), out_stride},
+                epilogue);
+    bool ok = true;
+    for (size_t r = 0; r < kRows; ++r) {
+      std::vector<float> sums(width);
+      for (size_t j = 0; j < width; ++j) {
+        for (size_t i = 0; i < kKernelHeight; ++i) {
+          for (size_t t = 0; t < kKernelWidth; ++t) {
+            const int64_t column = static_cast<int64_t>(j + t * kDilation) - kPadLeft;
+            if (column < 0 || column >= static_cast<int64_t>(in_width)) continue;
+            sums[j] += weights[i * kKernelWidth + t] * input_rows[r + i][column];
+          }
+        }
+      }
+      std::vector<float> expected(width);
+      StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0},
+                             epilogue);
+      for (size_t j = 0; j < width; ++j) {
+        ok = ok && Close(out[r * out_stride + j], expected[j], std::fabs(expected[j]) + 1.0f);
+      }
+      for (size_t j = width; j < out_stride; ++j) ok = ok && out[r * out_stride + j] == -7.0f;
+    }
+    Check(ok, std::string(family) + " DepthwiseRowsOfX, width " + std::to_string(width));
   }
 }
 
@@ -517,7 +577,8 @@ void TestAvx512() {
   TestRows("avx512 block4 row", SpmvBlock4Avx512, 4);
   TestStoreRow("avx512", StoreRowAvx512);
   TestPlanes("avx512", PackInputPlanesAvx512, PackQuadPlanesAvx512);
-  TestDepthwiseTaps("avx512", DepthwiseTapsAvx512);
+  TestDepthwiseRows("avx512", DepthwiseRowsAvx512);
+  TestDepthwiseRowsOfX("avx512", DepthwiseRowsOfXAvx512);
 }
 
 void TestAvx2() {
@@ -541,7 +602,8 @@ void TestAvx2() {
   TestRows("avx2 block4 row", SpmvBlock4Avx2, 4);
   TestStoreRow("avx2", StoreRowAvx2);
   TestPlanes("avx2", PackInputPlanesAvx2, PackQuadPlanesAvx2);
-  TestDepthwiseTaps("avx2", DepthwiseTapsAvx2);
+  TestDepthwiseRows("avx2", DepthwiseRowsAvx2);
+  TestDepthwiseRowsOfX("avx2", DepthwiseRowsOfXAvx2);
 }
 
 void TestScalar() {
@@ -557,7 +619,8 @@ void TestScalar() {
   }
   TestRows("scalar csr row", SpmvCsrScalar, 1);
   TestRows("scalar block4 row", SpmvBlock4Scalar, 4);
-  TestDepthwiseTaps("scalar", DepthwiseTapsScalar);
+  TestDepthwiseRows("scalar", DepthwiseRowsScalar);
+  TestDepthwiseRowsOfX("scalar", DepthwiseRowsOfXScalar);
 }
 
 }  // namespace

@@ -47,6 +47,10 @@ struct F32x8 {
   // The first count (<= kLanes) lanes, for partial loads (zero in the other lanes) and stores.
   using Lanes = __m256i;
   static Lanes FirstLanes(size_t count) { return FirstLanesMask(count); }
+  // Lanes [begin, end), begin <= end <= kLanes.
+  static Lanes LanesBetween(size_t begin, size_t end) {
+    return _mm256_andnot_si256(FirstLanesMask(begin), FirstLanesMask(end));
+  }
   static Reg LoadLanes(Lanes lanes, const float* p) { return _mm256_maskload_ps(p, lanes); }
   static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm256_maskstore_ps(p, lanes, v); }
   static void Transpose(Reg block[kLanes]) { Transpose8x8(block); }

@@ -61,6 +61,10 @@ struct F32x16 {
   // The first count (<= kLanes) lanes, for partial loads (zero in the other lanes) and stores.
   using Lanes = __mmask16;
   static Lanes FirstLanes(size_t count) { return static_cast<Lanes>((1u << count) - 1); }
+  // Lanes [begin, end), begin <= end <= kLanes.
+  static Lanes LanesBetween(size_t begin, size_t end) {
+    return static_cast<Lanes>(FirstLanes(end) & ~FirstLanes(begin));
+  }
   static Reg LoadLanes(Lanes lanes, const float* p) { return _mm512_maskz_loadu_ps(lanes, p); }
   static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm512_mask_storeu_ps(p, lanes, v); }
   static void Transpose(Reg block[kLanes]) { Transpose16x16(block); }
