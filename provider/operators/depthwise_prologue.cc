@@ -74,7 +74,7 @@ std::optional<DepthwisePrologue> DepthwisePrologue::Read(const Ort::ConstKernelI
   prologue.bias_ = FloatTensorAttribute(info, "depthwise_bias", {channels})
                        .value_or(std::vector<float>(static_cast<size_t>(channels), 0.0f));
   prologue.epilogue_ = ReadActivation(info, "depthwise_");
-  prologue.reads_x_ = height.stride == 1 && width.stride == 1 &&
+  prologue.reads_x_ = height.stride <= 2 && width.stride <= 2 &&
                       static_cast<size_t>(width.kernel) <= kernels::kMaxDirectKernelWidth;
   return prologue;
 }
@@ -161,9 +161,13 @@ void DepthwisePrologue::WriteRowsOfX(const DirectConvPlan& depthwise,
   thread_local std::vector<float> zero_row;
   if (zero_row.size() < in_width) zero_row.resize(in_width, 0.0f);
   thread_local std::vector<const float*> input_rows;
-  input_rows.resize(rows + static_cast<size_t>((height.kernel - 1) * height.dilation));
+  // Output row first_row + r reads input_rows[r * stride + i * dilation] for kernel row i.
+  const size_t stride = static_cast<size_t>(height.stride);
+  input_rows.resize(rows == 0 ? 0
+                              : (rows - 1) * stride +
+                                    static_cast<size_t>((height.kernel - 1) * height.dilation) + 1);
   for (size_t k = 0; k < input_rows.size(); ++k) {
-    const int64_t row = static_cast<int64_t>(first_row + k) - height.pad_begin;
+    const int64_t row = static_cast<int64_t>(first_row * stride + k) - height.pad_begin;
     input_rows[k] = row >= 0 && row < in_height ? channel + static_cast<size_t>(row) * in_width
                                                 : zero_row.data();
   }
@@ -171,6 +175,8 @@ void DepthwisePrologue::WriteRowsOfX(const DirectConvPlan& depthwise,
                                            in_width,
                                            static_cast<size_t>(height.kernel),
                                            static_cast<size_t>(width.kernel),
+                                           stride,
+                                           static_cast<size_t>(width.stride),
                                            static_cast<size_t>(height.dilation),
                                            static_cast<size_t>(width.dilation),
                                            static_cast<size_t>(width.pad_begin),

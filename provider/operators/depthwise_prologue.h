@@ -44,17 +44,18 @@ class DepthwisePrologue {
                    float* out) const;
 
  private:
-  // The packed planes' path, for strides above 1 (DepthwiseRows reads them in phases).
+  // The packed planes' path, for strides above 2 or kernels wider than DepthwiseRowsOfX takes
+  // (DepthwiseRows reads the planes of each stride phase).
   void WritePackedPlanes(const DirectConvPlan& depthwise, const SpmmMicrokernels& microkernels,
                          const float* channel, size_t c, size_t first_row, size_t rows,
                          float* plane, size_t plane_width) const;
-  // Stride 1: every tap reads X's rows in place (DepthwiseRowsOfX), with nothing packed.
+  // Strides 1 and 2: every tap reads X's rows in place (DepthwiseRowsOfX), with nothing packed.
   void WriteRowsOfX(const DirectConvPlan& depthwise, const SpmmMicrokernels& microkernels,
                     const float* channel, size_t c, size_t first_row, size_t rows, float* plane,
                     size_t plane_width) const;
 
   ConvWindow window_;
-  bool reads_x_ = false;  // stride 1 and a kernel DepthwiseRowsOfX takes
+  bool reads_x_ = false;  // strides and a kernel width DepthwiseRowsOfX takes
   size_t taps_ = 0;
   std::vector<float> weights_;  // [C][kH * kW]
   std::vector<float> bias_;     // [C], zeros where the node has none

@@ -510,49 +510,54 @@ void TestDepthwiseRows(const char* family, DepthwiseRowsFn rows_kernel) {
   }
 }
 
-// Stride 1 from X's rows, padded on every side (a 3x5 kernel, dilation 2 across): output widths
-// from 1 to past five vectors, rows in groups of 4, 2 and 1, the top and bottom kernel rows
-// reading a row of zeros, the left and right taps reaching past X's columns.
+// Strides 1 and 2 from X's rows, padded on every side (a 3x5 kernel, dilation 2 across): output
+// widths from 1 to past five vectors, rows in groups of 4, 2 and 1, the top kernel row reading a
+// row of zeros, the left and right taps reaching past X's columns.
 void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel) {
   constexpr size_t kRows = 7, kKernelHeight = 3, kKernelWidth = 5, kDilation = 2, kPadLeft = 4;
   Epilogue epilogue;
   epilogue.activation = Activation::kHardSwish;
   const Floats weights = RandomFloats(kKernelHeight * kKernelWidth);
-  for (size_t width = 1; width <= 5 * 16 + 3; ++width) {
-    const size_t in_width = width;  // pads 4 and 4 keep the width with a reach of 8
-    const Floats x = RandomFloats((kRows + kKernelHeight - 1) * in_width);
-    const Floats zeros(in_width, 0.0f);
-    std::vector<const float*> input_rows;
-    for (size_t k = 0; k < kRows + kKernelHeight - 1; ++k) {
-      input_rows.push_back(k == 0 ? zeros.data() : x.data() + k * in_width);
-    }
-    const size_t out_stride = width + 5;
-    Floats out(kRows * out_stride, -7.0f);
-    const float bias = -0.5f;
-    rows_kernel({input_rows.data(), in_width, kKernelHeight, kKernelWidth, 1, kDilation, kPadLeft,
-                 weights.data(), kRows, width, bias, out.data(), out_stride},
-                epilogue);
-    bool ok = true;
-    for (size_t r = 0; r < kRows; ++r) {
-      std::vector<float> sums(width);
-      for (size_t j = 0; j < width; ++j) {
-        for (size_t i = 0; i < kKernelHeight; ++i) {
-          for (size_t t = 0; t < kKernelWidth; ++t) {
-            const int64_t column = static_cast<int64_t>(j + t * kDilation) - kPadLeft;
-            if (column < 0 || column >= static_cast<int64_t>(in_width)) continue;
-            sums[j] += weights[i * kKernelWidth + t] * input_rows[r + i][column];
+  for (size_t stride : {1, 2}) {
+    for (size_t width = 1; width <= 5 * 16 + 3; ++width) {
+      const size_t in_width = width * stride + 1;
+      const size_t input_row_count = (kRows - 1) * stride + kKernelHeight;
+      const Floats x = RandomFloats(input_row_count * in_width);
+      const Floats zeros(in_width, 0.0f);
+      std::vector<const float*> input_rows;
+      for (size_t k = 0; k < input_row_count; ++k) {
+        input_rows.push_back(k == 0 ? zeros.data() : x.data() + k * in_width);
+      }
+      const size_t out_stride = width + 5;
+      Floats out(kRows * out_stride, -7.0f);
+      const float bias = -0.5f;
+      rows_kernel({input_rows.data(), in_width, kKernelHeight, kKernelWidth, stride, stride, 1,
+                   kDilation, kPadLeft, weights.data(), kRows, width, bias, out.data(), out_stride},
+                  epilogue);
+      bool ok = true;
+      for (size_t r = 0; r < kRows; ++r) {
+        std::vector<float> sums(width);
+        for (size_t j = 0; j < width; ++j) {
+          for (size_t i = 0; i < kKernelHeight; ++i) {
+            for (size_t t = 0; t < kKernelWidth; ++t) {
+              const int64_t column =
+                  static_cast<int64_t>(j * stride + t * kDilation) - static_cast<int64_t>(kPadLeft);
+              if (column < 0 || column >= static_cast<int64_t>(in_width)) continue;
+              sums[j] += weights[i * kKernelWidth + t] * input_rows[r * stride + i][column];
+            }
           }
         }
+        std::vector<float> expected(width);
+        StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0},
+                               epilogue);
+        for (size_t j = 0; j < width; ++j) {
+          ok = ok && Close(out[r * out_stride + j], expected[j], std::fabs(expected[j]) + 1.0f);
+        }
+        for (size_t j = width; j < out_stride; ++j) ok = ok && out[r * out_stride + j] == -7.0f;
       }
-      std::vector<float> expected(width);
-      StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0},
-                             epilogue);
-      for (size_t j = 0; j < width; ++j) {
-        ok = ok && Close(out[r * out_stride + j], expected[j], std::fabs(expected[j]) + 1.0f);
-      }
-      for (size_t j = width; j < out_stride; ++j) ok = ok && out[r * out_stride + j] == -7.0f;
+      Check(ok, std::string(family) + " DepthwiseRowsOfX, stride " + std::to_string(stride) +
+                    ", width " + std::to_string(width));
     }
-    Check(ok, std::string(family) + " DepthwiseRowsOfX, width " + std::to_string(width));
   }
 }
 

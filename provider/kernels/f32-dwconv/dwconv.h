@@ -35,14 +35,16 @@ DepthwiseRowsKernel DepthwiseRowsAvx512, DepthwiseRowsAvx2, DepthwiseRowsScalar;
 // The widest kernel DepthwiseRowsOfX takes.
 inline constexpr size_t kMaxDirectKernelWidth = 16;
 
-// The same for a stride-1 convolution read from X itself, which needs no planes: tap (i, j) of
-// output row r reads input_rows[r + i * dilation_height] (X's row, or a row of zeros where the
-// padding is) at column c + j * dilation_width - pad_left for output column c, only where that
-// column is inside [0, in_width) (the padding's columns read nothing and add nothing).
+// The same read from X itself, which needs no planes, for strides 1 and 2: tap (i, j) of output
+// row r reads input_rows[r * stride_height + i * dilation_height] (X's row, or a row of zeros
+// where the padding is) at column c * stride_width + j * dilation_width - pad_left for output
+// column c, only where that column is inside [0, in_width) (the padding's columns read nothing
+// and add nothing).
 struct DepthwiseRowsOfX {
   const float* const* input_rows;
   size_t in_width;
   size_t kernel_height, kernel_width;  // kernel_width <= kMaxDirectKernelWidth
+  size_t stride_height, stride_width;  // 1 or 2
   size_t dilation_height, dilation_width;
   size_t pad_left;
   const float* tap_weights;  // [kernel_height * kernel_width]

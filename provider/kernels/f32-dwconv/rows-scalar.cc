@@ -26,9 +26,9 @@ void DepthwiseRowsOfXScalar(const DepthwiseRowsOfX& s, const Epilogue& epilogue)
     for (size_t j = 0; j < s.width; ++j) {
       float sum = 0.0f;
       for (size_t ki = 0; ki < s.kernel_height; ++ki) {
-        const float* row = s.input_rows[r + ki * s.dilation_height];
+        const float* row = s.input_rows[r * s.stride_height + ki * s.dilation_height];
         for (size_t kj = 0; kj < s.kernel_width; ++kj) {
-          const size_t column = j + kj * s.dilation_width;
+          const size_t column = j * s.stride_width + kj * s.dilation_width;
           if (column < s.pad_left || column - s.pad_left >= s.in_width) continue;
           sum += s.tap_weights[ki * s.kernel_width + kj] * row[column - s.pad_left];
         }

@@ -58,9 +58,44 @@ struct DepthwiseRowsBody {
   }
 };
 
-// DepthwiseRowsOfX's rows [first, first + kRows), as SumAndFinishRows: each tap column's lanes
-// are those whose input column lies inside X, the same for every row.
-template <class V, Activation kActivation, size_t kRows>
+// One vector of a row's inputs at stride 1 or 2 from `row`: the lanes whose input columns,
+// counted from `column`, lie in [0, in_width) and belong to the first out_lanes outputs; the
+// others are zero and read nothing, even outside the row.
+template <class V, size_t kStride>
+struct StridedLoad {
+  typename V::Lanes lanes[kStride];
+  int64_t column;
+
+  static StridedLoad From(int64_t first_column, size_t out_lanes, int64_t in_width) {
+    constexpr int64_t kLanes = static_cast<int64_t>(V::kLanes);
+    StridedLoad load;
+    load.column = first_column;
+    const int64_t end =
+        std::min(in_width - first_column, static_cast<int64_t>(out_lanes * kStride));
+    for (size_t half = 0; half < kStride; ++half) {
+      const int64_t offset = static_cast<int64_t>(half) * kLanes;
+      const int64_t begin = std::clamp<int64_t>(-first_column - offset, 0, kLanes);
+      const int64_t stop = std::clamp<int64_t>(end - offset, 0, kLanes);
+      load.lanes[half] =
+          stop > begin ? V::LanesBetween(static_cast<size_t>(begin), static_cast<size_t>(stop))
+                       : V::FirstLanes(0);
+    }
+    return load;
+  }
+
+  typename V::Reg operator()(const float* row) const {
+    if constexpr (kStride == 1) {
+      return V::LoadLanes(lanes[0], row + column);
+    } else {
+      return V::EvenLanes(V::LoadLanes(lanes[0], row + column),
+                          V::LoadLanes(lanes[1], row + column + V::kLanes));
+    }
+  }
+};
+
+// DepthwiseRowsOfX's rows [first, first + kRows), as SumAndFinishRows; each tap column's lanes
+// are the same for every row.
+template <class V, Activation kActivation, size_t kStride, size_t kRows>
 void SumAndFinishRowsOfX(const DepthwiseRowsOfX& s, size_t first,
                          const ActivationParamsOf<V>& params) {
   using Reg = typename V::Reg;
@@ -69,27 +104,21 @@ void SumAndFinishRowsOfX(const DepthwiseRowsOfX& s, size_t first,
   const int64_t in_width = static_cast<int64_t>(s.in_width);
   for (size_t j = 0; j < s.width; j += kLanes) {
     const size_t out_lanes = std::min(kLanes, s.width - j);
-    typename V::Lanes lanes[kMaxDirectKernelWidth];
+    StridedLoad<V, kStride> loads[kMaxDirectKernelWidth];
     for (size_t kj = 0; kj < s.kernel_width; ++kj) {
-      const int64_t start =
-          static_cast<int64_t>(j + kj * s.dilation_width) - static_cast<int64_t>(s.pad_left);
-      const int64_t begin = std::max<int64_t>(0, -start);
-      const int64_t end = std::min<int64_t>(static_cast<int64_t>(out_lanes), in_width - start);
-      lanes[kj] = end > begin
-                      ? V::LanesBetween(static_cast<size_t>(begin), static_cast<size_t>(end))
-                      : V::FirstLanes(0);
+      loads[kj] =
+          StridedLoad<V, kStride>::From(static_cast<int64_t>(j * kStride + kj * s.dilation_width) -
+                                            static_cast<int64_t>(s.pad_left),
+                                        out_lanes, in_width);
     }
-    const int64_t column = static_cast<int64_t>(j) - static_cast<int64_t>(s.pad_left);
     Reg acc[kRows];
     for (size_t i = 0; i < kRows; ++i) acc[i] = V::Zero();
     for (size_t ki = 0; ki < s.kernel_height; ++ki) {
-      const float* const* rows = s.input_rows + first + ki * s.dilation_height;
+      const float* const* rows = s.input_rows + first * s.stride_height + ki * s.dilation_height;
       for (size_t kj = 0; kj < s.kernel_width; ++kj) {
         const Reg weight = V::Set1(s.tap_weights[ki * s.kernel_width + kj]);
-        // Masked-off lanes are never accessed, even where their columns lie outside the row.
-        const int64_t offset = column + static_cast<int64_t>(kj * s.dilation_width);
         for (size_t i = 0; i < kRows; ++i) {
-          acc[i] = V::Fmadd(weight, V::LoadLanes(lanes[kj], rows[i] + offset), acc[i]);
+          acc[i] = V::Fmadd(weight, loads[kj](rows[i * s.stride_height]), acc[i]);
         }
       }
     }
@@ -105,14 +134,25 @@ template <class V>
 struct DepthwiseRowsOfXBody {
   template <Activation kActivation, ResidualMode kResidual>
   static void Run(const DepthwiseRowsOfX& s, const Epilogue& epilogue) {
+    if (s.stride_width == 1) {
+      RunStrided<kActivation, 1>(s, epilogue);
+    } else {
+      RunStrided<kActivation, 2>(s, epilogue);
+    }
+  }
+
+  template <Activation kActivation, size_t kStride>
+  static void RunStrided(const DepthwiseRowsOfX& s, const Epilogue& epilogue) {
     const ActivationParamsOf<V> params = BroadcastParamsOf<V>(epilogue);
     size_t r = 0;
-    for (; r + 4 <= s.rows; r += 4) SumAndFinishRowsOfX<V, kActivation, 4>(s, r, params);
+    for (; r + 4 <= s.rows; r += 4) {
+      SumAndFinishRowsOfX<V, kActivation, kStride, 4>(s, r, params);
+    }
     if (r + 2 <= s.rows) {
-      SumAndFinishRowsOfX<V, kActivation, 2>(s, r, params);
+      SumAndFinishRowsOfX<V, kActivation, kStride, 2>(s, r, params);
       r += 2;
     }
-    if (r < s.rows) SumAndFinishRowsOfX<V, kActivation, 1>(s, r, params);
+    if (r < s.rows) SumAndFinishRowsOfX<V, kActivation, kStride, 1>(s, r, params);
   }
 };
 

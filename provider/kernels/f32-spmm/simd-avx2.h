@@ -54,6 +54,13 @@ struct F32x8 {
   static Reg LoadLanes(Lanes lanes, const float* p) { return _mm256_maskload_ps(p, lanes); }
   static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm256_maskstore_ps(p, lanes, v); }
   static void Transpose(Reg block[kLanes]) { Transpose8x8(block); }
+  // Lanes 0, 2, ..., 14 of low and high one after the other: the even lanes of each 128-bit half,
+  // then the halves' 64-bit pairs back in order.
+  static Reg EvenLanes(Reg low, Reg high) {
+    const __m256 evens = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
   static Reg Set1(float value) { return _mm256_set1_ps(value); }
   static Reg Zero() { return _mm256_setzero_ps(); }
   static Reg Add(Reg a, Reg b) { return _mm256_add_ps(a, b); }

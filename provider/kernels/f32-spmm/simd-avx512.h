@@ -68,6 +68,12 @@ struct F32x16 {
   static Reg LoadLanes(Lanes lanes, const float* p) { return _mm512_maskz_loadu_ps(lanes, p); }
   static void StoreLanes(float* p, Lanes lanes, Reg v) { _mm512_mask_storeu_ps(p, lanes, v); }
   static void Transpose(Reg block[kLanes]) { Transpose16x16(block); }
+  // Lanes 0, 2, ..., 30 of low and high one after the other.
+  static Reg EvenLanes(Reg low, Reg high) {
+    const __m512i evens =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(low, evens, high);
+  }
   static Reg Set1(float value) { return _mm512_set1_ps(value); }
   static Reg Zero() { return _mm512_setzero_ps(); }
   static Reg Add(Reg a, Reg b) { return _mm512_add_ps(a, b); }

@@ -54,9 +54,10 @@ def test_a_depthwise_conv_with_its_normalization_and_activation_becomes_the_prol
         {"bias": False},
         {"height": 1, "width": 37},
         {"height": 40, "width": 3},
-        # Strips of a few rows of the depthwise output, each computed in L1, stride 2 splitting
-        # the input into four phase planes.
         {"height": 90, "width": 200, "stride": 2, "kernel": 5},
+        # Stride 3: strips of the input planes packed in L1, a few rows of output each.
+        {"height": 90, "width": 200, "stride": 3, "kernel": 5},
+        {"stride": 3, "pads": [0, 2, 1, 1]},
     ],
 )
 def test_every_window_matches_ort(window):
