@@ -11,7 +11,13 @@ from ortsparse.sparsify import CalibrationError, CalibrationInputs, SparsifyErro
 from ortsparse.sparsify.layers import find_layers, input_rows
 from ortsparse.sparsify.patterns import follows_pattern, magnitude_prune, parse_pattern
 from ortsparse.sparsify.recipe import Recipe, RecipeError, load_recipe
-from ortsparse.sparsify.reconstruction import output_error, reconstruct
+from ortsparse.sparsify.reconstruction import (
+    DAMPING,
+    DAMPING_CANDIDATES,
+    choose_damping,
+    output_error,
+    reconstruct,
+)
 
 PATTERNS = ["unstructured", "4x1", "1x4", "2:4", "2x1", "4x16"]
 
@@ -54,6 +60,24 @@ def test_each_pattern_names_the_kernel_format_that_stores_it():
 def test_unknown_patterns_are_refused(text):
     with pytest.raises(ValueError, match="unknown sparsity pattern"):
         parse_pattern(text)
+
+
+def test_the_damping_is_chosen_by_the_error_on_held_out_inputs():
+    """Fitted to fewer samples than features, the Hessian's correlations do not generalize: a
+    larger damping than the default reconstructs the layer better on other inputs, and the
+    choice is the candidate with the least error on them."""
+    rng = np.random.default_rng(2)
+    inputs = correlated_inputs(rng, 3150, 192)
+    fit, held_out = inputs[:150].T @ inputs[:150], inputs[150:].T @ inputs[150:]
+    matrix = rng.standard_normal((32, 192)).astype(np.float32)
+    pattern = parse_pattern("unstructured")
+    errors = {
+        damping: output_error(matrix, reconstruct(matrix, fit, 0.9, pattern, damping), held_out)
+        for damping in DAMPING_CANDIDATES
+    }
+    chosen = choose_damping(matrix, fit, held_out, 0.9, pattern)
+    assert chosen == min(errors, key=errors.get)
+    assert errors[chosen] < 0.95 * errors[DAMPING]
 
 
 @pytest.mark.parametrize("name", PATTERNS)

@@ -31,7 +31,12 @@ from ortsparse.sparsify.layers import (
 from ortsparse.sparsify.patterns import magnitude_prune
 from ortsparse.sparsify.quantization import quantize
 from ortsparse.sparsify.recipe import LayerPlan, Recipe
-from ortsparse.sparsify.reconstruction import output_error, reconstruct
+from ortsparse.sparsify.reconstruction import (
+    DAMPING,
+    choose_damping,
+    output_error,
+    reconstruct,
+)
 from ortsparse.sparsify.sensitivity import SensitivityCurve, distribute, sensitivity_curve
 
 Progress = Callable[[str], None]
@@ -102,12 +107,17 @@ def sparsify_model(
     for number, (layer, plan) in enumerate(chosen, 1):
         sparsity, pattern = plan.sparsity, plan.pattern
         matrix = layer.matrix()
-        hessian = None
+        hessian = held_out = None
         if calibration is not None:
-            hessian = layer_hessian(model, layer, calibration)
+            fit, held_out = layer_hessians(model, layer, calibration)
+            hessian = fit if held_out is None else fit + held_out
             say(f"calibrated {number}/{len(chosen)}: {layer.node_name}")
         if recipe.method == "obs":
-            pruned = reconstruct(matrix, hessian, sparsity, pattern)
+            damping = DAMPING
+            if held_out is not None:
+                damping = choose_damping(matrix, fit, held_out, sparsity, pattern)
+                say(f"  damping {damping:g}: the least output error on held-out batches")
+            pruned = reconstruct(matrix, hessian, sparsity, pattern, damping)
         else:
             pruned = magnitude_prune(matrix, sparsity, pattern)
         relative = None
@@ -194,15 +204,25 @@ def layer_hessian(
 ) -> np.ndarray:
     """H = X^T X of the layer's input rows over the calibration samples, in `model` as it is
     now, float64."""
+    fit, held_out = layer_hessians(model, layer, calibration)
+    return fit if held_out is None else fit + held_out
+
+
+def layer_hessians(
+    model: onnx.ModelProto, layer: Layer, calibration: CalibrationInputs
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """layer_hessian's H in two parts: over the even calibration batches and over the odd ones
+    (None when there is only one batch), whose sum it is."""
     session, outputs = _capturing_session(model, layer.activation)
-    hessian = None
-    for feed in calibration:
+    parts: list[np.ndarray | None] = [None, None]
+    for index, feed in enumerate(calibration):
         values = dict(zip(outputs, session.run(outputs, feed))) if outputs else {}
         values.update(feed)
         for rows in input_rows(layer, np.asarray(values[layer.activation], dtype=np.float64)):
             product = rows.T @ rows
-            hessian = product if hessian is None else hessian + product
-    return hessian
+            part = parts[index % 2]
+            parts[index % 2] = product if part is None else part + product
+    return parts[0], parts[1]
 
 
 def _capturing_session(

@@ -31,26 +31,50 @@ from ortsparse.sparsify.patterns import Pattern, keep_mask
 #: earlier updates may still move, and a block of 128 keeps the choice close to a global one.
 BLOCK_FEATURES = 128
 #: Added to H's diagonal, as a fraction of its mean: features that the calibration inputs never
-#: excite (zero rows of X) would make H singular.
+#: excite (zero rows of X) would make H singular. More damping trusts the calibration inputs'
+#: correlations less: where some calibration batches can be held out, choose_damping picks it
+#: among DAMPING_CANDIDATES by the output error on them.
 DAMPING = 0.01
+DAMPING_CANDIDATES = (0.01, 0.03, 0.1, 0.3)
 #: Conjugate-gradient steps of the refit.
 REFIT_ITERATIONS = 25
 
 
-def inverse_hessian_factor(hessian: np.ndarray) -> np.ndarray:
+def inverse_hessian_factor(hessian: np.ndarray, damping: float = DAMPING) -> np.ndarray:
     """The upper Cholesky factor U of (H + damping)^-1, U^T U = H^-1."""
     h = np.array(hessian, dtype=np.float64)
     diagonal = np.diag(h)
     dead = diagonal == 0
     h[dead, dead] = 1.0  # a feature never seen: its weights cost nothing to prune
-    h[np.diag_indices_from(h)] += DAMPING * max(float(np.mean(np.diag(h))), 1e-12)
+    h[np.diag_indices_from(h)] += damping * max(float(np.mean(np.diag(h))), 1e-12)
     inverse = np.linalg.inv(np.linalg.cholesky(h))
     inverse = inverse.T @ inverse  # H^-1
     return np.linalg.cholesky(inverse).T
 
 
+def choose_damping(
+    matrix: np.ndarray,
+    fit: np.ndarray,
+    held_out: np.ndarray,
+    sparsity: float,
+    pattern: Pattern,
+) -> float:
+    """The damping among DAMPING_CANDIDATES whose reconstruction from the Hessian of some
+    calibration batches (`fit`) changes the layer's outputs least on the others (`held_out`)."""
+    return min(
+        DAMPING_CANDIDATES,
+        key=lambda damping: output_error(
+            matrix, reconstruct(matrix, fit, sparsity, pattern, damping), held_out
+        ),
+    )
+
+
 def reconstruct(
-    matrix: np.ndarray, hessian: np.ndarray, sparsity: float, pattern: Pattern
+    matrix: np.ndarray,
+    hessian: np.ndarray,
+    sparsity: float,
+    pattern: Pattern,
+    damping: float = DAMPING,
 ) -> np.ndarray:
     """`matrix` [N, K] pruned to `sparsity` in `pattern` (N:M: to its own sparsity) with the kept
     weights updated to minimise the output error on inputs whose H = X^T X is `hessian` [K, K]."""
@@ -58,7 +82,7 @@ def reconstruct(
     if hessian.shape != (k, k):
         raise ValueError(f"the Hessian is {hessian.shape}, expected ({k}, {k})")
     weights = matrix.astype(np.float64)
-    factor = inverse_hessian_factor(hessian)
+    factor = inverse_hessian_factor(hessian, damping)
     # Blocks end on group boundaries, so that a group's mask is chosen from its whole costs.
     run = pattern.keep_of_run[1] if pattern.keep_of_run else pattern.columns
     block = max(run, BLOCK_FEATURES // run * run)
