@@ -212,10 +212,14 @@ def assert_close_float_outputs(
     original: onnx.ModelProto, rewritten: onnx.ModelProto, dims: dict[str, int]
 ) -> None:
     """ORT on ``rewritten`` (library registered) gives the exact reference's float outputs on
-    ``original`` (ORT's where ORT is exact on this CPU) to within float rounding: 1e-5 of the
-    largest output."""
+    ``original`` (ORT's where ORT is exact on this CPU) to within float rounding."""
     inputs = quantized_inputs(original, dims)
-    expected = int8_reference.expected_outputs(original, inputs)
+    assert_close_to(int8_reference.expected_outputs(original, inputs), rewritten, inputs)
+
+
+def assert_close_to(expected: list, rewritten: onnx.ModelProto, inputs: dict) -> None:
+    """ORT on ``rewritten`` (library registered) gives the float outputs ``expected`` for
+    ``inputs`` to within float rounding: 1e-5 of the largest output."""
     library = ortsparse.library_path()
     for actual, how in int8_reference.rewrite_outputs(rewritten, inputs, library):
         for want, got in zip(expected, actual):

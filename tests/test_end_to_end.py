@@ -344,7 +344,7 @@ def _mobilenet_block_model(sparsity: float) -> onnx.ModelProto:
         [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ["batch", c, size, size])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 @pytest.mark.parametrize("threads", THREADS)

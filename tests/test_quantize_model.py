@@ -23,7 +23,7 @@ EVAL_SEED = 1234
 
 def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "test", inputs, outputs, initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     return model
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import onnx
 import ortsparse
 import pytest
 from ortsparse import rewrite_cache
@@ -69,6 +70,18 @@ def test_entries_record_each_file_s_size_and_hash(tmp_path):
     assert record["files"]["model.onnx"]["size"] == model_file.stat().st_size
     assert record["files"]["model.onnx"]["sha256"] == rewrite_cache._sha256(model_file)
     assert record["model"] == "mlp.onnx"
+
+
+def test_the_cached_rewrite_keeps_the_model_s_ir_version_and_opsets(tmp_path):
+    # Older ones than the IR 8 and opset 17 of the suite's models, to tell keeping them from
+    # writing fixed ones.
+    model = sparse_mlp()
+    model.ir_version, model.opset_import[0].version = 7, 13
+    entry = session(save(model, tmp_path / "mlp.onnx")).ortsparse_model.cache_entry
+    cached = onnx.load(str(entry / "model.onnx"))
+    assert cached.ir_version == 7
+    opsets = {(opset.domain, opset.version) for opset in cached.opset_import}
+    assert opsets == {("", 13), ("ortsparse", 1)}
 
 
 def test_least_recently_used_entries_go_past_the_limit(tmp_path, cache_dir, monkeypatch):

@@ -20,6 +20,7 @@ from ortsparse.rewriter.cost_model import conv_work, runs_compiled
 from tests.conftest import force_family
 from tests.op_testing import (
     CLIP_RANGE,
+    OPSET_20_IR,
     activation_nodes,
     assert_close,
     creation_error,
@@ -130,7 +131,7 @@ def sparse_conv_model(
         initializers,
     )
     opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
-    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
 
 
 def part_input_names(x_parts):
@@ -195,7 +196,8 @@ def reference_model(
     graph = helper.make_graph(
         nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+    opsets = [helper.make_opsetid("", 20)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
 
 
 # ---------------------------------------------------------------------------------------------

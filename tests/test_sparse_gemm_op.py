@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.op_testing import (
     CLIP_RANGE,
+    OPSET_20_IR,
     activation_nodes,
     assert_close,
     creation_error,
@@ -96,7 +97,7 @@ def sparse_gemm_model(
         [node], "sparse_gemm", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
     )
     opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
-    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
 
 
 def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="none", residual_before=0):
@@ -127,7 +128,8 @@ def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="n
     graph = helper.make_graph(
         nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+    opsets = [helper.make_opsetid("", 20)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -247,6 +247,19 @@ def test_magnitude_needs_no_calibration(cnn, tmp_path):
     assert all(np.count_nonzero(layer.matrix() == 0) > 0 for layer in layers)
 
 
+def test_the_sparse_model_keeps_the_model_s_ir_version_and_opsets(tmp_path):
+    # Older ones than the IR 8 and opset 17 of the suite's models, to tell keeping them from
+    # writing fixed ones.
+    model = conv_model(np.random.default_rng(3))
+    model.ir_version, model.opset_import[0].version = 7, 13
+    path, output = tmp_path / "cnn.onnx", tmp_path / "sparse.onnx"
+    onnx.save(model, str(path))
+    assert main(["sparsify", str(path), str(output), "--method", "magnitude"]) == 0
+    sparse = onnx.load(str(output))
+    assert sparse.ir_version == 7
+    assert [(opset.domain, opset.version) for opset in sparse.opset_import] == [("", 13)]
+
+
 def test_reconstruction_without_calibration_is_refused(cnn, tmp_path, capsys):
     path, _ = cnn
     assert main(["sparsify", str(path), str(tmp_path / "out.onnx")]) == 2

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+import ml_dtypes
 import numpy as np
 import onnxruntime as ort
 from onnx import ModelProto, TensorProto, helper
@@ -43,13 +44,13 @@ _INTEGER_TYPES = {
     TensorProto.UINT32,
     TensorProto.UINT64,
 }
-#: Types numpy lacks (ml_dtypes provides them), which ORT only takes as OrtValues of raw bits.
+#: Types numpy lacks, as ml_dtypes provides them; ORT only takes them as OrtValues of raw bits.
 _RAW_BIT_TYPES = {
-    TensorProto.BFLOAT16,
-    TensorProto.FLOAT8E4M3FN,
-    TensorProto.FLOAT8E4M3FNUZ,
-    TensorProto.FLOAT8E5M2,
-    TensorProto.FLOAT8E5M2FNUZ,
+    TensorProto.BFLOAT16: ml_dtypes.bfloat16,
+    TensorProto.FLOAT8E4M3FN: ml_dtypes.float8_e4m3fn,
+    TensorProto.FLOAT8E4M3FNUZ: ml_dtypes.float8_e4m3fnuz,
+    TensorProto.FLOAT8E5M2: ml_dtypes.float8_e5m2,
+    TensorProto.FLOAT8E5M2FNUZ: ml_dtypes.float8_e5m2fnuz,
 }
 SUPPORTED_TYPES = _FLOAT_TYPES | _INTEGER_TYPES | {TensorProto.BOOL, TensorProto.STRING}
 
@@ -249,10 +250,18 @@ def _random_array(spec: InputSpec, shape: tuple[int, ...], rng: np.random.Genera
         ).reshape(shape)
     if onnx_type == TensorProto.BOOL:
         return rng.random(shape) < 0.5
-    dtype = helper.tensor_dtype_to_np_dtype(onnx_type)
+    dtype = numpy_dtype(onnx_type)
     if onnx_type in _INTEGER_TYPES:
         return rng.integers(0, _INTEGER_HIGH, shape).astype(dtype)
     return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+
+
+def numpy_dtype(onnx_type: int) -> np.dtype:
+    """The numpy dtype of the ONNX tensor type ``onnx_type``: ml_dtypes' for bfloat16 and float8,
+    which onnx before 1.19 maps to float32."""
+    if onnx_type in _RAW_BIT_TYPES:
+        return np.dtype(_RAW_BIT_TYPES[onnx_type])
+    return helper.tensor_dtype_to_np_dtype(onnx_type)
 
 
 def to_feed(spec: InputSpec, array: np.ndarray) -> Feed:

@@ -181,6 +181,18 @@ def test_rewritten_model_keeps_its_interface():
     assert len(sparse_gemms(rewritten)) == 3
 
 
+def test_rewritten_model_keeps_its_ir_version_and_opsets():
+    # Older ones than the IR 8 and opset 17 of the suite's models, to tell keeping them from
+    # writing fixed ones: the rewrite loads wherever the model does.
+    model = mlp()
+    model.ir_version, model.opset_import[0].version = 7, 13
+    rewritten = rewrite(model)
+    assert rewritten.ir_version == 7
+    opsets = {(opset.domain, opset.version) for opset in rewritten.opset_import}
+    assert opsets == {("", 13), ("ortsparse", 1)}
+    assert_same_outputs(model, rewritten, {"batch": 5})
+
+
 def small_cnn(width=8):
     """Exporter-style CNN: a stem Conv -> BatchNormalization -> SiLU (YOLO), a ResNet basic block
     (Conv -> BN -> Relu -> Conv -> BN -> + stem -> Relu), a strided Conv -> LeakyRelu, then

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ortsparse.inputs import InputSpec, model_input_specs, to_feed
+from ortsparse.inputs import InputSpec, model_input_specs, numpy_dtype, to_feed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: How a folder's images become model inputs: as these pipelines prepare them.
@@ -122,7 +122,7 @@ class CalibrationInputs:
                     f"input '{spec.name}' is {list(spec.shape)}, but its calibration array has "
                     f"shape {list(array.shape)}"
                 )
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(spec.onnx_type)
+        dtype = numpy_dtype(spec.onnx_type)
         if np.issubdtype(dtype, np.floating) != np.issubdtype(array.dtype, np.floating):
             raise CalibrationError(
                 f"input '{spec.name}' is {spec.type}, but its calibration array is {array.dtype}"

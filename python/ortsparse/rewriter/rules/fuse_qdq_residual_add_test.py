@@ -14,7 +14,7 @@ from tests.quantized_testing import (
     constants,
     sparse_int8_conv_weight,
 )
-from tests.rewriter_testing import attributes, op_types, rewrite
+from tests.rewriter_testing import attributes, onnxruntime_older_than, op_types, rewrite
 
 
 def residual_block_model(
@@ -99,4 +99,9 @@ def test_other_adds_stay_with_ort(change):
     model = residual_block_model(**change)
     rewritten = rewrite(model)
     assert "SparseQConv" in op_types(rewritten) and "Add" in op_types(rewritten)
+    if change.get("per_channel_sum") and onnxruntime_older_than(1, 32):
+        pytest.skip(
+            "onnxruntime before 1.32 fuses an Add requantized per channel into QLinearAdd, whose "
+            "type inference then fails: it loads neither the model nor its rewrite"
+        )
     assert_identical_outputs(model, rewritten, {"n": 1})
