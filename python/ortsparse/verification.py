@@ -23,7 +23,8 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    layouts and fusions (its QLinearConv chains stay NHWC, its Conv chains NCHWc): unless the
    whole rewrite is faster by GROUP_MARGIN too, it is made again keeping only the nodes measured
    fastest alone (those at or above the first, second, then third quartile of the speedups
-   measured) and timed again; if none is faster, the original is returned as it is.
+   measured) and timed again; if none is faster, the original is returned as it is. A whole
+   rewrite measured faster is timed once more, and kept only if faster again.
 
 Each comparison is the median of alternating rounds of each model's mean time per run, which is
 what throughput sees. The time spent is bounded (``seconds``), with a line of progress per step;
@@ -221,6 +222,11 @@ def verify_rewrite(
             tell(f"the rewrite's outputs differ from ORT's ({disagreement}): the original is kept")
             return _original_kept(original, result, f"its outputs differ ({disagreement})")
         tell(f"whole model: {whole.describe()}")
+        if whole.rewritten_ms < whole.original_ms * GROUP_MARGIN:
+            # A win must hold twice: on a busy machine one comparison of a few seconds swung
+            # by 30% and more (PP-LCNet: a rewrite measured 1.28x ran at 0.88x in the benchmark).
+            whole = timer.compare(original, result.model, feeds, whole_budget)
+            tell(f"whole model, again: {whole.describe()}")
         if whole.rewritten_ms < whole.original_ms * GROUP_MARGIN:
             decisions = [
                 replace(decision, measured=timings[decision.node_name].describe())
