@@ -148,13 +148,15 @@ def verify_rewrite(
             if prologue is not None:
                 apart = _without_prologues(original, rewritten_part, {prologue.node: prologue})
                 fused = timer.compare(apart, rewritten_part, group_feeds, budget)
-                if fused.rewritten_ms >= fused.original_ms * GROUP_MARGIN:
+                together = fused.rewritten_ms < fused.original_ms * GROUP_MARGIN
+                if not together:
                     separated[prologue.node] = prologue
                     rewritten_part = apart
-                    tell(
-                        f"[{index}/{len(groups)}] {group.label}: with its depthwise prologue "
-                        f"{fused.rewritten_ms:.3g} ms, apart {fused.original_ms:.3g} ms: apart"
-                    )
+                tell(
+                    f"[{index}/{len(groups)}] {group.label}: with its depthwise prologue "
+                    f"{fused.rewritten_ms:.3g} ms, apart {fused.original_ms:.3g} ms: "
+                    f"{'fused' if together else 'apart'}"
+                )
             timing = timer.compare(original_part, rewritten_part, group_feeds, budget)
             if _may_gain_on_one_thread(timer, group, timing):
                 alone = _single_threaded(rewritten_part, {group.rewritten_node.name})
