@@ -14,8 +14,8 @@ namespace ortsparse::kernels {
 namespace {
 
 // Rows [first, first + kRows) of a strip, each a vector of columns at a time: the rows' sums are
-// independent FMA chains, which keep the pipeline full where one row's single vector, waiting on
-// each FMA's latency tap after tap, ran 5-7x slower (PP-LCNet's rows are 7-56 wide).
+// independent FMA chains, which keep the pipeline full where one row's vectors alone (PP-LCNet's
+// rows are 7-56 wide: one to four vectors) waited on each FMA's latency, tap after tap.
 template <class V, Activation kActivation, size_t kRows>
 void SumAndFinishRows(const DepthwiseRows& s, size_t first, const ActivationParamsOf<V>& params) {
   using Reg = typename V::Reg;
