@@ -132,8 +132,9 @@ def depthwise_separable_block(
 ) -> onnx.ModelProto:
     """Y = Relu(Conv1x1(between(DepthwiseConv(X)))): X ["b", channels, height, width], a dense
     depthwise kernel x kernel Conv and a sparse 1x1 Conv of ``outputs`` channels. ``between``:
-    op types, "Clip6" for Clip(0, 6). With ``extra_reader``, the depthwise output is a graph
-    output too."""
+    op types, "Clip6" for Clip(0, 6), "XHardSigmoid" and "XSigmoid" for x * HardSigmoid(x)
+    (hard-swish) and x * Sigmoid(x) (SiLU). With ``extra_reader``, the depthwise output is a
+    graph output too."""
     c = channels
     rng = np.random.default_rng(7)
     constants = {
@@ -171,6 +172,12 @@ def depthwise_separable_block(
         elif op_type == "Clip6":
             constants["zero"], constants["six"] = np.float32(0), np.float32(6)
             nodes.append(helper.make_node("Clip", [tensor, "zero", "six"], [out]))
+        elif op_type in ("XHardSigmoid", "XSigmoid"):  # hard-swish and SiLU in two nodes
+            gate = {"alpha": 1 / 6, "beta": 0.5} if op_type == "XHardSigmoid" else {}
+            nodes += [
+                helper.make_node(op_type[1:], [tensor], [f"{out}_gate"], **gate),
+                helper.make_node("Mul", [tensor, f"{out}_gate"], [out]),
+            ]
         else:
             nodes.append(helper.make_node(op_type, [tensor], [out]))
         tensor = out

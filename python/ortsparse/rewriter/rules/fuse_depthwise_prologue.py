@@ -47,7 +47,7 @@ class FuseDepthwisePrologue(GraphRule):
             op = SparseConv.from_node(node)
             if not _pointwise(op):
                 continue
-            found = self._depthwise_before(graph, op)
+            found = self._depthwise_before(graph, op, node)
             if found is None:
                 continue
             absorbed, conv, prologue = found
@@ -61,10 +61,11 @@ class FuseDepthwisePrologue(GraphRule):
         return fused
 
     def _depthwise_before(
-        self, graph: Graph, op: SparseConv
+        self, graph: Graph, op: SparseConv, node: onnx.NodeProto
     ) -> tuple[list[onnx.NodeProto], onnx.NodeProto, DepthwisePrologue] | None:
         """The nodes from a depthwise Conv to the op's X (the Conv first), the Conv, and the
-        prologue they make; None when no such chain computes X."""
+        prologue they make; None when no such chain computes X, or something else reads a
+        tensor of it (``node`` is the op's)."""
         for conv in _convs_upstream(graph, op.x):
             prologue = _depthwise_prologue(graph, conv, op.c)
             if prologue is None:
@@ -86,9 +87,11 @@ class FuseDepthwisePrologue(GraphRule):
                 absorbed += nodes
                 tensor = nodes[-1].output[0]
                 prologue = dataclasses.replace(prologue, activation=prologue_activation)
-            if tensor != op.x or graph.sole_consumer(conv.output[0]) is None:
-                continue
-            if not all(graph.sole_consumer(node.output[0]) is not None for node in absorbed):
+            # x * HardSigmoid(x) reads the depthwise output twice: readers inside are fine.
+            inside = [*absorbed, node]
+            if tensor != op.x or not all(
+                graph.used_only_by(output, inside) for n in absorbed for output in n.output
+            ):
                 continue
             return absorbed, conv, prologue
         return None

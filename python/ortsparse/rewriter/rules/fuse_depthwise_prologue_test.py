@@ -27,6 +27,8 @@ def prologue_of(model):
         (("BatchNormalization",), "none"),
         (("BatchNormalization", "HardSwish"), "hard_swish"),
         (("Clip6",), "clip"),
+        (("BatchNormalization", "XHardSigmoid"), "hard_swish"),
+        (("XSigmoid",), "silu"),
     ],
 )
 def test_a_depthwise_conv_with_its_normalization_and_activation_becomes_the_prologue(
