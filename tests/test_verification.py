@@ -285,6 +285,39 @@ def test_a_depthwise_prologue_measured_faster_stays_fused():
     assert any(step.startswith("depthwise Conv before it") for step in decision.fused)
 
 
+class OnePrologueFasterTimer(PrologueTimer):
+    """PrologueTimer with two blocks: the first block's fused SparseConv is faster than its
+    convolutions apart, the second's is not."""
+
+    def part_ms(self, model):
+        names = [node.name for node in model.graph.node if node.domain == "ortsparse"]
+        if names == ["second/pw_SparseConv"]:
+            self.fused_ms = 0.99
+        elif names:
+            self.fused_ms = 0.5
+        return super().part_ms(model)
+
+
+def two_depthwise_blocks():
+    """Two depthwise_separable_blocks one after the other, their nodes prefixed first/ and
+    second/."""
+    block = depthwise_separable_block()
+    first = onnx.compose.add_prefix(block, "first/")
+    second = onnx.compose.add_prefix(block, "second/")
+    return onnx.compose.merge_models(first, second, io_map=[("first/Y", "second/X")])
+
+
+def test_only_the_prologues_measured_no_faster_are_separated_again():
+    model = two_depthwise_blocks()
+    result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=OnePrologueFasterTimer(0))
+    assert op_types(result.model) == [
+        "SparseConv", "Conv", "BatchNormalization", "HardSwish", "SparseConv"
+    ]
+    first, second = [d for d in result.decisions if d.rewritten]
+    assert any(step.startswith("depthwise Conv before it") for step in first.fused)
+    assert not any(step.startswith("depthwise Conv before it") for step in second.fused)
+
+
 def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again():
     model = depthwise_separable_block()
     result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=PrologueTimer(0.99))

@@ -182,9 +182,11 @@ def verify_rewrite(
     def rewrite_as_measured(keep: Mapping[str, Decision]) -> RewriteResult:
         made = rewrite(keep)
         model = _without_prologues(original, made.model, separated)
-        decisions = made.decisions
-        if separated:
-            decisions = [_prologue_separated(decision) for decision in decisions]
+        apart = {name for prologue in separated.values() for name in prologue.decisions}
+        decisions = [
+            _prologue_separated(decision) if decision.node_name in apart else decision
+            for decision in made.decisions
+        ]
         return replace(made, model=_single_threaded(model, single_threaded), decisions=decisions)
 
     first = result
@@ -384,6 +386,7 @@ class _Prologue:
     node: str  # the SparseConv's name
     nodes: tuple[onnx.NodeProto, ...]
     x: str
+    decisions: tuple[str, ...]  # Decision.node_name of the original convs it replaced
 
 
 def _prologue_of(original: onnx.ModelProto, group: _Group) -> _Prologue | None:
@@ -398,7 +401,7 @@ def _prologue_of(original: onnx.ModelProto, group: _Group) -> _Prologue | None:
         return None
     order = {id(n): index for index, n in enumerate(original.graph.node)}
     nodes.sort(key=lambda n: order[id(n)])
-    return _Prologue(node.name, tuple(nodes), pointwise.input[0])
+    return _Prologue(node.name, tuple(nodes), pointwise.input[0], group.decisions)
 
 
 def _without_prologues(
