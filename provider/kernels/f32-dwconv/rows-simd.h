@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/activations/epilogue-simd.h"
 #include "kernels/f32-dwconv/dwconv.h"
@@ -43,18 +44,27 @@ void SumAndFinishRows(const DepthwiseRows& s, size_t first, const ActivationPara
   }
 }
 
+// Calls sum_rows(first, count) over rows [0, rows) in groups of 4, then 2, then 1, the group's
+// size a std::integral_constant: the kernels' row counts are compile-time constants.
+template <typename SumRows>
+void InGroupsOfRows(size_t rows, SumRows&& sum_rows) {
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4) sum_rows(r, std::integral_constant<size_t, 4>{});
+  if (r + 2 <= rows) {
+    sum_rows(r, std::integral_constant<size_t, 2>{});
+    r += 2;
+  }
+  if (r < rows) sum_rows(r, std::integral_constant<size_t, 1>{});
+}
+
 template <class V>
 struct DepthwiseRowsBody {
   template <Activation kActivation, ResidualMode kResidual>
   static void Run(const DepthwiseRows& s, const Epilogue& epilogue) {
     const ActivationParamsOf<V> params = BroadcastParamsOf<V>(epilogue);
-    size_t r = 0;
-    for (; r + 4 <= s.rows; r += 4) SumAndFinishRows<V, kActivation, 4>(s, r, params);
-    if (r + 2 <= s.rows) {
-      SumAndFinishRows<V, kActivation, 2>(s, r, params);
-      r += 2;
-    }
-    if (r < s.rows) SumAndFinishRows<V, kActivation, 1>(s, r, params);
+    InGroupsOfRows(s.rows, [&](size_t first, auto rows) {
+      SumAndFinishRows<V, kActivation, decltype(rows)::value>(s, first, params);
+    });
   }
 };
 
@@ -144,15 +154,9 @@ struct DepthwiseRowsOfXBody {
   template <Activation kActivation, size_t kStride>
   static void RunStrided(const DepthwiseRowsOfX& s, const Epilogue& epilogue) {
     const ActivationParamsOf<V> params = BroadcastParamsOf<V>(epilogue);
-    size_t r = 0;
-    for (; r + 4 <= s.rows; r += 4) {
-      SumAndFinishRowsOfX<V, kActivation, kStride, 4>(s, r, params);
-    }
-    if (r + 2 <= s.rows) {
-      SumAndFinishRowsOfX<V, kActivation, kStride, 2>(s, r, params);
-      r += 2;
-    }
-    if (r < s.rows) SumAndFinishRowsOfX<V, kActivation, kStride, 1>(s, r, params);
+    InGroupsOfRows(s.rows, [&](size_t first, auto rows) {
+      SumAndFinishRowsOfX<V, kActivation, kStride, decltype(rows)::value>(s, first, params);
+    });
   }
 };
 
