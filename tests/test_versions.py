@@ -1,5 +1,8 @@
 """The onnxruntime floor: an older runtime is refused where the library is loaded; the floors that
-tools/test_versions.sh installs on the oldest Python."""
+tools/test_versions.sh installs on the oldest Python; the Pythons pyproject.toml claims."""
+
+import re
+from pathlib import Path
 
 import onnxruntime
 import ortsparse
@@ -57,3 +60,14 @@ def test_floor_constraints_refuse_two_floors_of_one_package():
     }
     with pytest.raises(ValueError, match="pillow has two floors: 9.2 and 9"):
         floor_constraints(pyproject)
+
+
+def test_requires_python_is_what_ci_tests():
+    """pyproject.toml claims the Pythons from the oldest to the newest that
+    tools/test_versions.sh runs the suite on, and no other."""
+    root = Path(__file__).parents[1]
+    requires = re.search(r'^requires-python = "(.*)"$', (root / "pyproject.toml").read_text(), re.M)
+    tested = re.findall(r"pyenv_python (3\.\d+)\)", (root / "tools/test_versions.sh").read_text())
+    oldest, newest = tested
+    major, minor = newest.split(".")
+    assert requires[1] == f">={oldest},<{major}.{int(minor) + 1}"
