@@ -257,12 +257,16 @@ class PrologueTimer(ModelTimer):
         super().__init__(threads=1, library=ortsparse.library_path())
         self.fused_ms = fused_ms
 
+    def fused_ms_of(self, names):
+        """The time of the fused SparseConv nodes ``names``."""
+        return self.fused_ms
+
     def part_ms(self, model):
         nodes = [node for node in model.graph.node if node.domain == "ortsparse"]
         if not nodes:
             return 2.0
         fused = any(a.name == "depthwise_kernel_shape" for n in nodes for a in n.attribute)
-        return self.fused_ms if fused else 1.0
+        return self.fused_ms_of([node.name for node in nodes]) if fused else 1.0
 
     def compare(self, original, rewritten, feeds, seconds):
         if original.graph.name != "verify":  # the whole model
@@ -270,32 +274,23 @@ class PrologueTimer(ModelTimer):
         return Timing(self.part_ms(original), self.part_ms(rewritten))
 
 
-def rewrite_depthwise_keeping(model):
-    def rewrite(keep):
-        return rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep)
-
-    return rewrite
-
-
 def test_a_depthwise_prologue_measured_faster_stays_fused():
     model = depthwise_separable_block()
-    result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=PrologueTimer(0.5))
+    result = verify_rewrite(model, rewrite_keeping(model), timer=PrologueTimer(0.5))
     assert op_types(result.model) == ["SparseConv"]
     (decision,) = [d for d in result.decisions if d.rewritten]
     assert any(step.startswith("depthwise Conv before it") for step in decision.fused)
 
 
 class OnePrologueFasterTimer(PrologueTimer):
-    """PrologueTimer with two blocks: the first block's fused SparseConv is faster than its
+    """PrologueTimer for two blocks: the first block's fused SparseConv is faster than its
     convolutions apart, the second's is not."""
 
-    def part_ms(self, model):
-        names = [node.name for node in model.graph.node if node.domain == "ortsparse"]
-        if names == ["second/pw_SparseConv"]:
-            self.fused_ms = 0.99
-        elif names:
-            self.fused_ms = 0.5
-        return super().part_ms(model)
+    def __init__(self):
+        super().__init__(fused_ms=0.5)
+
+    def fused_ms_of(self, names):
+        return 0.99 if names == ["second/pw_SparseConv"] else self.fused_ms
 
 
 def two_depthwise_blocks():
@@ -309,7 +304,7 @@ def two_depthwise_blocks():
 
 def test_only_the_prologues_measured_no_faster_are_separated_again():
     model = two_depthwise_blocks()
-    result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=OnePrologueFasterTimer(0))
+    result = verify_rewrite(model, rewrite_keeping(model), timer=OnePrologueFasterTimer())
     assert op_types(result.model) == [
         "SparseConv", "Conv", "BatchNormalization", "HardSwish", "SparseConv"
     ]
@@ -320,7 +315,7 @@ def test_only_the_prologues_measured_no_faster_are_separated_again():
 
 def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again():
     model = depthwise_separable_block()
-    result = verify_rewrite(model, rewrite_depthwise_keeping(model), timer=PrologueTimer(0.99))
+    result = verify_rewrite(model, rewrite_keeping(model), timer=PrologueTimer(0.99))
     assert op_types(result.model) == ["Conv", "BatchNormalization", "HardSwish", "SparseConv"]
     (node,) = [n for n in result.model.graph.node if n.op_type == "SparseConv"]
     assert not any(a.name.startswith("depthwise_") for a in node.attribute)

@@ -467,9 +467,24 @@ void TestQuadFamilies(const isa::CpuFeatures& cpu) {
 
 // --- depthwise rows ----------------------------------------------------------------------------
 
-// Widths from 1 to past four vectors, so that each kernel's unrolled loop, its vector-at-a-time
-// loop and its partial last vector all run; taps of a 5x5 window on planes 3 wider than the rows,
-// finished with hard-swish, against the scalar family's output stage.
+// Whether `row` (out_stride floats, filled with -7 before the kernel ran) holds the scalar output
+// stage's finishing of `sums` (bias, epilogue) and nothing past them.
+bool FinishedRowMatches(const float* row, size_t out_stride, const std::vector<float>& sums,
+                        float bias, const Epilogue& epilogue) {
+  const size_t width = sums.size();
+  std::vector<float> expected(width);
+  StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0}, epilogue);
+  bool ok = true;
+  for (size_t j = 0; j < width; ++j) {
+    ok = ok && Close(row[j], expected[j], std::fabs(expected[j]) + 1.0f);
+  }
+  for (size_t j = width; j < out_stride; ++j) ok = ok && row[j] == -7.0f;
+  return ok;
+}
+
+// Widths from 1 to past five vectors, rows in groups of 4, 2 and 1, each row's partial last
+// vector; taps of a 5x5 window on planes 4 wider than the rows, finished with hard-swish,
+// against the scalar family's output stage.
 void TestDepthwiseRows(const char* family, DepthwiseRowsFn rows_kernel) {
   constexpr size_t kRows = 7, kReach = 4;  // 7: groups of 4, 2 and 1 rows
   Epilogue epilogue;
@@ -498,13 +513,7 @@ void TestDepthwiseRows(const char* family, DepthwiseRowsFn rows_kernel) {
           sums[j] += weights[t] * planes[r * plane_width + j + offsets[t]];
         }
       }
-      std::vector<float> expected(width);
-      StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0},
-                             epilogue);
-      for (size_t j = 0; j < width; ++j) {
-        ok = ok && Close(out[r * out_stride + j], expected[j], std::fabs(expected[j]) + 1.0f);
-      }
-      for (size_t j = width; j < out_stride; ++j) ok = ok && out[r * out_stride + j] == -7.0f;
+      ok = ok && FinishedRowMatches(out.data() + r * out_stride, out_stride, sums, bias, epilogue);
     }
     Check(ok, std::string(family) + " DepthwiseRows, width " + std::to_string(width));
   }
@@ -547,13 +556,8 @@ void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel) {
             }
           }
         }
-        std::vector<float> expected(width);
-        StoreChannelRowsScalar(sums.data(), 0, width, 1, {expected.data(), nullptr, &bias, 0},
-                               epilogue);
-        for (size_t j = 0; j < width; ++j) {
-          ok = ok && Close(out[r * out_stride + j], expected[j], std::fabs(expected[j]) + 1.0f);
-        }
-        for (size_t j = width; j < out_stride; ++j) ok = ok && out[r * out_stride + j] == -7.0f;
+        ok =
+            ok && FinishedRowMatches(out.data() + r * out_stride, out_stride, sums, bias, epilogue);
       }
       Check(ok, std::string(family) + " DepthwiseRowsOfX, stride " + std::to_string(stride) +
                     ", width " + std::to_string(width));
