@@ -42,6 +42,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as KernelNotImplemented
+from ortsparse.model_versions import newest_model_versions
 
 _MS_DOMAIN = "com.microsoft"
 
@@ -383,13 +384,11 @@ def _run_alone(
             if name in constants
         ],
     )
-    opsets = (
-        list(model.opset_import)
-        if model is not None
-        else [helper.make_opsetid("", 17), helper.make_opsetid(_MS_DOMAIN, 1)]
-    )
-    single = helper.make_model(graph, opset_imports=opsets)
-    single.ir_version = model.ir_version if model is not None else 8
+    if model is None:
+        single = newest_model_versions().make_model(graph, [(_MS_DOMAIN, 1)])
+    else:
+        single = helper.make_model(graph, opset_imports=model.opset_import)
+        single.ir_version = model.ir_version
     options = _options(library)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(
@@ -453,7 +452,7 @@ def _probe_model(node, x: np.ndarray, constants: dict, y_type: int) -> onnx.Mode
         [helper.make_tensor_value_info("y", y_type, None)],
         [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 def _probe_agrees(model: onnx.ModelProto, feeds: dict) -> bool:

@@ -16,9 +16,9 @@ import numpy as np
 import onnx
 import ortsparse
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests import int8_reference
-from tests.rewriter_testing import OPSET
 
 NUMPY_TYPE = {"u8": np.uint8, "s8": np.int8}
 ONNX_TYPE = {"u8": TensorProto.UINT8, "s8": TensorProto.INT8}
@@ -193,7 +193,7 @@ def _model(nodes, a_shape, y_shape, elem, initializers) -> onnx.ModelProto:
         [helper.make_tensor_value_info("Y", elem, y_shape)],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 def with_float_output(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -7,6 +7,7 @@ max |Y_rewritten - Y_original| <= OUTPUT_RTOL * max |Y_original| for every outpu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -15,13 +16,13 @@ import onnx
 import onnxruntime as ort
 import ortsparse
 from onnx import helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import DOMAIN, SparseOp
 
 OUTPUT_RTOL = 1e-4
-OPSET = 17
 FLOAT = onnx.TensorProto.FLOAT
 
 # Tests force rewriting with a low threshold so they do not depend on the measured cost model.
@@ -58,9 +59,10 @@ def make_model(
     inputs: dict[str, Sequence],
     outputs: dict[str, Sequence | None],
     initializers: dict[str, np.ndarray] | None = None,
-    opset: int = OPSET,
+    opset: int | None = None,
 ) -> onnx.ModelProto:
-    """A float32 model; ``inputs`` and ``outputs`` map names to shapes (ints or symbols)."""
+    """A float32 model; ``inputs`` and ``outputs`` map names to shapes (ints or symbols), at
+    ai.onnx ``opset`` (default: the newest the installed onnxruntime loads)."""
     graph = helper.make_graph(
         list(nodes),
         "test",
@@ -68,8 +70,10 @@ def make_model(
         [helper.make_tensor_value_info(name, FLOAT, shape) for name, shape in outputs.items()],
         [numpy_helper.from_array(value, name) for name, value in (initializers or {}).items()],
     )
-    # IR 8 keeps the models loadable by every ONNX Runtime ortsparse supports.
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    versions = newest_model_versions()
+    if opset is not None:
+        versions = dataclasses.replace(versions, opset=opset)
+    return versions.make_model(graph)
 
 
 CHAIN_K, CHAIN_N = 16, 8
@@ -80,7 +84,7 @@ def matmul_then(
     extra_inputs: dict[str, Sequence] | None = None,
     constants: dict[str, np.ndarray] | None = None,
     outputs: dict[str, Sequence] | None = None,
-    opset: int = OPSET,
+    opset: int | None = None,
 ) -> onnx.ModelProto:
     """Y = epilogue(x), x = MatMul(A ["b", CHAIN_K], sparse W) ["b", CHAIN_N]: a model to fuse."""
     matmul = helper.make_node("MatMul", ["A", "W"], ["x"], name="mm")
@@ -101,7 +105,7 @@ def conv_then(
     extra_inputs: dict[str, Sequence] | None = None,
     constants: dict[str, np.ndarray] | None = None,
     outputs: dict[str, Sequence] | None = None,
-    opset: int = OPSET,
+    opset: int | None = None,
 ) -> onnx.ModelProto:
     """Y = epilogue(x), x = Conv(X ["b", CONV_C, CONV_HW, CONV_HW], sparse 3x3 W, pads 1)
     ["b", CONV_N, CONV_HW, CONV_HW]: a model to fuse."""

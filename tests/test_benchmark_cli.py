@@ -9,6 +9,7 @@ import sys
 import pytest
 from onnx import TensorProto, helper
 from ortsparse.cli import build_parser, main
+from ortsparse.model_versions import newest_model_versions
 
 from tests.api_testing import FORCE_REWRITE, save, sparse_mlp
 from tests.rewriter_testing import make_model
@@ -105,7 +106,7 @@ def test_symbolic_dims_of_several_inputs(tmp_path, capsys):
         ],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     path = save(model, tmp_path / "two.onnx")
     # 'seq' is not the batch: its size is asked for, not guessed.
     code, out, err = benchmark(capsys, path, "-b", 2, "-e", "onnxruntime", "-q")
@@ -349,15 +350,14 @@ def test_unwritable_cache_warns_and_runs_the_rewrite_from_memory(
 
 
 def test_a_model_onnxruntime_cannot_load_exits_1(tmp_path, capsys):
-    unknown_op = helper.make_model(
+    unknown_op = newest_model_versions().make_model(
         helper.make_graph(
             [helper.make_node("Frobnicate", ["X"], ["Y"], domain="example.unknown")],
             "unknown op",
             [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
             [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])],
         ),
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.unknown", 1)],
-        ir_version=8,
+        [("example.unknown", 1)],
     )
     path = save(unknown_op, tmp_path / "unknown.onnx")
     code, out, err = benchmark(capsys, path, "-e", "onnxruntime")

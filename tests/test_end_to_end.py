@@ -14,6 +14,7 @@ import onnxruntime as ort
 import ortsparse
 import pytest
 from onnx import numpy_helper
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import RewriteResult, rewrite_model
 
 from tools.model_builders import (
@@ -344,7 +345,7 @@ def _mobilenet_block_model(sparsity: float) -> onnx.ModelProto:
         [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ["batch", c, size, size])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 @pytest.mark.parametrize("threads", THREADS)

@@ -15,6 +15,7 @@ import onnxruntime as ort
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests.op_testing import assert_close, pack, session
 
@@ -103,8 +104,7 @@ def node_model(op_type, x_shape, packed, attributes):
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
         initializers,
     )
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+    return newest_model_versions().make_model(graph, [("ortsparse", 1)]).SerializeToString()
 
 
 def outcome(model, library, x):
@@ -173,7 +173,7 @@ def reference_conv(x, w, kernel, pads, strides):
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(w, "W")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     return session(model.SerializeToString()).run(None, {"X": x})[0]
 
 

@@ -13,6 +13,7 @@ import ortsparse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 
 from tests.rewriter_testing import FORCE_REWRITE, run
@@ -190,7 +191,7 @@ def finish(draft, last):
         ],
         draft.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     onnx.checker.check_model(model, full_check=True)
     return model
 

@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tools.model_builders import (
     BertConfig,
@@ -41,6 +42,11 @@ SPARSITIES = [0.0, 0.5, 0.9, 0.99, 1.0]
 SMALL_BERT = {"layers": 2, "hidden": 128, "heads": 4, "intermediate": 512}
 SMALL_RESNET = {"stages": (1, 2, 1, 1), "width": 16, "resolution": 32}
 SMALL_YOLO = {"width": 0.125, "resolution": 64}
+
+
+def assert_newest_versions(model: onnx.ModelProto) -> None:
+    newest = newest_model_versions()
+    assert (model.ir_version, model.opset_import[0].version) == (newest.ir_version, newest.opset)
 
 
 def _random_weight(k=64, n=40, seed=0):
@@ -217,10 +223,10 @@ def _gelu_chains(model: onnx.ModelProto) -> list[list[str]]:
     return chains
 
 
-def test_bert_is_exported_like_torch_at_opset_17():
+def test_bert_is_exported_like_torch():
     model = build_bert(BertConfig(**SMALL_BERT, sparsity=0.9))
     onnx.checker.check_model(model, full_check=True)
-    assert model.opset_import[0].version == 17
+    assert_newest_versions(model)
     ops = Counter(node.op_type for node in model.graph.node)
     layers = SMALL_BERT["layers"]
     assert ops["MatMul"] == 8 * layers  # 6 linear + Q.K^T + probs.V
@@ -266,6 +272,30 @@ def test_cli_writes_a_model(tmp_path, capsys, block):
         assert_structure(weight)
 
 
+def test_cli_writes_the_versions_asked_for(tmp_path, capsys):
+    out = tmp_path / "mlp.onnx"
+    args = ["mlp", "--layers", "1", "--hidden", "16", "--out", str(out)]
+    assert build_model_main(args + ["--opset", "17", "--ir-version", "8"]) == 0
+    assert "IR version 8, opset 17" in capsys.readouterr().out
+    model = onnx.load(str(out))
+    assert (model.ir_version, model.opset_import[0].version) == (8, 17)
+    assert build_model_main(args) == 0
+    assert_newest_versions(onnx.load(str(out)))
+
+
+@pytest.mark.parametrize(
+    "versions, problem",
+    [
+        (["--opset", "16"], "--opset 16: the builders write opset 17 or newer"),
+        (["--opset", "21", "--ir-version", "9"], "--ir-version 9: opset 21 needs IR version 10"),
+    ],
+)
+def test_cli_rejects_versions_it_cannot_write(tmp_path, capsys, versions, problem):
+    with pytest.raises(SystemExit):
+        build_model_main(["mlp", "--out", str(tmp_path / "mlp.onnx"), *versions])
+    assert problem in capsys.readouterr().err
+
+
 def test_cli_rejects_an_unknown_pattern(tmp_path):
     with pytest.raises(SystemExit):
         build_model_main(["mlp", "--block", "2", "--out", str(tmp_path / "mlp.onnx")])
@@ -309,7 +339,7 @@ def _pruned_conv_weights_as_built(model: onnx.ModelProto) -> list[np.ndarray]:
 def test_resnet_is_exported_like_torchvision(block):
     model = build_resnet(ResNetConfig(**SMALL_RESNET, sparsity=0.9, block=block))
     onnx.checker.check_model(model, full_check=True)
-    assert model.opset_import[0].version == 17
+    assert_newest_versions(model)
     bottlenecks = sum(SMALL_RESNET["stages"])
     downsamples = 4  # the first bottleneck of every stage changes the channel count
     convs = 1 + 3 * bottlenecks + downsamples

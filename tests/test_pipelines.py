@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import helper
 from ortsparse import Pipeline
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.pipelines import ImageError, Timings
 from ortsparse.pipelines.classification import IMAGENET_MEAN, IMAGENET_STD, probabilities
 from ortsparse.pipelines.images import load_rgb
@@ -281,7 +282,7 @@ def tiny_image_model(path, dims, metadata=None):
         [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))

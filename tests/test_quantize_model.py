@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests import int8_reference
 from tools.quantize_model import BadInput, main, quantize_model
@@ -23,7 +24,7 @@ EVAL_SEED = 1234
 
 def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "test", inputs, outputs, initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     onnx.checker.check_model(model)
     return model
 

@@ -14,6 +14,7 @@ import ortsparse
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from ortsparse.isa import cpu_report
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 
 from tests.rewriter_testing import FORCE_REWRITE, conv_weight
@@ -45,7 +46,7 @@ def conv_chain():
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 24, "h", "w"])],
         [numpy_helper.from_array(w, f"W{i}") for i, w in enumerate(weights)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     rewritten = rewrite_model(model, min_sparsity=FORCE_REWRITE).model
     assert [n.op_type for n in rewritten.graph.node] == ["SparseConv", "SparseConv"]
     return model.SerializeToString(), rewritten.SerializeToString()

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests.op_testing import (
     assert_exact,
@@ -21,7 +22,7 @@ from tests.op_testing import (
 )
 
 TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
-OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
+SPARSE_DOMAINS = [("ortsparse", 1)]
 
 
 def integer_model(node, x_shape, elem, initializers, zero_point_input):
@@ -35,7 +36,7 @@ def integer_model(node, x_shape, elem, initializers, zero_point_input):
         [helper.make_tensor_value_info("Y", TensorProto.INT32, None)],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=OPSETS, ir_version=8).SerializeToString()
+    return newest_model_versions().make_model(graph, SPARSE_DOMAINS).SerializeToString()
 
 
 def sparse_conv_integer_model(

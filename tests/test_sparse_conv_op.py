@@ -15,12 +15,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter.cost_model import conv_work, runs_compiled
 
 from tests.conftest import force_family
 from tests.op_testing import (
     CLIP_RANGE,
-    OPSET_20_IR,
     activation_nodes,
     assert_close,
     creation_error,
@@ -130,8 +130,7 @@ def sparse_conv_model(
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
         initializers,
     )
-    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
+    return newest_model_versions().make_model(graph, [("ortsparse", 1)]).SerializeToString()
 
 
 def part_input_names(x_parts):
@@ -196,8 +195,7 @@ def reference_model(
     graph = helper.make_graph(
         nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
     )
-    opsets = [helper.make_opsetid("", 20)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
+    return newest_model_versions().make_model(graph).SerializeToString()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests.op_testing import (
     CLIP_RANGE,
-    OPSET_20_IR,
     activation_nodes,
     assert_close,
     creation_error,
@@ -96,8 +96,7 @@ def sparse_gemm_model(
     graph = helper.make_graph(
         [node], "sparse_gemm", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
     )
-    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("ortsparse", 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
+    return newest_model_versions().make_model(graph, [("ortsparse", 1)]).SerializeToString()
 
 
 def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="none", residual_before=0):
@@ -128,8 +127,7 @@ def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="n
     graph = helper.make_graph(
         nodes, "reference", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializers
     )
-    opsets = [helper.make_opsetid("", 20)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=OPSET_20_IR).SerializeToString()
+    return newest_model_versions().make_model(graph).SerializeToString()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests.op_testing import (
     assert_close,
@@ -31,7 +32,7 @@ TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
 X_SCALE, Y_SCALE = np.float32(0.04), np.float32(0.5)
 
 
-def graph_model(node, x_shape, elem, initializers, opsets, y_elem=None):
+def graph_model(node, x_shape, elem, initializers, domains, y_elem=None):
     graph = helper.make_graph(
         [node],
         "g",
@@ -39,7 +40,7 @@ def graph_model(node, x_shape, elem, initializers, opsets, y_elem=None):
         [helper.make_tensor_value_info("Y", elem if y_elem is None else y_elem, None)],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+    return newest_model_versions().make_model(graph, domains).SerializeToString()
 
 
 def sparse_qconv_model(packed, x_shape, c, n, kernel, kind="u8", scales=None, bias=None, **attrs):
@@ -61,10 +62,10 @@ def sparse_qconv_model(packed, x_shape, c, n, kernel, kind="u8", scales=None, bi
         domain="ortsparse",
         **{"C": c, "N": n, "kernel_shape": list(kernel), "format": "quad4", **attrs},
     )
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
+    domains = [("ortsparse", 1)]
     float_output = bias is not None and bias.dtype == np.float32
     y_elem = TensorProto.FLOAT if float_output else None
-    return graph_model(node, x_shape, elem, initializers, opsets, y_elem)
+    return graph_model(node, x_shape, elem, initializers, domains, y_elem)
 
 
 def dequantized_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, **attrs):
@@ -102,7 +103,7 @@ def qlinear_conv_model(weight, w_scales, bias, x_shape, kind, x_zp, y_zp, **attr
         ]
         + ([numpy_helper.from_array(bias, "B")] if bias is not None else [])
     )
-    return graph_model(node, x_shape, elem, initializers, [helper.make_opsetid("", 17)])
+    return graph_model(node, x_shape, elem, initializers, [])
 
 
 def check(

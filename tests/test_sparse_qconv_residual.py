@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests.op_testing import (
     assert_exact,
@@ -24,7 +25,7 @@ from tests.op_testing import (
 )
 from tests.test_sparse_qconv_op import TYPES, X_SCALE
 
-OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
+SPARSE_DOMAINS = [("ortsparse", 1)]
 
 
 def add_quantization(rng, kind):
@@ -89,7 +90,7 @@ def reference_model(
         [helper.make_tensor_value_info("Y", elem, None)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
     )
-    return helper.make_model(graph, opset_imports=OPSETS[:1], ir_version=8).SerializeToString()
+    return newest_model_versions().make_model(graph).SerializeToString()
 
 
 def residual_model(packed, x_shape, y_shape, c, n, kernel, kind, scales, residual=True, **attrs):
@@ -118,7 +119,7 @@ def residual_model(packed, x_shape, y_shape, c, n, kernel, kind, scales, residua
         [helper.make_tensor_value_info("Y", elem, None)],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=OPSETS, ir_version=8).SerializeToString()
+    return newest_model_versions().make_model(graph, SPARSE_DOMAINS).SerializeToString()
 
 
 def residual_attributes(quantization, residual_first):

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 from tests.op_testing import (
     QUAD_GEMM_CASES,
@@ -32,7 +33,7 @@ TYPES = {"u8": (np.uint8, TensorProto.UINT8), "s8": (np.int8, TensorProto.INT8)}
 X_SCALE, W_SCALE, Y_SCALE = np.float32(0.04), np.float32(0.015), np.float32(0.5)
 
 
-def graph_model(node, x_shape, n, elem, initializers, opsets, y_elem=None):
+def graph_model(node, x_shape, n, elem, initializers, domains, y_elem=None):
     y_shape = [*x_shape[:-1], n]
     graph = helper.make_graph(
         [node],
@@ -41,7 +42,7 @@ def graph_model(node, x_shape, n, elem, initializers, opsets, y_elem=None):
         [helper.make_tensor_value_info("Y", elem if y_elem is None else y_elem, y_shape)],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+    return newest_model_versions().make_model(graph, domains).SerializeToString()
 
 
 def sparse_qgemm_model(
@@ -67,9 +68,9 @@ def sparse_qgemm_model(
     }
     float_output = bias is not None and bias.dtype == np.float32
     node = helper.make_node("SparseQGemm", inputs, ["Y"], domain="ortsparse", **attributes)
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ortsparse", 1)]
+    domains = [("ortsparse", 1)]
     y_elem = TensorProto.FLOAT if float_output else None
-    return graph_model(node, x_shape, n, elem, initializers, opsets, y_elem)
+    return graph_model(node, x_shape, n, elem, initializers, domains, y_elem)
 
 
 def qlinear_matmul_model(weight, x_shape, kind, x_zp, y_zp):
@@ -86,9 +87,7 @@ def qlinear_matmul_model(weight, x_shape, kind, x_zp, y_zp):
             ("yz", y_zp, dtype),
         ]
     ] + [numpy_helper.from_array(weight, "W")]
-    return graph_model(
-        node, x_shape, weight.shape[1], elem, initializers, [helper.make_opsetid("", 17)]
-    )
+    return graph_model(node, x_shape, weight.shape[1], elem, initializers, [])
 
 
 def dequantized_matmul_model(weight, w_scales, bias, x_shape, kind, x_zp):

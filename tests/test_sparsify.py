@@ -6,6 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from ortsparse.cli import main
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from ortsparse.sparsify import CalibrationError, CalibrationInputs, SparsifyError, sparsify_model
 from ortsparse.sparsify.layers import find_layers, input_rows
@@ -136,7 +137,7 @@ def conv_model(rng, channels: int = 8) -> onnx.ModelProto:
             weight("w4", (10, 64)),
         ],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 def test_conv_input_rows_times_the_matrix_view_are_the_conv_outputs(tmp_path):
@@ -145,16 +146,14 @@ def test_conv_input_rows_times_the_matrix_view_are_the_conv_outputs(tmp_path):
     layers, _ = find_layers(model, min_weights=1)
     down = next(layer for layer in layers if layer.node_name == "down")
     x = rng.standard_normal((2, 32, 12, 12)).astype(np.float32)
-    single = helper.make_model(
+    single = newest_model_versions().make_model(
         helper.make_graph(
             [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
             "down",
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 32, 12, 12])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
             [numpy_helper.from_array(down.weight(), "w")],
-        ),
-        opset_imports=[helper.make_opsetid("", 17)],
-        ir_version=8,
+        )
     )
     (expected,) = ort.InferenceSession(single.SerializeToString()).run(None, {"x": x})
     rows = list(input_rows(down, x))
@@ -323,7 +322,7 @@ def test_not_a_model_and_no_layers_are_refused(tmp_path, capsys):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     with pytest.raises(SparsifyError, match="no layer to prune"):
-        sparsify_model(helper.make_model(graph, ir_version=8), Recipe(method="magnitude"))
+        sparsify_model(newest_model_versions().make_model(graph), Recipe(method="magnitude"))
 
 
 def test_every_layer_kind_s_matrix_view_goes_back_as_it_came():
@@ -335,7 +334,7 @@ def test_every_layer_kind_s_matrix_view_goes_back_as_it_came():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 40])],
         [numpy_helper.from_array(rng.standard_normal((48, 40)).astype(np.float32), "w")],
     )
-    for model in (helper.make_model(mlp, ir_version=8), conv_model(rng)):
+    for model in (newest_model_versions().make_model(mlp), conv_model(rng)):
         layers, _ = find_layers(model, min_weights=1)
         for layer in layers:
             weight = layer.weight()
@@ -368,7 +367,7 @@ def test_non_float_and_grouped_weights_are_reported_and_left_alone():
             numpy_helper.from_array(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), "w_dw"),
         ],
     )
-    layers, skipped = find_layers(helper.make_model(graph, ir_version=8), min_weights=1)
+    layers, skipped = find_layers(newest_model_versions().make_model(graph), min_weights=1)
     assert layers == []
     assert any("half: weight w_half is FLOAT16" in line for line in skipped)
     assert any("depthwise: grouped" in line for line in skipped)

@@ -7,7 +7,8 @@ The convolutional counterpart of tools/bench_gemm.py, with the same machinery: f
 both with ORT_ENABLE_ALL and --threads intra-op threads, timed in alternating 0.25 s slices
 (--time seconds each in all). The first run of each pair checks that the outputs agree (max |diff|
 <= 1e-3 * max |Y_ort|); if not, a loud warning is printed and the exit status is 1. Items are
-images. --deepsparse also times DeepSparse 1.8 on the original model.
+images. --deepsparse also times DeepSparse 1.8 on the original model (written at IR 8, opset 17
+for it, as tools/bench_gemm.py's are).
 
 Models come from tools/model_builders: ResNet-50 v1.5 (Conv + BatchNormalization + Relu, stem conv
 and fc dense) and YOLOv5s (Conv + BatchNormalization + SiLU, stem conv dense). The rewriter's cost
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import onnx  # noqa: E402
 
 from tools.bench_gemm import (  # noqa: E402
+    DEEPSPARSE_VERSIONS,
     add_measurement_options,
     add_pruning_options,
     pruning_label,
@@ -70,6 +72,7 @@ class ConvWorkload:
 
     def build(self, seed: int) -> onnx.ModelProto:
         pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
+        pruning["versions"] = DEEPSPARSE_VERSIONS
         if self.model == "resnet50":
             return build_resnet(ResNetConfig(resolution=self.resolution, **pruning))
         return build_yolo(YoloConfig(resolution=self.resolution, **pruning))

@@ -9,7 +9,9 @@ other processes hits both alike. The first run of each pair checks that the outp
 (max |diff| <= 1e-3 * max |Y_ort|); if not, a loud warning is printed and the exit status is 1.
 Items are rows for the MLP and sequences for BERT. With --deepsparse, DeepSparse 1.8 (its own
 virtual environment, tools/setup_deepsparse.sh) also runs the original model, in a subprocess
-right after the pair, for --time seconds. The rewriter's cost model decides which nodes to
+right after the pair, for --time seconds; so that it can, the original models are written at
+IR version 8 and opset 17 (DEEPSPARSE_VERSIONS), not at the newest the installed onnxruntime
+loads as the model builders' own default is. The rewriter's cost model decides which nodes to
 rewrite unless --min-sparsity overrides it; the "rewritten" column says how many MatMul/Gemm nodes
 became SparseGemm.
 
@@ -37,6 +39,7 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import ortsparse  # noqa: E402
 from ortsparse.inputs import model_input_specs  # noqa: E402
+from ortsparse.model_versions import ModelVersions  # noqa: E402
 from ortsparse.rewriter import rewrite_model  # noqa: E402
 from ortsparse.verification import verify_rewrite  # noqa: E402
 
@@ -45,6 +48,8 @@ from tools.model_builders import BertConfig, MlpConfig, build_bert, build_mlp  #
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEEPSPARSE_RUNNER = REPO_ROOT / "tools" / "deepsparse_throughput.py"
 DEFAULT_DEEPSPARSE_PYTHON = REPO_ROOT / ".venv-deepsparse" / "bin" / "python"
+# DeepSparse 1.8's onnx (1.14) reads IR versions up to 9 and opsets up to 19.
+DEEPSPARSE_VERSIONS = ModelVersions(ir_version=8, opset=17)
 OUTPUT_RTOL = 1e-3
 SLICE_SECONDS = 0.25
 
@@ -109,6 +114,7 @@ class Workload:
 
     def build(self, seed: int) -> onnx.ModelProto:
         pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
+        pruning["versions"] = DEEPSPARSE_VERSIONS
         if self.model == "mlp":
             return build_mlp(MlpConfig(layers=self.layers, **pruning))
         config = BertConfig(layers=self.layers, gelu=self.gelu, graph=self.graph, **pruning)

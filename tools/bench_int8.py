@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
+from ortsparse.model_versions import newest_model_versions
 
 from tools.bench_gemm import (  # noqa: E402
     RewrittenModel,
@@ -232,7 +233,7 @@ def ort_int8_is_exact() -> bool:
         [helper.make_tensor_value_info("y", onnx.TensorProto.INT32, None)],
         [numpy_helper.from_array(w, "w")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = newest_model_versions().make_model(graph)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (y,) = session.run(None, {"x": x})
     return bool(np.array_equal(y, x.astype(np.int64) @ w.astype(np.int64)))
@@ -358,8 +359,10 @@ def format_table(results: list[Int8Result]) -> str:
         rates = f"{r.ort_items_per_s:>12.1f} {r.ortsparse_items_per_s:>18.1f} {r.ratio:>6.2f}x"
         rewritten = f"{r.rewritten_nodes}/{r.candidate_nodes}"
         verdict = (
-            "match" if r.max_diff_steps <= MAX_DIFF_STEPS else "DIFFER"
-        ) if r.ort_exact else "ORT inexact here"
+            ("match" if r.max_diff_steps <= MAX_DIFF_STEPS else "DIFFER")
+            if r.ort_exact
+            else "ORT inexact here"
+        )
         check = f"{verdict}: max {r.max_diff_steps} steps, {r.differing_share:.1%} differ"
         lines.append(f"{r.workload:<44} {rates}  {rewritten:>9}  {check}")
     return "\n".join(lines)
@@ -394,9 +397,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "channels at one input index, 4k blocks of 4 consecutive input features of one output "
         "channel (of a conv: 4 input channels at one kernel tap) (default 1 4k)",
     )
-    parser.add_argument(
-        "--batch", nargs="+", type=int, default=[1], help="batch sizes (default 1)"
-    )
+    parser.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes (default 1)")
     parser.add_argument(
         "--resnet-resolution",
         type=int,

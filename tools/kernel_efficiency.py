@@ -48,6 +48,7 @@ from ortsparse.calibration import (  # noqa: E402
     sparse_model,
 )
 from ortsparse.isa import cpu_report  # noqa: E402
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model  # noqa: E402
 
 # kernel family -> (FP32 floats per vector, INT8 multiply-adds per 32-bit lane per instruction)
@@ -175,7 +176,7 @@ def qlinear_matmul_model(weight: np.ndarray, rows: int) -> onnx.ModelProto:
         [helper.make_tensor_value_info("Y", onnx.TensorProto.UINT8, ["M", n])],
         [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 # (C, N, kernel, H, W): depthwise-separable networks' pointwise and small 3x3 layers.

@@ -37,6 +37,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from ortsparse.model_versions import newest_model_versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -126,7 +127,7 @@ def mlp_model(params: list[np.ndarray]) -> onnx.ModelProto:
         [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["batch", 10])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 def accuracy(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray) -> float:

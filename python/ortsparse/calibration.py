@@ -40,6 +40,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 import ortsparse
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter.cost_data import (
     CpuIdentity,
     calibration_path,
@@ -98,7 +99,7 @@ SILU_DENSITY = 0.2
 ROUNDS = 7
 SECONDS_PER_BATCH = 0.01
 FLOAT = onnx.TensorProto.FLOAT
-SPARSE_OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OPSET_VERSION)]
+SPARSE_DOMAINS = [(DOMAIN, OPSET_VERSION)]
 
 
 # --- timing ------------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def nanoseconds_per_run(sessions: list[ort.InferenceSession], x: np.ndarray) -> 
 
 
 def single_node_model(
-    node: onnx.NodeProto, initializers: list, k: int, n: int, opsets: list
+    node: onnx.NodeProto, initializers: list, k: int, n: int, domains: list = ()
 ) -> onnx.ModelProto:
     graph = helper.make_graph(
         [node],
@@ -151,22 +152,20 @@ def single_node_model(
         [helper.make_tensor_value_info("Y", FLOAT, ["M", n])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+    return newest_model_versions().make_model(graph, domains)
 
 
 def dense_model(weight: np.ndarray) -> onnx.ModelProto:
     k, n = weight.shape
     node = helper.make_node("MatMul", ["X", "W"], ["Y"])
-    return single_node_model(
-        node, [numpy_helper.from_array(weight, "W")], k, n, [helper.make_opsetid("", 17)]
-    )
+    return single_node_model(node, [numpy_helper.from_array(weight, "W")], k, n)
 
 
 def sparse_model(weight: np.ndarray, format: str) -> onnx.ModelProto:
     packed = pack(weight, format)
     gemm = SparseGemm("gemm", "X", "values", "offsets", "indices", packed.k, packed.n, format, "Y")
     return single_node_model(
-        gemm.to_node(), packed_initializers(packed), packed.k, packed.n, SPARSE_OPSETS
+        gemm.to_node(), packed_initializers(packed), packed.k, packed.n, SPARSE_DOMAINS
     )
 
 
@@ -178,7 +177,7 @@ def packed_initializers(packed: PackedWeight) -> list:
     ]
 
 
-def conv_model(nodes: list, initializers: list, c: int, opsets: list) -> onnx.ModelProto:
+def conv_model(nodes: list, initializers: list, c: int, domains: list = ()) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "cost",
@@ -186,7 +185,7 @@ def conv_model(nodes: list, initializers: list, c: int, opsets: list) -> onnx.Mo
         [helper.make_tensor_value_info("Y", FLOAT, None)],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+    return newest_model_versions().make_model(graph, domains)
 
 
 def dense_conv_model(weight: np.ndarray, stride: int, silu: bool = False) -> onnx.ModelProto:
@@ -208,9 +207,7 @@ def dense_conv_model(weight: np.ndarray, stride: int, silu: bool = False) -> onn
             helper.make_node("Sigmoid", [conv_output], ["gate"]),
             helper.make_node("Mul", [conv_output, "gate"], ["Y"]),
         ]
-    return conv_model(
-        nodes, [numpy_helper.from_array(weight, "W")], c, [helper.make_opsetid("", 17)]
-    )
+    return conv_model(nodes, [numpy_helper.from_array(weight, "W")], c)
 
 
 def sparse_conv_model(
@@ -235,7 +232,7 @@ def sparse_conv_model(
         pads=(pad,) * 4,
         activation=Activation("silu" if silu else NO_ACTIVATION),
     )
-    return conv_model([conv.to_node()], packed_initializers(packed), c, SPARSE_OPSETS)
+    return conv_model([conv.to_node()], packed_initializers(packed), c, SPARSE_DOMAINS)
 
 
 def random_weight(

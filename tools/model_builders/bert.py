@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from ortsparse.model_versions import ModelVersions
 
 from .graph import GraphBuilder, float_input
 from .pruning import sample_pruned_weight
@@ -61,6 +62,7 @@ class BertConfig:
     sparsity: float = 0.9
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
+    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime loads
 
     @property
     def head_dim(self) -> int:
@@ -86,7 +88,7 @@ class _EncoderWriter:
             )
         self.config = config
         self.rng = np.random.default_rng(config.seed)
-        self.g = GraphBuilder("pruned_bert_encoder")
+        self.g = GraphBuilder("pruned_bert_encoder", config.versions)
 
     def weight_and_bias(self, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         c = self.config

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 
 import onnx
+from onnx import helper
+from ortsparse.model_versions import ModelVersions, newest_model_versions
 
 from .bert import BertConfig, build_bert
 from .mlp import MlpConfig, build_mlp
@@ -40,12 +42,24 @@ def _add_pruning_options(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seed of the random weights (default 0)"
     )
     parser.add_argument("--out", type=Path, required=True, help="where to write the .onnx model")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        help="ai.onnx opset to write, 17 or newer (default: the newest the installed onnxruntime "
+        "loads), e.g. 17 for DeepSparse 1.8",
+    )
+    parser.add_argument(
+        "--ir-version",
+        type=int,
+        help="IR version to write (default: the newest the installed onnxruntime loads), e.g. 8 "
+        "for DeepSparse 1.8",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="build_model.py",
-        description="Build a randomly initialised, magnitude-pruned ONNX model (opset 17).",
+        description="Build a randomly initialised, magnitude-pruned ONNX model.",
     )
     models = parser.add_subparsers(dest="model", required=True)
 
@@ -163,8 +177,22 @@ def _add_yolo_parser(models: argparse._SubParsersAction) -> None:
     _add_pruning_options(yolo)
 
 
-def _build(args: argparse.Namespace) -> onnx.ModelProto:
+def _versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ModelVersions:
+    newest = newest_model_versions()
+    versions = ModelVersions(args.ir_version or newest.ir_version, args.opset or newest.opset)
+    if versions.opset < 17:
+        parser.error(f"--opset {versions.opset}: the builders write opset 17 or newer")
+    needed = helper.find_min_ir_version_for([helper.make_opsetid("", versions.opset)])
+    if versions.ir_version < needed:
+        parser.error(
+            f"--ir-version {versions.ir_version}: opset {versions.opset} needs IR version {needed}"
+        )
+    return versions
+
+
+def _build(args: argparse.Namespace, versions: ModelVersions) -> onnx.ModelProto:
     pruning = {"sparsity": args.sparsity, "block": args.block, "seed": args.seed}
+    pruning["versions"] = versions
     if args.model == "mlp":
         return build_mlp(
             MlpConfig(layers=args.layers, hidden=args.hidden, gemm=args.gemm, **pruning)
@@ -204,12 +232,14 @@ def _build(args: argparse.Namespace) -> onnx.ModelProto:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    model = _build(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    model = _build(args, _versions(parser, args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(args.out))
     print(
         f"wrote {args.out}: {args.model}, {len(model.graph.node)} nodes, "
-        f"weight sparsity {overall_sparsity(model):.4f}"
+        f"weight sparsity {overall_sparsity(model):.4f}, IR version {model.ir_version}, "
+        f"opset {model.opset_import[0].version}"
     )
     return 0

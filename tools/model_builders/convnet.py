@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from ortsparse.model_versions import ModelVersions
 
 from .graph import GraphBuilder, torch_scope
 from .pruning import sample_pruned_conv_weight
@@ -60,8 +61,9 @@ class ConvNetWriter:
         sparsity: float,
         block: int | str,
         seed: int,
+        versions: ModelVersions | None,
     ):
-        self.g = GraphBuilder(name)
+        self.g = GraphBuilder(name, versions)
         self.rng = np.random.default_rng(seed)
         self.sparsity = sparsity
         self.block = block

@@ -7,18 +7,17 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-OPSET = 17
-# torch.onnx at opset 17 writes IR version 8; newer IR versions would narrow which runtimes load
-# the models for no gain.
-IR_VERSION = 8
+from ortsparse.model_versions import ModelVersions, newest_model_versions
 
 
 class GraphBuilder:
-    """Collects nodes and initializers; every node gets a unique, exporter-style path name."""
+    """Collects nodes and initializers; every node gets a unique, exporter-style path name. The
+    model is written at `versions`, by default the newest the installed onnxruntime loads (the
+    nodes are written in forms that every opset from 17 on reads alike)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, versions: ModelVersions | None = None):
         self.name = name
+        self.versions = versions
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._used_names: set[str] = set()
@@ -79,13 +78,12 @@ class GraphBuilder:
             [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, list(output_shape))],
             initializer=self.initializers,
         )
-        model = helper.make_model(
+        versions = self.versions or newest_model_versions()
+        model = versions.make_model(
             graph,
-            opset_imports=[helper.make_opsetid("", OPSET)]
-            + [helper.make_opsetid(domain, 1) for domain in self._contrib_domains()],
+            [(domain, 1) for domain in self._contrib_domains()],
             producer_name="ortsparse.model_builders",
         )
-        model.ir_version = IR_VERSION
         onnx.checker.check_model(model)
         return model
 

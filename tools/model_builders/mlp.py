@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from ortsparse.model_versions import ModelVersions
 
 from .graph import GraphBuilder, float_input
 from .pruning import sample_pruned_weight
@@ -29,6 +30,7 @@ class MlpConfig:
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     gemm: bool = False
     seed: int = 0
+    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime loads
 
 
 def _linear_bias(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
@@ -53,7 +55,7 @@ def _gemm_linear(g: GraphBuilder, x: str, prefix: str, weight: np.ndarray, bias:
 
 def build_mlp(config: MlpConfig = MlpConfig()) -> onnx.ModelProto:
     rng = np.random.default_rng(config.seed)
-    g = GraphBuilder("pruned_mlp")
+    g = GraphBuilder("pruned_mlp", config.versions)
     linear = _gemm_linear if config.gemm else _matmul_linear
     x = "input"
     for layer in range(config.layers):

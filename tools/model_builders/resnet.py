@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from ortsparse.model_versions import ModelVersions
 
 from .convnet import ConvNetWriter, max_pool
 from .graph import float_input, torch_scope
@@ -45,6 +46,7 @@ class ResNetConfig:
     sparsity: float = 0.9
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
+    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime loads
 
 
 class _ResNetWriter(ConvNetWriter):
@@ -111,7 +113,13 @@ class _ResNetWriter(ConvNetWriter):
 
 def build_resnet(config: ResNetConfig = ResNetConfig()) -> onnx.ModelProto:
     writer = _ResNetWriter(
-        "pruned_resnet50", "input", config.resolution, config.sparsity, config.block, config.seed
+        "pruned_resnet50",
+        "input",
+        config.resolution,
+        config.sparsity,
+        config.block,
+        config.seed,
+        config.versions,
     )
     x = writer.stem("input", config.width)
     channels = config.width

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from ortsparse.model_versions import ModelVersions
 
 from .convnet import ConvNetWriter, max_pool
 from .graph import float_input, torch_scope
@@ -51,6 +52,7 @@ class YoloConfig:
     sparsity: float = 0.9
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
+    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime loads
 
     def channels(self, base: int) -> int:
         return math.ceil(base * self.width / 8) * 8
@@ -149,8 +151,6 @@ class _YoloWriter(ConvNetWriter):
         return g.node("Sigmoid", [joined], f"{scope}/Sigmoid")
 
 
-
-
 def _backbone(w: _YoloWriter, c: YoloConfig) -> tuple[str, str, str]:
     """The stride-8, stride-16 and stride-32 feature maps (model.4, model.6 and model.9)."""
     ch, n = c.channels, c.bottlenecks
@@ -186,7 +186,13 @@ def build_yolo(config: YoloConfig = YoloConfig()) -> onnx.ModelProto:
     if config.resolution % 32:
         raise ValueError(f"resolution must be a multiple of 32, got {config.resolution}")
     writer = _YoloWriter(
-        "pruned_yolov5", "images", config.resolution, config.sparsity, config.block, config.seed
+        "pruned_yolov5",
+        "images",
+        config.resolution,
+        config.sparsity,
+        config.block,
+        config.seed,
+        config.versions,
     )
     features = _neck(writer, config, *_backbone(writer, config))
     y = writer.detect(features, "model.24", config.predictions)

@@ -1,9 +1,12 @@
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
 
 import ortsparse
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.packing import PackedWeight, unpack
 from tests.rewriter_testing import (
@@ -27,7 +30,7 @@ def attention_model(
     mask_shape=None,
     weight=None,
     bias="random",
-    opset=17,
+    opset=None,
     attention_bias=False,
     outputs=("Y",),
     **attrs,
@@ -66,8 +69,10 @@ def attention_model(
         [helper.make_tensor_value_info(name, FLOAT, _OUTPUT_SHAPES[name]) for name in outputs],
         initializers,
     )
-    opsets = [helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+    versions = newest_model_versions()
+    if opset is not None:
+        versions = dataclasses.replace(versions, opset=opset)
+    return versions.make_model(graph, [("com.microsoft", 1)])
 
 
 _OUTPUT_SHAPES = {

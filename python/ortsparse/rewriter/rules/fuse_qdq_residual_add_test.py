@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from ortsparse.model_versions import newest_model_versions
 from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
-    OPSET,
     assert_identical_outputs,
     constants,
     sparse_int8_conv_weight,
@@ -71,7 +71,7 @@ def residual_block_model(
         outputs,
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 @pytest.mark.parametrize("activation", ["u8", "s8"])

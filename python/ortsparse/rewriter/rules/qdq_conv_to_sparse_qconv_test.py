@@ -8,12 +8,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import ortsparse
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from tests import int8_reference
 from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
-    OPSET,
     assert_close_float_outputs,
     assert_close_to,
     assert_identical_outputs,
@@ -72,7 +72,7 @@ def qdq_conv_model(
         [helper.make_tensor_value_info("Y", elem, ["yn", "yc", "yh", "yw"])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 @pytest.mark.parametrize("activation", ["u8", "s8"])

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from tests.quantized_testing import (
     NUMPY_TYPE,
     ONNX_TYPE,
-    OPSET,
     assert_identical_outputs,
     constants,
     sparse_int8_conv_weight,
@@ -40,7 +40,7 @@ def qlinear_conv_model(weight, x_shape, activation="u8", bias=True, **conv_attri
         [helper.make_tensor_value_info("Y", elem, ["yn", "yc", "yh", "yw"])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return newest_model_versions().make_model(graph)
 
 
 @pytest.mark.parametrize("activation", ["u8", "s8"])
