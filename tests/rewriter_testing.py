@@ -62,7 +62,7 @@ def make_model(
     opset: int | None = None,
 ) -> onnx.ModelProto:
     """A float32 model; ``inputs`` and ``outputs`` map names to shapes (ints or symbols), at
-    ai.onnx ``opset`` (default: the newest the installed onnxruntime loads)."""
+    ai.onnx ``opset`` (default: the newest the installed onnxruntime runs)."""
     graph = helper.make_graph(
         list(nodes),
         "test",

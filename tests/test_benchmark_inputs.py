@@ -124,7 +124,7 @@ def identity_session(onnx_types):
         inputs.append(helper.make_tensor_value_info(f"x{index}", onnx_type, ["batch", "n"]))
         outputs.append(helper.make_tensor_value_info(f"y{index}", onnx_type, ["batch", "n"]))
     graph = helper.make_graph(nodes, "identity", inputs, outputs)
-    # Identity takes every type from opset 21 on, which every supported onnxruntime loads.
+    # Identity takes every type from opset 21 on, the newest opset of every supported onnxruntime.
     model = newest_model_versions().make_model(graph)
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 

@@ -66,16 +66,19 @@ class ConvWorkload:
 
     def model_file_name(self, seed: int) -> str:
         # The batch is symbolic in the model, so workloads differing only in it share one file.
-        return (
-            f"{self.model}_r{self.resolution}_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
-        )
+        return f"{self.model}_r{self.resolution}_s{self.sparsity:g}_b{self.block}_seed{seed}.onnx"
 
     def build(self, seed: int) -> onnx.ModelProto:
-        pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
-        pruning["versions"] = DEEPSPARSE_VERSIONS
+        # Written at versions DeepSparse reads, so that it can run the same file.
+        common = {
+            "sparsity": self.sparsity,
+            "block": self.block,
+            "seed": seed,
+            "versions": DEEPSPARSE_VERSIONS,
+        }
         if self.model == "resnet50":
-            return build_resnet(ResNetConfig(resolution=self.resolution, **pruning))
-        return build_yolo(YoloConfig(resolution=self.resolution, **pruning))
+            return build_resnet(ResNetConfig(resolution=self.resolution, **common))
+        return build_yolo(YoloConfig(resolution=self.resolution, **common))
 
     def input_shape(self, declared: list[int | str]) -> tuple[int, ...]:
         return (self.batch, *declared[1:])  # only the batch is symbolic

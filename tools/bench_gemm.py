@@ -11,7 +11,7 @@ Items are rows for the MLP and sequences for BERT. With --deepsparse, DeepSparse
 virtual environment, tools/setup_deepsparse.sh) also runs the original model, in a subprocess
 right after the pair, for --time seconds; so that it can, the original models are written at
 IR version 8 and opset 17 (DEEPSPARSE_VERSIONS), not at the newest the installed onnxruntime
-loads as the model builders' own default is. The rewriter's cost model decides which nodes to
+runs as the model builders' own default is. The rewriter's cost model decides which nodes to
 rewrite unless --min-sparsity overrides it; the "rewritten" column says how many MatMul/Gemm nodes
 became SparseGemm.
 
@@ -113,11 +113,16 @@ class Workload:
         return contrib_gelu if self.gelu == "contrib" else ""
 
     def build(self, seed: int) -> onnx.ModelProto:
-        pruning = {"sparsity": self.sparsity, "block": self.block, "seed": seed}
-        pruning["versions"] = DEEPSPARSE_VERSIONS
+        # Written at versions DeepSparse reads, so that it can run the same file.
+        common = {
+            "sparsity": self.sparsity,
+            "block": self.block,
+            "seed": seed,
+            "versions": DEEPSPARSE_VERSIONS,
+        }
         if self.model == "mlp":
-            return build_mlp(MlpConfig(layers=self.layers, **pruning))
-        config = BertConfig(layers=self.layers, gelu=self.gelu, graph=self.graph, **pruning)
+            return build_mlp(MlpConfig(layers=self.layers, **common))
+        config = BertConfig(layers=self.layers, gelu=self.gelu, graph=self.graph, **common)
         return build_bert(config)
 
     def input_shape(self, declared: list[int | str]) -> tuple[int, ...]:

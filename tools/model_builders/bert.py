@@ -62,7 +62,7 @@ class BertConfig:
     sparsity: float = 0.9
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     seed: int = 0
-    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime loads
+    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime runs
 
     @property
     def head_dim(self) -> int:

@@ -46,12 +46,12 @@ def _add_pruning_options(parser: argparse.ArgumentParser) -> None:
         "--opset",
         type=int,
         help="ai.onnx opset to write, 17 or newer (default: the newest the installed onnxruntime "
-        "loads), e.g. 17 for DeepSparse 1.8",
+        "runs), e.g. 17 for DeepSparse 1.8",
     )
     parser.add_argument(
         "--ir-version",
         type=int,
-        help="IR version to write (default: the newest the installed onnxruntime loads), e.g. 8 "
+        help="IR version to write (default: the newest the installed onnxruntime runs), e.g. 8 "
         "for DeepSparse 1.8",
     )
 
@@ -191,11 +191,15 @@ def _versions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Mode
 
 
 def _build(args: argparse.Namespace, versions: ModelVersions) -> onnx.ModelProto:
-    pruning = {"sparsity": args.sparsity, "block": args.block, "seed": args.seed}
-    pruning["versions"] = versions
+    common = {
+        "sparsity": args.sparsity,
+        "block": args.block,
+        "seed": args.seed,
+        "versions": versions,
+    }
     if args.model == "mlp":
         return build_mlp(
-            MlpConfig(layers=args.layers, hidden=args.hidden, gemm=args.gemm, **pruning)
+            MlpConfig(layers=args.layers, hidden=args.hidden, gemm=args.gemm, **common)
         )
     if args.model == "resnet50":
         return build_resnet(
@@ -204,7 +208,7 @@ def _build(args: argparse.Namespace, versions: ModelVersions) -> onnx.ModelProto
                 width=args.width,
                 resolution=args.resolution,
                 classes=args.classes,
-                **pruning,
+                **common,
             )
         )
     if args.model == "yolo":
@@ -214,7 +218,7 @@ def _build(args: argparse.Namespace, versions: ModelVersions) -> onnx.ModelProto
                 depth=args.depth,
                 resolution=args.resolution,
                 classes=args.classes,
-                **pruning,
+                **common,
             )
         )
     return build_bert(
@@ -226,7 +230,7 @@ def _build(args: argparse.Namespace, versions: ModelVersions) -> onnx.ModelProto
             seq=args.seq,
             gelu=args.gelu,
             graph=args.graph,
-            **pruning,
+            **common,
         )
     )
 

@@ -12,7 +12,7 @@ from ortsparse.model_versions import ModelVersions, newest_model_versions
 
 class GraphBuilder:
     """Collects nodes and initializers; every node gets a unique, exporter-style path name. The
-    model is written at `versions`, by default the newest the installed onnxruntime loads (the
+    model is written at `versions`, by default the newest the installed onnxruntime runs (the
     nodes are written in forms that every opset from 17 on reads alike)."""
 
     def __init__(self, name: str, versions: ModelVersions | None = None):

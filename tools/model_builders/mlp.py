@@ -30,7 +30,7 @@ class MlpConfig:
     block: int | str = 1  # 1: unstructured, 4: 4-block, "4k": K-block pruning (pruning.py)
     gemm: bool = False
     seed: int = 0
-    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime loads
+    versions: ModelVersions | None = None  # None: the newest the installed onnxruntime runs
 
 
 def _linear_bias(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
