@@ -14,3 +14,16 @@ def test_the_text_encoder_is_fed_every_input_and_its_outputs_match(tmp_path, cap
     assert result["outputs_match"]
     assert result["input_shape"] == [1, 128]
     assert result["workload"] == "minilm_ort seq 128, 80% unstructured"
+
+
+def test_a_model_deepsparse_cannot_run_gets_a_dash_not_a_failure(tmp_path, capsys):
+    arguments = ["--names", "minilm", "--sparsity", "0.8", "--time", "0.05", "--warmup", "0"]
+    failing_python = "/bin/false"  # stands in for a DeepSparse that refuses the model
+    code = main(
+        [*arguments, "--no-verify", "--model-dir", str(tmp_path), "--deepsparse", failing_python]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "DeepSparse could not run minilm_s0.8_b1.onnx" in captured.err
+    (row,) = [line for line in captured.out.splitlines() if line.startswith("minilm seq 128")]
+    assert row.split()[-4:] == ["-", "-", "18/24", "match"]
