@@ -6,7 +6,7 @@ The machinery of tools/bench_gemm.py (ORT_ENABLE_ALL, --threads intra-op threads
 alternating 0.25 s slices, outputs checked first, rewrites verified on this CPU at the model's
 input size unless --no-verify), on the zoo's models at their input sizes (model_zoo.ZooModel).
 Sparsity 0 is the model as its package ships it. --deepsparse also times DeepSparse 1.8 on the
-model where it can run it ("-" where not: its onnx 1.14 reads no opset above 19).
+model where it can run it ("-" where not: the onnxruntime inside it reads no IR version above 9).
 
     python tools/bench_zoo.py                            # every model, dense and 80% unstructured
     python tools/bench_zoo.py --names ocr_cls --sparsity 0.8 0.9 --block 1 4 --time 3
