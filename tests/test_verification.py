@@ -306,7 +306,11 @@ def test_only_the_prologues_measured_no_faster_are_separated_again():
     model = two_depthwise_blocks()
     result = verify_rewrite(model, rewrite_keeping(model), timer=OnePrologueFasterTimer())
     assert op_types(result.model) == [
-        "SparseConv", "Conv", "BatchNormalization", "HardSwish", "SparseConv"
+        "SparseConv",
+        "Conv",
+        "BatchNormalization",
+        "HardSwish",
+        "SparseConv",
     ]
     first, second = [d for d in result.decisions if d.rewritten]
     assert any(step.startswith("depthwise Conv before it") for step in first.fused)
@@ -325,3 +329,49 @@ def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again
     onnx.checker.check_model(result.model)
     feeds = {"X": np.random.default_rng(0).standard_normal((2, 8, 11, 11)).astype(np.float32)}
     assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+class ScanTimer(ScriptedTimer):
+    """ScriptedTimer that also times the rewrite run one image at a time (a model of one Scan
+    node) at ``scan_ms`` against the batch at once's 10 ms."""
+
+    def __init__(self, scan_ms):
+        super().__init__()
+        self.scan_ms = scan_ms
+        self.scans_timed = 0
+
+    def compare(self, original, rewritten, feeds, seconds):
+        if op_types(rewritten) == ["Scan"]:
+            self.scans_timed += 1
+            return Timing(10.0, self.scan_ms)
+        return super().compare(original, rewritten, feeds, seconds)
+
+
+def test_a_batch_runs_one_image_at_a_time_where_that_is_faster():
+    model = sparse_mlp()
+    timer = ScanTimer(scan_ms=7.0)
+    result = verify_rewrite(model, rewrite_keeping(model), input_shapes={"A": [4, 16]}, timer=timer)
+    assert op_types(result.model) == ["Scan"]
+    assert timer.scans_timed == 2
+    assert "run one image at a time (a Scan over the batch)" in result.decided_by
+    assert all(decision.rewritten for decision in result.decisions)
+    for batch in (1, 5):
+        feeds = {"A": mlp_input(batch)}
+        assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+def test_one_image_at_a_time_not_faster_keeps_the_batch_at_once():
+    model = sparse_mlp()
+    timer = ScanTimer(scan_ms=9.9)
+    result = verify_rewrite(model, rewrite_keeping(model), input_shapes={"A": [4, 16]}, timer=timer)
+    assert op_types(result.model) == ["SparseGemm", "SparseGemm"]
+    assert timer.scans_timed == 1
+    assert "one image at a time" not in result.decided_by
+
+
+def test_a_batch_of_one_is_not_run_one_image_at_a_time():
+    model = sparse_mlp()
+    timer = ScanTimer(scan_ms=1.0)
+    result = verify_rewrite(model, rewrite_keeping(model), input_shapes={"A": [1, 16]}, timer=timer)
+    assert timer.scans_timed == 0
+    assert "Scan" not in op_types(result.model)
