@@ -40,8 +40,8 @@ def _leading_dim(value: onnx.ValueInfoProto) -> tuple[str, int | str] | None:
 
 
 def _batch_axis(graph: onnx.GraphProto, inputs: list[onnx.ValueInfoProto]) -> None:
-    """Raises NotBatched unless every input (and every output whose shape is declared) has the
-    same declared leading dimension."""
+    """Raises NotBatched unless every input has the same declared leading dimension, and every
+    output a declared shape that leads with it (or with a dimension left undeclared)."""
     if not inputs:
         raise NotBatched("the model has no inputs")
     leading = {_leading_dim(value) for value in inputs}
