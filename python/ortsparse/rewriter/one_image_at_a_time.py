@@ -41,7 +41,8 @@ def _leading_dim(value: onnx.ValueInfoProto) -> tuple[str, int | str] | None:
 
 def _batch_axis(graph: onnx.GraphProto, inputs: list[onnx.ValueInfoProto]) -> None:
     """Raises NotBatched unless every input has the same declared leading dimension, and every
-    output a declared shape that leads with it (or with a dimension left undeclared)."""
+    output a declared shape that leads with it or with a symbol (exporters name an output's batch
+    dimension as they please; verification compares the outputs)."""
     if not inputs:
         raise NotBatched("the model has no inputs")
     leading = {_leading_dim(value) for value in inputs}
@@ -52,7 +53,7 @@ def _batch_axis(graph: onnx.GraphProto, inputs: list[onnx.ValueInfoProto]) -> No
         if not output.type.tensor_type.HasField("shape"):
             raise NotBatched(f"output '{output.name}' has no declared shape")
         dim = _leading_dim(output)
-        if dim is not None and dim not in leading:
+        if dim is not None and dim[0] == "value" and dim not in leading:
             raise NotBatched(f"output '{output.name}' does not lead with the inputs' batch axis")
 
 
@@ -69,8 +70,9 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` as one Scan node over the batch axis of its inputs, whose body is its graph at
-    batch 1 (each input unsqueezed, each output squeezed); initializers stay in the outer graph,
-    where the body reads them. Raises NotBatched where there is no common batch axis."""
+    batch 1 (each input unsqueezed, each output squeezed), initializers included: ortsparse's
+    kernels take their weights only from initializers of their own graph on onnxruntime 1.21.
+    Raises NotBatched where there is no common batch axis."""
     graph = model.graph
     opset = _default_opset(model)
     if opset < MIN_OPSET:
@@ -78,7 +80,11 @@ def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
     if any(node.op_type == "Scan" and node.domain in ("", "ai.onnx") for node in graph.node):
         raise NotBatched("the model already scans")
     initializers = {tensor.name for tensor in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in initializers]
+    if any(value.name in initializers for value in graph.input):
+        # A caller may feed such an input in its initializer's place: moved into the body, it
+        # could no longer.
+        raise NotBatched("initializers are graph inputs too")
+    inputs = list(graph.input)
     _batch_axis(graph, inputs)
 
     used = {name for node in graph.node for name in (*node.input, *node.output)}
@@ -121,7 +127,14 @@ def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
         image = fresh(f"{value.name}_slice")
         body_nodes.append(reshaped("Squeeze", renamed[value.name], image))
         body_outputs.append(_one_image_of(value, image))
-    body = helper.make_graph(body_nodes, f"{graph.name}_one_image", body_inputs, body_outputs)
+    body = helper.make_graph(
+        body_nodes,
+        f"{graph.name}_one_image",
+        body_inputs,
+        body_outputs,
+        list(graph.initializer),
+        sparse_initializer=list(graph.sparse_initializer),
+    )
     scan = helper.make_node(
         "Scan",
         [value.name for value in inputs],
@@ -134,5 +147,7 @@ def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
     scanned.CopyFrom(model)
     del scanned.graph.node[:]
     del scanned.graph.value_info[:]  # batch-sized shapes, which the body's batch of 1 contradicts
+    del scanned.graph.initializer[:]
+    del scanned.graph.sparse_initializer[:]
     scanned.graph.node.append(scan)
     return scanned

@@ -54,7 +54,10 @@ def test_the_scan_computes_what_the_batch_does(opset):
     scanned = one_image_at_a_time(model)
     onnx.checker.check_model(scanned, full_check=True)
     assert op_types(scanned) == ["Scan"]
-    assert [i.name for i in scanned.graph.initializer] == [i.name for i in model.graph.initializer]
+    (scan,) = scanned.graph.node
+    body = scan.attribute[0].g
+    assert not scanned.graph.initializer
+    assert [i.name for i in body.initializer] == [i.name for i in model.graph.initializer]
     for batch in (1, 3):
         assert_same(run(scanned, images(batch)), run(model, images(batch)))
 
@@ -76,6 +79,13 @@ def test_names_the_body_would_take_are_left_to_the_graph():
     assert_same(run(scanned, images(2)), run(model, images(2)))
 
 
+def with_initializer_as_input(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its weight W listed as a graph input too, as IR 3 models list them all."""
+    (weight,) = [tensor for tensor in model.graph.initializer if tensor.name == "W"]
+    model.graph.input.append(helper.make_tensor_value_info("W", weight.data_type, weight.dims))
+    return model
+
+
 def two_inputs(first_dim, second_dim, output_dim="batch") -> onnx.ModelProto:
     nodes = [helper.make_node("Add", ["A", "B"], ["Y"])]
     return make_model(nodes, {"A": [first_dim, 3], "B": [second_dim, 3]}, {"Y": [output_dim, 3]})
@@ -91,11 +101,19 @@ def two_inputs(first_dim, second_dim, output_dim="batch") -> onnx.ModelProto:
         (one_image_at_a_time(classifier()), "the model already scans"),
         (make_model([helper.make_node("Relu", ["A"], ["Y"])], {"A": []}, {"Y": []}), "scalar"),
         (make_model([helper.make_node("Relu", ["A"], ["Y"])], {"A": ["b"]}, {"Y": None}), "shape"),
+        (with_initializer_as_input(classifier()), "initializers are graph inputs too"),
     ],
 )
 def test_a_model_without_one_batch_axis_is_refused(model, problem):
     with pytest.raises(NotBatched, match=problem):
         one_image_at_a_time(model)
+
+
+def test_an_output_whose_batch_axis_has_another_name_scans_too():
+    scanned = one_image_at_a_time(two_inputs("batch", "batch", "N"))
+    a, b = np.ones((3, 3), np.float32), np.full((3, 3), 2.0, np.float32)
+    session = ort.InferenceSession(scanned.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"A": a, "B": b})[0], a + b)
 
 
 def test_inputs_of_one_fixed_batch_scan_too():
