@@ -77,8 +77,10 @@ def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
     opset = _default_opset(model)
     if opset < MIN_OPSET:
         raise NotBatched(f"opset {opset} has no Scan without a batch axis of its own")
-    if any(node.op_type == "Scan" and node.domain in ("", "ai.onnx") for node in graph.node):
-        raise NotBatched("the model already scans")
+    subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(attribute.type in subgraphs for node in graph.node for attribute in node.attribute):
+        # Its subgraphs would read the graph's inputs by name from the outer scope: the batch's.
+        raise NotBatched("a node holds a subgraph (If, Loop, Scan)")
     initializers = {tensor.name for tensor in graph.initializer}
     if any(value.name in initializers for value in graph.input):
         # A caller may feed such an input in its initializer's place: moved into the body, it
@@ -89,6 +91,7 @@ def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
 
     used = {name for node in graph.node for name in (*node.input, *node.output)}
     used |= {value.name for value in (*graph.input, *graph.output)}
+    used |= initializers
 
     def fresh(name: str) -> str:
         candidate, suffix = f"{name}_one_image", 1
