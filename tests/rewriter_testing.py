@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 import ortsparse
 from onnx import helper, numpy_helper
-from ortsparse.model_versions import newest_model_versions
+from ortsparse.model_versions import ModelVersions, newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_gemm import SparseGemm
@@ -70,10 +70,13 @@ def make_model(
         [helper.make_tensor_value_info(name, FLOAT, shape) for name, shape in outputs.items()],
         [numpy_helper.from_array(value, name) for name, value in (initializers or {}).items()],
     )
+    return versions_at(opset).make_model(graph)
+
+
+def versions_at(opset: int | None) -> ModelVersions:
+    """The newest versions the installed onnxruntime runs, at ai.onnx ``opset`` where given."""
     versions = newest_model_versions()
-    if opset is not None:
-        versions = dataclasses.replace(versions, opset=opset)
-    return versions.make_model(graph)
+    return versions if opset is None else dataclasses.replace(versions, opset=opset)
 
 
 CHAIN_K, CHAIN_N = 16, 8

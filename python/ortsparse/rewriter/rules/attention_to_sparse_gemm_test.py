@@ -1,12 +1,9 @@
-import dataclasses
-
 import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
 
 import ortsparse
-from ortsparse.model_versions import newest_model_versions
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.packing import PackedWeight, unpack
 from tests.rewriter_testing import (
@@ -19,6 +16,7 @@ from tests.rewriter_testing import (
     run,
     sparse_gemms,
     sparse_weight,
+    versions_at,
 )
 
 BATCH, SEQUENCE, HIDDEN, HEADS = 2, 7, 32, 4
@@ -69,10 +67,7 @@ def attention_model(
         [helper.make_tensor_value_info(name, FLOAT, _OUTPUT_SHAPES[name]) for name in outputs],
         initializers,
     )
-    versions = newest_model_versions()
-    if opset is not None:
-        versions = dataclasses.replace(versions, opset=opset)
-    return versions.make_model(graph, [("com.microsoft", 1)])
+    return versions_at(opset).make_model(graph, [("com.microsoft", 1)])
 
 
 _OUTPUT_SHAPES = {
