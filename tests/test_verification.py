@@ -15,7 +15,7 @@ from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.command import input_shape
 from ortsparse.verification import ModelTimer, Timing, verify_rewrite
 
-from tests.api_testing import assert_close, mlp_input, ort_outputs, save, sparse_mlp
+from tests.api_testing import HIDDEN, assert_close, mlp_input, ort_outputs, save, sparse_mlp
 from tests.rewriter_testing import (
     CHAIN_K,
     FORCE_REWRITE,
@@ -301,11 +301,12 @@ class OnePrologueFasterTimer(PrologueTimer):
 
 def two_depthwise_blocks():
     """Two depthwise_separable_blocks one after the other, their nodes prefixed first/ and
-    second/."""
-    block = depthwise_separable_block()
-    first = onnx.compose.add_prefix(block, "first/")
-    second = onnx.compose.add_prefix(block, "second/")
-    return onnx.compose.merge_models(first, second, io_map=[("first/Y", "second/X")])
+    second/; the second takes the first's 16 channels."""
+    first = onnx.compose.add_prefix(depthwise_separable_block(), "first/")
+    second = onnx.compose.add_prefix(depthwise_separable_block(channels=16), "second/")
+    model = onnx.compose.merge_models(first, second, io_map=[("first/Y", "second/X")])
+    onnx.checker.check_model(model, full_check=True)
+    return model
 
 
 def test_only_the_prologues_measured_no_faster_are_separated_again():
@@ -356,7 +357,9 @@ class ScanTimer(ScriptedTimer):
 def test_a_batch_runs_one_image_at_a_time_where_that_is_faster():
     model = sparse_mlp()
     timer = ScanTimer(scan_ms=7.0)
-    result = verify_rewrite(model, rewrite_keeping(model), input_shapes={"A": [4, 16]}, timer=timer)
+    result = verify_rewrite(
+        model, rewrite_keeping(model), input_shapes={"A": [4, HIDDEN]}, timer=timer
+    )
     assert op_types(result.model) == ["Scan"]
     assert timer.scans_timed == 2
     assert "run one image at a time (a Scan over the batch)" in result.decided_by
@@ -369,7 +372,9 @@ def test_a_batch_runs_one_image_at_a_time_where_that_is_faster():
 def test_one_image_at_a_time_not_faster_keeps_the_batch_at_once():
     model = sparse_mlp()
     timer = ScanTimer(scan_ms=9.9)
-    result = verify_rewrite(model, rewrite_keeping(model), input_shapes={"A": [4, 16]}, timer=timer)
+    result = verify_rewrite(
+        model, rewrite_keeping(model), input_shapes={"A": [4, HIDDEN]}, timer=timer
+    )
     assert op_types(result.model) == ["SparseGemm", "SparseGemm"]
     assert timer.scans_timed == 1
     assert "one image at a time" not in result.decided_by
@@ -378,7 +383,9 @@ def test_one_image_at_a_time_not_faster_keeps_the_batch_at_once():
 def test_a_batch_of_one_is_not_run_one_image_at_a_time():
     model = sparse_mlp()
     timer = ScanTimer(scan_ms=1.0)
-    result = verify_rewrite(model, rewrite_keeping(model), input_shapes={"A": [1, 16]}, timer=timer)
+    result = verify_rewrite(
+        model, rewrite_keeping(model), input_shapes={"A": [1, HIDDEN]}, timer=timer
+    )
     assert timer.scans_timed == 0
     assert "Scan" not in op_types(result.model)
 

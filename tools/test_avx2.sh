@@ -28,6 +28,6 @@ exec "${emulated[@]}" -m pytest -p no:cacheprovider \
   tests/test_sparse_matmul_integer_op.py tests/test_sparse_conv_integer_op.py \
   tests/test_fuzz_ops.py tests/test_fuzz_rewriter.py python/ortsparse/rewriter \
   tests/test_quantize_model.py tests/test_quantized_end_to_end.py tests/test_bench_int8.py \
-  tests/test_model_zoo.py \
+  tests/test_model_zoo.py tests/test_bench_zoo.py tests/test_verification.py \
   tests/test_end_to_end.py --deselect tests/test_end_to_end.py::test_resnet50_at_224_rewritten_matches_ort \
   "$@"
