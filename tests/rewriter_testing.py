@@ -205,6 +205,60 @@ def depthwise_separable_block(
     return make_model(nodes, {"X": ["b", c, height, width]}, graph_outputs, constants)
 
 
+def sparse_conv_chain(
+    channels=(12, 8, 10),
+    kernel=3,
+    stride=1,
+    pads=None,
+    dilation=1,
+    height=11,
+    width=9,
+    residual=False,
+    block=1,
+    first_activation="Relu",
+    pointwise_reader=False,
+):
+    """Y = [residual +] Relu(Conv kxk(first_activation(Conv 1x1(X)))), both weights sparse."""
+    c0, c1, c2 = channels
+    pads = [kernel // 2 * dilation] * 4 if pads is None else pads
+    nodes = [helper.make_node("Conv", ["X", "W1", "B1"], ["p"], name="reduce")]
+    x = "p"
+    if first_activation:
+        nodes.append(helper.make_node(first_activation, ["p"], ["pa"]))
+        x = "pa"
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            [x, "W2", "B2"],
+            ["c"],
+            name="conv",
+            kernel_shape=[kernel, kernel],
+            strides=[stride, stride],
+            pads=pads,
+            dilations=[dilation, dilation],
+        )
+    )
+    nodes.append(helper.make_node("Relu", ["c"], ["r"] if residual else ["Y"]))
+    out_height = (height + pads[0] + pads[2] - dilation * (kernel - 1) - 1) // stride + 1
+    out_width = (width + pads[1] + pads[3] - dilation * (kernel - 1) - 1) // stride + 1
+    inputs = {"X": ["b", c0, height, width]}
+    if residual:
+        nodes.append(helper.make_node("Add", ["r", "R"], ["Y"]))
+        inputs["R"] = ["b", c2, out_height, out_width]
+    outputs = {"Y": ["b", c2, out_height, out_width]}
+    if pointwise_reader:
+        outputs["P"] = ["b", c1, height, width]
+        nodes.append(helper.make_node("Identity", [x], ["P"]))
+    rng = np.random.default_rng(3)
+    constants = {
+        "W1": conv_weight(c1, c0, (1, 1), sparsity=0.7, seed=1, block=block),
+        "B1": rng.standard_normal(c1).astype(np.float32),
+        "W2": conv_weight(c2, c1, (kernel, kernel), sparsity=0.7, seed=2, block=block),
+        "B2": rng.standard_normal(c2).astype(np.float32),
+    }
+    return make_model(nodes, inputs, outputs, constants)
+
+
 def fused_gemm(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict]:
     """The model's only SparseGemm and its attributes; fails unless the model has nothing else
     but Constant nodes."""

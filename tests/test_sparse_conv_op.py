@@ -1149,3 +1149,102 @@ def test_an_image_smaller_than_the_depthwise_kernel_at_run_time(library, rng):
     model = sparse_conv_model([1, 4, None, None], w, "csr", WINDOW_1X1, attributes=attributes)
     message = run_error(model, library, {"X": np.zeros((1, 4, 3, 9), np.float32)})
     assert "output size 0x5 < 1" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Pointwise prologue: X is the input of a sparse 1x1 convolution whose output the product takes,
+# computed band by band (the rewriter's fuse_pointwise_prologue tests it against ORT on chains).
+
+
+def pointwise_attributes(rng, k, n, fmt="csr", **overrides):
+    w = sparse_conv_weight(rng, n, k, (1, 1), 0.6)
+    packed = pack(w[:, :, 0, 0].T, fmt)
+    attributes = {
+        "pointwise_K": k,
+        "pointwise_N": n,
+        "pointwise_format": fmt,
+        "pointwise_weight_values": numpy_helper.from_array(packed["values"]),
+        "pointwise_weight_group_offsets": numpy_helper.from_array(packed["offsets"]),
+        "pointwise_weight_input_indices": numpy_helper.from_array(packed["indices"]),
+        "pointwise_bias": numpy_helper.from_array(rng.standard_normal(n).astype(np.float32)),
+        "pointwise_activation": "relu",
+    }
+    attributes.update(overrides)
+    return w[:, :, 0, 0], attributes
+
+
+def pointwise_reference(x, w, attributes):
+    bias = numpy_helper.to_array(attributes["pointwise_bias"])
+    return np.maximum(np.einsum("bkhw,nk->bnhw", x, w) + bias[None, :, None, None], 0)
+
+
+def conv_reference(x, w, pads):
+    """conv2d of x by w (stride 1) with pads [top, left, bottom, right], in numpy."""
+    top, left, bottom, right = pads
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    kh, kw = w.shape[2:]
+    out_h, out_w = padded.shape[2] - kh + 1, padded.shape[3] - kw + 1
+    out = np.zeros((x.shape[0], w.shape[0], out_h, out_w), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, :, i : i + out_h, j : j + out_w]
+            out += np.einsum("bchw,nc->bnhw", window, w[:, :, i, j])
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("x_shape", [(1, 7, 9, 13), (3, 7, 40, 2), (2, 7, 2, 3), (1, 7, 70, 33)])
+def test_pointwise_prologue_feeds_the_product(library, family, rng, threads, fmt, x_shape):
+    w = sparse_conv_weight(rng, 8, 12, (3, 3), 0.6)
+    w_p, attributes = pointwise_attributes(rng, 7, 12, fmt)
+    model = sparse_conv_model([None, 7, None, None], w, fmt, WINDOW_3X3, attributes=attributes)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    (y,) = session(model, library, threads).run(None, {"X": x})
+    assert_close(y, conv_reference(pointwise_reference(x, w_p, attributes), w, (1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"pointwise_N": 5}, "attribute pointwise_N = 5 must equal C = 4"),
+        ({"pointwise_format": "coo"}, "attribute pointwise_format must be 'csr' or 'block4'"),
+        ({"pointwise_weight_values": None}, "tensor attribute pointwise_weight_values is required"),
+        (
+            {"pointwise_weight_input_indices": numpy_helper.from_array(np.zeros(3, np.float32))},
+            "pointwise_weight_input_indices must be an int32 tensor of shape [n]",
+        ),
+        ({"pointwise_K": 2}, "is outside [0, K=2)"),
+        ({"pointwise_activation": "tanh"}, "unknown pointwise_activation 'tanh'"),
+        (
+            {"pointwise_residual_before_activation": 1},
+            "a pointwise prologue adds no residual",
+        ),
+    ],
+    ids=["channels", "format", "no-values", "index-type", "index-range", "activation", "residual"],
+)
+def test_bad_pointwise_attributes(library, rng, overrides, expected):
+    w = sparse_conv_weight(rng, 5, 4, (3, 3), 0.5)
+    _, attributes = pointwise_attributes(rng, 6, 4, **overrides)
+    model = sparse_conv_model([1, 6, 5, 5], w, "csr", WINDOW_3X3, attributes=attributes)
+    message = creation_error(model, library)
+    assert "SparseConv node 'sc'" in message and expected in message
+
+
+def test_a_pointwise_prologue_with_a_depthwise_one_is_refused(library, rng):
+    w = sparse_conv_weight(rng, 5, 4, (1, 1), 0.5)
+    _, attributes = pointwise_attributes(rng, 6, 4)
+    model = sparse_conv_model(
+        [1, 6, 5, 5], w, "csr", WINDOW_1X1, attributes={**attributes, **depthwise_attributes(4)}
+    )
+    assert "a pointwise prologue reads X in one part, with no depthwise prologue" in (
+        creation_error(model, library)
+    )
+
+
+def test_x_with_other_channels_than_the_pointwise_prologue_takes(library, rng):
+    w = sparse_conv_weight(rng, 5, 4, (3, 3), 0.5)
+    _, attributes = pointwise_attributes(rng, 6, 4)
+    model = sparse_conv_model([1, None, 5, 5], w, "csr", WINDOW_3X3, attributes=attributes)
+    message = run_error(model, library, {"X": np.zeros((1, 4, 5, 5), np.float32)})
+    assert "X has 4 channels (shape [1, 4, 5, 5]) but attribute pointwise_K is 6" in message

@@ -22,6 +22,7 @@ from tests.rewriter_testing import (
     depthwise_separable_block,
     matmul_then,
     op_types,
+    sparse_conv_chain,
 )
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
@@ -336,6 +337,55 @@ def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again
     onnx.checker.check_model(result.model)
     feeds = {"X": np.random.default_rng(0).standard_normal((2, 8, 11, 11)).astype(np.float32)}
     assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+class ChainTimer(ModelTimer):
+    """Runs models for real but reports: every rewrite part or whole twice as fast as ORT's
+    nodes; a SparseConv with a pointwise prologue at ``fused_ms`` against its two nodes' 1 ms;
+    the rewrite with its chains fused at ``whole_ms`` against the one without's 10 ms."""
+
+    def __init__(self, fused_ms, whole_ms=5.0):
+        super().__init__(threads=1, library=ortsparse.library_path())
+        self.fused_ms = fused_ms
+        self.whole_ms = whole_ms
+        self.chains_timed = 0
+
+    def compare(self, original, rewritten, feeds, seconds):
+        fused = any(
+            attribute.name == "pointwise_K"
+            for node in rewritten.graph.node
+            for attribute in node.attribute
+        )
+        if not fused:
+            return Timing(10.0, 5.0)
+        if original.graph.name == "verify":  # a part, as verification cuts it out
+            self.chains_timed += 1
+            return Timing(1.0, self.fused_ms)
+        return Timing(10.0, self.whole_ms)
+
+
+def test_a_chain_measured_faster_fused_becomes_one_node():
+    model = sparse_conv_chain(height=20, width=16)
+    timer = ChainTimer(fused_ms=0.5)
+    result = verify_rewrite(model, rewrite_keeping(model), timer=timer)
+    assert op_types(result.model) == ["SparseConv"]
+    assert timer.chains_timed == 1
+    reduce, conv = [d for d in result.decisions if d.rewritten]
+    assert conv.fused[-1] == "sparse 1x1 SparseConv before it (reduce)"
+    assert "sparse 1x1 SparseConv before it" not in " ".join(reduce.fused)
+    assert "1 chain(s) of two SparseConv nodes fused" in result.decided_by
+    feeds = {"X": np.random.default_rng(0).standard_normal((3, 12, 20, 16)).astype(np.float32)}
+    assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+@pytest.mark.parametrize(("fused_ms", "whole_ms"), [(0.99, 5.0), (0.5, 9.9)])
+def test_a_chain_not_faster_fused_alone_or_in_the_model_stays_two_nodes(fused_ms, whole_ms):
+    model = sparse_conv_chain()
+    result = verify_rewrite(
+        model, rewrite_keeping(model), timer=ChainTimer(fused_ms=fused_ms, whole_ms=whole_ms)
+    )
+    assert op_types(result.model) == ["SparseConv", "SparseConv"]
+    assert not any("SparseConv before it" in " ".join(d.fused) for d in result.decisions)
 
 
 class ScanTimer(ScriptedTimer):

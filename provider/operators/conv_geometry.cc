@@ -115,13 +115,15 @@ int64_t ReadInputChannels(const Ort::ConstKernelInfo& info) {
 }
 
 std::pair<int64_t, int64_t> ConvOutputSize(const std::vector<int64_t>& x_shape, int64_t channels,
-                                           const ConvWindow& window) {
+                                           const ConvWindow& window,
+                                           const char* channels_attribute) {
   if (x_shape.size() != 4) {
     throw std::invalid_argument("X must have rank 4 (NCHW), got shape " + ShapeString(x_shape));
   }
   if (x_shape[1] != channels) {
     throw std::invalid_argument("X has " + std::to_string(x_shape[1]) + " channels (shape " +
-                                ShapeString(x_shape) + ") but attribute C is " +
+                                ShapeString(x_shape) + ") but attribute " +
+                                channels_attribute + " is " +
                                 std::to_string(channels));
   }
   const int64_t out_height = window.height.OutputSize(x_shape[2]);

@@ -53,10 +53,12 @@ ConvWindow ReadWindowAttributes(const Ort::ConstKernelInfo& info, const std::str
 // The required attribute C, in [1, 2^31).
 int64_t ReadInputChannels(const Ort::ConstKernelInfo& info);
 
-// Y's height and width for X of x_shape (NCHW with `channels` channels); throws
-// std::invalid_argument for another rank or channel count, or an empty output.
+// Y's height and width for X of x_shape (NCHW with `channels` channels, the node's attribute
+// `channels_attribute`); throws std::invalid_argument for another rank or channel count, or an
+// empty output.
 std::pair<int64_t, int64_t> ConvOutputSize(const std::vector<int64_t>& x_shape, int64_t channels,
-                                           const ConvWindow& window);
+                                           const ConvWindow& window,
+                                           const char* channels_attribute = "C");
 
 // How X of one height and width is convolved: the input planes' layout (or X read in place) and
 // each stored weight's input offset, in the op's tile order. The planes layout points into the
@@ -92,6 +94,9 @@ struct DirectConvPlan {
   // output rows, which the op computes one at a time; `offsets` are its taps'. Null without a
   // prologue.
   std::unique_ptr<const DirectConvPlan> depthwise;
+  // SparseConv's pointwise prologue (operators/pointwise_prologue.h): its weights' input offsets
+  // in X of this size; empty without one. Its planes are always laid out in bands.
+  std::vector<int32_t> pointwise_offsets;
 
   // The size of the op's X this plan is for: the depthwise convolution's input where there is
   // one, else the planes' input.

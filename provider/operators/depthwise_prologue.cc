@@ -18,29 +18,6 @@ constexpr int64_t kMaxElements = std::numeric_limits<int32_t>::max();
 // kernel row's taps.
 constexpr size_t kStripFloats = size_t{6} << 10;
 
-// The float tensor attribute `name` of `shape`, or nothing when the node has none; throws
-// std::invalid_argument for another type or shape.
-std::optional<std::vector<float>> FloatTensorAttribute(const Ort::ConstKernelInfo& info,
-                                                       const char* name,
-                                                       const std::vector<int64_t>& shape) {
-  Ort::AllocatorWithDefaultOptions allocator;
-  Ort::Value value{nullptr};
-  try {
-    value = info.GetTensorAttribute(name, allocator);
-  } catch (const Ort::Exception&) {
-    return std::nullopt;  // ORT reports a missing attribute as an error
-  }
-  const Ort::TensorTypeAndShapeInfo type_and_shape = value.GetTensorTypeAndShapeInfo();
-  if (type_and_shape.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT ||
-      type_and_shape.GetShape() != shape) {
-    throw std::invalid_argument("attribute " + std::string(name) +
-                                " must be a float tensor of shape " + ShapeString(shape) +
-                                ", got shape " + ShapeString(type_and_shape.GetShape()));
-  }
-  const float* data = value.GetTensorData<float>();
-  return std::vector<float>(data, data + type_and_shape.GetElementCount());
-}
-
 struct SourcePlanesTag;
 
 }  // namespace
@@ -64,14 +41,14 @@ std::optional<DepthwisePrologue> DepthwisePrologue::Read(const Ort::ConstKernelI
   const WindowAxis& height = prologue.window_.height;
   const WindowAxis& width = prologue.window_.width;
   prologue.weights_ =
-      FloatTensorAttribute(info, "depthwise_weight", {channels, 1, height.kernel, width.kernel})
+      TensorAttribute<float>(info, "depthwise_weight", {channels, 1, height.kernel, width.kernel})
           .value_or(std::vector<float>());
   if (prologue.weights_.empty()) {
     throw std::invalid_argument(
         "attribute depthwise_weight (float [C, 1, kH, kW]) is required "
         "with depthwise_kernel_shape");
   }
-  prologue.bias_ = FloatTensorAttribute(info, "depthwise_bias", {channels})
+  prologue.bias_ = TensorAttribute<float>(info, "depthwise_bias", {channels})
                        .value_or(std::vector<float>(static_cast<size_t>(channels), 0.0f));
   prologue.epilogue_ = ReadActivation(info, "depthwise_");
   prologue.reads_x_ = height.stride <= 2 && width.stride <= 2 &&

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,33 @@ std::vector<T> ConstantVectorInput(const Ort::ConstKernelInfo& info, size_t inde
   }
   const T* data = value.GetTensorData<T>();
   return std::vector<T>(data, data + shape[0]);
+}
+
+// The tensor attribute `name` of element type T, or nothing when the node has none; throws
+// std::invalid_argument for another element type, or a shape other than `shape` (any 1-D shape
+// where that is empty).
+template <typename T>
+std::optional<std::vector<T>> TensorAttribute(const Ort::ConstKernelInfo& info, const char* name,
+                                              const std::vector<int64_t>& shape = {}) {
+  Ort::AllocatorWithDefaultOptions allocator;
+  Ort::Value value{nullptr};
+  try {
+    value = info.GetTensorAttribute(name, allocator);
+  } catch (const Ort::Exception&) {
+    return std::nullopt;  // ORT reports a missing attribute as an error
+  }
+  const Ort::TensorTypeAndShapeInfo type_and_shape = value.GetTensorTypeAndShapeInfo();
+  const std::vector<int64_t> actual = type_and_shape.GetShape();
+  const bool shape_matches = shape.empty() ? actual.size() == 1 : actual == shape;
+  if (type_and_shape.GetElementType() != Ort::TypeToTensorType<T>::type || !shape_matches) {
+    throw std::invalid_argument("attribute " + std::string(name) + " must be " +
+                                (std::is_same_v<T, float> ? "a float" : "an int32") +
+                                " tensor of shape " +
+                                (shape.empty() ? std::string("[n]") : ShapeString(shape)) +
+                                ", got shape " + ShapeString(actual));
+  }
+  const T* data = value.GetTensorData<T>();
+  return std::vector<T>(data, data + type_and_shape.GetElementCount());
 }
 
 // At least `floats` floats on a cache line, in a buffer this thread keeps for its life at the

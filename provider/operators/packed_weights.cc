@@ -23,9 +23,10 @@ std::optional<Activation> ParseActivation(const std::string& name) {
   return std::nullopt;
 }
 
-kernels::Epilogue ReadEpilogue(const Ort::ConstKernelInfo& info) {
-  kernels::Epilogue epilogue = ReadActivation(info, "");
-  const int64_t residual_before = IntAttribute(info, "residual_before_activation").value_or(0);
+kernels::Epilogue ReadEpilogue(const Ort::ConstKernelInfo& info, const std::string& prefix) {
+  kernels::Epilogue epilogue = ReadActivation(info, prefix);
+  const int64_t residual_before =
+      IntAttribute(info, (prefix + "residual_before_activation").c_str()).value_or(0);
   if (residual_before != 0 && residual_before != 1) {
     throw std::invalid_argument("attribute residual_before_activation must be 0 or 1, got " +
                                 std::to_string(residual_before));
@@ -63,30 +64,36 @@ kernels::Epilogue ReadActivation(const Ort::ConstKernelInfo& info, const std::st
   return epilogue;
 }
 
-SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info) {
+SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info,
+                                                  const std::string& prefix) {
   SparseMatrixAttributes matrix;
-  const std::optional<int64_t> k = IntAttribute(info, "K");
-  const std::optional<int64_t> n = IntAttribute(info, "N");
-  if (!k || !n) throw std::invalid_argument("integer attributes K and N are required");
+  const std::optional<int64_t> k = IntAttribute(info, (prefix + "K").c_str());
+  const std::optional<int64_t> n = IntAttribute(info, (prefix + "N").c_str());
+  if (!k || !n) {
+    throw std::invalid_argument("integer attributes " + prefix + "K and " + prefix +
+                                "N are required");
+  }
   // Both bound int32 indices and offsets, and their products stay far from size_t overflow.
   constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
   if (*k < 1 || *n < 1 || *k > kMaxDim || *n > kMaxDim) {
-    throw std::invalid_argument("K and N must be in [1, 2^31), got K=" + std::to_string(*k) +
-                                ", N=" + std::to_string(*n));
+    throw std::invalid_argument(prefix + "K and " + prefix + "N must be in [1, 2^31), got " +
+                                prefix + "K=" + std::to_string(*k) + ", " + prefix +
+                                "N=" + std::to_string(*n));
   }
   matrix.k = *k;
   matrix.n = *n;
 
-  const std::optional<std::string> format = StringAttribute(info, "format");
+  const std::string format_name = prefix + "format";
+  const std::optional<std::string> format = StringAttribute(info, format_name.c_str());
   if (format == "csr") {
     matrix.block_size = 1;
   } else if (format == "block4") {
     matrix.block_size = 4;
   } else {
-    throw std::invalid_argument("attribute format must be 'csr' or 'block4', got '" +
+    throw std::invalid_argument("attribute " + format_name + " must be 'csr' or 'block4', got '" +
                                 format.value_or("(missing)") + "'");
   }
-  matrix.epilogue = ReadEpilogue(info);
+  matrix.epilogue = ReadEpilogue(info, prefix);
   return matrix;
 }
 
@@ -127,6 +134,26 @@ PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
       ConstantVectorInput<float>(info, kInputWeightValues, "weight_values"),
       ConstantVectorInput<int32_t>(info, kInputWeightGroupOffsets, "weight_group_offsets"),
       ConstantVectorInput<int32_t>(info, kInputWeightInputIndices, "weight_input_indices")};
+  CheckPackedWeights(packed, matrix);
+  return packed;
+}
+
+PackedWeights ReadPackedWeightAttributes(const Ort::ConstKernelInfo& info,
+                                         const SparseMatrixAttributes& matrix,
+                                         const std::string& prefix) {
+  const auto read = [&](auto element, const char* name) {
+    const std::string attribute = prefix + name;
+    auto values = TensorAttribute<decltype(element)>(info, attribute.c_str());
+    if (!values) throw std::invalid_argument("tensor attribute " + attribute + " is required");
+    return std::move(*values);
+  };
+  PackedWeights packed{read(0.0f, "weight_values"), read(int32_t{0}, "weight_group_offsets"),
+                       read(int32_t{0}, "weight_input_indices")};
+  CheckPackedWeights(packed, matrix);
+  return packed;
+}
+
+void CheckPackedWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix) {
   const std::vector<int32_t>& group_offsets = packed.group_offsets;
   const std::vector<int32_t>& input_indices = packed.input_indices;
   const size_t block_size = matrix.block_size;
@@ -145,7 +172,6 @@ PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 std::to_string(nnz_blocks) + " input indices)");
   }
   CheckGroups(group_offsets, input_indices, matrix.k, "K=" + std::to_string(matrix.k));
-  return packed;
 }
 
 std::optional<std::vector<float>> ReadConstantBias(const Ort::ConstKernelInfo& info, int64_t n) {

@@ -26,9 +26,10 @@ struct SparseMatrixAttributes {
   kernels::Epilogue epilogue;
 };
 
-// Reads K, N, format and the epilogue attributes; throws std::invalid_argument when one is
-// missing or out of range.
-SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info);
+// Reads K, N, format and the epilogue attributes, each name after `prefix`; throws
+// std::invalid_argument when one is missing or out of range.
+SparseMatrixAttributes ReadSparseMatrixAttributes(const Ort::ConstKernelInfo& info,
+                                                  const std::string& prefix = "");
 
 // The packed weight inputs, validated against the contract.
 struct PackedWeights {
@@ -49,8 +50,17 @@ void CheckGroups(const std::vector<int32_t>& group_offsets,
 // std::invalid_argument for an unknown activation.
 kernels::Epilogue ReadActivation(const Ort::ConstKernelInfo& info, const std::string& prefix);
 
+// The packed weights from the node's constant inputs, checked against `matrix`.
 PackedWeights ReadPackedWeights(const Ort::ConstKernelInfo& info,
                                 const SparseMatrixAttributes& matrix);
+// The packed weights from tensor attributes `prefix`weight_values, `prefix`weight_group_offsets
+// and `prefix`weight_input_indices, as a prologue's come (they are not the node's inputs).
+PackedWeights ReadPackedWeightAttributes(const Ort::ConstKernelInfo& info,
+                                         const SparseMatrixAttributes& matrix,
+                                         const std::string& prefix);
+// Throws std::invalid_argument unless `packed` holds one group of indices per block of
+// matrix.block_size output channels, as CheckGroups checks them, and their values.
+void CheckPackedWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix);
 
 // The bias when it is a constant initializer (validated once, here), else nothing: it then comes
 // with each run.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace ortsparse {
@@ -40,6 +41,10 @@ constexpr size_t kBandPlanesFloats = size_t{192} << 10;
 // blocks of channels.
 constexpr size_t kTargetBandsPerImage = 16;
 constexpr size_t kMinBandsPerImage = 4;
+// A run of a node with a pointwise prologue is split into at least this many tasks per core of
+// the machine (ORT tells a kernel nothing of its pool's threads), where its bands allow: each task
+// reuses the halo rows within its run of bands, and computes them again at its start.
+constexpr size_t kPrologueTasksPerCore = 2;
 
 static_assert(kMaxXParts <= kernels::kMaxInputBases, "compiled code reads each part of X in place");
 
@@ -86,6 +91,22 @@ struct ConvJob {
   // The depthwise convolution whose output the planes hold, computed from X (channel_floats of
   // each channel) instead of packing X; null without one.
   const DepthwisePrologue* depthwise;
+  // Likewise the sparse 1x1 convolution whose output the planes hold; its plans are in bands.
+  const PointwisePrologue* pointwise;
+
+  // Bands of output rows per image that one task takes, one after the other, for plans in bands.
+  size_t bands_per_task;
+
+  // The bands of task `task` of a plan in bands: image `image`'s [first, end).
+  struct BandRange {
+    size_t image, first, end;
+  };
+  BandRange BandsOf(size_t task) const {
+    const size_t bands = CeilDiv(plan->out_height, plan->band_rows);
+    const size_t tasks_per_image = CeilDiv(bands, bands_per_task);
+    const size_t first = task % tasks_per_image * bands_per_task;
+    return {task / tasks_per_image, first, std::min(bands, first + bands_per_task)};
+  }
 
   // Tile `tile` of an image: grid positions [first, end), computed from `start` on, which is
   // earlier than `first` for the last tile read in place (see DirectConvPlan::last_tile_start).
@@ -105,9 +126,10 @@ struct ConvJob {
   size_t SlicesPerTask(size_t slices) const { return group_channels != 0 ? slices : 1; }
 
   // Packs the planes of channels [channel_begin, channel_end) of an image, from each part of X
-  // that holds some of them, with rows from first_plane_row on.
+  // that holds some of them, with rows from first_plane_row on; `follows`: the thread's previous
+  // call packed the band before (PointwisePrologue::WritePlanes).
   void PackPlanes(size_t image, size_t first_plane_row, size_t channel_begin, size_t channel_end,
-                  float* image_planes) const {
+                  float* image_planes, bool follows = false) const {
     for (size_t p = 0; p < x_part_count; ++p) {
       const XPart& part = x_parts[p];
       const size_t begin = std::max(channel_begin, part.first_channel);
@@ -115,7 +137,13 @@ struct ConvJob {
       if (begin >= end) continue;
       const float* channels =
           part.data + (image * part.channels + begin - part.first_channel) * channel_floats;
-      if (depthwise != nullptr) {
+      if (pointwise != nullptr) {
+        // X is one part, all of whose channels every channel of the planes reads.
+        pointwise->WritePlanes(plan->pointwise_offsets, *microkernels, channels,
+                               static_cast<size_t>(plan->in_height),
+                               static_cast<size_t>(plan->in_width), plan->planes, first_plane_row,
+                               follows, image_planes);
+      } else if (depthwise != nullptr) {
         depthwise->WritePlanes(*plan->depthwise, *microkernels, channels, plan->planes,
                                first_plane_row, begin, end, image_planes);
       } else {
@@ -330,17 +358,14 @@ void CompiledConvTask(void* data, size_t task) {
 struct BandPlanesTag;
 float* ThreadBandPlanes(size_t floats) { return ThreadLocalFloats<BandPlanesTag>(floats); }
 
-// Task (image, band of output rows) for a plan whose planes are laid out in bands: packs the
+// Band `band` of image `image` for a plan whose planes are laid out in bands, compiled: packs the
 // band's planes, then multiplies them by every block of channels, a group of tiles at a time.
-void CompiledBandTask(void* data, size_t task) {
-  const ConvJob& job = *static_cast<const ConvJob*>(data);
+void CompiledBand(const ConvJob& job, size_t image, size_t band, bool follows) {
   const DirectConvPlan& plan = *job.plan;
   const size_t panel_rows = job.microkernels->panel_rows;
-  const size_t bands = CeilDiv(plan.out_height, plan.band_rows);
-  const size_t image = task / bands;
-  const size_t first_row = task % bands * plan.band_rows;
+  const size_t first_row = band * plan.band_rows;
   float* planes = ThreadBandPlanes(plan.planes.total_elements);
-  job.PackPlanes(image, first_row, 0, plan.planes.channels, planes);
+  job.PackPlanes(image, first_row, 0, plan.planes.channels, planes, follows);
   const float* bases[kernels::kMaxInputBases];
   std::fill(bases, bases + kernels::kMaxInputBases, planes);
 
@@ -358,6 +383,56 @@ void CompiledBandTask(void* data, size_t task) {
     MultiplyCompiledTiles(job, bases, image, first_row * plan.out_width, rows, group_tiles, 0,
                           blocks);
   }
+}
+
+// The same for the tile kernels: each tile of the band's planes by every chunk of channels.
+void TileBand(const ConvJob& job, size_t image, size_t band, bool follows) {
+  const DirectConvPlan& plan = *job.plan;
+  const SpmmMicrokernels& mk = *job.microkernels;
+  const TileWeights& tw = *job.tile_weights;
+  const size_t first_row = band * plan.band_rows;
+  float* planes = ThreadBandPlanes(plan.planes.total_elements);
+  job.PackPlanes(image, first_row, 0, plan.planes.channels, planes, follows);
+
+  const size_t band_rows = std::min(plan.band_rows, plan.out_height - first_row);
+  const size_t grid_positions = (band_rows - 1) * plan.planes.plane_width + plan.out_width;
+  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kStoreChannels];
+  for (size_t first = 0; first < grid_positions; first += mk.panel_rows) {
+    const size_t rows = std::min(mk.panel_rows, grid_positions - first);
+    for (size_t chunk = 0; chunk < tw.chunks; ++chunk) {
+      MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + first, 0, rows, chunk, acc);
+      const size_t chunk_begin = tw.ChunkBegin(chunk);
+      const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
+      job.Store(acc, mk.panel_rows, image, first_row * plan.out_width, first, rows, chunk_begin,
+                chunk_channels);
+    }
+  }
+}
+
+// Task (image, run of bands of output rows) for a plan in bands, one band after the other.
+template <void (*kBand)(const ConvJob&, size_t, size_t, bool)>
+void BandTask(void* data, size_t task) {
+  const ConvJob& job = *static_cast<const ConvJob*>(data);
+  const ConvJob::BandRange range = job.BandsOf(task);
+  for (size_t band = range.first; band < range.end; ++band) {
+    kBand(job, range.image, band, band != range.first);
+  }
+}
+
+// Output rows per band for a pointwise prologue's planes, which are always in bands: about
+// 1/kTargetBandsPerImage of the image, at least a compiled task's rows, and planes of at most
+// kBandPlanesFloats (or a single row).
+size_t PrologueBandRows(const DirectConvPlan& whole, size_t panel_rows) {
+  const kernels::InputPlanes& planes = whole.planes;
+  const size_t row_floats = planes.channels * planes.row_phase_count *
+                            planes.column_phase_count * planes.plane_width;
+  const size_t reach = planes.plane_height - whole.out_height;
+  const size_t fitting_rows = kBandPlanesFloats / row_floats;
+  const size_t most_rows = fitting_rows > reach ? fitting_rows - reach : 1;
+  const size_t task_rows = CeilDiv(kCompiledTilesPerTask * panel_rows, planes.plane_width);
+  return std::min(
+      {std::max(CeilDiv(whole.out_height, kTargetBandsPerImage), task_rows), most_rows,
+       whole.out_height});
 }
 
 // Output rows per band for compiled code on `whole`, the whole image's planes; 0 to keep those:
@@ -394,6 +469,11 @@ SparseConvKernel::SparseConvKernel(const Ort::ConstKernelInfo& info) {
   PackedWeights packed = ReadPackedWeights(info, matrix_);
   constant_bias_ = ReadConstantBias(info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
+  pointwise_ = PointwisePrologue::Read(info, channels_, *microkernels_);
+  if (pointwise_.has_value() && (depthwise_.has_value() || x_parts_ != 1)) {
+    throw std::invalid_argument("a pointwise prologue reads X in one part, with no depthwise "
+                                "prologue");
+  }
   tile_kernels_ = DirectTileKernelsFor(*microkernels_, matrix_.block_size);
   tile_weights_ = BuildTileWeights(packed, matrix_, *microkernels_, window_.TapsPerRun());
   verbose_ = FlagVariable("ORTSPARSE_VERBOSE", false);
@@ -496,7 +576,11 @@ std::vector<int64_t> SparseConvKernel::JoinedXShape(const Ort::KernelContext& co
 
 std::shared_ptr<const DirectConvPlan> SparseConvKernel::PlanFor(
     const std::vector<int64_t>& x_shape, const size_t part_channels[kMaxXParts]) const {
-  ConvOutputSize(x_shape, channels_, depthwise_.has_value() ? depthwise_->window() : window_);
+  if (pointwise_.has_value()) {
+    ConvOutputSize(x_shape, pointwise_->InputChannels(), window_, "pointwise_K");
+  } else {
+    ConvOutputSize(x_shape, channels_, depthwise_.has_value() ? depthwise_->window() : window_);
+  }
   std::vector<size_t> parts;
   if (x_parts_ > 1) parts.assign(part_channels, part_channels + x_parts_);
   return plans_.Get(x_shape[2], x_shape[3], parts, [&](int64_t height, int64_t width) {
@@ -508,16 +592,28 @@ std::shared_ptr<const DirectConvPlan> SparseConvKernel::BuildPlan(
     int64_t in_height, int64_t in_width, const std::vector<size_t>& part_channels) const {
   auto plan = std::make_shared<DirectConvPlan>();
   plan->x_part_channels = part_channels;
-  // With a depthwise prologue the planes are its output, which the op writes.
+  // With a prologue the planes are its output, which the op writes.
   PlaneReading reading = {microkernels_->panel_rows, microkernels_->vector_rows,
-                          /*may_read_in_place=*/!depthwise_.has_value(), kMaxAttribute};
+                          /*may_read_in_place=*/!depthwise_.has_value() && !pointwise_.has_value(),
+                          kMaxAttribute};
   const int64_t product_height =
       depthwise_.has_value() ? depthwise_->window().height.OutputSize(in_height) : in_height;
   const int64_t product_width =
       depthwise_.has_value() ? depthwise_->window().width.OutputSize(in_width) : in_width;
   std::vector<int64_t> tap_offsets = LayOutDirectConv(
       window_, static_cast<size_t>(channels_), product_height, product_width, reading, *plan);
+  if (pointwise_.has_value()) {
+    reading.band_rows = PrologueBandRows(*plan, microkernels_->panel_rows);
+    tap_offsets = LayOutDirectConv(window_, static_cast<size_t>(channels_), product_height,
+                                   product_width, reading, *plan);
+    plan->pointwise_offsets = pointwise_->Offsets(in_height, in_width);
+  }
   std::string kernels = CompileFor(*plan, reading, tap_offsets);
+  if (pointwise_.has_value()) {
+    kernels += ", after a sparse 1x1 convolution of " +
+               std::to_string(pointwise_->InputChannels()) + " channels, in bands of " +
+               std::to_string(plan->band_rows) + " rows";
+  }
   if (depthwise_.has_value()) {
     plan->depthwise = depthwise_->Plan(in_height, in_width);
     kernels += ", after a depthwise " + std::to_string(depthwise_->window().height.kernel) + "x" +
@@ -568,13 +664,19 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading read
                                     static_cast<double>(matrix_.k * matrix_.n) *
                                     static_cast<double>(std::min<int64_t>(
                                         matrix_.n, kernels::CompiledConv::kMaxBlockChannels));
-  if (plan.planes.plane_width == plan.out_width && output_channel_groups_ == 0 &&
+  // Planes in bands (a prologue's) are multiplied by band tasks, which have no finishing kernels.
+  const bool banded = plan.band_rows != 0;
+  if (!banded && plan.planes.plane_width == plan.out_width && output_channel_groups_ == 0 &&
       weights_per_input < kMinFinishingReuse &&
       DirectCsrFinishersFor(*microkernels_, false, matrix_.epilogue.activation,
                             kernels::ResidualMode::kNone) != nullptr) {
     return "tile kernels (they finish Y themselves)";
   }
-  const size_t tiles = CeilDiv(plan.grid_positions, microkernels_->panel_rows);
+  // Planes in bands count the whole image's tiles.
+  const size_t image_positions =
+      banded ? (plan.out_height - 1) * plan.planes.plane_width + plan.out_width
+             : plan.grid_positions;
+  const size_t tiles = CeilDiv(image_positions, microkernels_->panel_rows);
   if (tiles < kMinCompiledTiles) {
     return "tile kernels (" + std::to_string(tiles) + (tiles == 1 ? " tile" : " tiles") +
            " of grid positions per image, fewer than " + std::to_string(kMinCompiledTiles) + ")";
@@ -584,8 +686,8 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading read
     tap_offsets = LayOutDirectConv(window_, static_cast<size_t>(channels_), plan.in_height,
                                    plan.in_width, reading, plan);
   };
-  const size_t band_rows = BandRowsFor(plan, microkernels_->panel_rows);
-  if (band_rows != 0) lay_out(band_rows);
+  const size_t band_rows = banded ? plan.band_rows : BandRowsFor(plan, microkernels_->panel_rows);
+  if (band_rows != 0 && !banded) lay_out(band_rows);
   // X's parts read in place: each feature's offset counts from its part's own base.
   std::vector<int64_t> offsets = tap_offsets;
   std::vector<uint8_t> bases;
@@ -611,13 +713,15 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading read
   std::string why_not;
   plan.compiled = microkernels_->compile_conv(weights, &why_not);
   if (plan.compiled == nullptr) {
-    // The tile kernels read the whole image's planes.
-    if (band_rows != 0) lay_out(0);
+    // The tile kernels read the whole image's planes, unless they were in bands already.
+    if (band_rows != 0 && !banded) lay_out(0);
     return "tile kernels (not compiled: " + why_not + ")";
   }
   return "compiled, " + std::to_string(plan.compiled->PieceCount()) + " pieces, " +
          std::to_string(CeilDiv(plan.compiled->CodeBytes(), 1024)) + " KiB of code" +
-         (band_rows == 0 ? "" : ", planes in bands of " + std::to_string(band_rows) + " rows") +
+         (band_rows == 0 || banded
+              ? ""
+              : ", planes in bands of " + std::to_string(band_rows) + " rows") +
          (bases.empty() ? ""
                         : ", X's " + std::to_string(plan.x_part_channels.size()) +
                               " parts read in place");
@@ -658,6 +762,7 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.epilogue = matrix_.epilogue;
   job.group_channels = groups == 0 ? 0 : static_cast<size_t>(matrix_.n / groups);
   job.depthwise = depthwise_.has_value() ? &*depthwise_ : nullptr;
+  job.pointwise = pointwise_.has_value() ? &*pointwise_ : nullptr;
   if (plan->compiled == nullptr && matrix_.block_size == 1 && groups == 0 && split == 0 &&
       plan->planes.plane_width == plan->out_width) {
     const kernels::ResidualMode residual_mode =
@@ -685,8 +790,16 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
     job.y = y_data;
     job.y_2 = y_2_data;
     job.residual = residual;
-    RunTasks(context, threading_, CompiledBandTask,
-             images * CeilDiv(plan->out_height, plan->band_rows), &job);
+    const size_t bands = CeilDiv(plan->out_height, plan->band_rows);
+    // A prologue's bands go in runs, each reusing the rows of P that the one before computed,
+    // as few runs as keep kMinPrologueTasks tasks for the pool's threads.
+    static const size_t min_prologue_tasks =
+        kPrologueTasksPerCore * std::max(1u, std::thread::hardware_concurrency());
+    job.bands_per_task =
+        pointwise_.has_value() ? CeilDiv(bands, CeilDiv(min_prologue_tasks, images)) : 1;
+    RunTasks(context, threading_,
+             plan->compiled != nullptr ? BandTask<CompiledBand> : BandTask<TileBand>,
+             images * CeilDiv(bands, job.bands_per_task), &job);
     return;
   }
 

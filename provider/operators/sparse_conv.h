@@ -8,7 +8,9 @@
 // [B, A, OH, OW, Cout / A], as detection heads reshape and transpose a conv's output, and the
 // output stage writes each finished run across its group's rows. With a depthwise prologue
 // (operators/depthwise_prologue.h), X is the input of a depthwise convolution whose output the op
-// computes into its planes, and the product is 1x1.
+// computes into its planes, and the product is 1x1. With a pointwise prologue
+// (operators/pointwise_prologue.h), X is the input of a sparse 1x1 convolution whose output the
+// op computes band by band into its planes, which are then always laid out in bands.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
@@ -23,6 +25,7 @@
 #include "operators/conv_geometry.h"
 #include "operators/depthwise_prologue.h"
 #include "operators/packed_weights.h"
+#include "operators/pointwise_prologue.h"
 #include "operators/spmm_tiles.h"
 
 namespace ortsparse {
@@ -54,8 +57,8 @@ class SparseConvKernel : public NodeKernel<SparseConvKernel> {
   std::shared_ptr<const DirectConvPlan> BuildPlan(int64_t in_height, int64_t in_width,
                                                   const std::vector<size_t>& part_channels) const;
   // Compiles the weights for `plan`'s planes where that pays, first laying the planes out anew in
-  // bands (reading.band_rows, tap_offsets) where the whole image's would not stay in L2; returns
-  // which kernels serve it, and why, for ORTSPARSE_VERBOSE.
+  // bands (reading.band_rows, tap_offsets) where the whole image's would not stay in L2 (planes
+  // already in bands stay so); returns which kernels serve it, and why, for ORTSPARSE_VERBOSE.
   std::string CompileFor(DirectConvPlan& plan, PlaneReading reading,
                          std::vector<int64_t>& tap_offsets) const;
 
@@ -70,6 +73,7 @@ class SparseConvKernel : public NodeKernel<SparseConvKernel> {
   size_t x_parts_ = 1;  // tensors whose channels make up X: X and the inputs after the residual
   std::optional<std::vector<float>> constant_bias_;
   std::optional<DepthwisePrologue> depthwise_;
+  std::optional<PointwisePrologue> pointwise_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;
   TileKernels<int32_t> tile_kernels_{};

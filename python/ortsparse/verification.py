@@ -25,7 +25,13 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    fastest alone (those at or above the first, second, then third quartile of the speedups
    measured) and timed again; if none is faster, the original is returned as it is. A whole
    rewrite measured faster is timed once more, and kept only if faster again.
-4. Where the inputs hold a batch of more than one, the kept rewrite is also run one image at a
+4. Chains of two SparseConv nodes, a sparse 1x1 whose output only a second SparseConv reads,
+   are tried as one op that computes the 1x1's output band by band (a pointwise prologue:
+   FusePointwisePrologue). Each fused node is timed against the two, and kept where
+   GROUP_MARGIN faster; the rewrite with those kept must then be faster than the one without,
+   twice, as a whole. The halo rows a band recomputes and the parallelism a small image loses
+   can cost more than the memory traffic it saves: measured, not assumed.
+5. Where the inputs hold a batch of more than one, the kept rewrite is also run one image at a
    time (one_image_at_a_time: a Scan over the batch) and becomes that where its outputs are the
    same and it is GROUP_MARGIN faster, twice: run layer by layer, a batch's activations outgrow
    the caches that one image's fit in.
@@ -54,6 +60,10 @@ from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.model_io import Rewrite
 from ortsparse.rewriter.one_image_at_a_time import NotBatched, one_image_at_a_time
 from ortsparse.rewriter.rules.fuse_depthwise_prologue import FuseDepthwisePrologue
+from ortsparse.rewriter.rules.fuse_pointwise_prologue import (
+    FusePointwisePrologue,
+    fuse_pointwise_prologues,
+)
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 Progress = Callable[[str], None]
@@ -250,11 +260,143 @@ def verify_rewrite(
             ]
             decided_by = f"{result.decided_by}; {summary}: whole model {whole.describe()}"
             kept = RewriteResult(result.model, decisions, decided_by)
+            kept = _pointwise_prologues_if_faster(
+                timer, original, kept, feeds, deadline, whole_budget, tell
+            )
             return _one_image_at_a_time_if_faster(timer, kept, feeds, shapes, whole_budget, tell)
         if time.monotonic() > deadline:
             break
     reason = "no rewrite measured faster than ORT's nodes on the whole model"
     return _original_kept(original, result, reason, summary)
+
+
+def _pointwise_prologues_if_faster(
+    timer: ModelTimer,
+    original: onnx.ModelProto,
+    result: RewriteResult,
+    feeds: Mapping[str, np.ndarray],
+    deadline: float,
+    seconds: float,
+    tell: Progress,
+) -> RewriteResult:
+    """``result`` with the SparseConv chains whose fused op (a pointwise prologue) is measured
+    GROUP_MARGIN faster than the two nodes, where the whole rewrite is then so too, twice; else
+    ``result``."""
+    model = result.model
+    sparse_convs = {node.name for node in model.graph.node if node.domain == DOMAIN}
+    candidate, fused = fuse_pointwise_prologues(model, sparse_convs)
+    if not fused:
+        return result
+    by_name = {node.name: node for node in model.graph.node}
+    fused_nodes = {node.name: node for node in candidate.graph.node}
+    constants = {tensor.name for tensor in candidate.graph.initializer}
+    try:
+        values = timer.values(
+            original,
+            feeds,
+            {n for name, _ in fused for n in fused_nodes[name].input if n and n not in constants},
+        )
+    except VerificationError as error:
+        tell(f"chains of two SparseConv nodes: not tried ({error})")
+        return result
+    chosen: set[str] = set()
+    for index, (name, _) in enumerate(fused, 1):
+        label = f"[{index}/{len(fused)}] chain ending in {name}"
+        budget = min(NODE_SECONDS, deadline - time.monotonic())
+        if budget < MIN_NODE_SECONDS:
+            tell(f"{label}: no time left, not fused")
+            continue
+        node = fused_nodes[name]
+        inputs = [n for n in node.input if n and n not in constants]
+        if not all(isinstance(values[n], np.ndarray) for n in inputs):
+            continue
+        typed = [
+            onnx.helper.make_tensor_value_info(
+                n, onnx.helper.np_dtype_to_tensor_dtype(values[n].dtype), values[n].shape
+            )
+            for n in inputs
+        ]
+        consumer = by_name[name]
+        apart = [by_name[_producer_of(model, consumer.input[0]).name], consumer]
+        outputs = [output for output in node.output if output]
+        try:
+            timing = timer.compare(
+                _model_of(model, apart, typed, outputs),
+                _model_of(candidate, [node], typed, outputs),
+                {n: values[n] for n in inputs},
+                budget,
+            )
+        except VerificationError as error:
+            tell(f"{label}: not timed ({error})")
+            continue
+        verdict = "fused" if timing.rewritten_faster else "apart"
+        tell(
+            f"{label}: with its sparse 1x1 prologue {timing.rewritten_ms:.3g} ms, as two nodes "
+            f"{timing.original_ms:.3g} ms: {verdict}"
+        )
+        if timing.rewritten_faster:
+            chosen.add(name)
+    if not chosen:
+        return result
+    chained, fused = fuse_pointwise_prologues(model, chosen)
+    try:
+        timings = [timer.compare(model, chained, feeds, seconds)]
+        if timings[0].rewritten_faster:
+            timings.append(timer.compare(model, chained, feeds, seconds))
+    except VerificationError as error:
+        tell(f"chains of two SparseConv nodes: the fused rewrite does not run ({error})")
+        return result
+    measured = ", then ".join(
+        f"{t.rewritten_ms:.3g} ms against {t.original_ms:.3g} ms apart ({t.speedup:.2f}x)"
+        for t in timings
+    )
+    faster = all(t.rewritten_faster for t in timings)
+    tell(f"{len(fused)} chain(s) fused: {measured}, {'kept' if faster else 'not kept'}")
+    if not faster:
+        return result
+    return replace(
+        result,
+        model=chained,
+        decisions=_chains_recorded(original, model, fused, result.decisions),
+        decided_by=f"{result.decided_by}; {len(fused)} chain(s) of two SparseConv nodes fused: "
+        f"{measured}",
+    )
+
+
+def _producer_of(model: onnx.ModelProto, name: str) -> onnx.NodeProto:
+    return next(node for node in model.graph.node if name in node.output)
+
+
+def _chains_recorded(
+    original: onnx.ModelProto,
+    model: onnx.ModelProto,
+    fused: Sequence[tuple[str, str]],
+    decisions: Sequence[Decision],
+) -> list[Decision]:
+    """``decisions`` with each fused chain's second convolution recording the first: the
+    original MatMul/Gemm/Conv nodes that compute each SparseConv of ``model``."""
+    producers = {output: node for node in original.graph.node for output in node.output}
+    constants = {tensor.name for tensor in original.graph.initializer}
+    by_name = {node.name: node for node in model.graph.node}
+    decided = {decision.node_name for decision in decisions if decision.rewritten}
+
+    def decided_in(node: onnx.NodeProto) -> list[str]:
+        inputs = {name for name in node.input if name and name not in constants}
+        region = _region(producers, constants, inputs, [node.output[0]]) or []
+        return [display_name(n) for n in region if display_name(n) in decided]
+
+    steps: dict[str, str] = {}
+    for name, _ in fused:
+        consumer = by_name[name]
+        first = decided_in(_producer_of(model, consumer.input[0]))
+        for decision_name in set(decided_in(consumer)) - set(first):
+            steps[decision_name] = f"{FusePointwisePrologue.label} ({', '.join(first)})"
+    return [
+        replace(decision, fused=[*decision.fused, steps[decision.node_name]])
+        if decision.node_name in steps
+        else decision
+        for decision in decisions
+    ]
 
 
 def _one_image_at_a_time_if_faster(

@@ -62,6 +62,62 @@ class DepthwisePrologue:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class PointwisePrologue:
+    """A sparse 1x1 convolution of the SparseConv's X (stride 1, no padding), whose output (bias
+    and activation applied) the op's product takes instead of X itself: its [K, N] weight packed
+    as SparseConv's is (values, group offsets, input indices in ``format``), N the product's C,
+    bias [N]."""
+
+    k: int
+    n: int
+    format: str
+    values: np.ndarray
+    group_offsets: np.ndarray
+    input_indices: np.ndarray
+    bias: np.ndarray
+    activation: Activation = Activation()
+
+    def attributes(self) -> dict:
+        activation = {
+            f"pointwise_{name}": value for name, value in self.activation.attributes().items()
+        }
+        return {
+            "pointwise_K": self.k,
+            "pointwise_N": self.n,
+            "pointwise_format": self.format,
+            "pointwise_weight_values": numpy_helper.from_array(self.values.astype(np.float32)),
+            "pointwise_weight_group_offsets": numpy_helper.from_array(
+                self.group_offsets.astype(np.int32)
+            ),
+            "pointwise_weight_input_indices": numpy_helper.from_array(
+                self.input_indices.astype(np.int32)
+            ),
+            "pointwise_bias": numpy_helper.from_array(self.bias.astype(np.float32)),
+            **activation,
+        }
+
+    @classmethod
+    def from_attributes(cls, attributes: dict) -> PointwisePrologue | None:
+        if "pointwise_K" not in attributes:
+            return None
+        activation = {
+            name.removeprefix("pointwise_"): value
+            for name, value in attributes.items()
+            if name.startswith("pointwise_")
+        }
+        return cls(
+            k=attributes["pointwise_K"],
+            n=attributes["pointwise_N"],
+            format=attributes["pointwise_format"].decode(),
+            values=numpy_helper.to_array(attributes["pointwise_weight_values"]),
+            group_offsets=numpy_helper.to_array(attributes["pointwise_weight_group_offsets"]),
+            input_indices=numpy_helper.to_array(attributes["pointwise_weight_input_indices"]),
+            bias=numpy_helper.to_array(attributes["pointwise_bias"]),
+            activation=Activation.from_attributes(activation),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SparseConv(SparseOp):
     """Y = epilogue(conv2d(X, W)), NCHW, W [N, C, kH, kW] packed as the [K, N] matrix
@@ -70,7 +126,8 @@ class SparseConv(SparseOp):
     transposed to put each group's channels last. X's channels may come in parts: X and then
     x_parts, as a Concat along the channels would join them, which the op reads in place. With
     output_split S, Y holds channels [0, S) and output_2 the others. With a depthwise prologue,
-    the 1x1 product takes the depthwise convolution of X instead of X."""
+    the 1x1 product takes the depthwise convolution of X instead of X; with a pointwise one, the
+    product takes a sparse 1x1 convolution of X, which the op computes band by band."""
 
     OP_TYPE = "SparseConv"
     ACTIVATIONS = SparseGemm.ACTIVATIONS | {"leaky_relu", "hard_swish"}
@@ -86,6 +143,7 @@ class SparseConv(SparseOp):
     output_split: int = 0  # 0: one output
     output_2: str = ""
     depthwise: DepthwisePrologue | None = None
+    pointwise: PointwisePrologue | None = None
 
     # Parts of X the op takes besides X itself (inputs 6-8).
     MAX_MORE_X_PARTS: ClassVar[int] = 3
@@ -126,6 +184,8 @@ class SparseConv(SparseOp):
             attributes["output_split"] = self.output_split
         if self.depthwise is not None:
             attributes.update(self.depthwise.attributes())
+        if self.pointwise is not None:
+            attributes.update(self.pointwise.attributes())
         return attributes
 
     @classmethod
@@ -139,4 +199,5 @@ class SparseConv(SparseOp):
             "output_channel_groups": attributes.get("output_channel_groups", 0),
             "output_split": attributes.get("output_split", 0),
             "depthwise": DepthwisePrologue.from_attributes(attributes),
+            "pointwise": PointwisePrologue.from_attributes(attributes),
         }
