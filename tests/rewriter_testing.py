@@ -218,7 +218,8 @@ def sparse_conv_chain(
     first_activation="Relu",
     pointwise_reader=False,
 ):
-    """Y = [residual +] Relu(Conv kxk(first_activation(Conv 1x1(X)))), both weights sparse."""
+    """Y = [residual +] Relu(Conv kxk(first_activation(Conv 1x1(X)))), both weights sparse; the
+    residual is input R, or X itself where ``residual`` is "X" (a bottleneck's)."""
     c0, c1, c2 = channels
     pads = [kernel // 2 * dilation] * 4 if pads is None else pads
     nodes = [helper.make_node("Conv", ["X", "W1", "B1"], ["p"], name="reduce")]
@@ -242,7 +243,9 @@ def sparse_conv_chain(
     out_height = (height + pads[0] + pads[2] - dilation * (kernel - 1) - 1) // stride + 1
     out_width = (width + pads[1] + pads[3] - dilation * (kernel - 1) - 1) // stride + 1
     inputs = {"X": ["b", c0, height, width]}
-    if residual:
+    if residual == "X":
+        nodes.append(helper.make_node("Add", ["r", "X"], ["Y"]))
+    elif residual:
         nodes.append(helper.make_node("Add", ["r", "R"], ["Y"]))
         inputs["R"] = ["b", c2, out_height, out_width]
     outputs = {"Y": ["b", c2, out_height, out_width]}

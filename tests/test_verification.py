@@ -340,8 +340,8 @@ def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again
 
 
 class ChainTimer(ModelTimer):
-    """Runs models for real but reports: every rewrite part or whole twice as fast as ORT's
-    nodes; a SparseConv with a pointwise prologue at ``fused_ms`` against its two nodes' 1 ms;
+    """Runs the chains' parts for real but reports: every rewrite part or whole twice as fast as
+    ORT's nodes; a SparseConv with a pointwise prologue at ``fused_ms`` against its two nodes' 1 ms;
     the rewrite with its chains fused at ``whole_ms`` against the one without's 10 ms."""
 
     def __init__(self, fused_ms, whole_ms=5.0):
@@ -359,6 +359,8 @@ class ChainTimer(ModelTimer):
         if not fused:
             return Timing(10.0, 5.0)
         if original.graph.name == "verify":  # a part, as verification cuts it out
+            self.outputs(original, feeds)
+            self.outputs(rewritten, feeds)
             self.chains_timed += 1
             return Timing(1.0, self.fused_ms)
         return Timing(10.0, self.whole_ms)
@@ -376,6 +378,24 @@ def test_a_chain_measured_faster_fused_becomes_one_node():
     assert "1 chain(s) of two SparseConv nodes fused" in result.decided_by
     feeds = {"X": np.random.default_rng(0).standard_normal((3, 12, 20, 16)).astype(np.float32)}
     assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+def test_a_bottleneck_whose_residual_is_its_x_is_timed_as_a_chain():
+    model = sparse_conv_chain(channels=(12, 8, 12), residual="X")
+    timer = ChainTimer(fused_ms=0.5)
+    result = verify_rewrite(model, rewrite_keeping(model), timer=timer)
+    assert timer.chains_timed == 1
+    assert op_types(result.model) == ["SparseConv"]
+    feeds = {"X": np.random.default_rng(0).standard_normal((2, 12, 11, 9)).astype(np.float32)}
+    assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
+def test_chains_are_timed_after_the_budget_is_spent():
+    model = sparse_conv_chain()
+    timer = ChainTimer(fused_ms=0.5)
+    result = verify_rewrite(model, rewrite_keeping(model), timer=timer, seconds=0.0)
+    assert timer.chains_timed == 1
+    assert op_types(result.model) == ["SparseConv"]
 
 
 @pytest.mark.parametrize(("fused_ms", "whole_ms"), [(0.99, 5.0), (0.5, 9.9)])

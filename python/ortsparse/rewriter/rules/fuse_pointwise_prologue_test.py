@@ -33,6 +33,7 @@ def fused(model):
         {"kernel": 3, "stride": 2, "pads": [0, 1, 1, 0]},
         {"kernel": 5, "dilation": 2},
         {"residual": True},
+        {"residual": "X", "channels": (12, 8, 12)},
         {"block": 4, "channels": (12, 16, 8)},
         {"first_activation": "Sigmoid"},
         {"first_activation": None},
