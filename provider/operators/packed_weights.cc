@@ -28,7 +28,8 @@ kernels::Epilogue ReadEpilogue(const Ort::ConstKernelInfo& info, const std::stri
   const int64_t residual_before =
       IntAttribute(info, (prefix + "residual_before_activation").c_str()).value_or(0);
   if (residual_before != 0 && residual_before != 1) {
-    throw std::invalid_argument("attribute residual_before_activation must be 0 or 1, got " +
+    throw std::invalid_argument("attribute " + prefix +
+                                "residual_before_activation must be 0 or 1, got " +
                                 std::to_string(residual_before));
   }
   epilogue.residual_before_activation = residual_before == 1;

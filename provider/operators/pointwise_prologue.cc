@@ -93,10 +93,11 @@ void PointwisePrologue::WritePlanes(const std::vector<int32_t>& offsets,
   const int64_t rows = static_cast<int64_t>(height);
   const int64_t row_begin_signed = std::clamp<int64_t>(first, 0, rows);
   const size_t row_begin = static_cast<size_t>(row_begin_signed);
-  const size_t row_end = static_cast<size_t>(std::clamp<int64_t>(last + 1, row_begin_signed, rows));
+  const size_t row_end =
+      static_cast<size_t>(std::clamp<int64_t>(last + 1, row_begin_signed, rows));
   const size_t channels = static_cast<size_t>(matrix_.n);
   const size_t row_count = row_end - row_begin;
-  ComputedRows previous = follows ? computed_rows : ComputedRows{};
+  const ComputedRows previous = follows ? computed_rows : ComputedRows{};
   const bool in_other_buffer = !previous.in_other_buffer;
   const size_t floats = channels * std::max<size_t>(row_count, 1) * width;
   float* band = in_other_buffer ? ThreadLocalFloats<OtherPrologueRowsTag>(floats)

@@ -43,10 +43,10 @@ constexpr size_t kTargetBandsPerImage = 16;
 constexpr size_t kMinBandsPerImage = 4;
 // A run of a node with a pointwise prologue is split into at least this many tasks per core of
 // the machine (ORT tells a kernel nothing of its pool's threads), where its bands allow: each task
-// reuses the halo rows within its run of bands, and computes them again at its start. On the
-// 2-core Zen 5 VM, YOLOv5s-like's 80x80 and 40x40 bottlenecks at batch 1 ran their fused op in
-// about 0.57 ms with 8 tasks per core against 0.65 ms with 2 (fewer tasks balance worse between
-// two threads whose speed varies).
+// reuses the halo rows within its run of bands, and computes them again at its start. Fewer,
+// longer runs compute fewer halos but balance worse between threads whose speed varies (on the
+// 2-core VM, YOLOv5s-like's fused bottlenecks at batch 1 were no slower with 8 than with 2, in
+// timings too noisy to rank them closer).
 constexpr size_t kPrologueTasksPerCore = 8;
 
 static_assert(kMaxXParts <= kernels::kMaxInputBases, "compiled code reads each part of X in place");
@@ -794,8 +794,8 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
     job.y_2 = y_2_data;
     job.residual = residual;
     const size_t bands = CeilDiv(plan->out_height, plan->band_rows);
-    // A prologue's bands go in runs, each reusing the rows of P that the one before computed,
-    // as few runs as keep kMinPrologueTasks tasks for the pool's threads.
+    // A prologue's bands go in runs, each band reusing the rows of P that the one before it
+    // computed, as few runs as leave kPrologueTasksPerCore tasks per core.
     static const size_t min_prologue_tasks =
         kPrologueTasksPerCore * std::max(1u, std::thread::hardware_concurrency());
     job.bands_per_task =

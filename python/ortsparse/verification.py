@@ -283,8 +283,8 @@ def _pointwise_prologues_if_faster(
     GROUP_MARGIN faster than the two nodes, where the whole rewrite is then so too, twice; else
     ``result``."""
     model = result.model
-    sparse_convs = {node.name for node in model.graph.node if node.domain == DOMAIN}
-    candidate, fused = fuse_pointwise_prologues(model, sparse_convs)
+    ours = {node.name for node in model.graph.node if node.domain == DOMAIN}
+    candidate, fused = fuse_pointwise_prologues(model, ours)
     if not fused:
         return result
     by_name = {node.name: node for node in model.graph.node}

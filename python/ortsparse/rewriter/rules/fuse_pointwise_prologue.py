@@ -5,7 +5,7 @@ two layers: ResNet's bottleneck 1x1 -> 3x3, YOLO's 1x1 -> 3x3 and 1x1 -> 1x1 cha
 
 P must be a plain 1x1 of stride 1 without padding, residual, prologue, split or channel groups,
 with constant weights and bias; C reads P's output as its whole X (no parts, no depthwise
-prologue). Whether the fused op beats the two nodes depends on the CPU and the layers (the halo
+prologue) and writes one NCHW output (no split, no channel groups). Whether the fused op beats the two nodes depends on the CPU and the layers (the halo
 rows a band of a 3x3 recomputes, how far the activations outgrow its caches), so the pipeline
 does not apply this rule: verification does, node by node where the fused op is measured faster
 than the two (ortsparse.verification).
@@ -49,9 +49,9 @@ def _consumer(node: onnx.NodeProto, ops: set[str]) -> SparseConv | None:
     if node.domain != DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
         return None
     op = SparseConv.from_node(node)
-    if op.x_parts or op.depthwise is not None or op.pointwise is not None:
+    if op.x_parts or op.output_split or op.output_channel_groups:
         return None
-    return op
+    return op if op.depthwise is None and op.pointwise is None else None
 
 
 def _prologue_for(
