@@ -13,10 +13,25 @@ from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import Activation, SparseOp
 
 
+def _prefixed(prefix: str, attributes: dict) -> dict:
+    return {prefix + name: value for name, value in attributes.items()}
+
+
+def _unprefixed(prefix: str, attributes: dict) -> dict:
+    """The attributes whose names start with ``prefix``, by the rest of their names."""
+    return {
+        name.removeprefix(prefix): value
+        for name, value in attributes.items()
+        if name.startswith(prefix)
+    }
+
+
 @dataclass(frozen=True, eq=False)
 class DepthwisePrologue:
     """A depthwise convolution of the SparseConv's X, whose output (bias and activation applied)
     the op's 1x1 product takes instead of X itself: weight [C, 1, kH, kW], bias [C]."""
+
+    PREFIX: ClassVar[str] = "depthwise_"
 
     weight: np.ndarray
     bias: np.ndarray
@@ -30,35 +45,31 @@ class DepthwisePrologue:
         return tuple(self.weight.shape[2:])
 
     def attributes(self) -> dict:
-        activation = {
-            f"depthwise_{name}": value for name, value in self.activation.attributes().items()
-        }
-        return {
-            "depthwise_kernel_shape": list(self.kernel_shape),
-            "depthwise_strides": list(self.strides),
-            "depthwise_dilations": list(self.dilations),
-            "depthwise_pads": list(self.pads),
-            "depthwise_weight": numpy_helper.from_array(self.weight.astype(np.float32)),
-            "depthwise_bias": numpy_helper.from_array(self.bias.astype(np.float32)),
-            **activation,
-        }
+        return _prefixed(
+            self.PREFIX,
+            {
+                "kernel_shape": list(self.kernel_shape),
+                "strides": list(self.strides),
+                "dilations": list(self.dilations),
+                "pads": list(self.pads),
+                "weight": numpy_helper.from_array(self.weight.astype(np.float32)),
+                "bias": numpy_helper.from_array(self.bias.astype(np.float32)),
+                **self.activation.attributes(),
+            },
+        )
 
     @classmethod
     def from_attributes(cls, attributes: dict) -> DepthwisePrologue | None:
-        if "depthwise_kernel_shape" not in attributes:
+        own = _unprefixed(cls.PREFIX, attributes)
+        if "kernel_shape" not in own:
             return None
-        activation = {
-            name.removeprefix("depthwise_"): value
-            for name, value in attributes.items()
-            if name.startswith("depthwise_")
-        }
         return cls(
-            weight=numpy_helper.to_array(attributes["depthwise_weight"]),
-            bias=numpy_helper.to_array(attributes["depthwise_bias"]),
-            strides=tuple(attributes["depthwise_strides"]),
-            dilations=tuple(attributes["depthwise_dilations"]),
-            pads=tuple(attributes["depthwise_pads"]),
-            activation=Activation.from_attributes(activation),
+            weight=numpy_helper.to_array(own["weight"]),
+            bias=numpy_helper.to_array(own["bias"]),
+            strides=tuple(own["strides"]),
+            dilations=tuple(own["dilations"]),
+            pads=tuple(own["pads"]),
+            activation=Activation.from_attributes(own),
         )
 
 
@@ -68,6 +79,8 @@ class PointwisePrologue:
     and activation applied) the op's product takes instead of X itself: its [K, N] weight packed
     as SparseConv's is (values, group offsets, input indices in ``format``), N the product's C,
     bias [N]."""
+
+    PREFIX: ClassVar[str] = "pointwise_"
 
     k: int
     n: int
@@ -79,42 +92,38 @@ class PointwisePrologue:
     activation: Activation = Activation()
 
     def attributes(self) -> dict:
-        activation = {
-            f"pointwise_{name}": value for name, value in self.activation.attributes().items()
-        }
-        return {
-            "pointwise_K": self.k,
-            "pointwise_N": self.n,
-            "pointwise_format": self.format,
-            "pointwise_weight_values": numpy_helper.from_array(self.values.astype(np.float32)),
-            "pointwise_weight_group_offsets": numpy_helper.from_array(
-                self.group_offsets.astype(np.int32)
-            ),
-            "pointwise_weight_input_indices": numpy_helper.from_array(
-                self.input_indices.astype(np.int32)
-            ),
-            "pointwise_bias": numpy_helper.from_array(self.bias.astype(np.float32)),
-            **activation,
-        }
+        return _prefixed(
+            self.PREFIX,
+            {
+                "K": self.k,
+                "N": self.n,
+                "format": self.format,
+                "weight_values": numpy_helper.from_array(self.values.astype(np.float32)),
+                "weight_group_offsets": numpy_helper.from_array(
+                    self.group_offsets.astype(np.int32)
+                ),
+                "weight_input_indices": numpy_helper.from_array(
+                    self.input_indices.astype(np.int32)
+                ),
+                "bias": numpy_helper.from_array(self.bias.astype(np.float32)),
+                **self.activation.attributes(),
+            },
+        )
 
     @classmethod
     def from_attributes(cls, attributes: dict) -> PointwisePrologue | None:
-        if "pointwise_K" not in attributes:
+        own = _unprefixed(cls.PREFIX, attributes)
+        if "K" not in own:
             return None
-        activation = {
-            name.removeprefix("pointwise_"): value
-            for name, value in attributes.items()
-            if name.startswith("pointwise_")
-        }
         return cls(
-            k=attributes["pointwise_K"],
-            n=attributes["pointwise_N"],
-            format=attributes["pointwise_format"].decode(),
-            values=numpy_helper.to_array(attributes["pointwise_weight_values"]),
-            group_offsets=numpy_helper.to_array(attributes["pointwise_weight_group_offsets"]),
-            input_indices=numpy_helper.to_array(attributes["pointwise_weight_input_indices"]),
-            bias=numpy_helper.to_array(attributes["pointwise_bias"]),
-            activation=Activation.from_attributes(activation),
+            k=own["K"],
+            n=own["N"],
+            format=own["format"].decode(),
+            values=numpy_helper.to_array(own["weight_values"]),
+            group_offsets=numpy_helper.to_array(own["weight_group_offsets"]),
+            input_indices=numpy_helper.to_array(own["weight_input_indices"]),
+            bias=numpy_helper.to_array(own["bias"]),
+            activation=Activation.from_attributes(own),
         )
 
 
