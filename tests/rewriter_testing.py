@@ -335,10 +335,13 @@ def onnxruntime_older_than(major: int, minor: int) -> bool:
 
 
 def run(
-    model: onnx.ModelProto, inputs: dict[str, np.ndarray], library: str | None = None
+    model: onnx.ModelProto,
+    inputs: dict[str, np.ndarray],
+    library: str | None = None,
+    threads: int = 1,
 ) -> list[np.ndarray]:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     if library is not None:
         options.register_custom_ops_library(library)
     session = ort.InferenceSession(
@@ -348,12 +351,16 @@ def run(
 
 
 def assert_same_outputs(
-    original: onnx.ModelProto, rewritten: onnx.ModelProto, symbols: dict[str, int] | None = None
+    original: onnx.ModelProto,
+    rewritten: onnx.ModelProto,
+    symbols: dict[str, int] | None = None,
+    threads: int = 1,
 ) -> None:
-    """ORT on ``rewritten`` (library registered) equals ORT on ``original``, within OUTPUT_RTOL."""
+    """ORT on ``rewritten`` (library registered) equals ORT on ``original``, within OUTPUT_RTOL,
+    both on ``threads`` intra-op threads."""
     inputs = random_inputs(original, symbols)
-    expected = run(original, inputs)
-    actual = run(rewritten, inputs, ortsparse.library_path())
+    expected = run(original, inputs, threads=threads)
+    actual = run(rewritten, inputs, ortsparse.library_path(), threads)
     for name, want, got in zip([value.name for value in original.graph.output], expected, actual):
         assert got.shape == want.shape, f"output {name}: shape {got.shape} != {want.shape}"
         scale = float(np.max(np.abs(want)))

@@ -1,8 +1,5 @@
-import numpy as np
-import onnxruntime as ort
 import pytest
 
-import ortsparse
 from ortsparse.rewriter.rules.fuse_pointwise_prologue import fuse_pointwise_prologues
 from ortsparse.rewriter.sparse_conv import SparseConv
 from tests.rewriter_testing import (
@@ -48,7 +45,8 @@ def fused(model):
     ],
 )
 @pytest.mark.parametrize("batch", [1, 3])
-def test_the_chain_in_one_op_matches_ort(shape, batch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_chain_in_one_op_matches_ort(shape, batch, threads):
     model = sparse_conv_chain(**shape)
     rewritten, found = fused(model)
     assert op_types(rewritten) == ["SparseConv"]
@@ -59,23 +57,7 @@ def test_the_chain_in_one_op_matches_ort(shape, batch):
         == model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     )
     assert found == [("conv_SparseConv", f"{LABEL} (reduce_SparseConv)")]
-    assert_same_outputs(model, rewritten, {"b": batch})
-
-
-def test_on_two_threads_the_bands_match_ort():
-    model = sparse_conv_chain(height=64, width=64, channels=(16, 32, 24))
-    rewritten, _ = fused(model)
-    x = np.random.default_rng(0).standard_normal((2, 16, 64, 64)).astype(np.float32)
-    outputs = []
-    for candidate, library in ((model, None), (rewritten, ortsparse.library_path())):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        if library:
-            options.register_custom_ops_library(library)
-        session = ort.InferenceSession(candidate.SerializeToString(), options)
-        outputs.append(session.run(None, {"X": x})[0])
-    want, got = outputs
-    assert np.max(np.abs(got - want)) <= 1e-4 * np.max(np.abs(want))
+    assert_same_outputs(model, rewritten, {"b": batch}, threads)
 
 
 def test_the_op_reports_its_bands(capfd, monkeypatch):
