@@ -390,6 +390,31 @@ def test_a_bottleneck_whose_residual_is_its_x_is_timed_as_a_chain():
     assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
 
 
+class ScanOrChainTimer(ChainTimer):
+    """ChainTimer that also times the rewrite run one image at a time at ``scan_ms`` against the
+    batch at once's 10 ms."""
+
+    def __init__(self, scan_ms):
+        super().__init__(fused_ms=0.5)
+        self.scan_ms = scan_ms
+
+    def compare(self, original, rewritten, feeds, seconds):
+        if op_types(rewritten) == ["Scan"]:
+            return Timing(10.0, self.scan_ms)
+        return super().compare(original, rewritten, feeds, seconds)
+
+
+@pytest.mark.parametrize(("scan_ms", "expected"), [(7.0, ["Scan"]), (9.9, ["SparseConv"])])
+def test_chains_are_tried_only_where_the_batch_runs_at_once(scan_ms, expected):
+    model = sparse_conv_chain()
+    timer = ScanOrChainTimer(scan_ms)
+    result = verify_rewrite(
+        model, rewrite_keeping(model), input_shapes={"X": [4, 12, 11, 9]}, timer=timer
+    )
+    assert op_types(result.model) == expected
+    assert timer.chains_timed == (0 if expected == ["Scan"] else 1)
+
+
 def test_chains_are_timed_after_the_budget_is_spent():
     model = sparse_conv_chain()
     timer = ChainTimer(fused_ms=0.5)

@@ -25,16 +25,17 @@ CPU, and the original nodes are put back wherever ortsparse loses.
    fastest alone (those at or above the first, second, then third quartile of the speedups
    measured) and timed again; if none is faster, the original is returned as it is. A whole
    rewrite measured faster is timed once more, and kept only if faster again.
-4. Chains of two SparseConv nodes, a sparse 1x1 whose output only a second SparseConv reads,
-   are tried as one op that computes the 1x1's output band by band (a pointwise prologue:
-   FusePointwisePrologue). Each fused node is timed against the two, and kept where
-   GROUP_MARGIN faster; the rewrite with those kept must then be faster than the one without,
-   twice, as a whole. The halo rows a band recomputes and the parallelism a small image loses
-   can cost more than the memory traffic it saves: measured, not assumed.
-5. Where the inputs hold a batch of more than one, the kept rewrite is also run one image at a
+4. Where the inputs hold a batch of more than one, the kept rewrite is also run one image at a
    time (one_image_at_a_time: a Scan over the batch) and becomes that where its outputs are the
    same and it is GROUP_MARGIN faster, twice: run layer by layer, a batch's activations outgrow
    the caches that one image's fit in.
+5. Unless the rewrite now runs one image at a time (its nodes would see a batch of one, not the
+   batch timed here), chains of two SparseConv nodes, a sparse 1x1 whose output only a second
+   SparseConv reads, are tried as one op that computes the 1x1's output band by band (a
+   pointwise prologue: FusePointwisePrologue). Each fused node is timed against the two, and
+   kept where GROUP_MARGIN faster; the rewrite with those kept must then be faster than the one
+   without, twice, as a whole. The halo rows a band recomputes and the parallelism a small image
+   loses can cost more than the memory traffic it saves: measured, not assumed.
 
 Each comparison is the median of alternating rounds of each model's mean time per run, which is
 what throughput sees. The time spent is bounded (``seconds``), with a line of progress per step;
@@ -261,10 +262,16 @@ def verify_rewrite(
             ]
             decided_by = f"{result.decided_by}; {summary}: whole model {whole.describe()}"
             kept = RewriteResult(result.model, decisions, decided_by)
-            kept = _pointwise_prologues_if_faster(
+            scanned = _one_image_at_a_time_if_faster(
+                timer, kept, feeds, shapes, whole_budget, tell
+            )
+            if scanned is not kept:
+                # Run one image at a time, every node sees a batch of one, not the batch the
+                # chains would be timed at here.
+                return scanned
+            return _pointwise_prologues_if_faster(
                 timer, original, kept, feeds, deadline, whole_budget, tell
             )
-            return _one_image_at_a_time_if_faster(timer, kept, feeds, shapes, whole_budget, tell)
         if time.monotonic() > deadline:
             break
     reason = "no rewrite measured faster than ORT's nodes on the whole model"
