@@ -1178,20 +1178,6 @@ def pointwise_reference(x, w, attributes):
     return np.maximum(np.einsum("bkhw,nk->bnhw", x, w) + bias[None, :, None, None], 0)
 
 
-def conv_reference(x, w, pads):
-    """conv2d of x by w (stride 1) with pads [top, left, bottom, right], in numpy."""
-    top, left, bottom, right = pads
-    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    kh, kw = w.shape[2:]
-    out_h, out_w = padded.shape[2] - kh + 1, padded.shape[3] - kw + 1
-    out = np.zeros((x.shape[0], w.shape[0], out_h, out_w), np.float64)
-    for i in range(kh):
-        for j in range(kw):
-            window = padded[:, :, i : i + out_h, j : j + out_w]
-            out += np.einsum("bchw,nc->bnhw", window, w[:, :, i, j])
-    return out.astype(np.float32)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", ["csr", "block4"])
 @pytest.mark.parametrize("x_shape", [(1, 7, 9, 13), (3, 7, 40, 2), (2, 7, 2, 3), (1, 7, 70, 33)])
@@ -1201,7 +1187,9 @@ def test_pointwise_prologue_feeds_the_product(library, family, rng, threads, fmt
     model = sparse_conv_model([None, 7, None, None], w, fmt, WINDOW_3X3, attributes=attributes)
     x = rng.standard_normal(x_shape).astype(np.float32)
     (y,) = session(model, library, threads).run(None, {"X": x})
-    assert_close(y, conv_reference(pointwise_reference(x, w_p, attributes), w, (1, 1, 1, 1)))
+    p = pointwise_reference(x, w_p, attributes).astype(np.float32)
+    reference = session(reference_model(list(p.shape), w, WINDOW_3X3))
+    assert_close(y, reference.run(None, {"X": p})[0])
 
 
 @pytest.mark.parametrize(

@@ -262,9 +262,7 @@ def verify_rewrite(
             ]
             decided_by = f"{result.decided_by}; {summary}: whole model {whole.describe()}"
             kept = RewriteResult(result.model, decisions, decided_by)
-            scanned = _one_image_at_a_time_if_faster(
-                timer, kept, feeds, shapes, whole_budget, tell
-            )
+            scanned = _one_image_at_a_time_if_faster(timer, kept, feeds, shapes, whole_budget, tell)
             if scanned is not kept:
                 # Run one image at a time, every node sees a batch of one, not the batch the
                 # chains would be timed at here.
@@ -317,18 +315,11 @@ def _pointwise_prologues_if_faster(
         node = fused_nodes[name]
         # A bottleneck's residual is often the chain's own X.
         inputs = list(dict.fromkeys(n for n in node.input if n and n not in constants))
-        if not all(isinstance(values[n], np.ndarray) for n in inputs):
-            continue
-        typed = [
-            onnx.helper.make_tensor_value_info(
-                n, onnx.helper.np_dtype_to_tensor_dtype(values[n].dtype), values[n].shape
-            )
-            for n in inputs
-        ]
         consumer = by_name[name]
-        apart = [by_name[_producer_of(model, consumer.input[0]).name], consumer]
+        apart = [_producer_of(model, consumer.input[0]), consumer]
         outputs = [output for output in node.output if output]
         try:
+            typed = _part_inputs(inputs, values)
             timing = timer.compare(
                 _model_of(model, apart, typed, outputs),
                 _model_of(candidate, [node], typed, outputs),
@@ -545,14 +536,7 @@ class _Group:
         values: Mapping[str, np.ndarray],
     ) -> tuple[onnx.ModelProto, onnx.ModelProto]:
         """The part of the original and the ortsparse node, each as a model of its own."""
-        if not all(isinstance(values[name], np.ndarray) for name in self.inputs):
-            raise VerificationError("it reads a value of a type numpy lacks")
-        inputs = [
-            onnx.helper.make_tensor_value_info(
-                name, onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype), values[name].shape
-            )
-            for name in self.inputs
-        ]
+        inputs = _part_inputs(self.inputs, values)
         return (
             _model_of(original, self.original_nodes, inputs, self.outputs),
             _model_of(rewritten, [self.rewritten_node], inputs, self.outputs),
@@ -587,6 +571,21 @@ def _groups(original: onnx.ModelProto, result: RewriteResult) -> list[_Group]:
                 _Group(node.name or outputs[0], inputs, names, tuple(region), node, outputs)
             )
     return groups
+
+
+def _part_inputs(
+    names: Sequence[str], values: Mapping[str, np.ndarray]
+) -> list[onnx.ValueInfoProto]:
+    """The inputs ``names`` of a part cut out to be timed alone, typed as ``values`` holds them;
+    raises VerificationError for a value of a type numpy lacks."""
+    if not all(isinstance(values[name], np.ndarray) for name in names):
+        raise VerificationError("it reads a value of a type numpy lacks")
+    return [
+        onnx.helper.make_tensor_value_info(
+            name, onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype), values[name].shape
+        )
+        for name in names
+    ]
 
 
 def _region(
