@@ -158,8 +158,7 @@ void PointwisePrologue::ComputeRows(const std::vector<int32_t>& offsets,
     const size_t rows = position + count - start;
     for (size_t chunk = 0; chunk < tw.chunks; ++chunk) {
       const size_t chunk_begin = tw.ChunkBegin(chunk);
-      const size_t chunk_channels =
-          std::min(static_cast<size_t>(matrix_.n), tw.ChunkBegin(chunk + 1)) - chunk_begin;
+      const size_t chunk_channels = tw.ChunkChannels(chunk, static_cast<size_t>(matrix_.n));
       MultiplyTile(microkernels, tile_kernels_, tw, segments, x + start, 0, rows, chunk, acc);
       const kernels::OutputBlock block = {
           out + chunk_begin * channel_floats + position - out_first_row * width, nullptr,

@@ -241,6 +241,18 @@ struct ConvJob {
   }
 };
 
+// Multiplies grid positions [start, end) of `planes` by channel chunk `chunk` and stores those
+// from `first` on into Y, whose pixel first_pixel is grid position 0.
+void MultiplyAndStore(const ConvJob& job, const float* planes, size_t image, size_t first_pixel,
+                      size_t start, size_t first, size_t end, size_t chunk) {
+  const SpmmMicrokernels& mk = *job.microkernels;
+  const TileWeights& tw = *job.tile_weights;
+  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kStoreChannels];
+  MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, end - start, chunk, acc);
+  job.Store(acc + (first - start), mk.panel_rows, image, first_pixel, first, end - first,
+            tw.ChunkBegin(chunk), tw.ChunkChannels(chunk, job.n));
+}
+
 // Tile `tile_of_wave` of a wave by channel chunk `chunk`.
 void MultiplyTileChunk(const ConvJob& job, size_t tile_of_wave, size_t chunk) {
   const SpmmMicrokernels& mk = *job.microkernels;
@@ -249,19 +261,16 @@ void MultiplyTileChunk(const ConvJob& job, size_t tile_of_wave, size_t chunk) {
   const auto [first, end, start] = job.RowsOf(tile_of_wave % job.tiles_per_image);
   const float* planes = job.PlanesOf(image);
 
-  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kStoreChannels];
-  const size_t chunk_begin = tw.ChunkBegin(chunk);
-  const size_t rows = end - start;
   // The last tile read in place starts early, over the previous tile's positions, which the
   // output stage then leaves alone; a finishing kernel would write them again, racing with that
   // tile's task.
   if (job.finishers == nullptr || start != first) {
-    MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc);
-    const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
-    job.Store(acc + (first - start), mk.panel_rows, image, 0, first, end - first, chunk_begin,
-              chunk_channels);
+    MultiplyAndStore(job, planes, image, 0, start, first, end, chunk);
     return;
   }
+  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kStoreChannels];
+  const size_t chunk_begin = tw.ChunkBegin(chunk);
+  const size_t rows = end - start;
   const size_t last_block = tw.k_blocks - 1;
   MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + start, 0, rows, chunk, acc,
                last_block);
@@ -392,22 +401,16 @@ void CompiledBand(const ConvJob& job, size_t image, size_t band, bool follows) {
 void TileBand(const ConvJob& job, size_t image, size_t band, bool follows) {
   const DirectConvPlan& plan = *job.plan;
   const SpmmMicrokernels& mk = *job.microkernels;
-  const TileWeights& tw = *job.tile_weights;
   const size_t first_row = band * plan.band_rows;
   float* planes = ThreadBandPlanes(plan.planes.total_elements);
   job.PackPlanes(image, first_row, 0, plan.planes.channels, planes, follows);
 
   const size_t band_rows = std::min(plan.band_rows, plan.out_height - first_row);
   const size_t grid_positions = (band_rows - 1) * plan.planes.plane_width + plan.out_width;
-  alignas(64) float acc[kMaxChunkChannels * kMaxPanelRows + kStoreChannels];
   for (size_t first = 0; first < grid_positions; first += mk.panel_rows) {
-    const size_t rows = std::min(mk.panel_rows, grid_positions - first);
-    for (size_t chunk = 0; chunk < tw.chunks; ++chunk) {
-      MultiplyTile(mk, job.tile_kernels, tw, job.segments, planes + first, 0, rows, chunk, acc);
-      const size_t chunk_begin = tw.ChunkBegin(chunk);
-      const size_t chunk_channels = std::min(job.n, tw.ChunkBegin(chunk + 1)) - chunk_begin;
-      job.Store(acc, mk.panel_rows, image, first_row * plan.out_width, first, rows, chunk_begin,
-                chunk_channels);
+    const size_t end = std::min(first + mk.panel_rows, grid_positions);
+    for (size_t chunk = 0; chunk < job.tile_weights->chunks; ++chunk) {
+      MultiplyAndStore(job, planes, image, first_row * plan.out_width, first, first, end, chunk);
     }
   }
 }
@@ -422,20 +425,31 @@ void BandTask(void* data, size_t task) {
   }
 }
 
+// What bounds a band's output rows for planes laid out like `whole`'s (the whole image's).
+struct BandBounds {
+  size_t reach;         // plane rows past a band's output rows that its kernel reads
+  size_t fitting_rows;  // plane rows of kBandPlanesFloats
+  size_t task_rows;     // output rows a compiled task multiplies at once
+  size_t target_rows;   // 1/kTargetBandsPerImage of the image
+};
+
+BandBounds BoundsOfBands(const DirectConvPlan& whole, size_t panel_rows) {
+  const kernels::InputPlanes& planes = whole.planes;
+  const size_t row_floats = planes.channels * planes.row_phase_count *
+                            planes.column_phase_count * planes.plane_width;
+  return {planes.plane_height - whole.out_height, kBandPlanesFloats / row_floats,
+          CeilDiv(kCompiledTilesPerTask * panel_rows, planes.plane_width),
+          CeilDiv(whole.out_height, kTargetBandsPerImage)};
+}
+
 // Output rows per band for a pointwise prologue's planes, which are always in bands: about
 // 1/kTargetBandsPerImage of the image, at least a compiled task's rows, and planes of at most
 // kBandPlanesFloats (or a single row).
 size_t PrologueBandRows(const DirectConvPlan& whole, size_t panel_rows) {
-  const kernels::InputPlanes& planes = whole.planes;
-  const size_t row_floats = planes.channels * planes.row_phase_count *
-                            planes.column_phase_count * planes.plane_width;
-  const size_t reach = planes.plane_height - whole.out_height;
-  const size_t fitting_rows = kBandPlanesFloats / row_floats;
-  const size_t most_rows = fitting_rows > reach ? fitting_rows - reach : 1;
-  const size_t task_rows = CeilDiv(kCompiledTilesPerTask * panel_rows, planes.plane_width);
-  return std::min(
-      {std::max(CeilDiv(whole.out_height, kTargetBandsPerImage), task_rows), most_rows,
-       whole.out_height});
+  const BandBounds bounds = BoundsOfBands(whole, panel_rows);
+  const size_t most_rows =
+      bounds.fitting_rows > bounds.reach ? bounds.fitting_rows - bounds.reach : 1;
+  return std::min({std::max(bounds.target_rows, bounds.task_rows), most_rows, whole.out_height});
 }
 
 // Output rows per band for compiled code on `whole`, the whole image's planes; 0 to keep those:
@@ -443,16 +457,11 @@ size_t PrologueBandRows(const DirectConvPlan& whole, size_t panel_rows) {
 // fewer grid positions than a task multiplies at once on the whole image's planes, so that each
 // piece of code would run over fewer vectors per fetch.
 size_t BandRowsFor(const DirectConvPlan& whole, size_t panel_rows) {
-  const kernels::InputPlanes& planes = whole.planes;
-  if (whole.in_place || planes.total_elements <= kMinBandedPlanesFloats) return 0;
-  const size_t row_floats = planes.channels * planes.row_phase_count *
-                            planes.column_phase_count * planes.plane_width;
-  const size_t reach = planes.plane_height - whole.out_height;
-  const size_t fitting_rows = kBandPlanesFloats / row_floats;
-  const size_t task_rows = CeilDiv(kCompiledTilesPerTask * panel_rows, planes.plane_width);
-  if (fitting_rows < reach + task_rows) return 0;
-  const size_t rows = std::clamp(CeilDiv(whole.out_height, kTargetBandsPerImage), task_rows,
-                                 fitting_rows - reach);
+  if (whole.in_place || whole.planes.total_elements <= kMinBandedPlanesFloats) return 0;
+  const BandBounds bounds = BoundsOfBands(whole, panel_rows);
+  if (bounds.fitting_rows < bounds.reach + bounds.task_rows) return 0;
+  const size_t rows =
+      std::clamp(bounds.target_rows, bounds.task_rows, bounds.fitting_rows - bounds.reach);
   return CeilDiv(whole.out_height, rows) < kMinBandsPerImage ? 0 : rows;
 }
 

@@ -83,6 +83,10 @@ struct TileWeights {
     return {values.data(), input_indices.data(), segment_offsets.data(), segment_channels.data()};
   }
   size_t ChunkBegin(size_t chunk) const { return chunk * chunk_channels; }
+  // Channels of chunk `chunk` of n output channels: the last chunk may have fewer.
+  size_t ChunkChannels(size_t chunk, size_t n) const {
+    return std::min(n, ChunkBegin(chunk + 1)) - ChunkBegin(chunk);
+  }
 };
 
 // features_per_run: how many input features share one run of rows in L1 on average (1 for a
