@@ -519,18 +519,15 @@ void TestDepthwiseRows(const char* family, DepthwiseRowsFn rows_kernel) {
   }
 }
 
-// Strides 1 and 2 from X's rows, padded on every side (a 3x5 kernel, dilation 2 across): output
-// widths from 1 to past five vectors, rows in groups of 4, 2 and 1, the top kernel row reading a
-// row of zeros, the left and right taps reaching past X's columns.
-void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel) {
-  constexpr size_t kRows = 7, kKernelHeight = 3, kKernelWidth = 5, kDilation = 2, kPadLeft = 4;
-  Epilogue epilogue;
-  epilogue.activation = Activation::kHardSwish;
-  const Floats weights = RandomFloats(kKernelHeight * kKernelWidth);
+// One kernel shape of TestDepthwiseRowsOfX, strides 1 and 2, every output width.
+void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel, size_t rows,
+                          size_t kernel_height, size_t kernel_width, size_t dilation,
+                          size_t pad_left, const Epilogue& epilogue) {
+  const Floats weights = RandomFloats(kernel_height * kernel_width);
   for (size_t stride : {1, 2}) {
     for (size_t width = 1; width <= 5 * 16 + 3; ++width) {
       const size_t in_width = width * stride + 1;
-      const size_t input_row_count = (kRows - 1) * stride + kKernelHeight;
+      const size_t input_row_count = (rows - 1) * stride + kernel_height;
       const Floats x = RandomFloats(input_row_count * in_width);
       const Floats zeros(in_width, 0.0f);
       std::vector<const float*> input_rows;
@@ -538,30 +535,44 @@ void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel) {
         input_rows.push_back(k == 0 ? zeros.data() : x.data() + k * in_width);
       }
       const size_t out_stride = width + 5;
-      Floats out(kRows * out_stride, -7.0f);
+      Floats out(rows * out_stride, -7.0f);
       const float bias = -0.5f;
-      rows_kernel({input_rows.data(), in_width, kKernelHeight, kKernelWidth, stride, stride, 1,
-                   kDilation, kPadLeft, weights.data(), kRows, width, bias, out.data(), out_stride},
+      rows_kernel({input_rows.data(), in_width, kernel_height, kernel_width, stride, stride, 1,
+                   dilation, pad_left, weights.data(), rows, width, bias, out.data(), out_stride},
                   epilogue);
       bool ok = true;
-      for (size_t r = 0; r < kRows; ++r) {
+      for (size_t r = 0; r < rows; ++r) {
         std::vector<float> sums(width);
         for (size_t j = 0; j < width; ++j) {
-          for (size_t i = 0; i < kKernelHeight; ++i) {
-            for (size_t t = 0; t < kKernelWidth; ++t) {
+          for (size_t i = 0; i < kernel_height; ++i) {
+            for (size_t t = 0; t < kernel_width; ++t) {
               const int64_t column =
-                  static_cast<int64_t>(j * stride + t * kDilation) - static_cast<int64_t>(kPadLeft);
+                  static_cast<int64_t>(j * stride + t * dilation) - static_cast<int64_t>(pad_left);
               if (column < 0 || column >= static_cast<int64_t>(in_width)) continue;
-              sums[j] += weights[i * kKernelWidth + t] * input_rows[r * stride + i][column];
+              sums[j] += weights[i * kernel_width + t] * input_rows[r * stride + i][column];
             }
           }
         }
         ok =
             ok && FinishedRowMatches(out.data() + r * out_stride, out_stride, sums, bias, epilogue);
       }
-      Check(ok, std::string(family) + " DepthwiseRowsOfX, stride " + std::to_string(stride) +
-                    ", width " + std::to_string(width));
+      Check(ok, std::string(family) + " DepthwiseRowsOfX, " + std::to_string(kernel_height) +
+                    " kernel rows, stride " + std::to_string(stride) + ", width " +
+                    std::to_string(width));
     }
+  }
+}
+
+// Strides 1 and 2 from X's rows, padded on every side (kernels of 3, 4 and 5 rows, 5 columns,
+// dilation 2 across): output widths from 1 to past five vectors, rows in groups of 8, 4, 2 and 1,
+// the top kernel row reading a row of zeros, the left and right taps reaching past X's columns.
+// Heights 3 and 5 take the kernels that reuse each input row, 4 the general one.
+void TestDepthwiseRowsOfX(const char* family, DepthwiseRowsOfXFn rows_kernel) {
+  Epilogue epilogue;
+  epilogue.activation = Activation::kHardSwish;
+  for (size_t kernel_height : {3, 4, 5}) {
+    TestDepthwiseRowsOfX(family, rows_kernel, /*rows=*/15, kernel_height, /*kernel_width=*/5,
+                         /*dilation=*/2, /*pad_left=*/4, epilogue);
   }
 }
 
