@@ -140,7 +140,7 @@ def depthwise_separable_block(
     """Y = Relu(Conv1x1(between(DepthwiseConv(X)))): X ["b", channels, height, width], a dense
     depthwise kernel x kernel Conv and a sparse 1x1 Conv of ``outputs`` channels. ``between``:
     op types, "Clip6" for Clip(0, 6), "XHardSigmoid" and "XSigmoid" for x * HardSigmoid(x)
-    (hard-swish) and x * Sigmoid(x) (SiLU). With ``extra_reader``, the depthwise output is a
+    (hard-swish) and x * Sigmoid(x) (SiLU), "PaddleHardSwish" for x * Clip(x + 3, 0, 6) / 6. With ``extra_reader``, the depthwise output is a
     graph output too."""
     c = channels
     rng = np.random.default_rng(7)
@@ -179,6 +179,15 @@ def depthwise_separable_block(
         elif op_type == "Clip6":
             constants["zero"], constants["six"] = np.float32(0), np.float32(6)
             nodes.append(helper.make_node("Clip", [tensor, "zero", "six"], [out]))
+        elif op_type == "PaddleHardSwish":  # x * Clip(x + 3, 0, 6) / 6 in four nodes
+            for name, value in {"three": 3, "zero": 0, "six": 6}.items():
+                constants[name] = np.float32(value)
+            nodes += [
+                helper.make_node("Add", [tensor, "three"], [f"{out}_plus_3"]),
+                helper.make_node("Clip", [f"{out}_plus_3", "zero", "six"], [f"{out}_relu6"]),
+                helper.make_node("Mul", [tensor, f"{out}_relu6"], [f"{out}_product"]),
+                helper.make_node("Div", [f"{out}_product", "six"], [out]),
+            ]
         elif op_type in ("XHardSigmoid", "XSigmoid"):  # hard-swish and SiLU in two nodes
             gate = {"alpha": 1 / 6, "beta": 0.5} if op_type == "XHardSigmoid" else {}
             nodes += [

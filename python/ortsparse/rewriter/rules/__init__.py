@@ -7,6 +7,7 @@ from ortsparse.rewriter.rules.conv_integer_to_sparse_conv_integer import (
 )
 from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
 from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
+from ortsparse.rewriter.rules.fold_channel_scale import FoldChannelScale
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
 from ortsparse.rewriter.rules.fuse_channel_groups_last import FuseChannelGroupsLast
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
@@ -16,6 +17,7 @@ from ortsparse.rewriter.rules.fuse_gelu import FuseGelu
 from ortsparse.rewriter.rules.fuse_gelu_erf import FuseGeluErf
 from ortsparse.rewriter.rules.fuse_gelu_tanh import FuseGeluTanh
 from ortsparse.rewriter.rules.fuse_hard_swish import FuseHardSwish, FuseXTimesHardSigmoid
+from ortsparse.rewriter.rules.fuse_hard_swish_clip import FuseHardSwishClip
 from ortsparse.rewriter.rules.fuse_leaky_relu import FuseLeakyRelu
 from ortsparse.rewriter.rules.fuse_qdq_residual_add import FuseQdqResidualAdd
 from ortsparse.rewriter.rules.fuse_relu import FuseRelu
@@ -51,12 +53,14 @@ CONVERSION_RULES = (
     AttentionToSparseGemm(),
 )
 
-# Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization,
-# a bias Add and a residual Add before the activation, the activation, then a residual Add after
-# it. Each rule's own preconditions (e.g. no activation yet) keep the epilogue's order of
-# operations exact. The layout change comes last: after it only activations fuse.
+# Tried in this order after every fusion, so a chain folds in graph order: a BatchNormalization
+# or a Mul by channel factors, a bias Add and a residual Add before the activation, the
+# activation, then a residual Add after it. Each rule's own preconditions (e.g. no activation
+# yet) keep the epilogue's order of operations exact. The layout change comes last: after it
+# only activations fuse.
 EPILOGUE_RULES = (
     FoldBatchNorm(),
+    FoldChannelScale(),
     FuseBiasAdd(),
     FuseResidualAdd(),
     FuseRelu(),
@@ -70,6 +74,7 @@ EPILOGUE_RULES = (
     FuseLeakyRelu(),
     FuseHardSwish(),
     FuseXTimesHardSigmoid(),
+    FuseHardSwishClip(),
     FuseChannelGroupsLast(),
 )
 

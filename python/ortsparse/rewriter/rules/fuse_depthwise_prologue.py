@@ -29,8 +29,8 @@ from ortsparse.rewriter.sparse_conv import DepthwisePrologue, SparseConv
 from ortsparse.rewriter.sparse_op import DOMAIN, Activation
 
 # How far back from the SparseConv's X the depthwise Conv may be: a BatchNormalization and an
-# activation of a few nodes (x * HardSigmoid(x) is two).
-_MAX_NODES_BETWEEN = 4
+# activation of a few nodes (x * HardSigmoid(x) is two, x * Clip(x + 3, 0, 6) / 6 four).
+_MAX_NODES_BETWEEN = 5
 
 
 class FuseDepthwisePrologue(GraphRule):
