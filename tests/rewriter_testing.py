@@ -140,7 +140,8 @@ def depthwise_separable_block(
     """Y = Relu(Conv1x1(between(DepthwiseConv(X)))): X ["b", channels, height, width], a dense
     depthwise kernel x kernel Conv and a sparse 1x1 Conv of ``outputs`` channels. ``between``:
     op types, "Clip6" for Clip(0, 6), "XHardSigmoid" and "XSigmoid" for x * HardSigmoid(x)
-    (hard-swish) and x * Sigmoid(x) (SiLU), "PaddleHardSwish" for x * Clip(x + 3, 0, 6) / 6. With ``extra_reader``, the depthwise output is a
+    (hard-swish) and x * Sigmoid(x) (SiLU), "PaddleHardSwish" for x * Clip(x + 3, 0, 6) / 6,
+    "ChannelMul" and "ChannelAdd" for a constant [channels, 1, 1] times or plus x. With ``extra_reader``, the depthwise output is a
     graph output too."""
     c = channels
     rng = np.random.default_rng(7)
@@ -179,6 +180,10 @@ def depthwise_separable_block(
         elif op_type == "Clip6":
             constants["zero"], constants["six"] = np.float32(0), np.float32(6)
             nodes.append(helper.make_node("Clip", [tensor, "zero", "six"], [out]))
+        elif op_type in ("ChannelMul", "ChannelAdd"):  # a constant [C, 1, 1]
+            constants[f"{out}_by"] = rng.uniform(0.5, 1.5, (c, 1, 1)).astype(np.float32)
+            binary = op_type.removeprefix("Channel")
+            nodes.append(helper.make_node(binary, [f"{out}_by", tensor], [out]))
         elif op_type == "PaddleHardSwish":  # x * Clip(x + 3, 0, 6) / 6 in four nodes
             for name, value in {"three": 3, "zero": 0, "six": 6}.items():
                 constants[name] = np.float32(value)

@@ -6,8 +6,9 @@ The depthwise-separable block (MobileNet, PP-LCNet, the OCR models) then never l
 runs a depthwise Conv in NCHWc, reordering X before it and its output after it, between our NCHW
 ops. The product must be 1x1 with stride 1 and no padding, and read X in one part; the depthwise
 Conv has one filter per channel ([C, 1, kH, kW], constant), a constant bias or none, and every
-tensor between it and the SparseConv has no other reader. The BatchNormalization is folded into
-the depthwise weight and bias; the activation is any the SparseConv's epilogue takes, found by
+tensor between it and the SparseConv has no other reader. The BatchNormalization, or the Mul by
+its scale and the Add of its shift that some exporters write instead, is folded into the
+depthwise weight and bias; the activation is any the SparseConv's epilogue takes, found by
 the epilogue rules' own matchers. Verification times the fused op against all the nodes it
 replaced.
 """
@@ -22,15 +23,21 @@ import onnx
 
 from ortsparse.rewriter.conv_window import conv_window
 from ortsparse.rewriter.decisions import Refusal
-from ortsparse.rewriter.fusion import ActivationRule, GraphRule, sole_default_consumer
+from ortsparse.rewriter.fusion import (
+    ActivationRule,
+    GraphRule,
+    other_operand,
+    sole_default_consumer,
+)
 from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.rules.fold_batch_norm import batch_norm_factors
 from ortsparse.rewriter.sparse_conv import DepthwisePrologue, SparseConv
 from ortsparse.rewriter.sparse_op import DOMAIN, Activation
 
-# How far back from the SparseConv's X the depthwise Conv may be: a BatchNormalization and an
-# activation of a few nodes (x * HardSigmoid(x) is two, x * Clip(x + 3, 0, 6) / 6 four).
-_MAX_NODES_BETWEEN = 5
+# How far back from the SparseConv's X the depthwise Conv may be: a BatchNormalization (or a Mul
+# and an Add) and an activation of a few nodes (x * HardSigmoid(x) is two, x * Clip(x + 3, 0, 6)
+# / 6 four).
+_MAX_NODES_BETWEEN = 6
 
 
 class FuseDepthwisePrologue(GraphRule):
@@ -79,6 +86,16 @@ class FuseDepthwisePrologue(GraphRule):
                     prologue = folded
                     absorbed.append(batch_norm)
                     tensor = batch_norm.output[0]
+            # A normalization its exporter folded into a Mul by the scale and an Add of the shift.
+            for op_type in ("Mul", "Add"):
+                affine = sole_default_consumer(graph, tensor, op_type)
+                if affine is None or tensor == op.x:
+                    continue
+                folded = _fold_channel_constant(graph, affine, tensor, op, prologue)
+                if folded is not None:
+                    prologue = folded
+                    absorbed.append(affine)
+                    tensor = affine.output[0]
             if tensor != op.x:
                 activation = self._activation_of(graph, op.replace(output=tensor))
                 if activation is None:
@@ -181,4 +198,28 @@ def _fold_batch_norm(
     bias = (prologue.bias - mean) * factors + shift
     return dataclasses.replace(
         prologue, weight=weight.astype(np.float32), bias=bias.astype(np.float32)
+    )
+
+
+def _fold_channel_constant(
+    graph: Graph,
+    affine: onnx.NodeProto,
+    tensor: str,
+    op: SparseConv,
+    prologue: DepthwisePrologue,
+) -> DepthwisePrologue | None:
+    """``prologue`` followed by ``affine``, a Mul or an Add of ``tensor`` and a constant that
+    broadcasts along its channels (as a bias does); None for any other operand."""
+    other = other_operand(affine, tensor)
+    value = graph.constant(other) if other else None
+    channels = len(prologue.bias)
+    vector = op.replace(n=channels).bias_from(value, output_rank=4) if value is not None else None
+    if vector is None:
+        return None
+    if affine.op_type == "Add":
+        return dataclasses.replace(prologue, bias=(prologue.bias + vector).astype(np.float32))
+    return dataclasses.replace(
+        prologue,
+        weight=(prologue.weight * vector.reshape(-1, 1, 1, 1)).astype(np.float32),
+        bias=(prologue.bias * vector).astype(np.float32),
     )

@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+from onnx import numpy_helper
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
@@ -29,6 +31,8 @@ def prologue_of(model):
         (("Clip6",), "clip"),
         (("BatchNormalization", "XHardSigmoid"), "hard_swish"),
         (("XSigmoid",), "silu"),
+        (("ChannelMul", "ChannelAdd", "PaddleHardSwish"), "hard_swish"),
+        (("ChannelAdd", "Relu"), "relu"),
     ],
 )
 def test_a_depthwise_conv_with_its_normalization_and_activation_becomes_the_prologue(
@@ -100,3 +104,12 @@ def test_the_report_names_the_fused_depthwise_conv():
     result = rewrite_model(depthwise_separable_block(), min_sparsity=0.5)
     (decision,) = [d for d in result.decisions if d.rewritten]
     assert any(step.startswith(LABEL) and "3x3 Conv dw" in step for step in decision.fused)
+
+
+def test_a_mul_that_does_not_run_along_the_channels_stops_the_prologue():
+    model = depthwise_separable_block(between=("ChannelMul",))
+    (factors,) = [tensor for tensor in model.graph.initializer if tensor.name == "d1_by"]
+    factors.CopyFrom(numpy_helper.from_array(np.full((1, 1, 11), 0.5, np.float32), "d1_by"))
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["Conv", "Mul", "SparseConv"]
+    assert_same_outputs(model, rewritten, {"b": 2})
