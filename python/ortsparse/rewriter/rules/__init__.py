@@ -8,6 +8,7 @@ from ortsparse.rewriter.rules.conv_integer_to_sparse_conv_integer import (
 from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
 from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
 from ortsparse.rewriter.rules.fold_channel_scale import FoldChannelScale
+from ortsparse.rewriter.rules.fold_input_affine import FoldInputAffine
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
 from ortsparse.rewriter.rules.fuse_channel_groups_last import FuseChannelGroupsLast
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
@@ -83,10 +84,12 @@ EPILOGUE_RULES = (
 QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)
 
 # Applied once each, in this order, after every epilogue is fused (pipeline.py step 3). A
-# depthwise prologue comes last: the SparseConv then reads X in one part and has no sibling.
+# depthwise prologue comes last: the SparseConv then reads X in one part and has no sibling, and
+# an affine folded before it no longer separates it from the depthwise Conv's activation.
 GRAPH_RULES = (
     HoistActivationThroughLayout(),
     ReadConcatInPlace(),
     MergeSiblingConvs(),
+    FoldInputAffine(),
     FuseDepthwisePrologue(rule for rule in EPILOGUE_RULES if isinstance(rule, ActivationRule)),
 )

@@ -1,0 +1,120 @@
+"""x -> Mul(constant a) -> Add(constant b) -> SparseConv without padding  ->  SparseConv reading x,
+with a folded into its packed weight and W.b into its bias:
+
+    W (a x + b) = (W a) x + W b,   W'[k, n] = W[k, n] a[c(k)],   b'[n] = b[n] + sum_k W[k, n] b[c(k)]
+
+with c(k) the input channel of row k (k = (c * kH + i) * kW + j). Either node may be missing; a
+and b run along the channels (shape [C, 1, 1], [1, C, 1, 1] or one element). Exporters write a
+learnable affine after an activation this way (PP-OCRv4's PP-LCNetV3 blocks: scale and bias
+after every hard-swish), which otherwise stands between a depthwise Conv's activation and the 1x1
+that FuseDepthwisePrologue would take it into. Without padding every tap reads an affine value;
+with padding the taps outside X would read b where x reads zero, so padded convolutions keep the
+nodes. The SparseConv must read X in one part and alone, with no prologue.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from ortsparse.rewriter.fusion import GraphRule, other_operand
+from ortsparse.rewriter.graph import Graph, is_default_domain
+from ortsparse.rewriter.packing import BLOCK_SIZE, PackedWeight, unpack
+from ortsparse.rewriter.sparse_conv import SparseConv
+from ortsparse.rewriter.sparse_op import DOMAIN
+
+
+class FoldInputAffine(GraphRule):
+    label = "affine before it"
+
+    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
+        fused = []
+        for node in list(graph.nodes):
+            if node.domain != DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
+                continue
+            op = SparseConv.from_node(node)
+            if any(op.pads) or op.x_parts or op.depthwise is not None or op.pointwise is not None:
+                continue
+            found = _affine_before(graph, op, node)
+            if found is None:
+                continue
+            absorbed, x, scale, shift = found
+            graph.replace([*absorbed, node], [_folded(graph, op, x, scale, shift).to_node()])
+            steps = ", ".join(n.op_type for n in absorbed)
+            fused.append((op.name, f"{self.label} ({steps})"))
+        return fused
+
+
+def _affine_before(
+    graph: Graph, op: SparseConv, node: onnx.NodeProto
+) -> tuple[list[onnx.NodeProto], str, np.ndarray, np.ndarray] | None:
+    """The Mul and Add (in graph order) that compute the op's X from a tensor x, that x, and the
+    per-channel scale and shift they apply; None where there are neither."""
+    absorbed: list[onnx.NodeProto] = []
+    scale = np.ones(op.c, np.float64)
+    shift = np.zeros(op.c, np.float64)
+    tensor, reader = op.x, node
+    for op_type in ("Add", "Mul"):
+        producer = graph.producer(tensor)
+        if (
+            producer is None
+            or producer.op_type != op_type
+            or not is_default_domain(producer)
+            or graph.sole_consumer(tensor) is not reader
+        ):
+            continue
+        operands = [name for name in producer.input if graph.constant(name) is None]
+        if len(operands) != 1:
+            continue
+        vector = _channel_vector(graph, producer, operands[0], op)
+        if vector is None:
+            continue
+        # Backwards from X: an Add found first applies after the Mul, X = a x + b.
+        if op_type == "Add":
+            shift = vector
+        else:
+            scale = vector
+        absorbed.insert(0, producer)
+        tensor, reader = operands[0], producer
+    if not absorbed:
+        return None
+    return absorbed, tensor, scale, shift
+
+
+def _channel_vector(
+    graph: Graph, node: onnx.NodeProto, x: str, op: SparseConv
+) -> np.ndarray | None:
+    """The constant operand of ``node`` as [C] float64, where it broadcasts along x's channels
+    without growing x (SparseConv.bias_from's shapes, for C channels)."""
+    other = other_operand(node, x)
+    value = graph.constant(other) if other else None
+    if value is None:
+        return None
+    vector = op.replace(n=op.c).bias_from(value, output_rank=4)
+    return None if vector is None else vector.astype(np.float64)
+
+
+def _folded(
+    graph: Graph, op: SparseConv, x: str, scale: np.ndarray, shift: np.ndarray
+) -> SparseConv:
+    packed = PackedWeight(
+        op.format,
+        op.k,
+        op.n,
+        graph.constant(op.weight_values),
+        graph.constant(op.weight_group_offsets),
+        graph.constant(op.weight_input_indices),
+    )
+    taps = op.k // op.c
+    row_scale = np.repeat(scale, taps)  # row k = (c * kH + i) * kW + j reads channel c
+    block_size = BLOCK_SIZE[op.format]
+    values = packed.values.reshape(-1, block_size) * row_scale[packed.input_indices][:, None]
+    bias = graph.constant(op.bias).astype(np.float64) if op.bias else np.zeros(op.n)
+    bias = bias + np.repeat(shift, taps) @ unpack(packed).astype(np.float64)
+    return op.replace(
+        x=x,
+        weight_values=graph.add_initializer(
+            f"{op.name}.weight_values", values.reshape(-1).astype(np.float32)
+        ),
+        bias=graph.add_initializer(f"{op.name}.bias", bias.astype(np.float32)),
+    )
