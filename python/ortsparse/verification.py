@@ -60,6 +60,7 @@ from ortsparse.rewriter.conversion import display_name
 from ortsparse.rewriter.decisions import Decision, RewriteResult
 from ortsparse.rewriter.model_io import Rewrite
 from ortsparse.rewriter.one_image_at_a_time import NotBatched, one_image_at_a_time
+from ortsparse.rewriter.rules.fold_input_affine import folded_affine_nodes
 from ortsparse.rewriter.rules.fuse_depthwise_prologue import FuseDepthwisePrologue
 from ortsparse.rewriter.rules.fuse_pointwise_prologue import (
     FusePointwisePrologue,
@@ -157,6 +158,7 @@ def verify_rewrite(
     single_threaded: set[str] = set()  # names of the ortsparse nodes to run on the calling thread
     # SparseConv nodes to run after ORT's depthwise Conv rather than with it as their prologue.
     separated: dict[str, _Prologue] = {}
+    decisions = {decision.node_name: decision for decision in result.decisions}
     for index, group in enumerate(groups, 1):
         left = deadline - time.monotonic() - seconds * WHOLE_MODEL_SHARE
         if left < MIN_NODE_SECONDS:
@@ -166,7 +168,8 @@ def verify_rewrite(
         group_feeds = {name: values[name] for name in group.inputs}
         try:
             original_part, rewritten_part = group.models(original, result.model, values)
-            prologue = _prologue_of(original, group)
+            fused = [step for name in group.decisions for step in decisions[name].fused]
+            prologue = _prologue_of(original, group, fused)
             if prologue is not None:
                 apart = _without_prologues(original, rewritten_part, {prologue.node: prologue})
                 fused = timer.compare(apart, rewritten_part, group_feeds, budget)
@@ -622,19 +625,27 @@ class _Prologue:
     decisions: tuple[str, ...]  # Decision.node_name of the original convs it replaced
 
 
-def _prologue_of(original: onnx.ModelProto, group: _Group) -> _Prologue | None:
+def _prologue_of(
+    original: onnx.ModelProto, group: _Group, fused: Sequence[str]
+) -> _Prologue | None:
+    """The depthwise prologue of ``group``'s SparseConv, whose decision fused ``fused``."""
     node = group.rewritten_node
     if not any(attribute.name == "depthwise_kernel_shape" for attribute in node.attribute):
         return None
     pointwise = next(n for n in group.original_nodes if display_name(n) in group.decisions)
     producers = {output: n for n in original.graph.node for output in n.output}
     constants = {tensor.name for tensor in original.graph.initializer}
-    nodes = _region(producers, constants, {node.input[0]}, [pointwise.input[0]])
+    # The SparseConv's weights hold the affine it folded, so apart it reads the affine's input.
+    x = pointwise.input[0]
+    for _ in range(folded_affine_nodes(fused)):
+        affine = producers[x]
+        x = next(name for name in affine.input if name not in constants)
+    nodes = _region(producers, constants, {node.input[0]}, [x])
     if nodes is None:
         return None
     order = {id(n): index for index, n in enumerate(original.graph.node)}
     nodes.sort(key=lambda n: order[id(n)])
-    return _Prologue(node.name, tuple(nodes), pointwise.input[0], group.decisions)
+    return _Prologue(node.name, tuple(nodes), x, group.decisions)
 
 
 def _without_prologues(

@@ -14,6 +14,8 @@ nodes. The SparseConv must read X in one part and alone, with no prologue.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx
 
@@ -43,6 +45,15 @@ class FoldInputAffine(GraphRule):
             steps = ", ".join(n.op_type for n in absorbed)
             fused.append((op.name, f"{self.label} ({steps})"))
         return fused
+
+
+def folded_affine_nodes(fused: Sequence[str]) -> int:
+    """How many nodes FoldInputAffine folded into a SparseConv, from its Decision.fused steps."""
+    prefix = f"{FoldInputAffine.label} ("
+    for step in fused:
+        if step.startswith(prefix):
+            return len(step[len(prefix) : -1].split(", "))
+    return 0
 
 
 def _affine_before(
