@@ -339,11 +339,19 @@ def test_a_depthwise_prologue_not_faster_than_the_convs_apart_is_separated_again
     assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
 
 
-def test_a_separated_prologue_leaves_the_affine_its_sparse_conv_folded_in_the_weights():
+@pytest.mark.parametrize("affine_constants", ["initializers", "Constant nodes"])
+def test_a_separated_prologue_leaves_the_affine_its_sparse_conv_folded_in_the_weights(
+    affine_constants,
+):
     """The SparseConv folded the scale and bias after the activation (FoldInputAffine): apart,
     it reads the activation, not the affine's output, which would apply the affine twice."""
     between = ("BatchNormalization", "HardSwish", "ChannelMul", "ChannelAdd")
     model = depthwise_separable_block(between=between)
+    if affine_constants == "Constant nodes":
+        for name in ("d3_by", "d4_by"):
+            (tensor,) = [t for t in model.graph.initializer if t.name == name]
+            model.graph.node.insert(0, onnx.helper.make_node("Constant", [], [name], value=tensor))
+            model.graph.initializer.remove(tensor)
     result = verify_rewrite(model, rewrite_keeping(model), timer=PrologueTimer(0.99))
     assert op_types(result.model) == ["Conv", "BatchNormalization", "HardSwish", "SparseConv"]
     feeds = {"X": np.random.default_rng(0).standard_normal((2, 8, 11, 11)).astype(np.float32)}

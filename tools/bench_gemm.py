@@ -183,11 +183,12 @@ def rewrite(
     original: Path,
     min_sparsity: float | None,
     verify_threads: int | None = None,
-    verify_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> RewrittenModel:
-    """Rewrites `original` next to it, always afresh so that a changed rewriter is measured, and
-    verified against ORT on ``verify_threads`` threads and inputs of ``verify_shapes`` as
-    rewrite-model does (ortsparse.verification), unless ``verify_threads`` is None."""
+    """Rewrites `original` next to it, always afresh so that a changed rewriter is measured, for
+    inputs of ``input_shapes`` (the sizes its symbolic dims run at), and verified against ORT on
+    ``verify_threads`` threads as rewrite-model does (ortsparse.verification), unless
+    ``verify_threads`` is None."""
     path = original.with_name(original.stem + ".ortsparse.onnx")
     progress(f"rewriting {original.name}")
     model = onnx.load(str(original))
@@ -198,6 +199,7 @@ def rewrite(
             min_sparsity=min_sparsity,
             progress=lambda message: progress(f"  {message}"),
             keep=keep,
+            input_shapes=input_shapes,
         )
 
     if verify_threads is None:
@@ -207,7 +209,7 @@ def rewrite(
             model,
             rewrite_keeping,
             threads=verify_threads,
-            input_shapes=verify_shapes,
+            input_shapes=input_shapes,
             progress=lambda message: progress(f"  verify: {message}"),
         )
     onnx.save(result.model, str(path))
@@ -217,13 +219,11 @@ def rewrite(
 def rewrite_for(
     workload: ModelWorkload, original: Path, args: argparse.Namespace
 ) -> RewrittenModel:
-    """rewrite for ``workload``, verified at its input shape and the run's threads unless
+    """rewrite for ``workload`` at its input shape, verified on the run's threads unless
     --no-verify."""
-    if args.no_verify:
-        return rewrite(original, args.min_sparsity)
     specs = model_input_specs(onnx.load(str(original), load_external_data=False))
     shapes = {spec.name: workload.input_shape(list(spec.shape)) for spec in specs}
-    return rewrite(original, args.min_sparsity, args.threads, shapes)
+    return rewrite(original, args.min_sparsity, None if args.no_verify else args.threads, shapes)
 
 
 def make_session(path: Path, threads: int, with_ortsparse: bool) -> ort.InferenceSession:

@@ -638,8 +638,15 @@ def _prologue_of(
     # The SparseConv's weights hold the affine it folded, so apart it reads the affine's input.
     x = pointwise.input[0]
     for _ in range(folded_affine_nodes(fused)):
-        affine = producers[x]
-        x = next(name for name in affine.input if name not in constants)
+        affine = producers.get(x)
+        computed = [
+            name
+            for name in (affine.input if affine is not None else ())
+            if name not in constants and producers.get(name, affine).op_type != "Constant"
+        ]
+        if affine is None or affine.op_type not in ("Mul", "Add") or len(computed) != 1:
+            return None
+        x = computed[0]
     nodes = _region(producers, constants, {node.input[0]}, [x])
     if nodes is None:
         return None

@@ -75,7 +75,9 @@ def _affine_before(
         ):
             continue
         operands = [name for name in producer.input if graph.constant(name) is None]
-        if len(operands) != 1:
+        # x must be X's shape already: a constant [C, 1, 1] would broadcast x of one channel.
+        shape = graph.shape(tensor)
+        if len(operands) != 1 or shape is None or graph.shape(operands[0]) != shape:
             continue
         vector = _channel_vector(graph, producer, operands[0], op)
         if vector is None:

@@ -114,3 +114,11 @@ def test_a_depthwise_block_with_an_affine_after_its_activation_becomes_one_op():
     (node,) = sparse_nodes(rewritten, SparseConv)
     assert attributes(node)["depthwise_activation"] == "hard_swish"
     assert_same_outputs(model, rewritten, {"b": 2})
+
+
+def test_an_affine_that_broadcasts_its_input_to_more_channels_is_left():
+    model = affine_then_conv(("Mul",))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 1
+    rewritten = rewrite(model)
+    assert op_types(rewritten) == ["Mul", "SparseConv"]
+    assert_same_outputs(model, rewritten, {"b": 2})
