@@ -54,8 +54,8 @@ class ScriptedTimer(ModelTimer):
 
 
 def rewrite_keeping(model):
-    def rewrite(keep):
-        return rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep)
+    def rewrite(keep, convert):
+        return rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep, convert=convert)
 
     return rewrite
 
@@ -132,8 +132,8 @@ def test_nodes_faster_alone_are_dropped_until_the_whole_model_is_faster():
 def test_a_rewrite_computing_other_outputs_keeps_the_original_with_a_warning():
     model = sparse_mlp()
 
-    def wrong_rewrite(keep):
-        result = rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep)
+    def wrong_rewrite(keep, convert):
+        result = rewrite_model(model, min_sparsity=FORCE_REWRITE, keep=keep, convert=convert)
         sparse = next(node for node in result.model.graph.node if node.domain == "ortsparse")
         values = next(t for t in result.model.graph.initializer if t.name == sparse.input[1])
         values.CopyFrom(numpy_helper.from_array(2 * numpy_helper.to_array(values), values.name))
@@ -533,3 +533,62 @@ def test_a_model_mixing_its_batch_items_is_not_run_one_image_at_a_time():
     )
     assert "SparseGemm" in op_types(result.model) and "Scan" not in op_types(result.model)
     assert any(line.startswith("one image at a time: other outputs") for line in told)
+
+
+def dense_mlp():
+    """sparse_mlp with dense weights, which the cost model keeps."""
+    model = sparse_mlp()
+    rng = np.random.default_rng(3)
+    for tensor in model.graph.initializer:
+        shape = numpy_helper.to_array(tensor).shape
+        dense = rng.standard_normal(shape).astype(np.float32)
+        tensor.CopyFrom(numpy_helper.from_array(dense, tensor.name))
+    return model
+
+
+def rewrite_by_cost_model(model):
+    def rewrite(keep, convert):
+        return rewrite_model(model, keep=keep, convert=convert)
+
+    return rewrite
+
+
+def test_nodes_the_cost_model_keeps_are_converted_and_kept_where_measured_faster():
+    model = dense_mlp()
+    assert rewrite_model(model).rewritten_count == 0
+    result = verify_rewrite(model, rewrite_by_cost_model(model), timer=ScriptedTimer())
+    assert op_types(result.model) == ["SparseGemm", "SparseGemm"]
+    for decision in result.decisions:
+        assert "converted to be timed with what it fuses" in decision.reason
+        assert decision.measured.startswith("measured")
+
+
+def test_a_converted_node_measured_slower_is_put_back():
+    model = dense_mlp()
+    timer = ScriptedTimer(slow_nodes=("first",))
+    result = verify_rewrite(model, rewrite_by_cost_model(model), timer=timer)
+    assert op_types(result.model) == ["MatMul", "Relu", "SparseGemm"]
+    first = next(d for d in result.decisions if d.node_name == "first")
+    assert not first.rewritten and "not faster on this CPU" in first.reason
+
+
+def test_a_min_sparsity_threshold_is_not_second_guessed():
+    model = dense_mlp()
+
+    def rewrite(keep, convert):
+        return rewrite_model(model, min_sparsity=0.5, keep=keep, convert=convert)
+
+    result = verify_rewrite(model, rewrite, timer=ScriptedTimer())
+    assert result.model == model and result.rewritten_count == 0
+
+
+def test_a_depthwise_conv_the_cost_model_keeps_stays_a_conv_for_the_prologue():
+    model = depthwise_separable_block()
+    result = verify_rewrite(model, rewrite_by_cost_model(model), timer=ScriptedTimer())
+    (depthwise,) = [d for d in result.decisions if d.node_name == "dw"]
+    assert not depthwise.rewritten
+    assert "SparseConv" in op_types(result.model)
+    assert not any(
+        node.op_type == "SparseConv" and node.name.startswith("dw")
+        for node in result.model.graph.node
+    )

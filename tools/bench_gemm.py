@@ -193,17 +193,18 @@ def rewrite(
     progress(f"rewriting {original.name}")
     model = onnx.load(str(original))
 
-    def rewrite_keeping(keep):
+    def rewrite_keeping(keep, convert):
         return rewrite_model(
             model,
             min_sparsity=min_sparsity,
             progress=lambda message: progress(f"  {message}"),
             keep=keep,
             input_shapes=input_shapes,
+            convert=convert,
         )
 
     if verify_threads is None:
-        result = rewrite_keeping({})
+        result = rewrite_keeping({}, ())
     else:
         result = verify_rewrite(
             model,

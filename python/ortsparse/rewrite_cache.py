@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -167,11 +167,17 @@ def _rewrite_copy(
     progress: Progress | None,
     input_shapes: Mapping[str, Sequence[int]] | None,
     keep: Mapping[str, Decision],
+    convert: Collection[str],
 ) -> RewriteResult:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     return rewrite_owned_model(
-        copy, min_sparsity=min_sparsity, progress=progress, keep=keep, input_shapes=input_shapes
+        copy,
+        min_sparsity=min_sparsity,
+        progress=progress,
+        keep=keep,
+        input_shapes=input_shapes,
+        convert=convert,
     )
 
 

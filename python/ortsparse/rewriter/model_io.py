@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import onnx
@@ -20,8 +20,9 @@ from ortsparse.rewriter.report import format_report
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
 
 
-# Rewrites a model keeping the nodes named (with the decisions to report for them).
-Rewrite = Callable[[Mapping[str, Decision]], RewriteResult]
+# Rewrites a model keeping the nodes named in the mapping (with the decisions to report for them)
+# and converting those in the collection whatever the cost model predicts.
+Rewrite = Callable[[Mapping[str, Decision], Collection[str]], RewriteResult]
 # Chooses among the rewrites of a model (ortsparse.verification.verify_rewrite, on this CPU).
 Verify = Callable[[onnx.ModelProto, Rewrite], RewriteResult]
 
@@ -54,7 +55,7 @@ def rewrite_file(
     tell(f"loading {in_path}")
     original = _load(in_path)
 
-    def rewrite(keep: Mapping[str, Decision]) -> RewriteResult:
+    def rewrite(keep: Mapping[str, Decision], convert: Collection[str]) -> RewriteResult:
         model = onnx.ModelProto()
         model.CopyFrom(original)
         return rewrite_owned_model(
@@ -65,6 +66,7 @@ def rewrite_file(
             keep=keep,
             cost_models=cost_models,
             input_shapes=input_shapes,
+            convert=convert,
         )
 
     if verify is None:

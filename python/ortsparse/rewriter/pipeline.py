@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import onnx
 
@@ -54,18 +54,24 @@ def rewrite_model(
     progress: Progress | None = None,
     keep: Mapping[str, Decision] | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    convert: Collection[str] = (),
 ) -> RewriteResult:
     """Rewrites eligible MatMul/Gemm/Conv nodes of ``model`` (left unchanged) into SparseGemm and
     SparseConv nodes.
 
     ``min_sparsity`` replaces the cost model's verdict by a threshold on each weight's fraction
-    of zeros; ``keep`` and ``input_shapes`` as rewrite_owned_model takes them. Raises
-    RewriteError for a malformed model.
+    of zeros; ``keep``, ``input_shapes`` and ``convert`` as rewrite_owned_model takes them.
+    Raises RewriteError for a malformed model.
     """
     owned = onnx.ModelProto()
     owned.CopyFrom(model)
     return rewrite_owned_model(
-        owned, min_sparsity=min_sparsity, progress=progress, keep=keep, input_shapes=input_shapes
+        owned,
+        min_sparsity=min_sparsity,
+        progress=progress,
+        keep=keep,
+        input_shapes=input_shapes,
+        convert=convert,
     )
 
 
@@ -78,11 +84,14 @@ def rewrite_owned_model(
     keep: Mapping[str, Decision] | None = None,
     cost_models: CostModels | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    convert: Collection[str] = (),
 ) -> RewriteResult:
     """rewrite_model, editing ``model`` in place; ``checked`` when the checker already passed it.
     ``keep``: nodes (by Decision.node_name) to leave as they are, with the decision to report
-    for each (verification keeps those measured slower than ORT). ``cost_models``: those to
-    judge with instead of this CPU's (cost_data.cost_models_of another CPU's measurement).
+    for each (verification keeps those measured slower than ORT). ``convert``: nodes to rewrite
+    where the cost model would keep them (verification times them with what they fuse).
+    ``cost_models``: those to judge with instead of this CPU's (cost_data.cost_models_of another
+    CPU's measurement).
     ``input_shapes``: the sizes the model will run at, by input name, for the cost model to
     judge with where the model's dims are symbolic (the rewrite keeps them symbolic)."""
     report = progress or (lambda message: None)
@@ -97,7 +106,7 @@ def rewrite_owned_model(
         report(models.source)
     policy = SparsityPolicy(models.gemm, models.conv, min_sparsity)
 
-    conversions = _convert(graph, policy, report, keep or {})
+    conversions = _convert(graph, policy, report, keep or {}, set(convert))
     rewritten = [conversion for conversion in conversions if conversion.sparse_node]
     # SparseQGemm's and SparseQConv's requantization already hold what QDQ graphs express after
     # the product; a residual Add after it is SparseQConv's alone.
@@ -143,8 +152,13 @@ def estimated_size_bytes(model: onnx.ModelProto) -> int:
 
 
 def _convert(
-    graph: Graph, policy: SparsityPolicy, report: Progress, keep: Mapping[str, Decision]
+    graph: Graph,
+    policy: SparsityPolicy,
+    report: Progress,
+    keep: Mapping[str, Decision],
+    convert: set[str],
 ) -> list[Conversion]:
+    converting = policy.converting_all()
     candidates = [node for node in graph.nodes if _convertible(node)]
     kinds = "/".join(sorted({node.op_type for node in candidates})) or "MatMul/Gemm/Conv"
     report(f"analysing {len(candidates)} {kinds} node(s)")
@@ -158,7 +172,9 @@ def _convert(
                 for rule in CONVERSION_RULES
                 if rule.converts(node) and rule.applies_to(graph, node)
             )
-            conversion = rule.convert(graph, node, policy)
+            conversion = rule.convert(
+                graph, node, converting if display_name(node) in convert else policy
+            )
         decision = conversion.decision
         outcome = (
             f"rewritten ({decision.format})" if decision.rewritten else f"kept: {decision.reason}"

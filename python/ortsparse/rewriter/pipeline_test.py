@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from ortsparse.rewriter import RewriteError, rewrite_model
 from tests.rewriter_testing import (
@@ -291,3 +291,22 @@ def test_input_shapes_that_do_not_fit_the_model_are_errors(shapes, message):
     )
     with pytest.raises(RewriteError, match=message):
         rewrite_model(model, input_shapes=shapes)
+
+
+def test_nodes_to_convert_are_rewritten_whatever_the_cost_model_predicts():
+    model = mlp()
+    for tensor in model.graph.initializer:  # dense weights, which the cost model keeps
+        tensor.CopyFrom(
+            numpy_helper.from_array(
+                np.ones(numpy_helper.to_array(tensor).shape, np.float32), tensor.name
+            )
+        )
+    kept = rewrite_model(model)
+    assert kept.rewritten_count == 0
+    assert all(decision.reason.startswith("predicted ") for decision in kept.decisions)
+    names = [decision.node_name for decision in kept.decisions]
+    result = rewrite_model(model, convert=names[:1])
+    first, *others = result.decisions
+    assert first.rewritten and first.reason.endswith("; converted to be timed with what it fuses")
+    assert [decision.rewritten for decision in others] == [False, False]
+    assert_same_outputs(model, result.model)

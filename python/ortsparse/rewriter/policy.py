@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from ortsparse.rewriter.cost_model import FORMATS, ConservativeCostModel, ConvWork, CostModel
+from ortsparse.rewriter.decisions import Decision
 from ortsparse.rewriter.packing import count_compiled_input_loads, count_stored_blocks
 from ortsparse.rewriter.quad_packing import stored_quad_fraction
 
@@ -17,6 +19,9 @@ from ortsparse.rewriter.quad_packing import stored_quad_fraction
 # kernels, takes the same threshold (not measured for convolutions on their own).
 QUANTIZED_MAX_STORED_QUADS = 0.3
 
+# How the reasons of the cost model's verdicts begin.
+_PREDICTED = "predicted "
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -24,6 +29,12 @@ class Verdict:
     format: str  # the format to pack in (the cost model's choice even when not rewriting)
     sparsity: float
     reason: str
+
+
+def kept_by_prediction(decision: Decision) -> bool:
+    """Whether the cost model's prediction kept ``decision``'s node (not a min-sparsity threshold,
+    an INT8 verdict or a node the rewriter cannot convert)."""
+    return not decision.rewritten and decision.reason.startswith(_PREDICTED)
 
 
 class SparsityPolicy:
@@ -39,6 +50,11 @@ class SparsityPolicy:
         self.cost_model = cost_model  # MatMul/Gemm against SparseGemm
         self.conv_cost_model = conv_cost_model  # Conv against SparseConv
         self.min_sparsity = min_sparsity
+
+    def converting_all(self) -> SparsityPolicy:
+        """This policy, converting what it would keep (its reason says so) for verification to
+        time with what the new node fuses; INT8 verdicts stay as they are."""
+        return _ConvertingPolicy(self.cost_model, self.conv_cost_model, self.min_sparsity)
 
     def judge(self, weight: np.ndarray, m: int) -> Verdict:
         """The verdict on SparseGemm for ``weight`` [K, N] applied to ``m`` rows."""
@@ -98,7 +114,7 @@ class SparsityPolicy:
             # Only a conservative prediction keeps a layer predicted faster.
             rewrite = False
             reason = (
-                f"predicted only {prediction.speedup:.2f}x faster than dense at M={m} by the "
+                f"{_PREDICTED}only {prediction.speedup:.2f}x faster than dense at M={m} by the "
                 f"least favourable measured CPU's data, short of the "
                 f"{prediction.required_speedup:.2f}x asked without data for this CPU"
             )
@@ -109,7 +125,16 @@ class SparsityPolicy:
                 # A grouped Conv's own weight is `groups` times denser than its matrix.
                 break_even = max(0.0, 1.0 - (1.0 - break_even) * conv.groups)
             reason = (
-                f"predicted {1 / prediction.speedup:.2f}x slower than dense at M={m} "
+                f"{_PREDICTED}{1 / prediction.speedup:.2f}x slower than dense at M={m} "
                 f"({prediction.format} breaks even near {break_even:.0%} sparsity)"
             )
         return Verdict(rewrite, prediction.format, sparsity, reason)
+
+
+class _ConvertingPolicy(SparsityPolicy):
+    def _judge(self, *args, **kwargs) -> Verdict:
+        verdict = super()._judge(*args, **kwargs)
+        if verdict.rewrite:
+            return verdict
+        reason = f"{verdict.reason}; converted to be timed with what it fuses"
+        return dataclasses.replace(verdict, rewrite=True, reason=reason)
