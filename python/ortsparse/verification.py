@@ -182,8 +182,8 @@ def verify_rewrite(
         group_feeds = {name: values[name] for name in group.inputs}
         try:
             original_part, rewritten_part = group.models(original, result.model, values)
-            fused = [step for name in group.decisions for step in decisions[name].fused]
-            prologue = _prologue_of(original, group, fused)
+            steps = [step for name in group.decisions for step in decisions[name].fused]
+            prologue = _prologue_of(original, group, steps)
             if prologue is not None:
                 apart = _without_prologues(original, rewritten_part, {prologue.node: prologue})
                 fused = timer.compare(apart, rewritten_part, group_feeds, budget)
@@ -666,16 +666,15 @@ def _prologue_of(
     pointwise = next(n for n in group.original_nodes if display_name(n) in group.decisions)
     producers = {output: n for n in original.graph.node for output in n.output}
     constants = {tensor.name for tensor in original.graph.initializer}
+    constants |= {name for name, n in producers.items() if n.op_type == "Constant"}
     # The SparseConv's weights hold the affine it folded, so apart it reads the affine's input.
     x = pointwise.input[0]
     for _ in range(folded_affine_nodes(fused)):
         affine = producers.get(x)
-        computed = [
-            name
-            for name in (affine.input if affine is not None else ())
-            if name not in constants and producers.get(name, affine).op_type != "Constant"
-        ]
-        if affine is None or affine.op_type not in ("Mul", "Add") or len(computed) != 1:
+        if affine is None or affine.op_type not in ("Mul", "Add"):
+            return None
+        computed = [name for name in affine.input if name not in constants]
+        if len(computed) != 1:
             return None
         x = computed[0]
     nodes = _region(producers, constants, {node.input[0]}, [x])

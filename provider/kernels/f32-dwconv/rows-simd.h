@@ -162,8 +162,8 @@ void ForEachIndex(std::index_sequence<kIndices...>, F&& f) {
 // column stride and rows are not dilated: each input row's vector is loaded once per kernel
 // column and multiplied into every output row that reads it. Loads, not FMAs, bound
 // SumAndFinishRowsOfX: a 512-bit load at a column that is not a multiple of 16 spans two cache
-// lines, and this CPU (AMD Zen 5) takes about one such load per 2 cycles; here a load serves up
-// to kKernelHeight / kStride FMAs.
+// lines, which AMD Zen 5 serves at a fraction of its FMA rate; here a load serves up to
+// kKernelHeight / kStride FMAs.
 template <class V, Activation kActivation, size_t kStride, size_t kKernelHeight, size_t kRows>
 void SumAndFinishRowsReusingInputs(const DepthwiseRowsOfX& s, size_t first,
                                    const ActivationParamsOf<V>& params) {
@@ -234,7 +234,7 @@ struct DepthwiseRowsOfXBody {
   template <Activation kActivation, size_t kStride, size_t kKernelHeight>
   static void RunReusingInputs(const DepthwiseRowsOfX& s, const ActivationParamsOf<V>& params) {
     // 8 rows of sums in flight, AVX2 too: there a few registers spill, and still 4 rows ran
-    // slower (a 3x3 at 112x112: 122 against 65 us for 16 channels).
+    // slower.
     InGroupsOfRows<8>(s.rows, [&](size_t first, auto rows) {
       SumAndFinishRowsReusingInputs<V, kActivation, kStride, kKernelHeight, decltype(rows)::value>(
           s, first, params);

@@ -13,9 +13,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
 from ortsparse.rewriter.graph import Graph, is_default_domain
+from ortsparse.rewriter.packing import PackedWeight
 from ortsparse.rewriter.pattern import Op, match_node
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION, Activation, SparseOp
 
@@ -90,6 +92,31 @@ def other_operand(node: onnx.NodeProto, tensor: str) -> str | None:
     if len(node.input) != 2 or list(node.input).count(tensor) != 1:
         return None
     return node.input[1] if node.input[0] == tensor else node.input[0]
+
+
+def channel_constant(
+    graph: Graph, node: onnx.NodeProto, x: str, op: SparseOp, channels: int, rank: int
+) -> np.ndarray | None:
+    """The other operand of binary ``node`` reading ``x`` (of ``rank`` dims, ``channels`` along
+    op's channel axis) as [channels] float32, where it is a constant that broadcasts as a bias
+    does (SparseOp.bias_from); None otherwise."""
+    other = other_operand(node, x)
+    value = graph.constant(other) if other else None
+    if value is None:
+        return None
+    return op.replace(n=channels).bias_from(value, output_rank=rank)
+
+
+def packed_weight(graph: Graph, op: SparseOp) -> PackedWeight:
+    """The op's packed weight, read from its constant inputs."""
+    return PackedWeight(
+        op.format,
+        op.k,
+        op.n,
+        graph.constant(op.weight_values),
+        graph.constant(op.weight_group_offsets),
+        graph.constant(op.weight_input_indices),
+    )
 
 
 def same_static_shape(a: tuple | None, b: tuple | None) -> bool:

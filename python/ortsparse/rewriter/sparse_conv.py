@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ortsparse import OP_DOMAIN
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 from ortsparse.rewriter.sparse_op import Activation, SparseOp
 
@@ -210,3 +211,10 @@ class SparseConv(SparseOp):
             "depthwise": DepthwisePrologue.from_attributes(attributes),
             "pointwise": PointwisePrologue.from_attributes(attributes),
         }
+
+
+def sparse_conv_of(node: onnx.NodeProto, ops: set[str]) -> SparseConv | None:
+    """``node`` as a SparseConv where it is one and named in ``ops`` (the rewrite's own)."""
+    if node.domain != OP_DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
+        return None
+    return SparseConv.from_node(node)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.fusion import EpilogueRule, Fusion, sole_consumer_of_type
+from ortsparse.rewriter.fusion import EpilogueRule, Fusion, packed_weight, sole_consumer_of_type
 from ortsparse.rewriter.graph import Graph, attribute_values
-from ortsparse.rewriter.packing import PackedWeight, scale_output_channels
+from ortsparse.rewriter.packing import scale_output_channels
 from ortsparse.rewriter.sparse_conv import SparseConv
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION, SparseOp
 
@@ -41,15 +41,7 @@ class FoldBatchNorm(EpilogueRule):
         bias = graph.constant(op.bias) if op.bias else 0.0
         folded_bias = (bias - mean) * factors + shift
 
-        packed = PackedWeight(
-            op.format,
-            op.k,
-            op.n,
-            graph.constant(op.weight_values),
-            graph.constant(op.weight_group_offsets),
-            graph.constant(op.weight_input_indices),
-        )
-        folded_values = scale_output_channels(packed, factors).values
+        folded_values = scale_output_channels(packed_weight(graph, op), factors).values
         fused = op.replace(
             weight_values=graph.add_initializer(f"{op.name}.weight_values", folded_values),
             bias=graph.add_initializer(f"{op.name}.bias", folded_bias.astype(np.float32)),

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortsparse.rewriter.fusion import EpilogueRule, Fusion, other_operand, sole_consumer_of_type
+from ortsparse.rewriter.fusion import (
+    EpilogueRule,
+    Fusion,
+    channel_constant,
+    packed_weight,
+    sole_consumer_of_type,
+)
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.packing import PackedWeight, scale_output_channels
+from ortsparse.rewriter.packing import scale_output_channels
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION, SparseOp
 
 
@@ -30,20 +36,10 @@ class FoldChannelScale(EpilogueRule):
         shape = graph.shape(op.output)
         if mul is None or shape is None:
             return None
-        other = other_operand(mul, op.output)
-        value = graph.constant(other) if other else None
-        factors = op.bias_from(value, output_rank=len(shape)) if value is not None else None
+        factors = channel_constant(graph, mul, op.output, op, op.n, len(shape))
         if factors is None:
             return None
-        packed = PackedWeight(
-            op.format,
-            op.k,
-            op.n,
-            graph.constant(op.weight_values),
-            graph.constant(op.weight_group_offsets),
-            graph.constant(op.weight_input_indices),
-        )
-        scaled = scale_output_channels(packed, factors.astype(np.float64)).values
+        scaled = scale_output_channels(packed_weight(graph, op), factors.astype(np.float64)).values
         replacements = {
             "weight_values": graph.add_initializer(f"{op.name}.weight_values", scaled),
             "output": mul.output[0],

@@ -1,7 +1,8 @@
 """x -> Mul(constant a) -> Add(constant b) -> SparseConv without padding  ->  SparseConv reading x,
 with a folded into its packed weight and W.b into its bias:
 
-    W (a x + b) = (W a) x + W b,   W'[k, n] = W[k, n] a[c(k)],   b'[n] = b[n] + sum_k W[k, n] b[c(k)]
+    W (a x + b) = (W a) x + W b
+    W'[k, n] = W[k, n] a[c(k)],   b'[n] = b[n] + sum_k W[k, n] b[c(k)]
 
 with c(k) the input channel of row k (k = (c * kH + i) * kW + j). Either node may be missing; a
 and b run along the channels (shape [C, 1, 1], [1, C, 1, 1] or one element). Exporters write a
@@ -19,11 +20,10 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.fusion import GraphRule, other_operand
+from ortsparse.rewriter.fusion import GraphRule, channel_constant, packed_weight
 from ortsparse.rewriter.graph import Graph, is_default_domain
-from ortsparse.rewriter.packing import BLOCK_SIZE, PackedWeight, unpack
-from ortsparse.rewriter.sparse_conv import SparseConv
-from ortsparse.rewriter.sparse_op import DOMAIN
+from ortsparse.rewriter.packing import BLOCK_SIZE, unpack
+from ortsparse.rewriter.sparse_conv import SparseConv, sparse_conv_of
 
 
 class FoldInputAffine(GraphRule):
@@ -32,9 +32,9 @@ class FoldInputAffine(GraphRule):
     def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
         fused = []
         for node in list(graph.nodes):
-            if node.domain != DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
+            op = sparse_conv_of(node, ops)
+            if op is None:
                 continue
-            op = SparseConv.from_node(node)
             if any(op.pads) or op.x_parts or op.depthwise is not None or op.pointwise is not None:
                 continue
             found = _affine_before(graph, op, node)
@@ -79,9 +79,10 @@ def _affine_before(
         shape = graph.shape(tensor)
         if len(operands) != 1 or shape is None or graph.shape(operands[0]) != shape:
             continue
-        vector = _channel_vector(graph, producer, operands[0], op)
+        vector = channel_constant(graph, producer, operands[0], op, op.c, rank=4)
         if vector is None:
             continue
+        vector = vector.astype(np.float64)
         # Backwards from X: an Add found first applies after the Mul, X = a x + b.
         if op_type == "Add":
             shift = vector
@@ -94,30 +95,10 @@ def _affine_before(
     return absorbed, tensor, scale, shift
 
 
-def _channel_vector(
-    graph: Graph, node: onnx.NodeProto, x: str, op: SparseConv
-) -> np.ndarray | None:
-    """The constant operand of ``node`` as [C] float64, where it broadcasts along x's channels
-    without growing x (SparseConv.bias_from's shapes, for C channels)."""
-    other = other_operand(node, x)
-    value = graph.constant(other) if other else None
-    if value is None:
-        return None
-    vector = op.replace(n=op.c).bias_from(value, output_rank=4)
-    return None if vector is None else vector.astype(np.float64)
-
-
 def _folded(
     graph: Graph, op: SparseConv, x: str, scale: np.ndarray, shift: np.ndarray
 ) -> SparseConv:
-    packed = PackedWeight(
-        op.format,
-        op.k,
-        op.n,
-        graph.constant(op.weight_values),
-        graph.constant(op.weight_group_offsets),
-        graph.constant(op.weight_input_indices),
-    )
+    packed = packed_weight(graph, op)
     taps = op.k // op.c
     row_scale = np.repeat(scale, taps)  # row k = (c * kH + i) * kW + j reads channel c
     block_size = BLOCK_SIZE[op.format]

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortsparse.rewriter.fusion import EpilogueRule, Fusion, other_operand, sole_consumer_of_type
+from ortsparse.rewriter.fusion import (
+    EpilogueRule,
+    Fusion,
+    channel_constant,
+    sole_consumer_of_type,
+)
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION, SparseOp
 
@@ -25,9 +30,7 @@ class FuseBiasAdd(EpilogueRule):
         shape = graph.shape(op.output)
         if add is None or shape is None:
             return None
-        other = other_operand(add, op.output)
-        value = graph.constant(other) if other else None
-        bias = op.bias_from(value, output_rank=len(shape)) if value is not None else None
+        bias = channel_constant(graph, add, op.output, op, op.n, len(shape))
         if bias is None:
             return None
         if op.bias:

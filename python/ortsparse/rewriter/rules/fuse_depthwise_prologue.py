@@ -26,13 +26,13 @@ from ortsparse.rewriter.decisions import Refusal
 from ortsparse.rewriter.fusion import (
     ActivationRule,
     GraphRule,
-    other_operand,
+    channel_constant,
     sole_default_consumer,
 )
 from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.rules.fold_batch_norm import batch_norm_factors
-from ortsparse.rewriter.sparse_conv import DepthwisePrologue, SparseConv
-from ortsparse.rewriter.sparse_op import DOMAIN, Activation
+from ortsparse.rewriter.sparse_conv import DepthwisePrologue, SparseConv, sparse_conv_of
+from ortsparse.rewriter.sparse_op import Activation
 
 # How far back from the SparseConv's X the depthwise Conv may be: a BatchNormalization (or a Mul
 # and an Add) and an activation of a few nodes (x * HardSigmoid(x) is two, x * Clip(x + 3, 0, 6)
@@ -49,10 +49,8 @@ class FuseDepthwisePrologue(GraphRule):
     def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
         fused = []
         for node in list(graph.nodes):
-            if node.domain != DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
-                continue
-            op = SparseConv.from_node(node)
-            if not _pointwise(op):
+            op = sparse_conv_of(node, ops)
+            if op is None or not _pointwise(op):
                 continue
             found = self._depthwise_before(graph, op, node)
             if found is None:
@@ -210,10 +208,7 @@ def _fold_channel_constant(
 ) -> DepthwisePrologue | None:
     """``prologue`` followed by ``affine``, a Mul or an Add of ``tensor`` and a constant that
     broadcasts along its channels (as a bias does); None for any other operand."""
-    other = other_operand(affine, tensor)
-    value = graph.constant(other) if other else None
-    channels = len(prologue.bias)
-    vector = op.replace(n=channels).bias_from(value, output_rank=4) if value is not None else None
+    vector = channel_constant(graph, affine, tensor, op, len(prologue.bias), rank=4)
     if vector is None:
         return None
     if affine.op_type == "Add":

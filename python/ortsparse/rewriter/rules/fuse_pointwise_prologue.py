@@ -18,7 +18,7 @@ import onnx
 
 from ortsparse.rewriter.fusion import GraphRule
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.sparse_conv import PointwisePrologue, SparseConv
+from ortsparse.rewriter.sparse_conv import PointwisePrologue, SparseConv, sparse_conv_of
 from ortsparse.rewriter.sparse_op import DOMAIN
 
 
@@ -46,10 +46,8 @@ class FusePointwisePrologue(GraphRule):
 
 
 def _consumer(node: onnx.NodeProto, ops: set[str]) -> SparseConv | None:
-    if node.domain != DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
-        return None
-    op = SparseConv.from_node(node)
-    if op.x_parts or op.output_split or op.output_channel_groups:
+    op = sparse_conv_of(node, ops)
+    if op is None or op.x_parts or op.output_split or op.output_channel_groups:
         return None
     return op if op.depthwise is None and op.pointwise is None else None
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ortsparse.rewriter.fusion import GraphRule
+from ortsparse.rewriter.fusion import GraphRule, packed_weight
 from ortsparse.rewriter.graph import Graph
-from ortsparse.rewriter.packing import PackedWeight, pack, unpack
-from ortsparse.rewriter.sparse_conv import SparseConv
-from ortsparse.rewriter.sparse_op import DOMAIN
+from ortsparse.rewriter.packing import pack, unpack
+from ortsparse.rewriter.sparse_conv import SparseConv, sparse_conv_of
 
 
 class MergeSiblingConvs(GraphRule):
@@ -46,10 +45,8 @@ class MergeSiblingConvs(GraphRule):
 
 
 def _mergeable(graph: Graph, node: onnx.NodeProto, ops: set[str]) -> SparseConv | None:
-    if node.domain != DOMAIN or node.op_type != SparseConv.OP_TYPE or node.name not in ops:
-        return None
-    op = SparseConv.from_node(node)
-    if op.residual or op.output_channel_groups or op.output_split:
+    op = sparse_conv_of(node, ops)
+    if op is None or op.residual or op.output_channel_groups or op.output_split:
         return None
     constants = [op.weight_values, op.weight_group_offsets, op.weight_input_indices]
     if op.bias:
@@ -98,15 +95,7 @@ def _merge(graph: Graph, one: SparseConv, two: SparseConv) -> SparseConv:
 
 
 def _dense_weight(graph: Graph, op: SparseConv) -> np.ndarray:
-    packed = PackedWeight(
-        format=op.format,
-        k=op.k,
-        n=op.n,
-        values=graph.constant(op.weight_values),
-        group_offsets=graph.constant(op.weight_group_offsets),
-        input_indices=graph.constant(op.weight_input_indices),
-    )
-    return unpack(packed)
+    return unpack(packed_weight(graph, op))
 
 
 def _bias(graph: Graph, op: SparseConv) -> np.ndarray:
