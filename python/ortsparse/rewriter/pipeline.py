@@ -11,8 +11,10 @@
    Relu that only data movement (Concat, Reshape, Transpose, ...) separates from such ops folds
    into each of them, a channel Concat that only new SparseConv nodes read as X gives them its
    inputs to read in place, pairs of new SparseConv nodes that read the same X the same way
-   merge into one with two outputs, and a 1x1 SparseConv takes the depthwise Conv (with its
-   BatchNormalization and activation) that computes its X as its prologue.
+   merge into one with two outputs, an affine before an unpadded SparseConv folds into it, and a
+   1x1 SparseConv takes the depthwise Conv (with its BatchNormalization and activation) that
+   computes its X as its prologue. Last, a hard-swish written in four nodes that no op took
+   becomes x * HardSigmoid(x).
 4. Initializers and Constant nodes left unused are removed; the ortsparse opset is imported.
 """
 

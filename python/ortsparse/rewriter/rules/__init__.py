@@ -26,6 +26,7 @@ from ortsparse.rewriter.rules.fuse_residual_add import FuseResidualAdd
 from ortsparse.rewriter.rules.fuse_sigmoid import FuseSigmoid
 from ortsparse.rewriter.rules.fuse_silu import FuseSilu
 from ortsparse.rewriter.rules.gemm_to_sparse_gemm import GemmToSparseGemm
+from ortsparse.rewriter.rules.hard_swish_as_hard_sigmoid import HardSwishAsHardSigmoid
 from ortsparse.rewriter.rules.hoist_activation_through_layout import HoistActivationThroughLayout
 from ortsparse.rewriter.rules.matmul_integer_to_sparse_matmul_integer import (
     MatMulIntegerToSparseMatMulInteger,
@@ -84,12 +85,14 @@ EPILOGUE_RULES = (
 QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)
 
 # Applied once each, in this order, after every epilogue is fused (pipeline.py step 3). A
-# depthwise prologue comes last: the SparseConv then reads X in one part and has no sibling, and
-# an affine folded before it no longer separates it from the depthwise Conv's activation.
+# depthwise prologue comes after the others: the SparseConv then reads X in one part and has no
+# sibling, and an affine folded before it no longer separates it from the depthwise Conv's
+# activation. Last, the hard-swish patterns no op took become two ORT nodes instead of four.
 GRAPH_RULES = (
     HoistActivationThroughLayout(),
     ReadConcatInPlace(),
     MergeSiblingConvs(),
     FoldInputAffine(),
     FuseDepthwisePrologue(rule for rule in EPILOGUE_RULES if isinstance(rule, ActivationRule)),
+    HardSwishAsHardSigmoid(),
 )
