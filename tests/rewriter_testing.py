@@ -382,3 +382,41 @@ def assert_same_outputs(
         assert error <= OUTPUT_RTOL * scale, (
             f"output {name}: max |diff| {error:g} vs max |Y| {scale:g}"
         )
+
+
+# The constants paddle_hard_swish reads.
+PADDLE_HARD_SWISH_CONSTANTS = {
+    "three": np.float32(3),
+    "zero": np.float32(0),
+    "six": np.float32(6),
+    "sixth": np.float32(1 / 6),
+}
+
+
+def paddle_hard_swish(form: str, three="three", six="six") -> list:
+    """x * Clip(x + 3, 0, 6) / 6 in one of the orders exporters write it."""
+    nodes = [
+        helper.make_node("Add", ["x", three], ["p"]),
+        helper.make_node("Clip", ["p", "zero", six], ["r"]),
+    ]
+    if form == "mul then div":
+        nodes += [
+            helper.make_node("Mul", ["x", "r"], ["m"]),
+            helper.make_node("Div", ["m", six], ["Y"]),
+        ]
+    elif form == "mul then mul":
+        nodes += [
+            helper.make_node("Mul", ["r", "x"], ["m"]),
+            helper.make_node("Mul", ["sixth", "m"], ["Y"]),
+        ]
+    elif form == "div then mul":
+        nodes += [
+            helper.make_node("Div", ["r", six], ["g"]),
+            helper.make_node("Mul", ["g", "x"], ["Y"]),
+        ]
+    else:  # "mul by a sixth then mul"
+        nodes += [
+            helper.make_node("Mul", ["r", "sixth"], ["g"]),
+            helper.make_node("Mul", ["x", "g"], ["Y"]),
+        ]
+    return nodes

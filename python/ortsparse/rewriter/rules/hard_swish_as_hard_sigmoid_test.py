@@ -1,13 +1,14 @@
 from onnx import helper
 
 from ortsparse.rewriter import rewrite_model
-from ortsparse.rewriter.rules.fuse_hard_swish_clip_test import CONSTANTS, paddle_hard_swish
 from tests.rewriter_testing import (
     CONV_HW,
     CONV_N,
+    PADDLE_HARD_SWISH_CONSTANTS,
     assert_same_outputs,
     conv_then,
     op_types,
+    paddle_hard_swish,
     rewrite,
 )
 
@@ -15,7 +16,7 @@ from tests.rewriter_testing import (
 def hard_swish_of_a_conv_output_read_elsewhere(form="mul then div"):
     """conv_then(x * Clip(x + 3, 0, 6) / 6) with x a graph output too, which keeps the SparseConv
     from fusing it."""
-    model = conv_then(paddle_hard_swish(form), constants=CONSTANTS)
+    model = conv_then(paddle_hard_swish(form), constants=PADDLE_HARD_SWISH_CONSTANTS)
     model.graph.output.append(
         helper.make_tensor_value_info("x", 1, ["b", CONV_N, CONV_HW, CONV_HW])
     )
