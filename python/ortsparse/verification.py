@@ -63,6 +63,7 @@ import ortsparse
 from ortsparse.inputs import InputError, InputSpec, model_input_specs, random_inputs, to_feed
 from ortsparse.rewriter.conversion import display_name
 from ortsparse.rewriter.decisions import Decision, RewriteResult
+from ortsparse.rewriter.graph import attribute_values
 from ortsparse.rewriter.model_io import Rewrite
 from ortsparse.rewriter.one_image_at_a_time import NotBatched, one_image_at_a_time
 from ortsparse.rewriter.policy import kept_by_prediction
@@ -299,8 +300,7 @@ def _kept_by_prediction(original: onnx.ModelProto, result: RewriteResult) -> lis
     grouped = {
         display_name(node)
         for node in original.graph.node
-        if node.op_type == "Conv"
-        and any(attribute.name == "group" and attribute.i > 1 for attribute in node.attribute)
+        if node.op_type == "Conv" and attribute_values(node).get("group", 1) > 1
     }
     return [
         decision.node_name
