@@ -409,6 +409,26 @@ def test_a_bottleneck_whose_residual_is_its_x_is_timed_as_a_chain():
     assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
 
 
+def test_a_chain_whose_weights_are_constant_nodes_is_timed():
+    # paddle2onnx writes weights and biases as Constant nodes: the chain's first bias, which the
+    # fused node holds as an attribute, must come with the two nodes timed apart.
+    model = sparse_conv_chain(height=20, width=16)
+    constants = [
+        helper.make_node("Constant", [], [tensor.name], value=tensor)
+        for tensor in model.graph.initializer
+    ]
+    nodes = [*constants, *model.graph.node]
+    del model.graph.initializer[:]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    timer = ChainTimer(fused_ms=0.5)
+    result = verify_rewrite(model, rewrite_keeping(model), timer=timer)
+    assert timer.chains_timed == 1
+    assert [op for op in op_types(result.model) if op != "Constant"] == ["SparseConv"]
+    feeds = {"X": np.random.default_rng(0).standard_normal((1, 12, 20, 16)).astype(np.float32)}
+    assert_close(ort_run(result.model, feeds), ort_outputs(model, feeds))
+
+
 class ScanOrChainTimer(ChainTimer):
     """ChainTimer that also times the rewrite run one image at a time at ``scan_ms`` against the
     batch at once's 10 ms."""

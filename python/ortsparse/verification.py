@@ -752,10 +752,17 @@ def _model_of(
     inputs: Sequence[onnx.ValueInfoProto],
     outputs: Sequence[str],
 ) -> onnx.ModelProto:
-    """``nodes`` of ``model`` with the constants they read, as a model of their own."""
+    """``nodes`` of ``model`` with the constants they read (initializers, and the Constant nodes
+    that exporters such as paddle2onnx write weights as), as a model of their own."""
     used = {name for node in nodes for name in node.input}
+    given = {value.name for value in inputs} | {name for node in nodes for name in node.output}
+    constant_nodes = [
+        node
+        for node in model.graph.node
+        if node.op_type == "Constant" and node.output[0] in used - given
+    ]
     graph = onnx.helper.make_graph(
-        list(nodes),
+        [*constant_nodes, *nodes],
         "verify",
         list(inputs),
         [onnx.ValueInfoProto(name=name) for name in outputs],
