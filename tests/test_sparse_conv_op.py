@@ -158,10 +158,12 @@ def reference_model(
     residual_before=0,
     channels_last_shape=None,
     x_parts=None,
+    affine=None,
 ):
     """The same computation with standard ONNX operators; with channels_last_shape [B, A, P, OH, OW],
     Y reshaped to it and transposed to [B, A, OH, OW, P], as SparseConv's output_channel_groups;
-    with x_parts, X's parts joined by a Concat."""
+    with x_parts, X's parts joined by a Concat; with affine (scale, shift), a Mul and an Add along
+    the channels after the activation."""
     initializers = [numpy_helper.from_array(w, "W")]
     conv_inputs = ["joined" if x_parts else "X", "W"]
     if bias is not None:
@@ -183,6 +185,11 @@ def reference_model(
     if activation != "none":
         nodes += activation_nodes(activation, current, "activated", initializers, alpha=alpha)
         current = "activated"
+    if affine is not None:
+        for op, name, value in zip(["Mul", "Add"], ["scale", "shift"], affine):
+            initializers.append(numpy_helper.from_array(value.reshape(1, -1, 1, 1), name))
+            nodes.append(helper.make_node(op, [current, name], [f"{name}d"]))
+            current = f"{name}d"
     if residual_shape is not None and not residual_before:
         nodes.append(helper.make_node("Add", [current, "residual"], ["with_residual"]))
         current = "with_residual"
@@ -233,11 +240,12 @@ def check(
     output_split=0,
     weight=None,
     single_thread=0,
+    output_affine=False,
 ):
     """Runs SparseConv and its reference on random data and compares them; with x_parts (channel
     counts adding up to x_shape[1]), X is fed to both in that many parts; with output_split,
-    SparseConv's two outputs are compared joined; ``weight`` replaces the random sparse W.
-    Returns the weight W."""
+    SparseConv's two outputs are compared joined; ``weight`` replaces the random sparse W; with
+    output_affine, random output_scale and output_shift attributes. Returns the weight W."""
     w = sparse_conv_weight(rng, n, x_shape[1], kernel, sparsity) if weight is None else weight
     bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
     y_shape = output_shape(x_shape, n, kernel, strides, dilations, pads)
@@ -258,21 +266,22 @@ def check(
         x_parts=x_parts,
     )
     groups = output_channel_groups
+    attributes = {"output_channel_groups": groups or None, "single_thread": single_thread or None}
+    affine = None
+    if output_affine:
+        affine = (rng.uniform(0.5, 2.0, n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
+        attributes.update(output_scale=numpy_helper.from_array(affine[0]), output_shift=numpy_helper.from_array(affine[1]))
     model = sparse_conv_model(
-        list(x_shape),
-        w,
-        fmt,
-        window,
-        **common,
-        attributes={"output_channel_groups": groups or None, "single_thread": single_thread or None},
-        output_split=output_split,
+        list(x_shape), w, fmt, window, **common, attributes=attributes, output_split=output_split
     )
     outputs = session(model, library, threads).run(None, feeds)
     if output_split:
         assert outputs[0].shape[1] == output_split and outputs[1].shape[1] == n - output_split
     actual = np.concatenate(outputs, axis=1)
     channels_last_shape = [y_shape[0], groups, n // groups, *y_shape[2:]] if groups else None
-    reference = reference_model(list(x_shape), w, window, **common, channels_last_shape=channels_last_shape)
+    reference = reference_model(
+        list(x_shape), w, window, **common, channels_last_shape=channels_last_shape, affine=affine
+    )
     expected = session(reference, threads=threads).run(None, feeds)[0]
     if groups:
         y_shape = [y_shape[0], groups, *y_shape[2:], n // groups]
@@ -454,6 +463,49 @@ def test_new_activations_in_each_family(library, rng, family, activation):
     check(library, rng, x_shape, n, kernel, pads=pads, with_residual=True, activation=activation, alpha=alpha)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize(
+    "x_shape, kernel, strides, pads",
+    [
+        ((1, 17, 7, 9), (1, 1), (1, 1), (0, 0, 0, 0)),
+        # 1x1 in place where the tile kernels would finish Y themselves (10% dense, Relu).
+        ((1, 8, 20, 20), (1, 1), (1, 1), (0, 0, 0, 0)),
+        ((3, 17, 7, 9), (3, 3), (1, 1), (1, 1, 1, 1)),
+        ((1, 33, 15, 13), (3, 3), (2, 2), (1, 0, 1, 2)),
+        ((1, 8, 20, 21), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ],
+    ids=["1x1", "1x1-finishing-tiles", "3x3", "3x3-stride2", "3x3-many-tiles"],
+)
+@pytest.mark.parametrize("residual", ["none", "before", "after"])
+def test_output_affine_in_each_family(library, rng, family, fmt, x_shape, kernel, strides, pads, residual):
+    check(
+        library,
+        rng,
+        x_shape,
+        24,
+        kernel,
+        strides=strides,
+        pads=pads,
+        fmt=fmt,
+        sparsity=0.9,
+        activation="hard_swish" if kernel == (3, 3) else "relu",
+        with_residual=residual != "none",
+        residual_before=int(residual == "before"),
+        output_affine=True,
+        threads=2,
+    )
+
+
+@pytest.mark.parametrize("layout", ["split", "channel-groups", "x-in-parts"])
+def test_output_affine_with_other_layouts(library, rng, layout):
+    options = {
+        "split": dict(output_split=10),
+        "channel-groups": dict(output_channel_groups=3),
+        "x-in-parts": dict(x_parts=[7, 10]),
+    }[layout]
+    check(library, rng, (2, 17, 9, 8), 24, (3, 3), pads=(1, 1, 1, 1), activation="silu", output_affine=True, **options)
+
+
 def test_empty_batch(library, rng):
     check(library, rng, (0, 5, 6, 7), 8, (3, 3), pads=(1, 1, 1, 1), with_residual=True)
 
@@ -548,10 +600,21 @@ def test_residual_shape_mismatch_at_run_time(library, weight_4x3x3x3):
         ({"pads": [1, 1]}, "pads must have 4 values"),
         ({"activation": "tanh"}, "unknown activation 'tanh'"),
         ({"single_thread": -1}, "single_thread must be 0 or 1, got -1"),
+        (
+            {"output_scale": numpy_helper.from_array(np.ones(4, np.float32))},
+            "attributes output_scale and output_shift come together",
+        ),
+        (
+            {
+                "output_scale": numpy_helper.from_array(np.ones(4, np.float32)),
+                "output_shift": numpy_helper.from_array(np.ones(3, np.float32)),
+            },
+            "attribute output_shift must be a float tensor of shape [4], got shape [3]",
+        ),
     ],
     ids=[
         "group", "K", "C", "no-kernel-shape", "kernel-rank", "zero-stride", "pads-length",
-        "activation", "single-thread",
+        "activation", "single-thread", "scale-without-shift", "shift-shape",
     ],
 )
 def test_bad_attributes(library, weight_4x3x3x3, attributes, expected):

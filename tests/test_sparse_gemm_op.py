@@ -99,8 +99,9 @@ def sparse_gemm_model(
     return newest_model_versions().make_model(graph, [("ortsparse", 1)]).SerializeToString()
 
 
-def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="none", residual_before=0):
-    """The same computation with standard ONNX operators."""
+def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="none", residual_before=0, affine=None):
+    """The same computation with standard ONNX operators; with affine (scale, shift), a Mul and
+    an Add after the activation."""
     nodes = [helper.make_node("MatMul", ["X", "W"], ["acc"])]
     initializers = [numpy_helper.from_array(w, "W")]
     inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
@@ -121,6 +122,11 @@ def reference_model(x_shape, w, *, bias=None, residual_shape=None, activation="n
     if activation != "none":
         nodes += activation_nodes(activation, current, "activated", initializers)
         current = "activated"
+    if affine is not None:
+        initializers += [numpy_helper.from_array(affine[0], "scale"), numpy_helper.from_array(affine[1], "shift")]
+        nodes.append(helper.make_node("Mul", [current, "scale"], ["scaled"]))
+        current = "scaled"
+        add("shifted", "shift")
     if residual_shape is not None and not residual_before:
         add("with_residual", "residual")
     nodes.append(helper.make_node("Identity", [current], ["Y"]))
@@ -149,8 +155,10 @@ def check(
     residual_before=0,
     threads=1,
     single_thread=0,
+    output_affine=False,
 ):
-    """Runs SparseGemm and its reference on random data and compares them."""
+    """Runs SparseGemm and its reference on random data and compares them; with output_affine,
+    random output_scale and output_shift attributes."""
     k = x_shape[-1]
     w = sparse_weight(rng, k, n, sparsity, zero_channels)
     bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
@@ -161,10 +169,15 @@ def check(
         feeds["residual"] = rng.standard_normal(y_shape).astype(np.float32)
 
     common = dict(bias=bias, residual_shape=residual_shape, activation=activation, residual_before=residual_before)
-    attributes = {"single_thread": single_thread} if single_thread else None
-    model = sparse_gemm_model(list(x_shape), pack(w, fmt), k, n, fmt, **common, attributes=attributes)
+    attributes = {"single_thread": single_thread} if single_thread else {}
+    affine = None
+    if output_affine:
+        affine = (rng.uniform(0.5, 2.0, n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
+        attributes.update(output_scale=numpy_helper.from_array(affine[0]), output_shift=numpy_helper.from_array(affine[1]))
+    model = sparse_gemm_model(list(x_shape), pack(w, fmt), k, n, fmt, **common, attributes=attributes or None)
     actual = session(model, library, threads).run(None, feeds)[0]
-    expected = session(reference_model(list(x_shape), w, **common), threads=threads).run(None, feeds)[0]
+    reference = reference_model(list(x_shape), w, **common, affine=affine)
+    expected = session(reference, threads=threads).run(None, feeds)[0]
     assert_close(actual, expected)
 
 
@@ -302,6 +315,24 @@ def test_threads(library, rng, threads, rows, single_thread):
 )
 def test_kernel_families(library, rng, family, fmt, rows, k, n, sparsity):
     check(library, rng, (rows, k), n, fmt=fmt, sparsity=sparsity, with_residual=True, activation="gelu", threads=2)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
+@pytest.mark.parametrize("rows", [1, 3, 50])
+@pytest.mark.parametrize("residual_before", [None, 0, 1])
+def test_output_affine_in_each_family(library, rng, family, fmt, rows, residual_before):
+    check(
+        library,
+        rng,
+        (rows, 75),
+        38,
+        fmt=fmt,
+        with_residual=residual_before is not None,
+        residual_before=residual_before or 0,
+        activation="hard_swish" if rows > 1 else "relu",
+        output_affine=True,
+        threads=2,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csr", "block4"])

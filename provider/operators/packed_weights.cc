@@ -175,6 +175,16 @@ void CheckPackedWeights(const PackedWeights& packed, const SparseMatrixAttribute
   CheckGroups(group_offsets, input_indices, matrix.k, "K=" + std::to_string(matrix.k));
 }
 
+std::optional<OutputAffine> ReadOutputAffine(const Ort::ConstKernelInfo& info, int64_t n) {
+  std::optional<std::vector<float>> scale = TensorAttribute<float>(info, "output_scale", {n});
+  std::optional<std::vector<float>> shift = TensorAttribute<float>(info, "output_shift", {n});
+  if (scale.has_value() != shift.has_value()) {
+    throw std::invalid_argument("attributes output_scale and output_shift come together");
+  }
+  if (!scale.has_value()) return std::nullopt;
+  return OutputAffine{std::move(*scale), std::move(*shift)};
+}
+
 std::optional<std::vector<float>> ReadConstantBias(const Ort::ConstKernelInfo& info, int64_t n) {
   if (!NodeHasInput(info, kInputBias)) return std::nullopt;
   int is_constant = 0;

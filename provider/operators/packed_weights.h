@@ -62,6 +62,17 @@ PackedWeights ReadPackedWeightAttributes(const Ort::ConstKernelInfo& info,
 // matrix.block_size output channels, as CheckGroups checks them, and their values.
 void CheckPackedWeights(const PackedWeights& packed, const SparseMatrixAttributes& matrix);
 
+// The output affine of kernels::OutputBlock, per output channel.
+struct OutputAffine {
+  std::vector<float> scale;
+  std::vector<float> shift;
+};
+
+// The node's output affine from its attributes output_scale and output_shift (float [N] each),
+// or none when it has neither; throws std::invalid_argument for one without the other or another
+// shape.
+std::optional<OutputAffine> ReadOutputAffine(const Ort::ConstKernelInfo& info, int64_t n);
+
 // The bias when it is a constant initializer (validated once, here), else nothing: it then comes
 // with each run.
 std::optional<std::vector<float>> ReadConstantBias(const Ort::ConstKernelInfo& info, int64_t n);

@@ -75,6 +75,7 @@ struct ConvJob {
   size_t channel_floats;  // H * W
   const float* bias;
   const float* residual;  // at the wave's first image, or null
+  const OutputAffine* affine;  // or null
   float* y;               // at the wave's first image
   // Y's channels: N, or S with output_split S, y_2 (at the wave's first image) taking the rest.
   size_t y_channels;
@@ -196,6 +197,13 @@ struct ConvJob {
     }
   }
 
+  const float* AffineScale(size_t channel) const {
+    return affine != nullptr ? affine->scale.data() + channel : nullptr;
+  }
+  const float* AffineShift(size_t channel) const {
+    return affine != nullptr ? affine->shift.data() + channel : nullptr;
+  }
+
   // Store of channels [chunk_begin, + chunk_channels) into `out_y`, NCHW with out_channels
   // channels, from its channel out_begin on.
   void StoreNchw(const float* acc, size_t acc_stride, size_t image, size_t first_pixel,
@@ -206,9 +214,12 @@ struct ConvJob {
     plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
                                                     size_t pixel) {
       const size_t offset = image_offset + pixel;
-      const kernels::OutputBlock out = {
-          out_y + offset, residual != nullptr ? residual + offset : nullptr,
-          bias != nullptr ? bias + chunk_begin : nullptr, pixels};
+      const kernels::OutputBlock out = {out_y + offset,
+                                        residual != nullptr ? residual + offset : nullptr,
+                                        bias != nullptr ? bias + chunk_begin : nullptr,
+                                        pixels,
+                                        AffineScale(chunk_begin),
+                                        AffineShift(chunk_begin)};
       mk.store_channel_rows(acc + (position - first), acc_stride, length, chunk_channels, out,
                             epilogue);
     });
@@ -232,7 +243,8 @@ struct ConvJob {
         const kernels::OutputBlock out = {
             y + ((image * groups + group) * pixels + first_pixel + pixel) * group_channels +
                 c0 % group_channels,
-            nullptr, bias != nullptr ? bias + c0 : nullptr, group_channels};
+            nullptr, bias != nullptr ? bias + c0 : nullptr, group_channels, AffineScale(c0),
+            AffineShift(c0)};
         mk.store_transposed(acc + (c0 - chunk_begin) * acc_stride + (position - first),
                             acc_stride, length, end - c0, out, epilogue);
         c0 = end;
@@ -480,6 +492,7 @@ SparseConvKernel::SparseConvKernel(const Ort::ConstKernelInfo& info) {
   }
   PackedWeights packed = ReadPackedWeights(info, matrix_);
   constant_bias_ = ReadConstantBias(info, matrix_.n);
+  output_affine_ = ReadOutputAffine(info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
   pointwise_ = PointwisePrologue::Read(info, channels_, *microkernels_);
   if (pointwise_.has_value() && (depthwise_.has_value() || x_parts_ != 1)) {
@@ -676,9 +689,11 @@ std::string SparseConvKernel::CompileFor(DirectConvPlan& plan, PlaneReading read
                                     static_cast<double>(matrix_.k * matrix_.n) *
                                     static_cast<double>(std::min<int64_t>(
                                         matrix_.n, kernels::CompiledConv::kMaxBlockChannels));
-  // Planes in bands (a prologue's) are multiplied by band tasks, which have no finishing kernels.
+  // Planes in bands (a prologue's) are multiplied by band tasks, which have no finishing kernels;
+  // nor has an output affine.
   const bool banded = plan.band_rows != 0;
   if (!banded && plan.planes.plane_width == plan.out_width && output_channel_groups_ == 0 &&
+      !output_affine_.has_value() &&
       weights_per_input < kMinFinishingReuse &&
       DirectCsrFinishersFor(*microkernels_, false, matrix_.epilogue.activation,
                             kernels::ResidualMode::kNone) != nullptr) {
@@ -775,8 +790,9 @@ void SparseConvKernel::Compute(Ort::KernelContext& context) const {
   job.group_channels = groups == 0 ? 0 : static_cast<size_t>(matrix_.n / groups);
   job.depthwise = depthwise_.has_value() ? &*depthwise_ : nullptr;
   job.pointwise = pointwise_.has_value() ? &*pointwise_ : nullptr;
+  job.affine = output_affine_.has_value() ? &*output_affine_ : nullptr;
   if (plan->compiled == nullptr && matrix_.block_size == 1 && groups == 0 && split == 0 &&
-      plan->planes.plane_width == plan->out_width) {
+      !output_affine_.has_value() && plan->planes.plane_width == plan->out_width) {
     const kernels::ResidualMode residual_mode =
         residual == nullptr                          ? kernels::ResidualMode::kNone
         : matrix_.epilogue.residual_before_activation ? kernels::ResidualMode::kBeforeActivation

@@ -72,6 +72,7 @@ class SparseConvKernel : public NodeKernel<SparseConvKernel> {
   int64_t output_split_ = 0;
   size_t x_parts_ = 1;  // tensors whose channels make up X: X and the inputs after the residual
   std::optional<std::vector<float>> constant_bias_;
+  std::optional<OutputAffine> output_affine_;
   std::optional<DepthwisePrologue> depthwise_;
   std::optional<PointwisePrologue> pointwise_;
 

@@ -26,6 +26,7 @@ struct Job {
   const float* x;
   const float* bias;
   const float* residual;
+  const OutputAffine* affine;  // or null
   float* y;
   size_t rows;
   size_t k;
@@ -37,7 +38,9 @@ struct Job {
   kernels::OutputBlock Output(size_t row, size_t channel) const {
     const size_t offset = row * n + channel;
     return {y + offset, residual != nullptr ? residual + offset : nullptr,
-            bias != nullptr ? bias + channel : nullptr, n};
+            bias != nullptr ? bias + channel : nullptr, n,
+            affine != nullptr ? affine->scale.data() + channel : nullptr,
+            affine != nullptr ? affine->shift.data() + channel : nullptr};
   }
   size_t FirstGroup(size_t channel) const { return channel / block_size; }
   size_t EndGroup(size_t channel_end) const { return CeilDiv(channel_end, block_size); }
@@ -85,6 +88,7 @@ SparseGemmKernel::SparseGemmKernel(const Ort::ConstKernelInfo& info) {
   threading_ = ReadThreading(info);
   PackedWeights packed = ReadPackedWeights(info, matrix_);
   constant_bias_ = ReadConstantBias(info, matrix_.n);
+  output_affine_ = ReadOutputAffine(info, matrix_.n);
   microkernels_ = &SelectMicrokernels();
   tile_kernels_ = PanelTileKernelsFor(*microkernels_, matrix_.block_size);
   row_kernel_ = matrix_.block_size == 4 ? microkernels_->block4_row : microkernels_->csr_row;
@@ -107,6 +111,7 @@ void SparseGemmKernel::Compute(Ort::KernelContext& context) const {
   Job job{};
   job.bias = BiasForRun(context, constant_bias_, matrix_.n);
   job.residual = ResidualForRun(context, y_shape);
+  job.affine = output_affine_.has_value() ? &*output_affine_ : nullptr;
   Ort::UnownedValue y = context.GetOutput(0, y_shape);
   if (rows == 0) return;
 

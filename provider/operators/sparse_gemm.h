@@ -39,6 +39,7 @@ class SparseGemmKernel : public NodeKernel<SparseGemmKernel> {
   SparseMatrixAttributes matrix_;
   Threading threading_ = Threading::kIntraOpPool;
   std::optional<std::vector<float>> constant_bias_;
+  std::optional<OutputAffine> output_affine_;
 
   const SpmmMicrokernels* microkernels_ = nullptr;
   TileKernels<uint16_t> tile_kernels_{};

@@ -41,6 +41,7 @@ void Finish(float acc, size_t channel, size_t offset, const OutputBlock& out,
   float v = acc + (out.bias != nullptr ? out.bias[channel] : 0.0f);
   if (kResidual == ResidualMode::kBeforeActivation) v += out.residual[offset];
   v = Activate<kActivation>(v, epilogue);
+  if (out.scale != nullptr) v = v * out.scale[channel] + out.shift[channel];
   if (kResidual == ResidualMode::kAfterActivation) v += out.residual[offset];
   out.y[offset] = v;
 }

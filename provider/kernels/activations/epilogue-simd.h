@@ -23,6 +23,11 @@ struct VectorFinisher {
   typename V::Reg bias;
   typename V::Lanes lanes;
   ActivationParamsOf<V> params;
+  // The output affine (OutputBlock::scale, shift); rare enough to cost a predictable branch
+  // rather than doubling every instantiation.
+  bool affine = false;
+  typename V::Reg scale{};
+  typename V::Reg shift{};
 
   void operator()(typename V::Reg acc, const float* residual, float* y) const {
     typename V::Reg v = V::Add(acc, bias);
@@ -30,6 +35,7 @@ struct VectorFinisher {
       v = V::Add(v, V::LoadLanes(lanes, residual));
     }
     v = ActivateOf<V, kActivation>(v, params);
+    if (affine) v = V::Fmadd(v, scale, shift);
     if (kResidual == ResidualMode::kAfterActivation) {
       v = V::Add(v, V::LoadLanes(lanes, residual));
     }
@@ -42,8 +48,15 @@ VectorFinisher<V, kActivation, kResidual> MakeFinisher(const OutputBlock& out,
                                                        const Epilogue& epilogue, size_t c0,
                                                        size_t channels) {
   const typename V::Lanes lanes = V::FirstLanes(std::min<size_t>(V::kLanes, channels - c0));
-  return {out.bias != nullptr ? V::LoadLanes(lanes, out.bias + c0) : V::Zero(), lanes,
-          BroadcastParamsOf<V>(epilogue)};
+  VectorFinisher<V, kActivation, kResidual> finish{
+      out.bias != nullptr ? V::LoadLanes(lanes, out.bias + c0) : V::Zero(), lanes,
+      BroadcastParamsOf<V>(epilogue)};
+  if (out.scale != nullptr) {
+    finish.affine = true;
+    finish.scale = V::LoadLanes(lanes, out.scale + c0);
+    finish.shift = V::LoadLanes(lanes, out.shift + c0);
+  }
+  return finish;
 }
 
 template <class V>
@@ -87,15 +100,19 @@ struct StoreTransposedBody {
 template <class V, Activation kActivation, ResidualMode kResidual, size_t kChannels>
 void FinishChannelRows(const float* acc, size_t acc_stride, size_t rows, size_t c,
                        const OutputBlock& out, const ActivationParamsOf<V>& params) {
-  typename V::Reg bias[kChannels];
+  typename V::Reg bias[kChannels], scale[kChannels], shift[kChannels];
+  const bool affine = out.scale != nullptr;
   for (size_t i = 0; i < kChannels; ++i) {
     bias[i] = out.bias != nullptr ? V::Set1(out.bias[c + i]) : V::Zero();
+    scale[i] = affine ? V::Set1(out.scale[c + i]) : V::Zero();
+    shift[i] = affine ? V::Set1(out.shift[c + i]) : V::Zero();
   }
   for (size_t r0 = 0; r0 < rows; r0 += V::kLanes) {
     const typename V::Lanes lanes = V::FirstLanes(std::min<size_t>(V::kLanes, rows - r0));
 #pragma GCC unroll 4
     for (size_t i = 0; i < kChannels; ++i) {
-      const VectorFinisher<V, kActivation, kResidual> finish{bias[i], lanes, params};
+      const VectorFinisher<V, kActivation, kResidual> finish{bias[i], lanes,     params,
+                                                            affine,  scale[i], shift[i]};
       // A run may end anywhere in acc (SparseConv stores each output row's part of a tile).
       const size_t offset = (c + i) * out.row_stride + r0;
       finish(V::LoadLanes(lanes, acc + (c + i) * acc_stride + r0),

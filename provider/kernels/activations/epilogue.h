@@ -1,8 +1,11 @@
-// Output stage of SparseGemm and SparseConv: bias, activation and residual, applied while the
-// accumulators are still in cache, and written to Y.
+// Output stage of SparseGemm and SparseConv: bias, activation, output affine and residual,
+// applied while the accumulators are still in cache, and written to Y.
 //
-//   y = act(acc + bias) + residual          (residual_before_activation == false)
-//   y = act(acc + bias + residual)          (residual_before_activation == true)
+//   y = act(acc + bias) * scale + shift + residual      (residual_before_activation == false)
+//   y = act(acc + bias + residual) * scale + shift      (residual_before_activation == true)
+//
+// scale and shift are the node's output affine where it has one (an affine after the activation,
+// such as PP-LCNetV3's learnable one, which no weight can absorb), else 1 and 0.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +40,8 @@ struct OutputBlock {
   const float* residual;   // same layout as y, or null
   const float* bias;       // one value per channel, or null
   size_t row_stride;
+  const float* scale = nullptr;  // the output affine, one value per channel each; both or none
+  const float* shift = nullptr;
 };
 
 enum class ResidualMode { kNone, kBeforeActivation, kAfterActivation };
