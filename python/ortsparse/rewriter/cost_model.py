@@ -307,8 +307,8 @@ class ConservativeCostModel:
 def runs_compiled(family: str, conv: ConvWork | None, k: int, n: int, nonzeros: float) -> bool:
     """Whether SparseConv in kernel ``family`` runs ``conv``'s csr weight [K, N] of ``nonzeros``
     stored weights as compiled code rather than on the tile kernels (the provider's CompileFor;
-    the fusion of a channels-last output, which keeps the tile kernels from finishing Y, comes
-    after this decision and is not counted)."""
+    the fusions of a channels-last output and of an output affine, which keep the tile kernels
+    from finishing Y, come after this decision and are not counted)."""
     if conv is None or family not in COMPILED_FAMILIES:
         return False
     if conv.tiles_per_image < _MIN_COMPILED_TILES or nonzeros > _MAX_COMPILED_WEIGHTS:

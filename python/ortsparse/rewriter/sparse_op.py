@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from ortsparse import OP_DOMAIN
 from ortsparse.rewriter.graph import attribute_values
@@ -53,10 +53,34 @@ class Activation:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class OutputAffine:
+    """y * scale + shift after the activation, per output channel: [N] float32 each."""
+
+    scale: np.ndarray
+    shift: np.ndarray
+
+    def attributes(self) -> dict:
+        return {
+            "output_scale": numpy_helper.from_array(self.scale.astype(np.float32)),
+            "output_shift": numpy_helper.from_array(self.shift.astype(np.float32)),
+        }
+
+    @classmethod
+    def from_attributes(cls, attributes: dict) -> OutputAffine | None:
+        if "output_scale" not in attributes:
+            return None
+        return cls(
+            numpy_helper.to_array(attributes["output_scale"]),
+            numpy_helper.to_array(attributes["output_shift"]),
+        )
+
+
 @dataclass(frozen=True)
 class SparseOp:
-    """Y = act(op(X, W) + bias) + residual; act(op(X, W) + bias + residual) if
-    residual_before_activation. Subclasses add the op's own attributes."""
+    """Y = act(op(X, W) + bias) * scale + shift + residual; act(op(X, W) + bias + residual) *
+    scale + shift if residual_before_activation, where scale and shift are the output affine's
+    (else 1 and 0). Subclasses add the op's own attributes."""
 
     OP_TYPE: ClassVar[str]
     ACTIVATIONS: ClassVar[frozenset[str]]  # what the op's kernel can fuse
@@ -75,6 +99,7 @@ class SparseOp:
     residual: str = ""
     activation: Activation = Activation()
     residual_before_activation: bool = False
+    output_affine: OutputAffine | None = None
 
     def replace(self, **changes) -> SparseOp:
         return dataclasses.replace(self, **changes)
@@ -96,6 +121,8 @@ class SparseOp:
             "format": self.format,
             **self.activation.attributes(),
         }
+        if self.output_affine is not None:
+            attributes.update(self.output_affine.attributes())
         if self.residual:
             attributes["residual_before_activation"] = int(self.residual_before_activation)
         outputs = [self.output, *self.more_outputs()]
@@ -138,6 +165,7 @@ class SparseOp:
             output=node.output[0],
             activation=Activation.from_attributes(attributes),
             residual_before_activation=bool(attributes.get("residual_before_activation", 0)),
+            output_affine=OutputAffine.from_attributes(attributes),
             **cls.fields_from_attributes(attributes),
         )
 

@@ -20,6 +20,7 @@ from ortsparse.rewriter.rules.fuse_gelu_tanh import FuseGeluTanh
 from ortsparse.rewriter.rules.fuse_hard_swish import FuseHardSwish, FuseXTimesHardSigmoid
 from ortsparse.rewriter.rules.fuse_hard_swish_clip import FuseHardSwishClip
 from ortsparse.rewriter.rules.fuse_leaky_relu import FuseLeakyRelu
+from ortsparse.rewriter.rules.fuse_output_affine import FuseOutputAffine
 from ortsparse.rewriter.rules.fuse_qdq_residual_add import FuseQdqResidualAdd
 from ortsparse.rewriter.rules.fuse_relu import FuseRelu
 from ortsparse.rewriter.rules.fuse_residual_add import FuseResidualAdd
@@ -77,6 +78,7 @@ EPILOGUE_RULES = (
     FuseHardSwish(),
     FuseXTimesHardSigmoid(),
     FuseHardSwishClip(),
+    FuseOutputAffine(),
     FuseChannelGroupsLast(),
 )
 

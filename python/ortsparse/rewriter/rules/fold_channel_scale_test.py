@@ -85,13 +85,3 @@ def test_factors_that_do_not_run_along_the_channels_are_not_folded(shape):
     rewritten = rewrite(model)
     assert op_types(rewritten) == ["SparseConv", "Mul"]
     assert_same_outputs(model, rewritten)
-
-
-def test_a_mul_after_the_activation_is_not_folded():
-    model = conv_then(
-        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Mul", ["r", "s"], ["Y"])],
-        constants={"s": RNG.uniform(-2, 2, [CONV_N, 1, 1]).astype(np.float32)},
-    )
-    rewritten = rewrite(model)
-    assert op_types(rewritten) == ["SparseConv", "Mul"]
-    assert_same_outputs(model, rewritten)

@@ -63,13 +63,14 @@ def test_bias_after_gemm_c_is_summed_into_one_bias():
     assert_same_outputs(model, rewritten)
 
 
-def test_bias_after_an_activation_is_not_fused():
+def test_an_add_after_an_activation_becomes_the_output_shift_not_the_bias():
     model = matmul_then(
         [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "bias"], ["Y"])],
         constants={"bias": RNG.standard_normal([N]).astype(np.float32)},
     )
     rewritten = rewrite(model)
-    assert op_types(rewritten) == ["SparseGemm", "Add"]
+    gemm, attrs = fused_gemm(rewritten)
+    assert len(gemm.input) == 4 and "output_shift" in attrs
     assert_same_outputs(model, rewritten)
 
 

@@ -3,7 +3,8 @@ prologue: the op computes P's output itself, band by band, into the planes its p
 (docs/ops.md), so that the two layers go through the caches a band at a time (a tensor column of
 two layers: ResNet's bottleneck 1x1 -> 3x3, YOLO's 1x1 -> 3x3 and 1x1 -> 1x1 chains).
 
-P must be a plain 1x1 of stride 1 without padding, residual, prologue, split or channel groups,
+P must be a plain 1x1 of stride 1 without padding, residual, output affine, prologue, split or
+channel groups,
 with constant weights and bias; C reads P's output as its whole X (no parts, no depthwise
 prologue) and writes one NCHW output (no split, no channel groups). Whether the fused op beats the two nodes depends on the CPU and the layers (the halo
 rows a band of a 3x3 recomputes, how far the activations outgrow its caches), so the pipeline
@@ -68,6 +69,7 @@ def _prologue_for(
         and not (op.residual or op.x_parts or op.output_split or op.output_channel_groups)
         and op.depthwise is None
         and op.pointwise is None
+        and op.output_affine is None
         and op.n == consumer.c
     )
     if not plain or graph.sole_consumer(op.output) is None:

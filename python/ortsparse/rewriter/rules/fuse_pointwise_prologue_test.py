@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+from onnx import helper, numpy_helper
 
 from ortsparse.rewriter.rules.fuse_pointwise_prologue import fuse_pointwise_prologues
 from ortsparse.rewriter.sparse_conv import SparseConv
@@ -72,6 +74,20 @@ def test_an_output_read_elsewhere_is_not_fused():
     rewritten, found = fused(sparse_conv_chain(pointwise_reader=True))
     assert found == []
     assert len(sparse_nodes(rewritten, SparseConv)) == 2
+
+
+def test_a_first_conv_with_an_output_affine_is_not_fused():
+    # The prologue has no output affine: fused, it would lose the first conv's.
+    model = sparse_conv_chain()
+    relu = next(node for node in model.graph.node if node.op_type == "Relu" and node.input[0] == "p")
+    relu.output[0] = "relu"
+    index = list(model.graph.node).index(relu)
+    model.graph.node.insert(index + 1, helper.make_node("Mul", ["relu", "s"], ["pa"]))
+    model.graph.initializer.append(numpy_helper.from_array(np.full([1, 8, 1, 1], 1.5, np.float32), "s"))
+    rewritten, found = fused(model)
+    assert found == []
+    reduce = next(node for node in sparse_nodes(rewritten, SparseConv) if node.name == "reduce_SparseConv")
+    assert "output_scale" in attributes(reduce)
 
 
 def test_only_the_named_consumers_are_fused():

@@ -19,6 +19,7 @@ from ortsparse.rewriter.fusion import GraphRule, packed_weight
 from ortsparse.rewriter.graph import Graph
 from ortsparse.rewriter.packing import pack, unpack
 from ortsparse.rewriter.sparse_conv import SparseConv, sparse_conv_of
+from ortsparse.rewriter.sparse_op import OutputAffine
 
 
 class MergeSiblingConvs(GraphRule):
@@ -79,7 +80,12 @@ def _merge(graph: Graph, one: SparseConv, two: SparseConv) -> SparseConv:
     if one.bias or two.bias:
         biases = [_bias(graph, op) for op in (one, two)]
         bias = graph.add_initializer(f"{one.name}_merged_bias", np.concatenate(biases))
+    affine = None
+    if one.output_affine or two.output_affine:
+        parts = [_affine(op) for op in (one, two)]
+        affine = OutputAffine(*(np.concatenate(values) for values in zip(*parts)))
     return one.replace(
+        output_affine=affine,
         weight_values=graph.add_initializer(f"{one.name}_merged_values", packed.values),
         weight_group_offsets=graph.add_initializer(
             f"{one.name}_merged_group_offsets", packed.group_offsets
@@ -96,6 +102,12 @@ def _merge(graph: Graph, one: SparseConv, two: SparseConv) -> SparseConv:
 
 def _dense_weight(graph: Graph, op: SparseConv) -> np.ndarray:
     return unpack(packed_weight(graph, op))
+
+
+def _affine(op: SparseConv) -> tuple[np.ndarray, np.ndarray]:
+    if op.output_affine is None:
+        return np.ones(op.n, np.float32), np.zeros(op.n, np.float32)
+    return op.output_affine.scale, op.output_affine.shift
 
 
 def _bias(graph: Graph, op: SparseConv) -> np.ndarray:

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from ortsparse.rewriter import rewrite_model
 from ortsparse.rewriter.sparse_conv import SparseConv
@@ -44,6 +44,21 @@ def siblings(specs, reader_between=True):
             outputs["between"] = ["b", n, H, W]
         outputs[f"Y_{name}"] = ["b", n, H, W]
     return make_model(nodes, {"X": ["b", C, H, W]}, outputs, constants)
+
+
+def test_the_output_affine_of_one_sibling_is_merged_with_ones_for_the_other():
+    model = siblings([("cv1", 5, 1, "Relu", True), ("cv2", 3, 1, "Relu", True)])
+    relu = next(node for node in model.graph.node if list(node.output) == ["Y_cv1"])
+    relu.output[0] = "relu_cv1"
+    index = list(model.graph.node).index(relu)
+    model.graph.node.insert(index + 1, helper.make_node("Mul", ["relu_cv1", "s"], ["Y_cv1"]))
+    scale = np.linspace(0.5, 2, 5).astype(np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(scale.reshape(5, 1, 1), "s"))
+    rewritten = rewrite(model)
+    (merged,) = sparse_nodes(rewritten, SparseConv)
+    merged_scale = numpy_helper.to_array(attributes(merged)["output_scale"])
+    np.testing.assert_array_equal(merged_scale, [*scale, 1, 1, 1])
+    assert_same_outputs(model, rewritten)
 
 
 @pytest.mark.parametrize("biases", [(True, True), (True, False), (False, False)])
