@@ -704,15 +704,24 @@ def _without_prologues(
             del node.attribute[:]
             node.attribute.extend(kept)
         nodes.append(node)
-    copy.graph.ClearField("node")
-    copy.graph.node.extend(nodes)
     present = {tensor.name for tensor in copy.graph.initializer}
+    present |= {name for node in nodes for name in node.output}
+    copy.graph.ClearField("node")
+    copy.graph.node.extend([*_constant_nodes(original, needed - present), *nodes])
     copy.graph.initializer.extend(
         tensor
         for tensor in original.graph.initializer
         if tensor.name in needed and tensor.name not in present
     )
     return copy
+
+
+def _constant_nodes(model: onnx.ModelProto, names: set[str]) -> list[onnx.NodeProto]:
+    """The Constant nodes of ``model`` that compute any of ``names``: the weights exporters such
+    as paddle2onnx write as nodes, not initializers."""
+    return [
+        node for node in model.graph.node if node.op_type == "Constant" and node.output[0] in names
+    ]
 
 
 def _copy_node(node: onnx.NodeProto) -> onnx.NodeProto:
@@ -752,17 +761,12 @@ def _model_of(
     inputs: Sequence[onnx.ValueInfoProto],
     outputs: Sequence[str],
 ) -> onnx.ModelProto:
-    """``nodes`` of ``model`` with the constants they read (initializers, and the Constant nodes
-    that exporters such as paddle2onnx write weights as), as a model of their own."""
+    """``nodes`` of ``model`` with the constants they read (initializers and Constant nodes), as
+    a model of their own."""
     used = {name for node in nodes for name in node.input}
     given = {value.name for value in inputs} | {name for node in nodes for name in node.output}
-    constant_nodes = [
-        node
-        for node in model.graph.node
-        if node.op_type == "Constant" and node.output[0] in used - given
-    ]
     graph = onnx.helper.make_graph(
-        [*constant_nodes, *nodes],
+        [*_constant_nodes(model, used - given), *nodes],
         "verify",
         list(inputs),
         [onnx.ValueInfoProto(name=name) for name in outputs],
