@@ -111,8 +111,8 @@ void FinishChannelRows(const float* acc, size_t acc_stride, size_t rows, size_t 
     const typename V::Lanes lanes = V::FirstLanes(std::min<size_t>(V::kLanes, rows - r0));
 #pragma GCC unroll 4
     for (size_t i = 0; i < kChannels; ++i) {
-      const VectorFinisher<V, kActivation, kResidual> finish{bias[i], lanes,     params,
-                                                            affine,  scale[i], shift[i]};
+      const VectorFinisher<V, kActivation, kResidual> finish{
+          bias[i], lanes, params, affine, scale[i], shift[i]};
       // A run may end anywhere in acc (SparseConv stores each output row's part of a tile).
       const size_t offset = (c + i) * out.row_stride + r0;
       finish(V::LoadLanes(lanes, acc + (c + i) * acc_stride + r0),

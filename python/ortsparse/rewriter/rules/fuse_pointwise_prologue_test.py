@@ -79,14 +79,20 @@ def test_an_output_read_elsewhere_is_not_fused():
 def test_a_first_conv_with_an_output_affine_is_not_fused():
     # The prologue has no output affine: fused, it would lose the first conv's.
     model = sparse_conv_chain()
-    relu = next(node for node in model.graph.node if node.op_type == "Relu" and node.input[0] == "p")
+    relu = next(
+        node for node in model.graph.node if node.op_type == "Relu" and node.input[0] == "p"
+    )
     relu.output[0] = "relu"
     index = list(model.graph.node).index(relu)
     model.graph.node.insert(index + 1, helper.make_node("Mul", ["relu", "s"], ["pa"]))
-    model.graph.initializer.append(numpy_helper.from_array(np.full([1, 8, 1, 1], 1.5, np.float32), "s"))
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.full([1, 8, 1, 1], 1.5, np.float32), "s")
+    )
     rewritten, found = fused(model)
     assert found == []
-    reduce = next(node for node in sparse_nodes(rewritten, SparseConv) if node.name == "reduce_SparseConv")
+    reduce = next(
+        node for node in sparse_nodes(rewritten, SparseConv) if node.name == "reduce_SparseConv"
+    )
     assert "output_scale" in attributes(reduce)
 
 
