@@ -362,3 +362,8 @@ def _large_tensor_data_set_aside(model: onnx.ModelProto) -> Iterator[None]:
     finally:
         for tensor, data in set_aside:
             tensor.raw_data = data
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's ai.onnx opset version; 0 where it imports none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -17,6 +17,8 @@ import copy
 import onnx
 from onnx import TensorProto, helper
 
+from ortsparse.rewriter.graph import default_opset
+
 # Scan's form without a batch axis of its own (opset 9 on).
 MIN_OPSET = 9
 # From this opset on, Unsqueeze and Squeeze take their axes as an input.
@@ -64,17 +66,13 @@ def _one_image_of(value: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, tensor.elem_type, dims)
 
 
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def one_image_at_a_time(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` as one Scan node over the batch axis of its inputs, whose body is its graph at
     batch 1 (each input unsqueezed, each output squeezed), initializers included: ortsparse's
     kernels take their weights only from initializers of their own graph on onnxruntime 1.21.
     Raises NotBatched where there is no common batch axis."""
     graph = model.graph
-    opset = _default_opset(model)
+    opset = default_opset(model)
     if opset < MIN_OPSET:
         raise NotBatched(f"opset {opset} has no Scan without a batch axis of its own")
     subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)

@@ -31,7 +31,7 @@ from ortsparse.rewriter.conversion import (
     static_weight_shape,
 )
 from ortsparse.rewriter.cost_model import representative_m
-from ortsparse.rewriter.graph import Graph, attribute_values
+from ortsparse.rewriter.graph import Graph, attribute_values, default_opset
 from ortsparse.rewriter.policy import SparsityPolicy
 from ortsparse.rewriter.sparse_gemm import SparseGemm
 
@@ -155,14 +155,11 @@ def _qkv_sizes(node: onnx.NodeProto, weight) -> tuple[int, int, int] | None:
 
 def _split(graph: Graph, base: str, qkv: str, outputs: list[str], sizes) -> onnx.NodeProto:
     name = graph.unique_name(f"{base}_Split")
-    if _default_opset(graph.model) < _SPLIT_SIZES_AS_INPUT_SINCE:
+    if default_opset(graph.model) < _SPLIT_SIZES_AS_INPUT_SINCE:
         return helper.make_node("Split", [qkv], outputs, name=name, axis=2, split=list(sizes))
     split_sizes = graph.add_initializer(f"{base}.qkv_sizes", np.array(sizes, dtype=np.int64))
     return helper.make_node("Split", [qkv, split_sizes], outputs, name=name, axis=2)
 
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next(opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx"))
 
 
 def _without_trailing_blanks(names: list[str]) -> list[str]:
