@@ -40,6 +40,7 @@ from ortsparse.rewriter.rules.qdq_matmul_to_sparse_qgemm import QdqMatMulToSpars
 from ortsparse.rewriter.rules.qlinear_conv_to_sparse_qconv import QLinearConvToSparseQConv
 from ortsparse.rewriter.rules.qlinear_matmul_to_sparse_qgemm import QLinearMatMulToSparseQGemm
 from ortsparse.rewriter.rules.read_concat_in_place import ReadConcatInPlace
+from ortsparse.rewriter.rules.scaled_residual_as_one_mul import ScaledResidualAsOneMul
 from ortsparse.rewriter.rules.softmax_as_reductions import SoftmaxAsReductions
 
 # For each node, the first rule of its op type that applies_to it converts it.
@@ -90,8 +91,9 @@ QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)
 # Applied once each, in this order, after every epilogue is fused (pipeline.py step 3). A
 # depthwise prologue comes after the others: the SparseConv then reads X in one part and has no
 # sibling, and an affine folded before it no longer separates it from the depthwise Conv's
-# activation. Last, the hard-swish patterns no op took become two ORT nodes instead of four, and
-# a Softmax along a leading axis ORT's reductions instead of its transposes.
+# activation. Last, ORT's own nodes in a rewritten model: the hard-swish patterns no op took
+# become two nodes instead of four, a Softmax along a leading axis reductions instead of ORT's
+# transposes, and x + x * s one Mul.
 GRAPH_RULES = (
     HoistActivationThroughLayout(),
     ReadConcatInPlace(),
@@ -100,4 +102,5 @@ GRAPH_RULES = (
     FuseDepthwisePrologue(rule for rule in EPILOGUE_RULES if isinstance(rule, ActivationRule)),
     HardSwishAsHardSigmoid(),
     SoftmaxAsReductions(),
+    ScaledResidualAsOneMul(),
 )
