@@ -9,6 +9,7 @@ from ortsparse.rewriter.rules.conv_to_sparse_conv import ConvToSparseConv
 from ortsparse.rewriter.rules.fold_batch_norm import FoldBatchNorm
 from ortsparse.rewriter.rules.fold_channel_scale import FoldChannelScale
 from ortsparse.rewriter.rules.fold_input_affine import FoldInputAffine
+from ortsparse.rewriter.rules.fold_into_ort_convolution import FoldIntoOrtConvolution
 from ortsparse.rewriter.rules.fuse_bias_add import FuseBiasAdd
 from ortsparse.rewriter.rules.fuse_channel_groups_last import FuseChannelGroupsLast
 from ortsparse.rewriter.rules.fuse_clip import FuseClip
@@ -93,7 +94,8 @@ QUANTIZED_EPILOGUE_RULES = (FuseQdqResidualAdd(),)
 # sibling, and an affine folded before it no longer separates it from the depthwise Conv's
 # activation. Last, ORT's own nodes in a rewritten model: the hard-swish patterns no op took
 # become two nodes instead of four, a Softmax along a leading axis reductions instead of ORT's
-# transposes, and x + x * s one Mul.
+# transposes, x + x * s one Mul, and the Adds and BatchNormalizations after ORT's Conv and
+# ConvTranspose nodes part of their weights.
 GRAPH_RULES = (
     HoistActivationThroughLayout(),
     ReadConcatInPlace(),
@@ -103,4 +105,5 @@ GRAPH_RULES = (
     HardSwishAsHardSigmoid(),
     SoftmaxAsReductions(),
     ScaledResidualAsOneMul(),
+    FoldIntoOrtConvolution(),
 )
