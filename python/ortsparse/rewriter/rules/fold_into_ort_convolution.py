@@ -6,7 +6,7 @@ bias.
 
 ORT folds neither into a ConvTranspose: PP-OCR's text detector ends on two ConvTransposes, each
 followed by an Add of its bias (paddle2onnx writes it apart) and the first by a
-BatchNormalization, each a pass over a map of 160x160 or 640x640. Output channels lie along W's
+BatchNormalization, each a pass over a map of 320x320 or 640x640. Output channels lie along W's
 axis 0 for Conv, along axis 1 for ConvTranspose (whose groups are then refused). Only where the
 rewrite has ortsparse ops, as HardSwishAsHardSigmoid: verification then times the model as a
 whole.
