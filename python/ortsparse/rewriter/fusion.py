@@ -19,7 +19,7 @@ import onnx
 from ortsparse.rewriter.graph import Graph, is_default_domain
 from ortsparse.rewriter.packing import PackedWeight
 from ortsparse.rewriter.pattern import Op, match_node
-from ortsparse.rewriter.sparse_op import NO_ACTIVATION, Activation, SparseOp
+from ortsparse.rewriter.sparse_op import NO_ACTIVATION, Activation, SparseOp, along_channels
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,28 @@ class GraphRule(ABC):
         rewrite's); returns (sparse node name, what it fused) for each node it changed."""
 
 
+class OrtNodeRule(GraphRule):
+    """A rewrite of ORT's own nodes, none of this rewrite's, into faster ones that compute the
+    same. Only where the rewrite has ortsparse ops: verification then times the model as a
+    whole, and a model it keeps as it is stays so."""
+
+    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
+        """Calls ``rewrite`` on each node where the rewrite has ortsparse ops (``ops``); names
+        no op, as it changes none."""
+        if ops and self.applies_to(graph):
+            for node in list(graph.nodes):
+                self.rewrite(graph, node)
+        return []
+
+    def applies_to(self, graph: Graph) -> bool:
+        """Whether the model can hold what this rule writes (its opset, say)."""
+        return True
+
+    @abstractmethod
+    def rewrite(self, graph: Graph, node: onnx.NodeProto) -> None:
+        """Replaces the pattern ``node`` roots, if it roots one."""
+
+
 def apply_fusion(graph: Graph, op_node: onnx.NodeProto, fusion: Fusion) -> None:
     graph.replace([op_node, *fusion.absorbed], [fusion.fused.to_node(), *fusion.after])
 
@@ -95,16 +117,16 @@ def other_operand(node: onnx.NodeProto, tensor: str) -> str | None:
 
 
 def channel_constant(
-    graph: Graph, node: onnx.NodeProto, x: str, op: SparseOp, channels: int, rank: int
+    graph: Graph, node: onnx.NodeProto, x: str, channels: int, channel_axis: int, rank: int
 ) -> np.ndarray | None:
     """The other operand of binary ``node`` reading ``x`` (of ``rank`` dims, ``channels`` along
-    op's channel axis) as [channels] float32, where it is a constant that broadcasts as a bias
-    does (SparseOp.bias_from); None otherwise."""
+    ``channel_axis``) as [channels] float32, where it is a constant that broadcasts along that
+    axis alone (sparse_op.along_channels, as a bias does); None otherwise."""
     other = other_operand(node, x)
     value = graph.constant(other) if other else None
     if value is None:
         return None
-    return op.replace(n=channels).bias_from(value, output_rank=rank)
+    return along_channels(value, channels, channel_axis, rank)
 
 
 def packed_weight(graph: Graph, op: SparseOp) -> PackedWeight:

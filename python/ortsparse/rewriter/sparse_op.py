@@ -60,6 +60,11 @@ class OutputAffine:
     scale: np.ndarray
     shift: np.ndarray
 
+    @classmethod
+    def identity(cls, channels: int) -> OutputAffine:
+        """Scale 1 and shift 0: what an op without an output affine applies."""
+        return cls(np.ones(channels, np.float32), np.zeros(channels, np.float32))
+
     def attributes(self) -> dict:
         return {
             "output_scale": numpy_helper.from_array(self.scale.astype(np.float32)),
@@ -175,13 +180,22 @@ class SparseOp:
         return {}
 
     def bias_from(self, value: np.ndarray, output_rank: int) -> np.ndarray | None:
-        """``value`` as the bias [N] when adding it to the output broadcasts like a bias, else
-        None: only the channel axis may differ from 1 (and then equals N), and it has no more
-        dims than the output, whose shape it would otherwise grow."""
-        if value.dtype != np.float32 or value.ndim > output_rank or value.size not in (1, self.n):
-            return None
-        aligned_shape = (1,) * (output_rank - value.ndim) + value.shape  # as numpy broadcasts it
-        channel_axis = self.CHANNEL_AXIS % output_rank
-        if any(dim != 1 for axis, dim in enumerate(aligned_shape) if axis != channel_axis):
-            return None
-        return np.broadcast_to(value.reshape(-1), (self.n,)).astype(np.float32)
+        """``value`` as the bias [N] when adding it to the output broadcasts like a bias
+        (along_channels), else None."""
+        return along_channels(value, self.n, self.CHANNEL_AXIS, output_rank)
+
+
+def along_channels(
+    value: np.ndarray, channels: int, channel_axis: int, output_rank: int
+) -> np.ndarray | None:
+    """``value`` as [channels] float32 where it broadcasts over an output of ``output_rank``
+    dims along ``channel_axis`` alone, else None: only that axis may differ from 1 (and then
+    equals ``channels``), and it has no more dims than the output, whose shape it would
+    otherwise grow."""
+    if value.dtype != np.float32 or value.ndim > output_rank or value.size not in (1, channels):
+        return None
+    aligned_shape = (1,) * (output_rank - value.ndim) + value.shape  # as numpy broadcasts it
+    channel_axis %= output_rank
+    if any(dim != 1 for axis, dim in enumerate(aligned_shape) if axis != channel_axis):
+        return None
+    return np.broadcast_to(value.reshape(-1), (channels,)).astype(np.float32)

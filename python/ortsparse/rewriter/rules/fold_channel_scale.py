@@ -36,7 +36,7 @@ class FoldChannelScale(EpilogueRule):
         shape = graph.shape(op.output)
         if mul is None or shape is None:
             return None
-        factors = channel_constant(graph, mul, op.output, op, op.n, len(shape))
+        factors = channel_constant(graph, mul, op.output, op.n, op.CHANNEL_AXIS, len(shape))
         if factors is None:
             return None
         scaled = scale_output_channels(packed_weight(graph, op), factors.astype(np.float64)).values

@@ -79,7 +79,7 @@ def _affine_before(
         shape = graph.shape(tensor)
         if len(operands) != 1 or shape is None or graph.shape(operands[0]) != shape:
             continue
-        vector = channel_constant(graph, producer, operands[0], op, op.c, rank=4)
+        vector = channel_constant(graph, producer, operands[0], op.c, op.CHANNEL_AXIS, rank=4)
         if vector is None:
             continue
         vector = vector.astype(np.float64)

@@ -7,9 +7,7 @@ bias.
 ORT folds neither into a ConvTranspose: PP-OCR's text detector ends on two ConvTransposes, each
 followed by an Add of its bias (paddle2onnx writes it apart) and the first by a
 BatchNormalization, each a pass over a map of 320x320 or 640x640. Output channels lie along W's
-axis 0 for Conv, along axis 1 for ConvTranspose (whose groups are then refused). Only where the
-rewrite has ortsparse ops, as HardSwishAsHardSigmoid: verification then times the model as a
-whole.
+axis 0 for Conv, along axis 1 for ConvTranspose (whose groups are then refused).
 """
 
 from __future__ import annotations
@@ -18,52 +16,46 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ortsparse.rewriter.fusion import GraphRule, other_operand, sole_default_consumer
+from ortsparse.rewriter.fusion import OrtNodeRule, channel_constant, sole_default_consumer
 from ortsparse.rewriter.graph import Graph, attribute_values, is_default_domain
 from ortsparse.rewriter.rules.fold_batch_norm import batch_norm_factors
 
-# The axis of W along which each op's output channels lie.
+# The axis of the output along which its channels lie (NCHW), and that of W for each op.
+_CHANNEL_AXIS = 1
 _OUTPUT_AXIS = {"Conv": 0, "ConvTranspose": 1}
 
 
-class FoldIntoOrtConvolution(GraphRule):
+class FoldIntoOrtConvolution(OrtNodeRule):
     label = "Add/BatchNormalization folded into ORT's convolution"
 
-    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
-        """Folds what follows each such node where the rewrite has ortsparse ops (``ops``);
-        names no op of the rewrite, as it changes none."""
-        if not ops:
-            return []
-        for node in list(graph.nodes):
-            weight = _weight(graph, node)
-            if weight is None:
-                continue
-            channels = weight.shape[_OUTPUT_AXIS[node.op_type]]
-            absorbed, scale, shift = _affine_after(graph, node.output[0], channels)
-            if not absorbed:
-                continue
-            axis = _OUTPUT_AXIS[node.op_type]
-            factors = scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])
-            bias = graph.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
-            folded = helper.make_node(
-                node.op_type,
-                [
-                    node.input[0],
-                    graph.add_initializer(
-                        f"{node.name or node.output[0]}_folded_weight",
-                        (weight * factors).astype(np.float32),
-                    ),
-                    graph.add_initializer(
-                        f"{node.name or node.output[0]}_folded_bias",
-                        (np.asarray(bias, np.float64) * scale + shift).astype(np.float32),
-                    ),
-                ],
-                [absorbed[-1].output[0]],
-                name=node.name,
-            )
-            folded.attribute.extend(node.attribute)
-            graph.replace([node, *absorbed], [folded])
-        return []
+    def rewrite(self, graph: Graph, node: onnx.NodeProto) -> None:
+        weight = _weight(graph, node)
+        if weight is None:
+            return
+        axis = _OUTPUT_AXIS[node.op_type]
+        absorbed, scale, shift = _affine_after(graph, node.output[0], weight.shape[axis])
+        if not absorbed:
+            return
+        factors = scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])
+        bias = graph.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
+        folded = helper.make_node(
+            node.op_type,
+            [
+                node.input[0],
+                graph.add_initializer(
+                    f"{node.name or node.output[0]}_folded_weight",
+                    (weight * factors).astype(np.float32),
+                ),
+                graph.add_initializer(
+                    f"{node.name or node.output[0]}_folded_bias",
+                    (np.asarray(bias, np.float64) * scale + shift).astype(np.float32),
+                ),
+            ],
+            [absorbed[-1].output[0]],
+            name=node.name,
+        )
+        folded.attribute.extend(node.attribute)
+        graph.replace([node, *absorbed], [folded])
 
 
 def _weight(graph: Graph, node: onnx.NodeProto) -> np.ndarray | None:
@@ -94,7 +86,7 @@ def _affine_after(
         add = sole_default_consumer(graph, tensor, "Add")
         batch_norm = sole_default_consumer(graph, tensor, "BatchNormalization")
         if add is not None:
-            value = _channel_constant(graph, add, tensor, channels, len(shape))
+            value = channel_constant(graph, add, tensor, channels, _CHANNEL_AXIS, len(shape))
             if value is None:
                 break
             shift = shift + value
@@ -109,21 +101,3 @@ def _affine_after(
         else:
             break
     return absorbed, scale, shift
-
-
-def _channel_constant(
-    graph: Graph, add: onnx.NodeProto, x: str, channels: int, rank: int
-) -> np.ndarray | None:
-    """The other operand of ``add`` as [channels] float64, where it is a float constant that
-    broadcasts along axis 1 of ``x`` (of ``rank`` dims) alone; None otherwise."""
-    other = other_operand(add, x)
-    value = graph.constant(other) if other else None
-    if value is None or value.dtype != np.float32 or value.ndim > rank:
-        return None
-    padded = (1,) * (rank - value.ndim) + value.shape
-    if any(dim != 1 for axis, dim in enumerate(padded) if axis != 1) or padded[1] not in (
-        1,
-        channels,
-    ):
-        return None
-    return np.broadcast_to(value.reshape(-1), (channels,)).astype(np.float64)

@@ -30,7 +30,7 @@ class FuseBiasAdd(EpilogueRule):
         shape = graph.shape(op.output)
         if add is None or shape is None:
             return None
-        bias = channel_constant(graph, add, op.output, op, op.n, len(shape))
+        bias = channel_constant(graph, add, op.output, op.n, op.CHANNEL_AXIS, len(shape))
         if bias is None:
             return None
         if op.bias:

@@ -208,7 +208,7 @@ def _fold_channel_constant(
 ) -> DepthwisePrologue | None:
     """``prologue`` followed by ``affine``, a Mul or an Add of ``tensor`` and a constant that
     broadcasts along its channels (as a bias does); None for any other operand."""
-    vector = channel_constant(graph, affine, tensor, op, len(prologue.bias), rank=4)
+    vector = channel_constant(graph, affine, tensor, len(prologue.bias), op.CHANNEL_AXIS, rank=4)
     if vector is None:
         return None
     if affine.op_type == "Add":

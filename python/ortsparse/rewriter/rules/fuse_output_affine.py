@@ -14,8 +14,6 @@ folds into the weights and bias instead (FoldChannelScale, FuseBiasAdd).
 
 from __future__ import annotations
 
-import numpy as np
-
 from ortsparse.rewriter.fusion import EpilogueRule, Fusion, channel_constant
 from ortsparse.rewriter.graph import Graph, is_default_domain
 from ortsparse.rewriter.sparse_op import NO_ACTIVATION, OutputAffine, SparseOp
@@ -37,12 +35,10 @@ class FuseOutputAffine(EpilogueRule):
             or op.more_outputs()
         ):
             return None
-        value = channel_constant(graph, consumer, op.output, op, op.n, len(shape))
+        value = channel_constant(graph, consumer, op.output, op.n, op.CHANNEL_AXIS, len(shape))
         if value is None:
             return None
-        affine = op.output_affine or OutputAffine(
-            np.ones(op.n, np.float32), np.zeros(op.n, np.float32)
-        )
+        affine = op.output_affine or OutputAffine.identity(op.n)
         if consumer.op_type == "Mul":
             affine = OutputAffine(affine.scale * value, affine.shift * value)
         else:

@@ -6,7 +6,6 @@ squeeze-excite reads too, as in PP-OCR's blocks) ORT runs four elementwise passe
 the same (docs/performance.md has what PP-OCR's models gained). HardSigmoid exists from opset 6;
 ONNX's HardSwish only from 14, and it measured no faster. The patterns and constants are
 fuse_hard_swish_clip's; every result between x and the last node must have no other reader.
-Only where the rewrite has ortsparse ops: verification then times the model as a whole.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from ortsparse.rewriter.fusion import GraphRule
+from ortsparse.rewriter.fusion import OrtNodeRule
 from ortsparse.rewriter.graph import Graph, is_default_domain
 from ortsparse.rewriter.pattern import match_node
 from ortsparse.rewriter.rules.fuse_hard_swish_clip import FuseHardSwishClip
@@ -23,29 +22,23 @@ from ortsparse.rewriter.rules.fuse_hard_swish_clip import FuseHardSwishClip
 _ANY_RANK = 8
 
 
-class HardSwishAsHardSigmoid(GraphRule):
+class HardSwishAsHardSigmoid(OrtNodeRule):
     label = "x * HardSigmoid(x)"
 
-    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
-        """Rewrites each such pattern where the rewrite has ortsparse ops (``ops``), and so is
-        verified as a whole; names no op, as it changes none."""
-        if not ops:
-            return []
-        for node in list(graph.nodes):
-            found = _hard_swish_rooted_at(graph, node)
-            if found is None:
-                continue
-            nodes, x = found
-            output = nodes[-1].output[0]
-            gate = graph.unique_name(f"{output}_gate")
-            graph.replace(
-                nodes,
-                [
-                    helper.make_node("HardSigmoid", [x], [gate], alpha=1.0 / 6.0, beta=0.5),
-                    helper.make_node("Mul", [x, gate], [output]),
-                ],
-            )
-        return []
+    def rewrite(self, graph: Graph, node: onnx.NodeProto) -> None:
+        found = _hard_swish_rooted_at(graph, node)
+        if found is None:
+            return
+        nodes, x = found
+        output = nodes[-1].output[0]
+        gate = graph.unique_name(f"{output}_gate")
+        graph.replace(
+            nodes,
+            [
+                helper.make_node("HardSigmoid", [x], [gate], alpha=1.0 / 6.0, beta=0.5),
+                helper.make_node("Mul", [x, gate], [output]),
+            ],
+        )
 
 
 def _hard_swish_rooted_at(

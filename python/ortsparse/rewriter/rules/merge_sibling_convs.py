@@ -82,8 +82,11 @@ def _merge(graph: Graph, one: SparseConv, two: SparseConv) -> SparseConv:
         bias = graph.add_initializer(f"{one.name}_merged_bias", np.concatenate(biases))
     affine = None
     if one.output_affine or two.output_affine:
-        parts = [_affine(op) for op in (one, two)]
-        affine = OutputAffine(*(np.concatenate(values) for values in zip(*parts)))
+        parts = [op.output_affine or OutputAffine.identity(op.n) for op in (one, two)]
+        affine = OutputAffine(
+            np.concatenate([part.scale for part in parts]),
+            np.concatenate([part.shift for part in parts]),
+        )
     return one.replace(
         output_affine=affine,
         weight_values=graph.add_initializer(f"{one.name}_merged_values", packed.values),
@@ -102,12 +105,6 @@ def _merge(graph: Graph, one: SparseConv, two: SparseConv) -> SparseConv:
 
 def _dense_weight(graph: Graph, op: SparseConv) -> np.ndarray:
     return unpack(packed_weight(graph, op))
-
-
-def _affine(op: SparseConv) -> tuple[np.ndarray, np.ndarray]:
-    if op.output_affine is None:
-        return np.ones(op.n, np.float32), np.zeros(op.n, np.float32)
-    return op.output_affine.scale, op.output_affine.shift
 
 
 def _bias(graph: Graph, op: SparseConv) -> np.ndarray:

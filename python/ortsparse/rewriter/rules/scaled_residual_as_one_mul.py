@@ -4,8 +4,7 @@ A squeeze-excite with a residual (PP-OCRv4 detector's neck: x plus x scaled by e
 gate) writes it as a Mul over the whole of x and an Add over it again; the one Mul reads x once
 and writes once, and 1 + s costs a pass over the gates alone. x's elements round once instead
 of twice, within an ulp of each other. The Mul's output must have no other reader; s must not
-grow x's shape (every dim of s is 1 or x's own) and be smaller. Only where the rewrite has
-ortsparse ops, as HardSwishAsHardSigmoid: verification then times the model as a whole.
+grow x's shape (every dim of s is 1 or x's own) and be smaller.
 """
 
 from __future__ import annotations
@@ -14,34 +13,28 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ortsparse.rewriter.fusion import GraphRule, other_operand
+from ortsparse.rewriter.fusion import OrtNodeRule, other_operand
 from ortsparse.rewriter.graph import Graph, is_default_domain
 
 
-class ScaledResidualAsOneMul(GraphRule):
+class ScaledResidualAsOneMul(OrtNodeRule):
     label = "x + x * s as x * (1 + s)"
 
-    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
-        """Rewrites each such pair where the rewrite has ortsparse ops (``ops``); names no op,
-        as it changes none."""
-        if not ops:
-            return []
-        for node in list(graph.nodes):
-            found = _scaled_residual(graph, node)
-            if found is None:
-                continue
-            mul, x, scale = found
-            output = node.output[0]
-            one = graph.add_initializer(f"{output}_one", np.array(1.0, np.float32))
-            gain = graph.unique_name(f"{output}_gain")
-            graph.replace(
-                [mul, node],
-                [
-                    helper.make_node("Add", [scale, one], [gain]),
-                    helper.make_node("Mul", [x, gain], [output]),
-                ],
-            )
-        return []
+    def rewrite(self, graph: Graph, node: onnx.NodeProto) -> None:
+        found = _scaled_residual(graph, node)
+        if found is None:
+            return
+        mul, x, scale = found
+        output = node.output[0]
+        one = graph.add_initializer(f"{output}_one", np.array(1.0, np.float32))
+        gain = graph.unique_name(f"{output}_gain")
+        graph.replace(
+            [mul, node],
+            [
+                helper.make_node("Add", [scale, one], [gain]),
+                helper.make_node("Mul", [x, gain], [output]),
+            ],
+        )
 
 
 def _scaled_residual(graph: Graph, add: onnx.NodeProto) -> tuple[onnx.NodeProto, str, str] | None:

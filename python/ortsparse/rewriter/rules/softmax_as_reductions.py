@@ -7,8 +7,7 @@ along the dims after it. YOLOv8's distribution-focal head takes a Softmax over a
 [batch, 16, 4, anchors], the slowest node of the model on ORT (docs/performance.md). The same
 arithmetic as ORT's: subtract the maximum, exponentiate, divide by the sum. Only from opset 13
 (before it, Softmax's axis flattened every dim after it into one), on float tensors of known
-rank with more than one element after the axis. Only where the rewrite has ortsparse ops, as
-HardSwishAsHardSigmoid: verification then times the model as a whole.
+rank with more than one element after the axis.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ortsparse.rewriter.fusion import GraphRule
+from ortsparse.rewriter.fusion import OrtNodeRule
 from ortsparse.rewriter.graph import Graph, attribute_values, default_opset, is_default_domain
 
 _AXIS_ALONE_SINCE = 13
@@ -27,39 +26,35 @@ _AXIS_ALONE_SINCE = 13
 _REDUCE_MAX_AXES_AS_INPUT_SINCE = 18
 
 
-class SoftmaxAsReductions(GraphRule):
+class SoftmaxAsReductions(OrtNodeRule):
     label = "Softmax as reductions along its axis"
 
-    def apply(self, graph: Graph, ops: set[str]) -> list[tuple[str, str]]:
-        """Rewrites each such Softmax where the rewrite has ortsparse ops (``ops``); names no
-        op, as it changes none."""
-        opset = default_opset(graph.model)
-        if not ops or opset < _AXIS_ALONE_SINCE:
-            return []
-        for node in list(graph.nodes):
-            axis = _leading_axis(graph, node)
-            if axis is None:
-                continue
-            x, y = node.input[0], node.output[0]
-            axes = graph.add_initializer(f"{y}_axes", np.array([axis], np.int64))
-            peak, shifted, exp, total = (
-                graph.unique_name(f"{y}_{part}") for part in ("max", "shifted", "exp", "sum")
-            )
-            if opset >= _REDUCE_MAX_AXES_AS_INPUT_SINCE:
-                reduce_max = helper.make_node("ReduceMax", [x, axes], [peak], keepdims=1)
-            else:
-                reduce_max = helper.make_node("ReduceMax", [x], [peak], axes=[axis], keepdims=1)
-            graph.replace(
-                [node],
-                [
-                    reduce_max,
-                    helper.make_node("Sub", [x, peak], [shifted]),
-                    helper.make_node("Exp", [shifted], [exp]),
-                    helper.make_node("ReduceSum", [exp, axes], [total], keepdims=1),
-                    helper.make_node("Div", [exp, total], [y]),
-                ],
-            )
-        return []
+    def applies_to(self, graph: Graph) -> bool:
+        return default_opset(graph.model) >= _AXIS_ALONE_SINCE
+
+    def rewrite(self, graph: Graph, node: onnx.NodeProto) -> None:
+        axis = _leading_axis(graph, node)
+        if axis is None:
+            return
+        x, y = node.input[0], node.output[0]
+        axes = graph.add_initializer(f"{y}_axes", np.array([axis], np.int64))
+        peak, shifted, exp, total = (
+            graph.unique_name(f"{y}_{part}") for part in ("max", "shifted", "exp", "sum")
+        )
+        if default_opset(graph.model) >= _REDUCE_MAX_AXES_AS_INPUT_SINCE:
+            reduce_max = helper.make_node("ReduceMax", [x, axes], [peak], keepdims=1)
+        else:
+            reduce_max = helper.make_node("ReduceMax", [x], [peak], axes=[axis], keepdims=1)
+        graph.replace(
+            [node],
+            [
+                reduce_max,
+                helper.make_node("Sub", [x, peak], [shifted]),
+                helper.make_node("Exp", [shifted], [exp]),
+                helper.make_node("ReduceSum", [exp, axes], [total], keepdims=1),
+                helper.make_node("Div", [exp, total], [y]),
+            ],
+        )
 
 
 def _leading_axis(graph: Graph, node: onnx.NodeProto) -> int | None:
