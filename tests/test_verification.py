@@ -325,14 +325,14 @@ def test_only_the_prologues_measured_no_faster_are_separated_again():
     assert not any(step.startswith("depthwise Conv before it") for step in second.fused)
 
 
-def with_constant_nodes(model):
-    """``model`` with its initializers written as Constant nodes, as paddle2onnx writes them."""
-    constants = [
-        helper.make_node("Constant", [], [tensor.name], value=tensor)
-        for tensor in model.graph.initializer
-    ]
-    nodes = [*constants, *model.graph.node]
-    del model.graph.initializer[:]
+def with_constant_nodes(model, names=None):
+    """``model`` with its initializers ``names`` (all where None) written as Constant nodes, as
+    paddle2onnx writes weights."""
+    moved = [t for t in model.graph.initializer if names is None or t.name in names]
+    nodes = [helper.make_node("Constant", [], [t.name], value=t) for t in moved]
+    for tensor in moved:
+        model.graph.initializer.remove(tensor)
+    nodes += model.graph.node
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return model
@@ -369,10 +369,7 @@ def test_a_separated_prologue_leaves_the_affine_its_sparse_conv_folded_in_the_we
     between = ("BatchNormalization", "HardSwish", "ChannelMul", "ChannelAdd")
     model = depthwise_separable_block(between=between)
     if affine_constants == "Constant nodes":
-        for name in ("d3_by", "d4_by"):
-            (tensor,) = [t for t in model.graph.initializer if t.name == name]
-            model.graph.node.insert(0, onnx.helper.make_node("Constant", [], [name], value=tensor))
-            model.graph.initializer.remove(tensor)
+        model = with_constant_nodes(model, {"d3_by", "d4_by"})
     result = verify_rewrite(model, rewrite_keeping(model), timer=PrologueTimer(0.99))
     assert op_types(result.model) == ["Conv", "BatchNormalization", "HardSwish", "SparseConv"]
     feeds = {"X": np.random.default_rng(0).standard_normal((2, 8, 11, 11)).astype(np.float32)}

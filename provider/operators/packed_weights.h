@@ -68,6 +68,17 @@ struct OutputAffine {
   std::vector<float> shift;
 };
 
+// `out` with the output affine's scale and shift from channel `channel` on, where the node has
+// one (`affine` not null).
+inline kernels::OutputBlock WithAffine(kernels::OutputBlock out, const OutputAffine* affine,
+                                       size_t channel) {
+  if (affine != nullptr) {
+    out.scale = affine->scale.data() + channel;
+    out.shift = affine->shift.data() + channel;
+  }
+  return out;
+}
+
 // The node's output affine from its attributes output_scale and output_shift (float [N] each),
 // or none when it has neither; throws std::invalid_argument for one without the other or another
 // shape.

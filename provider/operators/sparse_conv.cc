@@ -197,13 +197,6 @@ struct ConvJob {
     }
   }
 
-  const float* AffineScale(size_t channel) const {
-    return affine != nullptr ? affine->scale.data() + channel : nullptr;
-  }
-  const float* AffineShift(size_t channel) const {
-    return affine != nullptr ? affine->shift.data() + channel : nullptr;
-  }
-
   // Store of channels [chunk_begin, + chunk_channels) into `out_y`, NCHW with out_channels
   // channels, from its channel out_begin on.
   void StoreNchw(const float* acc, size_t acc_stride, size_t image, size_t first_pixel,
@@ -214,12 +207,10 @@ struct ConvJob {
     plan->ForEachOutputRun(first, first + rows, [&](size_t position, size_t length,
                                                     size_t pixel) {
       const size_t offset = image_offset + pixel;
-      const kernels::OutputBlock out = {out_y + offset,
-                                        residual != nullptr ? residual + offset : nullptr,
-                                        bias != nullptr ? bias + chunk_begin : nullptr,
-                                        pixels,
-                                        AffineScale(chunk_begin),
-                                        AffineShift(chunk_begin)};
+      const kernels::OutputBlock out =
+          WithAffine({out_y + offset, residual != nullptr ? residual + offset : nullptr,
+                      bias != nullptr ? bias + chunk_begin : nullptr, pixels},
+                     affine, chunk_begin);
       mk.store_channel_rows(acc + (position - first), acc_stride, length, chunk_channels, out,
                             epilogue);
     });
@@ -240,11 +231,11 @@ struct ConvJob {
         const size_t group = c0 / group_channels;
         const size_t end =
             std::min({chunk_end, (group + 1) * group_channels, c0 + kStoreChannels});
-        const kernels::OutputBlock out = {
-            y + ((image * groups + group) * pixels + first_pixel + pixel) * group_channels +
-                c0 % group_channels,
-            nullptr, bias != nullptr ? bias + c0 : nullptr, group_channels, AffineScale(c0),
-            AffineShift(c0)};
+        const kernels::OutputBlock out = WithAffine(
+            {y + ((image * groups + group) * pixels + first_pixel + pixel) * group_channels +
+                 c0 % group_channels,
+             nullptr, bias != nullptr ? bias + c0 : nullptr, group_channels},
+            affine, c0);
         mk.store_transposed(acc + (c0 - chunk_begin) * acc_stride + (position - first),
                             acc_stride, length, end - c0, out, epilogue);
         c0 = end;

@@ -37,10 +37,9 @@ struct Job {
 
   kernels::OutputBlock Output(size_t row, size_t channel) const {
     const size_t offset = row * n + channel;
-    return {y + offset, residual != nullptr ? residual + offset : nullptr,
-            bias != nullptr ? bias + channel : nullptr, n,
-            affine != nullptr ? affine->scale.data() + channel : nullptr,
-            affine != nullptr ? affine->shift.data() + channel : nullptr};
+    return WithAffine({y + offset, residual != nullptr ? residual + offset : nullptr,
+                       bias != nullptr ? bias + channel : nullptr, n},
+                      affine, channel);
   }
   size_t FirstGroup(size_t channel) const { return channel / block_size; }
   size_t EndGroup(size_t channel_end) const { return CeilDiv(channel_end, block_size); }
